@@ -1,0 +1,26 @@
+"""Activities: every piece of I/O the incident workflow needs, each idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from activities.configuration import ConfigurationActivities
+from activities.deadlines import plan_deadlines
+from activities.evidence import EvidenceActivities
+from activities.notifications import NotificationActivities
+from activities.publications import PublicationActivities
+from yuqing.settings import Settings
+
+
+def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..., Any]]:
+    """The activity functions a worker registers, bound to this process's settings and pool."""
+    return [
+        ConfigurationActivities(settings).load_configuration,
+        EvidenceActivities(pool).fix_evidence,
+        plan_deadlines,
+        NotificationActivities(pool).send_notification,
+        PublicationActivities(pool, settings.statement_base_url).publish_statement,
+    ]

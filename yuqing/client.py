@@ -1,0 +1,18 @@
+"""One way to connect to Temporal: the pydantic data converter and tracing on every client."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from yuqing.settings import Settings
+from yuqing.telemetry import tracing_interceptor
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=[tracing_interceptor()],
+    )

@@ -1,0 +1,229 @@
+"""Inputs and signal payloads: one pydantic model each, plain snake_case JSON on the wire.
+
+Workflow code validates signal payloads with these models itself (handlers receive raw JSON),
+so a malformed signal is refused *and recorded*, rather than dropped by the SDK's decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must carry a time zone (e.g. 2026-11-28T09:30:00+08:00)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+IncidentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class Model(BaseModel):
+    # Unknown fields are refused so that a misspelt field is named, not silently ignored.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class IntakeChannel(StrEnum):
+    media_monitor = "media_monitor"
+    weibo = "weibo"
+    wechat = "wechat"
+    forum = "forum"
+    newspaper = "newspaper"
+    tv = "tv"
+    radio = "radio"
+    hotline_12315 = "hotline_12315"
+    email = "email"
+    manual = "manual"
+
+
+class Sensitivity(StrEnum):
+    important = "important"  # 重要敏感负面舆情: report within 4 h
+    especially_major = "especially_major"  # 特别重大敏感负面舆情: report within 2 h
+
+
+class Grade(StrEnum):
+    general = "general"  # 一般
+    major = "major"  # 重大
+
+
+class Decision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class PublicationChannel(StrEnum):
+    website = "website"
+    weibo = "weibo"
+    wechat = "wechat"
+    press = "press"
+
+
+class EvidenceKind(StrEnum):
+    web_page = "web_page"
+    article_scan = "article_scan"
+    tv_frame = "tv_frame"
+    audio_clip = "audio_clip"
+    screenshot = "screenshot"
+    text = "text"
+    other = "other"
+
+
+class EvidenceItem(Model):
+    """One piece of evidence as captured; its content is fixed (stored and hashed) at intake."""
+
+    kind: EvidenceKind
+    source_url: str | None = None
+    captured_at: AwareDatetime | None = None
+    description: str = ""
+    content_text: str | None = None
+    content_base64: str | None = None
+
+    @model_validator(mode="after")
+    def _one_content(self) -> EvidenceItem:
+        if (self.content_text is None) == (self.content_base64 is None):
+            raise ValueError("give exactly one of content_text or content_base64")
+        if self.content_base64 is not None:
+            try:
+                base64.b64decode(self.content_base64, validate=True)
+            except binascii.Error as err:
+                raise ValueError(f"content_base64 is not valid base64: {err}") from err
+        return self
+
+    @property
+    def content(self) -> bytes:
+        if self.content_text is not None:
+            return self.content_text.encode("utf-8")
+        return base64.b64decode(self.content_base64 or "", validate=True)
+
+
+class Metrics(Model):
+    """The figures that grade an incident (SPEC §2.3). Counts only grow; lists accumulate."""
+
+    weibo_reposts: int = Field(default=0, ge=0)
+    districts: list[NonEmpty] = Field(default_factory=list)
+    beyond_city: bool = False
+    mainstream_media: list[NonEmpty] = Field(default_factory=list)
+
+    def merged(self, update: MetricsUpdate) -> Metrics:
+        return Metrics(
+            weibo_reposts=max(self.weibo_reposts, update.weibo_reposts or 0),
+            districts=_union(self.districts, update.districts),
+            beyond_city=self.beyond_city or bool(update.beyond_city),
+            mainstream_media=_union(self.mainstream_media, update.mainstream_media),
+        )
+
+
+def _union(old: list[str], new: list[str] | None) -> list[str]:
+    return old + [item for item in (new or []) if item not in old]
+
+
+class IncidentReport(Model):
+    """The workflow input: an incident as discovered on any intake channel (SPEC §2.1)."""
+
+    incident_id: IncidentId
+    title: NonEmpty
+    channel: IntakeChannel
+    reporter_id: NonEmpty
+    unit: NonEmpty = Field(description="the unit responsible for handling (roster unit key)")
+    sensitivity: Sensitivity
+    summary: str = ""
+    source_url: str | None = None
+    discovered_at: AwareDatetime | None = Field(
+        default=None, description="when the bureau discovered it; defaults to the workflow start"
+    )
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    metrics: Metrics = Field(default_factory=Metrics)
+
+
+class BasicFacts(Model):
+    time: NonEmpty
+    place: NonEmpty
+    units_involved: list[NonEmpty] = Field(min_length=1)
+    course: NonEmpty
+    outcome: NonEmpty
+
+
+class UpwardReport(Model):
+    """`submit_report`: the report to the leaders (SPEC §2.2); every element is required."""
+
+    reporter_id: NonEmpty
+    medium: NonEmpty
+    facts: BasicFacts
+    comment_tendency: NonEmpty
+
+
+class Assessment(Model):
+    """`submit_assessment`: the Office's assessment (SPEC §2.3)."""
+
+    assessor_id: NonEmpty
+    cross_district: bool = False
+    large_image_effect: bool = False
+    mainstream_media_exposure: bool = False
+    comment: str = ""
+
+
+class MetricsUpdate(Model):
+    """`update_metrics`: new figures from monitoring; may upgrade the incident."""
+
+    source: NonEmpty
+    weibo_reposts: int | None = Field(default=None, ge=0)
+    districts: list[NonEmpty] | None = None
+    beyond_city: bool | None = None
+    mainstream_media: list[NonEmpty] | None = None
+
+
+class DraftSubmission(Model):
+    """`submit_draft`: the unit's proposed statement; the workflow numbers the versions."""
+
+    author_id: NonEmpty
+    text: NonEmpty
+    channels: list[PublicationChannel] | None = Field(
+        default=None, min_length=1, description="defaults to the policy's channels"
+    )
+
+
+class LegalOpinion(Model):
+    """`legal_opinion`: Legal's opinion, shown to every approver; it does not gate."""
+
+    author_id: NonEmpty
+    opinion: NonEmpty
+    legal_basis: str = ""
+
+
+class Approval(Model):
+    """Payload of every approval signal (SPEC §5)."""
+
+    approver_id: NonEmpty
+    decision: Decision
+    draft_version: int = Field(ge=1)
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _reason_for_rejection(self) -> Approval:
+        if self.decision is Decision.reject and not self.comment:
+            raise ValueError("a rejection must give its reason in comment")
+        return self
+
+
+class CloseIncident(Model):
+    """`close_incident`: the leading group declares the incident over (SPEC §2.8)."""
+
+    closed_by: NonEmpty
+    reason: NonEmpty
+
+
+class Review(Model):
+    """`submit_review`: what happened, what worked, what to change (SPEC §2.9)."""
+
+    author_id: NonEmpty
+    what_happened: NonEmpty
+    what_worked: NonEmpty
+    what_to_change: NonEmpty

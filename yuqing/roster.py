@@ -1,0 +1,123 @@
+"""Who may act, in which role, for which unit (SPEC §1). Loaded from a file, never hard-coded."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from yuqing.roles import PER_UNIT_ROLES, Role
+
+
+class RosterError(ValueError):
+    """The roster file cannot be used; the message names the file and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleGrant(_Strict):
+    role: Role
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _unit_where_needed(self) -> RoleGrant:
+        if self.role in PER_UNIT_ROLES and not self.unit:
+            raise ValueError(f"role {self.role} is held for a unit: give its unit")
+        return self
+
+
+class Person(_Strict):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    email: str | None = None
+    roles: list[RoleGrant] = Field(min_length=1)
+
+
+class Contact(_Strict):
+    """A body outside the bureau that receives notices (propaganda department, police …)."""
+
+    role: Role
+    name: str
+    email: str | None = None
+
+
+class Roster(_Strict):
+    version: str = Field(min_length=1)
+    people: list[Person]
+    contacts: list[Contact] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Roster:
+        seen: set[str] = set()
+        for person in self.people:
+            if person.id in seen:
+                raise ValueError(f"person id {person.id!r} appears twice")
+            seen.add(person.id)
+        return self
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.people if p.id == person_id), None)
+
+    def holds(self, person_id: str, role: Role, unit: str | None = None) -> bool:
+        person = self.person(person_id)
+        if person is None:
+            return False
+        return any(
+            grant.role == role and (role not in PER_UNIT_ROLES or grant.unit == unit)
+            for grant in person.roles
+        )
+
+    def role_refusal(self, person_id: str, role: Role, unit: str) -> str | None:
+        """Why `person_id` may not act as `role` on an incident of `unit`, or None if they may."""
+        person = self.person(person_id)
+        if person is None:
+            return f"{person_id!r} is not in the roster"
+        if self.holds(person_id, role, unit):
+            return None
+        if role in PER_UNIT_ROLES and any(g.role == role for g in person.roles):
+            units = ", ".join(sorted(g.unit or "" for g in person.roles if g.role == role))
+            return f"{person_id} is {role} of {units}, not of {unit}"
+        return f"{person_id} does not hold the role {role}"
+
+    def recipients(self, roles: list[Role], unit: str) -> list[Recipient]:
+        """Everyone a notice to `roles` reaches, for an incident of `unit`, each once."""
+        found: dict[str, Recipient] = {}
+        for role in roles:
+            for person in self.people:
+                if self.holds(person.id, role, unit) and person.id not in found:
+                    found[person.id] = Recipient(
+                        id=person.id, name=person.name, role=role, email=person.email
+                    )
+            for contact in self.contacts:
+                key = f"contact:{contact.role}"
+                if contact.role == role and key not in found:
+                    found[key] = Recipient(
+                        id=key, name=contact.name, role=role, email=contact.email
+                    )
+        return list(found.values())
+
+
+class Recipient(_Strict):
+    id: str
+    name: str
+    role: Role
+    email: str | None = None
+
+
+def load_roster(path: Path) -> Roster:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise RosterError(f"roster file {path} does not exist") from err
+    except tomllib.TOMLDecodeError as err:
+        raise RosterError(f"roster file {path} is not valid TOML: {err}") from err
+    try:
+        return Roster.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise RosterError(f"roster file {path} is invalid: {problems}") from err

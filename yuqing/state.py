@@ -1,0 +1,203 @@
+"""The incident as the `state` query returns it (SPEC §5): one model, kept by the workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from yuqing.models import (
+    Assessment,
+    Decision,
+    Grade,
+    IntakeChannel,
+    LegalOpinion,
+    Metrics,
+    PublicationChannel,
+    Review,
+    Sensitivity,
+    UpwardReport,
+)
+from yuqing.roles import Role
+
+
+class Stage(StrEnum):
+    discovered = "discovered"
+    reported = "reported"
+    assessed = "assessed"
+    handling = "handling"
+    approving = "approving"
+    published = "published"
+    monitoring = "monitoring"
+    closed = "closed"
+    reviewed = "reviewed"
+
+
+class DeadlineStatus(StrEnum):
+    pending = "pending"
+    met = "met"
+    breached = "breached"
+
+
+class DraftStatus(StrEnum):
+    in_review = "in_review"
+    returned = "returned"
+    superseded = "superseded"
+    approved = "approved"
+    published = "published"
+
+
+class FixedEvidence(BaseModel):
+    evidence_id: str
+    kind: str
+    source_url: str | None
+    description: str
+    captured_at: datetime
+    sha256: str
+    size_bytes: int
+
+
+class Deadline(BaseModel):
+    key: str
+    title: str
+    clock: str
+    starts_at: datetime
+    due_at: datetime
+    reminders_at: list[datetime]
+    remind: list[Role]
+    escalate_to: list[Role]
+    responsible_unit: str
+    responsible_person: str | None
+    policy_version: str
+    status: DeadlineStatus = DeadlineStatus.pending
+    met_at: datetime | None = None
+    breached_at: datetime | None = None
+
+    @property
+    def late_by(self) -> timedelta | None:
+        if self.status is DeadlineStatus.breached and self.met_at is not None:
+            return self.met_at - self.due_at
+        return None
+
+
+class Draft(BaseModel):
+    version: int
+    author_id: str
+    text: str
+    channels: list[PublicationChannel]
+    submitted_at: datetime
+    status: DraftStatus = DraftStatus.in_review
+    returned_reason: str | None = None
+
+
+class ApprovalRecord(BaseModel):
+    signal: str
+    role: Role
+    approver_id: str
+    decision: Decision
+    draft_version: int
+    comment: str
+    at: datetime
+    void: bool = False
+    void_reason: str | None = None
+
+
+class Publication(BaseModel):
+    channel: PublicationChannel
+    draft_version: int
+    address: str
+    content_sha256: str
+    published_at: datetime
+    idempotency_key: str
+
+
+class Notification(BaseModel):
+    idempotency_key: str
+    kind: str
+    subject: str
+    recipients: list[str]
+    channel: str
+    result: str
+    sent_at: datetime
+
+
+class GradeChange(BaseModel):
+    grade: Grade
+    criteria: list[str]
+    by: str
+    reason: str
+    at: datetime
+
+
+class TrailEntry(BaseModel):
+    """One line of the decision trail: an input, a decision or an outcome, and who made it."""
+
+    at: datetime
+    kind: str
+    actor: str | None = None
+    role: str | None = None
+    detail: str
+    signal: str | None = None
+    refused: bool = False
+
+
+class IncidentState(BaseModel):
+    incident_id: str
+    workflow_id: str
+    title: str
+    channel: IntakeChannel
+    unit: str
+    reporter_id: str
+    summary: str
+    source_url: str | None
+    sensitivity: Sensitivity
+    discovered_at: datetime
+    policy_version: str | None = None
+    roster_version: str | None = None
+    stage: Stage = Stage.discovered
+    grade: Grade | None = None
+    grade_criteria: list[str] = Field(default_factory=list)
+    grade_history: list[GradeChange] = Field(default_factory=list)
+    metrics: Metrics = Field(default_factory=Metrics)
+    evidence: list[FixedEvidence] = Field(default_factory=list)
+    report: UpwardReport | None = None
+    reported_at: datetime | None = None
+    assessment: Assessment | None = None
+    legal_opinions: list[LegalOpinion] = Field(default_factory=list)
+    deadlines: list[Deadline] = Field(default_factory=list)
+    drafts: list[Draft] = Field(default_factory=list)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    publications: list[Publication] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    review: Review | None = None
+    trail: list[TrailEntry] = Field(default_factory=list)
+
+    @property
+    def current_draft(self) -> Draft | None:
+        return self.drafts[-1] if self.drafts else None
+
+    def deadline(self, key: str) -> Deadline | None:
+        return next((d for d in self.deadlines if d.key == key), None)
+
+    @property
+    def refusals(self) -> list[TrailEntry]:
+        return [entry for entry in self.trail if entry.refused]
+
+
+class IncidentSummary(BaseModel):
+    """What the workflow returns when the incident is reviewed."""
+
+    incident_id: str
+    grade: Grade | None
+    grade_criteria: list[str]
+    policy_version: str | None
+    discovered_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    deadlines: dict[str, DeadlineStatus]
+    publications: int
+    notifications: int
+    refused_signals: int
