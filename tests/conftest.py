@@ -87,7 +87,11 @@ async def driver(
     """A real worker on a fresh task queue, and a driver for one incident at a time."""
     task_queue = f"test-{uuid.uuid4()}"
     async with create_worker(env.client, pool, settings, task_queue=task_queue):
-        yield IncidentDriver(env, pool, task_queue)
+        incident = IncidentDriver(env, pool, task_queue)
+        yield incident
+        # A workflow left running would wait on a queue nobody polls, and the shared
+        # time-skipping server does not move its clock past a task that nobody takes.
+        await incident.terminate_if_running()
 
 
 def pytest_configure(config: pytest.Config) -> None:

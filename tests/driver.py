@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.incident import IncidentWorkflow
@@ -150,9 +150,16 @@ class IncidentDriver:
         path = HISTORIES / f"{name}.json"
         path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
+    async def terminate_if_running(self) -> None:
+        if self.handle is None:
+            return
+        description = await self.handle.describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            await self.handle.terminate("test finished")
+
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None
         incident_id = self.handle.id.removeprefix("incident-")
         return await self.pool.fetch(
-            f"SELECT * FROM {table} WHERE incident_id = $1", incident_id  # noqa: S608
+            f"SELECT * FROM {table} WHERE incident_id = $1", incident_id
         )

@@ -38,6 +38,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from yuqing.log import configure as configure_logging
 from yuqing.search_attributes import CLI_TYPES
 from yuqing.settings import PROJECT_ROOT, Settings
 
@@ -301,6 +302,9 @@ def _check_port_free(host: str, port: int, what: str) -> None:
     # Without this, a server already on the port would answer our readiness probe and we would
     # mistake it for the one we just started.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server itself (Go) does, so connections of a previous run in TIME_WAIT do not
+        # count as "in use"; a live listener still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as err:
@@ -700,9 +704,7 @@ def cli() -> None:
     parser.add_argument("--headless", action="store_true", help="do not serve the Temporal web UI")
     args = parser.parse_args()
 
-    from yuqing import log as yuqing_log
-
-    yuqing_log.configure()
+    configure_logging()
     try:
         asyncio.run(
             serve(args.data_dir, port=args.port, ui_port=args.ui_port, headless=args.headless)
