@@ -8,6 +8,7 @@ import asyncpg
 import structlog
 from temporalio import activity
 
+from yuqing.db import fetch_one
 from yuqing.effects import FixedEvidenceList, FixEvidence
 from yuqing.state import FixedEvidence
 
@@ -42,8 +43,8 @@ class EvidenceActivities:
                     len(content),
                     item.captured_at or stored_at,
                 )
-                row = await conn.fetchrow(
-                    "SELECT * FROM evidence WHERE evidence_id = $1", evidence_id
+                row = await fetch_one(
+                    conn, "SELECT * FROM evidence WHERE evidence_id = $1", evidence_id
                 )
                 fixed.append(
                     FixedEvidence(

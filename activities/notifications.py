@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 from temporalio import activity
 
+from yuqing.db import fetch_one
 from yuqing.effects import SendNotification
 from yuqing.state import Notification
 
@@ -42,12 +43,14 @@ class NotificationActivities:
                 json.dumps(recipients, ensure_ascii=False),
                 OUTBOX_CHANNEL,
             )
-            row = await conn.fetchrow(
+            row = await fetch_one(
+                conn,
                 "SELECT * FROM notification_outbox WHERE idempotency_key = $1 FOR UPDATE",
                 request.idempotency_key,
             )
             if row["status"] != "sent":
-                row = await conn.fetchrow(
+                row = await fetch_one(
+                    conn,
                     "UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1,"
                     " result = $2, sent_at = now() WHERE idempotency_key = $1 RETURNING *",
                     request.idempotency_key,

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from yuqing.chain import chain_complete, missing_steps
+from yuqing.db import fetch_one
 from yuqing.effects import PublishStatement
 from yuqing.state import Publication
 
@@ -61,8 +62,10 @@ class PublicationActivities:
                 hashlib.sha256(request.text.encode("utf-8")).hexdigest(),
                 json.dumps(approvals, ensure_ascii=False),
             )
-            row = await conn.fetchrow(
-                "SELECT * FROM publications WHERE idempotency_key = $1", request.idempotency_key
+            row = await fetch_one(
+                conn,
+                "SELECT * FROM publications WHERE idempotency_key = $1",
+                request.idempotency_key,
             )
         log.info(
             "statement published",

@@ -22,7 +22,7 @@ from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
 from yuqing.settings import Settings
-from yuqing.stack import EmbeddedPostgres, start_postgres
+from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 
 _INDEXED = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -96,3 +96,16 @@ async def driver(
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("YUQING_TEST", "1")
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[TemporalDevServer]:
+    """The same Temporal dev server the run command starts, in memory, on free ports."""
+    server = await start_temporal(
+        Path(tempfile.mkdtemp(prefix="yuqing-test-temporal-")),
+        port=0,
+        headless=True,
+        persist=False,
+    )
+    yield server
+    await server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.incident import IncidentWorkflow
@@ -42,7 +43,7 @@ def report(**overrides: Any) -> IncidentReport:
                 "kind": "screenshot",
                 "source_url": "https://weibo.example/1234567890",
                 "description": "the post with its photos",
-                "content_base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==",
+                "content_base64": base64.b64encode(b"\x89PNG screenshot bytes").decode(),
             },
             {"kind": "web_page", "content_text": "<html>原帖内容</html>"},
         ],
@@ -75,14 +76,17 @@ def approval(approver: str, version: int, decision: str = "approve", comment: st
 
 
 class IncidentDriver:
-    def __init__(self, env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
-        self.env = env
+    def __init__(
+        self, env: WorkflowEnvironment | Client, pool: asyncpg.Pool, task_queue: str
+    ) -> None:
+        self.env = env if isinstance(env, WorkflowEnvironment) else None
+        self.client = env.client if isinstance(env, WorkflowEnvironment) else env
         self.pool = pool
         self.task_queue = task_queue
         self.handle: WorkflowHandle[IncidentWorkflow, IncidentSummary] | None = None
 
     async def start(self, incident: IncidentReport) -> IncidentState:
-        self.handle = await self.env.client.start_workflow(
+        self.handle = await self.client.start_workflow(
             IncidentWorkflow.run,
             incident,
             id=incident_workflow_id(incident.incident_id),
@@ -118,9 +122,7 @@ class IncidentDriver:
         assert self.handle is not None
         before = len((await self.state()).trail)
         await self.handle.signal(signal, payload)
-        state = await self.until(
-            lambda s: any(e.signal == signal for e in s.trail[before:])
-        )
+        state = await self.until(lambda s: any(e.signal == signal for e in s.trail[before:]))
         return next(e for e in state.trail[before:] if e.signal == signal)
 
     async def accepted(self, signal: str, payload: Any) -> TrailEntry:
@@ -134,6 +136,7 @@ class IncidentDriver:
         return entry
 
     async def sleep(self, duration: timedelta) -> None:
+        assert self.env is not None, "only the time-skipping server can make time pass"
         await self.env.sleep(duration)
 
     async def result(self) -> IncidentSummary:
@@ -160,6 +163,4 @@ class IncidentDriver:
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None
         incident_id = self.handle.id.removeprefix("incident-")
-        return await self.pool.fetch(
-            f"SELECT * FROM {table} WHERE incident_id = $1", incident_id
-        )
+        return await self.pool.fetch(f"SELECT * FROM {table} WHERE incident_id = $1", incident_id)

@@ -54,8 +54,9 @@ async def test_statement_deadline_missed(driver: IncidentDriver) -> None:
 
     await driver.sleep(timedelta(hours=24, minutes=1))
     state = await driver.until(
-        lambda s: any(n.idempotency_key.endswith("publish_statement/escalation")
-                      for n in s.notifications)
+        lambda s: any(
+            n.idempotency_key.endswith("publish_statement/escalation") for n in s.notifications
+        )
     )
     statuses = {d.key: d.status for d in state.deadlines}
     assert statuses == {"report_important": "met", "publish_statement": "breached"}

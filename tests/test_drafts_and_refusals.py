@@ -79,24 +79,39 @@ async def test_wrong_approvals_refused_and_recorded(driver: IncidentDriver) -> N
 
     cases = [
         # The head of another unit.
-        ("unit_head_approval", approval("liu.yang", 1),
-         "liu.yang is unit_head of qingxiu-branch, not of xixiangtang-branch"),
+        (
+            "unit_head_approval",
+            approval("liu.yang", 1),
+            "liu.yang is unit_head of qingxiu-branch, not of xixiangtang-branch",
+        ),
         # Someone without the role.
         ("unit_head_approval", approval("chen.jing", 1), "chen.jing does not hold the role"),
         # Someone not in the roster at all.
         ("unit_head_approval", approval("stranger", 1), "'stranger' is not in the roster"),
         # A draft that does not exist.
-        ("unit_head_approval", approval("huang.wei", 7),
-         "draft version 7 is not the current draft (version 1)"),
+        (
+            "unit_head_approval",
+            approval("huang.wei", 7),
+            "draft version 7 is not the current draft (version 1)",
+        ),
         # Out of order: the publicity lead before the unit head.
         ("publicity_lead_approval", approval("zhou.min", 1), "must come before"),
         # Malformed: no draft version, a decision that is not one, a rejection with no reason.
-        ("unit_head_approval", {"approver_id": "huang.wei", "decision": "approve"},
-         "draft_version: Field required"),
-        ("unit_head_approval", {**approval("huang.wei", 1), "decision": "maybe"},
-         "decision: Input should be 'approve' or 'reject'"),
-        ("unit_head_approval", approval("huang.wei", 1, "reject"),
-         "a rejection must give its reason in comment"),
+        (
+            "unit_head_approval",
+            {"approver_id": "huang.wei", "decision": "approve"},
+            "draft_version: Field required",
+        ),
+        (
+            "unit_head_approval",
+            {**approval("huang.wei", 1), "decision": "maybe"},
+            "decision: Input should be 'approve' or 'reject'",
+        ),
+        (
+            "unit_head_approval",
+            approval("huang.wei", 1, "reject"),
+            "a rejection must give its reason in comment",
+        ),
         ("unit_head_approval", "yes", "Input should be a valid dictionary"),
         # A signal the plan does not have.
         ("approve_everything", {"approver_id": "tang.guo"}, "not a signal this incident takes"),
@@ -154,9 +169,15 @@ async def test_nothing_published_before_the_chain_is_complete(
         text="未经审定",
         grade=Grade.general,
         approvals=[
-            ApprovalRecord(signal="unit_head_approval", role=Role.unit_head,
-                           approver_id="huang.wei", decision=Decision.approve, draft_version=1,
-                           comment="", at=datetime.now(UTC)),
+            ApprovalRecord(
+                signal="unit_head_approval",
+                role=Role.unit_head,
+                approver_id="huang.wei",
+                decision=Decision.approve,
+                draft_version=1,
+                comment="",
+                at=datetime.now(UTC),
+            ),
         ],
         policy=load_policy(settings.policy_path),
     )
@@ -166,4 +187,3 @@ async def test_nothing_published_before_the_chain_is_complete(
     assert refused.value.non_retryable
     assert "publicity lead approves" in str(refused.value)
     assert await driver.rows("publications") == []
-

@@ -8,9 +8,7 @@ from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 async def test_major_incident_three_step_chain_and_mandatory_notice(
     driver: IncidentDriver,
 ) -> None:
-    await driver.start(
-        report(sensitivity="especially_major", metrics={"weibo_reposts": 35})
-    )
+    await driver.start(report(sensitivity="especially_major", metrics={"weibo_reposts": 35}))
     await driver.accepted("submit_report", UPWARD_REPORT)
     await driver.accepted(
         "submit_assessment",

@@ -69,12 +69,11 @@ class IncidentWorkflow:
         self._incident: Incident | None = None
         self._search: dict[str, object] = {}
         self._input_error: str | None = None
+        self._state: IncidentState | None = None
         try:
             self._report = IncidentReport.model_validate(report)
         except ValidationError as err:
             self._input_error = f"the IncidentReport is malformed: {describe(err)}"
-            self._report = IncidentReport.model_construct()
-            self._state = None
             return
         self._state = IncidentState(
             incident_id=self._report.incident_id,

@@ -7,6 +7,7 @@ from importlib import resources
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger(__name__)
 
@@ -63,3 +64,13 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     if applied_now:
         log.info("database migrated", applied=applied_now)
     return applied_now
+
+
+async def fetch_one(
+    conn: asyncpg.Connection | PoolConnectionProxy, sql: str, *args: object
+) -> asyncpg.Record:
+    """The one row a query must return; an absent row is a bug, so it raises."""
+    row = await conn.fetchrow(sql, *args)
+    if row is None:
+        raise LookupError(f"no row for {sql!r} with {args!r}")
+    return row
