@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.notifications import NotificationActivities
     from activities.publications import PublicationActivities
-    from yuqing import INCIDENT_WORKFLOW, search_attributes
+    from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decisions import Incident, Notify, Outcome, Publish, describe
     from yuqing.effects import (
         FixEvidence,
@@ -157,6 +157,15 @@ class IncidentWorkflow:
         if self._state is None:
             raise ApplicationError(
                 self._input_error or "malformed input", type="InvalidReport", non_retryable=True
+            )
+        expected_id = incident_workflow_id(self._state.incident_id)
+        if self._state.workflow_id != expected_id:
+            # Keys of notices and publications derive from the id: keep it the contract's.
+            raise ApplicationError(
+                f"workflow id {self._state.workflow_id!r} does not match the incident: "
+                f"start it as {expected_id!r}",
+                type="InvalidReport",
+                non_retryable=True,
             )
         incident = await self._intake(self._state)
         self._incident = incident

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from yuqing.chain import approval_refusal, chain_complete
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.models import (
+    SIGNAL_PAYLOADS,
     Approval,
     Assessment,
     CloseIncident,
@@ -92,17 +93,18 @@ class Incident:
         self.roster = roster
         # The signal being decided: every trail entry it causes names it.
         self._signal: str | None = None
-        self._decide: dict[str, tuple[type[BaseModel], Callable[[Any, datetime], Outcome]]] = {
-            "submit_report": (UpwardReport, self._submit_report),
-            "submit_assessment": (Assessment, self._submit_assessment),
-            "update_metrics": (MetricsUpdate, self._update_metrics),
-            "submit_draft": (DraftSubmission, self._submit_draft),
-            "legal_opinion": (LegalOpinion, self._legal_opinion),
-            "close_incident": (CloseIncident, self._close_incident),
-            "submit_review": (Review, self._submit_review),
+        decide: dict[str, Callable[[Any, datetime], Outcome]] = {
+            "submit_report": self._submit_report,
+            "submit_assessment": self._submit_assessment,
+            "update_metrics": self._update_metrics,
+            "submit_draft": self._submit_draft,
+            "legal_opinion": self._legal_opinion,
+            "close_incident": self._close_incident,
+            "submit_review": self._submit_review,
         }
         for signal in APPROVAL_SIGNALS:
-            self._decide[signal] = (Approval, self._approval_for(signal))
+            decide[signal] = self._approval_for(signal)
+        self._decide = {name: (SIGNAL_PAYLOADS[name], fn) for name, fn in decide.items()}
 
     # -- entry point -------------------------------------------------------------------------
 

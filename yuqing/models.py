@@ -227,3 +227,19 @@ class Review(Model):
     what_happened: NonEmpty
     what_worked: NonEmpty
     what_to_change: NonEmpty
+
+
+# The payload model of each signal of SPEC §5 that this version decides.
+SIGNAL_PAYLOADS: dict[str, type[Model]] = {
+    "submit_report": UpwardReport,
+    "submit_assessment": Assessment,
+    "update_metrics": MetricsUpdate,
+    "submit_draft": DraftSubmission,
+    "legal_opinion": LegalOpinion,
+    "unit_head_approval": Approval,
+    "section_head_review": Approval,
+    "publicity_lead_approval": Approval,
+    "leadership_group_approval": Approval,
+    "close_incident": CloseIncident,
+    "submit_review": Review,
+}
