@@ -7,7 +7,10 @@ is meant to be compatible and is guarded by `workflow.patched`: old histories mu
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -15,6 +18,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.incident import IncidentWorkflow
+
+
+def workflow_id(history: dict[str, Any]) -> str:
+    """The id the workflow ran under, from the incident id in its recorded input."""
+    started = history["events"][0]["workflowExecutionStartedEventAttributes"]
+    payload = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    return f"incident-{payload['incident_id']}"
+
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -36,6 +47,6 @@ def test_histories_are_saved() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     text = path.read_text()  # noqa: ASYNC240 - a small local file, read once
-    history = WorkflowHistory.from_json(f"incident-{path.stem}", text)
+    history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
     replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
