@@ -18,7 +18,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import all_activities
+from activities.post_deadlines import PostDeadlineActivities
 from workflows.incident import IncidentWorkflow
+from workflows.post import NetizenPostWorkflow
 from yuqing import db, log
 from yuqing.client import connect
 from yuqing.policy import load_policy
@@ -29,10 +31,17 @@ logger = structlog.get_logger("yuqing.worker")
 
 
 def check_configuration(settings: Settings) -> None:
-    """Refuse to start on a malformed policy or roster: better now than at the first incident."""
+    """Refuse to start on a malformed policy, roster or calendar: better now than mid-incident."""
     policy = load_policy(settings.policy_path)
     roster = load_roster(settings.roster_path)
-    logger.info("configuration loaded", policy=policy.version, roster=roster.version)
+    calendar = PostDeadlineActivities(settings).calendar()
+    logger.info(
+        "configuration loaded",
+        policy=policy.version,
+        roster=roster.version,
+        calendar=calendar.version,
+        calendar_sources=list(calendar.sources),
+    )
 
 
 def create_worker(
@@ -46,7 +55,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, NetizenPostWorkflow],
         activities=all_activities(settings, pool),
         # Activities are all async; the executor is only for the SDK's own sync needs.
         activity_executor=ThreadPoolExecutor(max_workers=4),

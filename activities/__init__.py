@@ -11,6 +11,7 @@ from activities.configuration import ConfigurationActivities
 from activities.deadlines import plan_deadlines
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
+from activities.post_deadlines import PostDeadlineActivities
 from activities.publications import PublicationActivities
 from yuqing.settings import Settings
 
@@ -23,4 +24,5 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         plan_deadlines,
         NotificationActivities(pool).send_notification,
         PublicationActivities(pool, settings.statement_base_url).publish_statement,
+        PostDeadlineActivities(settings).plan_post_deadline,
     ]

@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
-from yuqing.decisions import describe
+from yuqing.decider import describe
 from yuqing.models import SIGNAL_PAYLOADS, IncidentReport
 from yuqing.state import IncidentState, IncidentSummary, TrailEntry
 

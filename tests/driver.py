@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.incident import IncidentWorkflow
@@ -136,8 +137,29 @@ class IncidentDriver:
         return entry
 
     async def sleep(self, duration: timedelta) -> None:
-        assert self.env is not None, "only the time-skipping server can make time pass"
-        await self.env.sleep(duration)
+        """Let `duration` pass on the time-skipping server, once the incident is idle."""
+        env = self.env
+        assert env is not None, "only the time-skipping server can make time pass"
+        await self.settle()
+        target = await env.get_current_time() + duration
+        while (remaining := target - await env.get_current_time()) > timedelta(0):
+            try:
+                await env.sleep(remaining)
+            except RPCError:
+                # The test server now and then drops a long skip after ~30 s (an HTTP/2
+                # error); the clock has moved part of the way, so skip the rest.
+                continue
+
+    async def settle(self) -> None:
+        """Wait until the workflow has no workflow task or activity in flight."""
+        assert self.handle is not None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + PATIENCE
+        while loop.time() < give_up:
+            raw = (await self.handle.describe()).raw_description
+            if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
+                return
+            await asyncio.sleep(POLL)
 
     async def result(self) -> IncidentSummary:
         assert self.handle is not None
@@ -154,11 +176,18 @@ class IncidentDriver:
         path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
     async def terminate_if_running(self) -> None:
+        """End a workflow the test left running, once its activities in flight are done.
+
+        The time-skipping server keeps its clock still while an activity is in flight, and an
+        activity cut off by a termination holds it until the activity's timeout, which would
+        stall the next test's `env.sleep`.
+        """
         if self.handle is None:
             return
-        description = await self.handle.describe()
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            await self.handle.terminate("test finished")
+        if (await self.handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await self.settle()
+        await self.handle.terminate("test finished")
 
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RawValue, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -26,30 +27,23 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.notifications import NotificationActivities
     from activities.publications import PublicationActivities
+    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, settled_by
+    from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
-    from yuqing.decisions import Incident, Notify, Outcome, Publish, describe
+    from yuqing.decider import describe
+    from yuqing.decisions import POST_STATUS_SIGNAL, Incident
     from yuqing.effects import (
         FixEvidence,
         LoadConfiguration,
         PlanDeadlines,
+        PostStart,
         PublishStatement,
         SendNotification,
     )
     from yuqing.models import IncidentReport
+    from yuqing.outcomes import Notify, Outcome, Publish, SignalPosts, StartPost
     from yuqing.roles import Role
-    from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary
-
-QUICK = timedelta(seconds=30)
-# A notice or a publication must not be lost while a channel is down: retry without end,
-# backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
-DELIVERY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["ApprovalChainIncomplete"],
-)
-# A malformed policy or roster file waits for someone to mend it; one try a minute is enough.
-CONFIG_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+    from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary, PostState
 
 
 @dataclass(frozen=True)
@@ -68,6 +62,8 @@ class IncidentWorkflow:
         self._effects: set[asyncio.Task[None]] = set()
         self._incident: Incident | None = None
         self._search: dict[str, object] = {}
+        self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
+        self._responsible: str | None = None
         self._input_error: str | None = None
         self._state: IncidentState | None = None
         try:
@@ -136,6 +132,19 @@ class IncidentWorkflow:
     def leadership_group_approval(self, payload: Any = None) -> None:
         self._receive("leadership_group_approval", payload)
 
+    @workflow.signal(name="netizen_post")
+    def netizen_post(self, payload: Any = None) -> None:
+        self._receive("netizen_post", payload)
+
+    @workflow.signal(name="calendar_changed")
+    def calendar_changed(self, payload: Any = None) -> None:
+        self._receive("calendar_changed", payload)
+
+    @workflow.signal(name=POST_STATUS_SIGNAL)
+    def post_status(self, payload: Any = None) -> None:
+        # Sent by this incident's own NetizenPostWorkflow children.
+        self._receive(POST_STATUS_SIGNAL, payload)
+
     @workflow.signal(name="close_incident")
     def close_incident(self, payload: Any = None) -> None:
         self._receive("close_incident", payload)
@@ -200,6 +209,7 @@ class IncidentWorkflow:
                 type="UnknownUnit",
                 non_retryable=True,
             )
+        self._responsible = heads[0].id
         state.policy_version = policy.version
         state.roster_version = roster.version
         incident = Incident(state, policy, roster)
@@ -240,24 +250,13 @@ class IncidentWorkflow:
             return current is None or current.status is not DeadlineStatus.pending
 
         for index, moment in enumerate(deadline.reminders_at, start=1):
-            if await self._settled_by(moment, settled, f"reminder {index}: {deadline.title}"):
+            if await settled_by(moment, settled, f"reminder {index}: {deadline.title}"):
                 return
             self._carry_out(incident.deadline_reminder(key, index))
-        if await self._settled_by(deadline.due_at, settled, deadline.title):
+        if await settled_by(deadline.due_at, settled, deadline.title):
             return
         self._carry_out(incident.deadline_breached(key, workflow.now()))
         self._publish_search_attributes()
-
-    @staticmethod
-    async def _settled_by(moment: datetime, settled: Any, summary: str) -> bool:
-        remaining = moment - workflow.now()
-        if remaining <= timedelta(0):
-            return bool(settled())
-        try:
-            await workflow.wait_condition(settled, timeout=remaining, timeout_summary=summary)
-        except TimeoutError:
-            return bool(settled())
-        return True
 
     # -- side effects ---------------------------------------------------------------------------
 
@@ -267,6 +266,10 @@ class IncidentWorkflow:
                 self._spawn(self._notify(effect))
             elif isinstance(effect, Publish):
                 self._spawn(self._publish(effect))
+            elif isinstance(effect, StartPost):
+                self._spawn(self._run_post(effect))
+            elif isinstance(effect, SignalPosts):
+                self._spawn(self._signal_posts(effect))
         workflow.set_current_details(self._details())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -324,6 +327,37 @@ class IncidentWorkflow:
         incident.published(publish.draft_version, list(publications), workflow.now())
         self._publish_search_attributes()
         workflow.set_current_details(self._details())
+
+    async def _run_post(self, start: StartPost) -> None:
+        incident = self._incident
+        assert incident is not None
+        post = incident.state.post(start.post_id)
+        assert post is not None
+        handle = await workflow.start_child_workflow(
+            NetizenPostWorkflow.run,
+            PostStart(
+                post=post,
+                policy=incident.policy,
+                roster=incident.roster,
+                responsible_person=self._responsible,
+            ),
+            id=post.workflow_id,
+            static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
+        )
+        self._posts[start.post_id] = handle
+        final = await handle
+        self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    async def _signal_posts(self, effect: SignalPosts) -> None:
+        for post_id in effect.post_ids:
+            # The child may still be starting when the signal for it is decided.
+            await workflow.wait_condition(lambda: post_id in self._posts)  # noqa: B023
+            try:
+                await self._posts[post_id].signal(effect.signal, effect.payload)
+            except Exception:  # the post finished meanwhile; nothing is left to change
+                workflow.logger.info(
+                    "post already finished", extra={"post_id": post_id, "signal": effect.signal}
+                )
 
     # -- what the Temporal UI shows --------------------------------------------------------------
 

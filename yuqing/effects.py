@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy
+from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
-from yuqing.state import ApprovalRecord, Deadline, FixedEvidence
+from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState
 
 
 class LoadConfiguration(BaseModel):
@@ -62,3 +63,35 @@ class PublishStatement(BaseModel):
     grade: Grade
     approvals: list[ApprovalRecord]
     policy: Policy
+
+
+class PlanPostDeadline(BaseModel):
+    """A working-time deadline of a post: `working_hours` or `working_days` from `starts_at`."""
+
+    incident_id: str
+    post_id: str
+    key: str
+    title: str
+    starts_at: datetime
+    working_hours: float | None = None
+    working_days: int | None = None
+    remind: list[Role]
+    escalate_to: list[Role]
+    unit: str
+    responsible_person: str | None
+    policy: Policy
+
+
+class PlannedPostDeadline(BaseModel):
+    deadline: Deadline
+    # Set when a year on the way had no official schedule and Monday–Friday stood in for it.
+    provisional_note: str | None = None
+
+
+class PostStart(BaseModel):
+    """The input of a NetizenPostWorkflow: the post as received, and the incident's rules."""
+
+    post: PostState
+    policy: Policy
+    roster: Roster
+    responsible_person: str | None

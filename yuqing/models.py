@@ -218,6 +218,10 @@ class CloseIncident(Model):
 
     closed_by: NonEmpty
     reason: NonEmpty
+    open_posts: dict[str, NonEmpty] = Field(
+        default_factory=dict,
+        description="posts left unanswered, each with why; only the leading group may do this",
+    )
 
 
 class Review(Model):
@@ -229,6 +233,60 @@ class Review(Model):
     what_to_change: NonEmpty
 
 
+PostId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class NetizenPost(Model):
+    """`netizen_post`: an opinion, suggestion or demand from a netizen (SPEC §4)."""
+
+    post_id: PostId
+    platform: NonEmpty
+    author: NonEmpty
+    content: NonEmpty
+    url: str | None = None
+    received_by: NonEmpty
+    learnt_at: AwareDatetime | None = Field(
+        default=None, description="when the bureau learnt of it; defaults to when it arrives"
+    )
+
+
+class CalendarChanged(Model):
+    """`calendar_changed`: a new official schedule is loaded; re-plan pending deadlines."""
+
+    changed_by: NonEmpty
+    reason: NonEmpty
+
+
+class InitialResponse(Model):
+    """`initial_response` on a post: the unit's first answer, within 3 working hours."""
+
+    responder_id: NonEmpty
+    text: NonEmpty
+    needs_formal_handling: bool = False
+
+
+class FormalReply(Model):
+    """`formal_reply` on a post: the reply opinion, approved by the department leader."""
+
+    approver_id: NonEmpty
+    text: NonEmpty
+
+
+class ExtensionRequest(Model):
+    """`request_extension` on a post: more working days for the formal reply, with a reason."""
+
+    requested_by: NonEmpty
+    reason: str = ""
+    total_working_days: int = Field(ge=1, description="the reply's whole allowance, in days")
+
+
+class Withdrawal(Model):
+    """`withdraw` on a post: the incident closed with this post left open, and why."""
+
+    closed_by: NonEmpty
+    reason: NonEmpty
+
+
 # The payload model of each signal of SPEC §5 that this version decides.
 SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "submit_report": UpwardReport,
@@ -236,10 +294,21 @@ SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "update_metrics": MetricsUpdate,
     "submit_draft": DraftSubmission,
     "legal_opinion": LegalOpinion,
+    "netizen_post": NetizenPost,
+    "calendar_changed": CalendarChanged,
     "unit_head_approval": Approval,
     "section_head_review": Approval,
     "publicity_lead_approval": Approval,
     "leadership_group_approval": Approval,
     "close_incident": CloseIncident,
     "submit_review": Review,
+}
+
+# The signals of a NetizenPostWorkflow, `incident-<incident_id>-post-<post_id>`.
+POST_SIGNAL_PAYLOADS: dict[str, type[Model]] = {
+    "initial_response": InitialResponse,
+    "formal_reply": FormalReply,
+    "request_extension": ExtensionRequest,
+    "calendar_changed": CalendarChanged,
+    "withdraw": Withdrawal,
 }

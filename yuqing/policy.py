@@ -91,6 +91,24 @@ class Grading(_Strict):
     )
 
 
+class PostRules(_Strict):
+    """Netizen posts (SPEC §3, §4): working-time clocks, non-working time not counted."""
+
+    initial_response_working_hours: float = Field(default=3, gt=0)
+    formal_reply_working_days: int = Field(default=5, gt=0)
+    max_working_days: int = Field(default=10, gt=0)
+    remind: list[Role] = Field(default_factory=lambda: [Role.unit, Role.unit_head])
+    escalate_to: list[Role] = Field(default_factory=lambda: [Role.unit_head])
+    # The department leader who approves a formal reply (部门领导).
+    reply_approver: Role = Role.unit_head
+
+    @model_validator(mode="after")
+    def _extension_fits(self) -> PostRules:
+        if self.max_working_days < self.formal_reply_working_days:
+            raise ValueError("max_working_days must be at least formal_reply_working_days")
+        return self
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1)
     name: str
@@ -102,6 +120,7 @@ class Policy(_Strict):
     report_recipients: list[Role] = Field(min_length=1)
     major_notice_recipients: list[Role] = Field(min_length=1)
     publication_channels: list[PublicationChannel] = Field(min_length=1)
+    posts: PostRules = Field(default_factory=PostRules)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

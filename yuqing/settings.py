@@ -20,6 +20,9 @@ class Settings:
     roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
     policy_path: Path = PROJECT_ROOT / "policies" / "nanning-2017.toml"
     statement_base_url: str = "http://localhost:8000/statements"
+    # A newer official holiday schedule than the `holidays` package has (SPEC §3).
+    calendar_override_path: Path | None = None
+    office_hours: str = "08:00-12:00,15:00-18:00"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -33,4 +36,10 @@ class Settings:
             roster_path=Path(env.get("YUQING_ROSTER", str(default.roster_path))),
             policy_path=Path(env.get("YUQING_POLICY", str(default.policy_path))),
             statement_base_url=env.get("YUQING_STATEMENT_BASE_URL", default.statement_base_url),
+            calendar_override_path=(
+                Path(env["YUQING_CALENDAR_OVERRIDE"])
+                if env.get("YUQING_CALENDAR_OVERRIDE")
+                else None
+            ),
+            office_hours=env.get("YUQING_OFFICE_HOURS", default.office_hours),
         )

@@ -38,6 +38,9 @@ class DeadlineStatus(StrEnum):
     pending = "pending"
     met = "met"
     breached = "breached"
+    # A post's deadline the leading group released when it closed the incident with the post
+    # still open (SPEC §4); the reason is in the trail.
+    waived = "waived"
 
 
 class DraftStatus(StrEnum):
@@ -70,6 +73,7 @@ class Deadline(BaseModel):
     responsible_unit: str
     responsible_person: str | None
     policy_version: str
+    calendar_version: str | None = None
     status: DeadlineStatus = DeadlineStatus.pending
     met_at: datetime | None = None
     breached_at: datetime | None = None
@@ -142,7 +146,74 @@ class TrailEntry(BaseModel):
     refused: bool = False
 
 
-class IncidentState(BaseModel):
+class Replan(BaseModel):
+    """A pending deadline moved by a new calendar or an extension: old due, new due, why."""
+
+    key: str
+    old_due_at: datetime
+    new_due_at: datetime
+    reason: str
+    calendar_version: str | None
+    at: datetime
+
+
+class Tracked(BaseModel):
+    """What every decided workflow keeps: its deadlines and its decision trail."""
+
+    deadlines: list[Deadline] = Field(default_factory=list)
+    replans: list[Replan] = Field(default_factory=list)
+    trail: list[TrailEntry] = Field(default_factory=list)
+
+    def deadline(self, key: str) -> Deadline | None:
+        return next((d for d in self.deadlines if d.key == key), None)
+
+    @property
+    def refusals(self) -> list[TrailEntry]:
+        return [entry for entry in self.trail if entry.refused]
+
+
+class PostStatus(StrEnum):
+    received = "received"
+    awaiting_reply = "awaiting_reply"
+    answered = "answered"
+    closed_unanswered = "closed_unanswered"
+
+
+class PostAction(BaseModel):
+    """A step taken on a post, and who took it when (SPEC §4)."""
+
+    by: str
+    at: datetime
+    text: str
+
+
+class PostState(Tracked):
+    """One netizen post as its `NetizenPostWorkflow` keeps it, and as the incident lists it."""
+
+    post_id: str
+    workflow_id: str
+    incident_id: str
+    unit: str
+    platform: str
+    author: str
+    content: str
+    url: str | None
+    learnt_at: datetime
+    received_by: str
+    status: PostStatus = PostStatus.received
+    needs_formal_handling: bool | None = None
+    initial_response: PostAction | None = None
+    formal_reply: PostAction | None = None
+    extension: PostAction | None = None
+    extended_to_days: int | None = None
+    closed_reason: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in (PostStatus.received, PostStatus.awaiting_reply)
+
+
+class IncidentState(Tracked):
     incident_id: str
     workflow_id: str
     title: str
@@ -165,7 +236,6 @@ class IncidentState(BaseModel):
     reported_at: datetime | None = None
     assessment: Assessment | None = None
     legal_opinions: list[LegalOpinion] = Field(default_factory=list)
-    deadlines: list[Deadline] = Field(default_factory=list)
     drafts: list[Draft] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     publications: list[Publication] = Field(default_factory=list)
@@ -173,18 +243,14 @@ class IncidentState(BaseModel):
     closed_at: datetime | None = None
     close_reason: str | None = None
     review: Review | None = None
-    trail: list[TrailEntry] = Field(default_factory=list)
+    posts: list[PostState] = Field(default_factory=list)
 
     @property
     def current_draft(self) -> Draft | None:
         return self.drafts[-1] if self.drafts else None
 
-    def deadline(self, key: str) -> Deadline | None:
-        return next((d for d in self.deadlines if d.key == key), None)
-
-    @property
-    def refusals(self) -> list[TrailEntry]:
-        return [entry for entry in self.trail if entry.refused]
+    def post(self, post_id: str) -> PostState | None:
+        return next((p for p in self.posts if p.post_id == post_id), None)
 
 
 class IncidentSummary(BaseModel):

@@ -1,0 +1,93 @@
+"""Due times of a netizen post's working-time deadlines (SPEC §3), from the working calendar.
+
+The calendar is read afresh for each computation, so an override file with a newly published
+schedule counts from the next deadline on; running deadlines move only when a
+`calendar_changed` signal asks for a re-plan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from yuqing.effects import PlannedPostDeadline, PlanPostDeadline
+from yuqing.settings import Settings
+from yuqing.state import Deadline
+from yuqing.working_time import CalendarError, OfficeHours, WorkingCalendar, load_calendar
+
+log = structlog.get_logger(__name__)
+
+
+class PostDeadlineActivities:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def calendar(self) -> WorkingCalendar:
+        return load_calendar(
+            self._settings.calendar_override_path,
+            OfficeHours.parse(self._settings.office_hours),
+            provisional=True,
+        )
+
+    @activity.defn
+    async def plan_post_deadline(self, request: PlanPostDeadline) -> PlannedPostDeadline:
+        try:
+            calendar = self.calendar()
+            if request.working_days is not None:
+                due = calendar.working_days_after(request.starts_at, request.working_days)
+                clock = "working_days"
+            elif request.working_hours is not None:
+                due = calendar.add_working_hours(request.starts_at, request.working_hours)
+                clock = "working_hours"
+            else:
+                raise CalendarError("give working_hours or working_days")
+            reminders = _reminders(calendar, request, due)
+        except CalendarError as err:
+            # A calendar that cannot be read needs a person to mend its file; until then the
+            # activity keeps retrying, visibly, in the UI.
+            raise ApplicationError(str(err), type="CalendarInvalid") from err
+        note = None
+        if calendar.provisional_years:
+            years = ", ".join(str(y) for y in sorted(calendar.provisional_years))
+            note = (
+                f"provisional: no official schedule for {years}, Monday–Friday counted; "
+                "load the schedule and send calendar_changed to re-plan"
+            )
+        deadline = Deadline(
+            key=request.key,
+            title=request.title,
+            clock=clock,
+            starts_at=request.starts_at,
+            due_at=due,
+            reminders_at=reminders,
+            remind=request.remind,
+            escalate_to=request.escalate_to,
+            responsible_unit=request.unit,
+            responsible_person=request.responsible_person,
+            policy_version=request.policy.version,
+            calendar_version=calendar.version + (";provisional" if note else ""),
+        )
+        log.info(
+            "post deadline planned",
+            incident_id=request.incident_id,
+            post_id=request.post_id,
+            key=request.key,
+            due=due.isoformat(),
+            provisional=bool(note),
+        )
+        return PlannedPostDeadline(deadline=deadline, provisional_note=note)
+
+
+def _reminders(
+    calendar: WorkingCalendar, request: PlanPostDeadline, due: datetime
+) -> list[datetime]:
+    """The policy's reminder points, counted in working time: half time and 1 h before."""
+    reminders = request.policy.reminders
+    total = calendar.working_hours_between(request.starts_at, due)
+    points = [total * fraction for fraction in reminders.at_fractions]
+    points += [total - timedelta(hours=hours) for hours in reminders.hours_before]
+    moments = {calendar.add_working_time(request.starts_at, p) for p in points if p > timedelta(0)}
+    return sorted(m for m in moments if request.starts_at < m < due)

@@ -1,0 +1,203 @@
+"""NetizenPostWorkflow: one netizen post, a child of its incident (SPEC §4).
+
+Its clocks run on working time: due times come from an activity over the working calendar
+and are kept in the history; a new calendar moves pending ones only on `calendar_changed`.
+Every change is passed to the incident, whose `state` lists its posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NotificationActivities
+    from activities.post_deadlines import PostDeadlineActivities
+    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, settled_by
+    from yuqing import NETIZEN_POST_WORKFLOW
+    from yuqing.decisions import POST_STATUS_SIGNAL
+    from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
+    from yuqing.outcomes import Notify, Outcome, PlanDeadline
+    from yuqing.post_decisions import Post
+    from yuqing.state import DeadlineStatus, PostState
+
+
+@dataclass(frozen=True)
+class Inbound:
+    signal: str
+    payload: Any
+    received_at: datetime
+
+
+@workflow.defn(name=NETIZEN_POST_WORKFLOW)
+class NetizenPostWorkflow:
+    @workflow.init
+    def __init__(self, start: PostStart) -> None:
+        self._start = start
+        self._post = Post(start)
+        self._inbox: list[Inbound] = []
+        self._effects: set[asyncio.Task[None]] = set()
+        self._watched: set[str] = set()
+
+    @workflow.query(name="state")
+    def state(self) -> PostState:
+        return self._post.state
+
+    def _receive(self, signal: str, payload: Any) -> None:
+        self._inbox.append(Inbound(signal, payload, workflow.now()))
+
+    @workflow.signal(name="initial_response")
+    def initial_response(self, payload: Any = None) -> None:
+        self._receive("initial_response", payload)
+
+    @workflow.signal(name="formal_reply")
+    def formal_reply(self, payload: Any = None) -> None:
+        self._receive("formal_reply", payload)
+
+    @workflow.signal(name="request_extension")
+    def request_extension(self, payload: Any = None) -> None:
+        self._receive("request_extension", payload)
+
+    @workflow.signal(name="calendar_changed")
+    def calendar_changed(self, payload: Any = None) -> None:
+        self._receive("calendar_changed", payload)
+
+    @workflow.signal(name="withdraw")
+    def withdraw(self, payload: Any = None) -> None:
+        self._receive("withdraw", payload)
+
+    @workflow.run
+    async def run(self, start: PostStart) -> PostState:
+        post = self._post
+        await self._plan(post.first_deadline())
+        await self._tell_incident()
+        while not post.finished:
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            inbound = self._inbox.pop(0)
+            self._carry_out(post.apply(inbound.signal, inbound.payload, inbound.received_at))
+            await self._tell_incident()
+        await workflow.wait_condition(
+            lambda: not self._effects and workflow.all_handlers_finished()
+        )
+        await self._tell_incident()
+        return post.state
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    async def _plan(self, plan: PlanDeadline) -> None:
+        post = self._post
+        hours, days = post.plan_request(plan)
+        state = post.state
+        planned = await workflow.execute_activity_method(
+            PostDeadlineActivities.plan_post_deadline,
+            PlanPostDeadline(
+                incident_id=state.incident_id,
+                post_id=state.post_id,
+                key=plan.key,
+                title=post.title(plan.key),
+                starts_at=state.learnt_at,
+                working_hours=hours,
+                working_days=days,
+                remind=post.rules.remind,
+                escalate_to=post.rules.escalate_to,
+                unit=state.unit,
+                responsible_person=self._start.responsible_person,
+                policy=post.policy,
+            ),
+            start_to_close_timeout=QUICK,
+            retry_policy=CONFIG_RETRY,
+            summary=f"plan {post.title(plan.key)} ({plan.reason})",
+        )
+        post.deadline_planned(
+            planned.deadline, planned.provisional_note, plan.reason, workflow.now()
+        )
+        if plan.key not in self._watched:
+            self._watched.add(plan.key)
+            self._spawn(self._watch(plan.key))
+
+    async def _watch(self, key: str) -> None:
+        """Remind before the deadline, escalate when it passes; follow it when it moves."""
+        post = self._post
+        reminded: set[datetime] = set()
+        while True:
+            deadline = post.state.deadline(key)
+            if deadline is None or deadline.status is not DeadlineStatus.pending:
+                return
+            due = deadline.due_at
+            upcoming = [
+                m for m in deadline.reminders_at if m not in reminded and m > workflow.now()
+            ]
+            moment = upcoming[0] if upcoming else due
+
+            def changed(due: datetime = due) -> bool:
+                current = post.state.deadline(key)
+                return (
+                    current is None
+                    or current.status is not DeadlineStatus.pending
+                    or current.due_at != due
+                )
+
+            if await settled_by(moment, changed, f"{deadline.title}"):
+                continue
+            if moment != due:
+                reminded.add(moment)
+                self._carry_out(post.deadline_reminder(key, len(reminded)))
+                continue
+            self._carry_out(post.deadline_breached(key, workflow.now()))
+            await self._tell_incident()
+            return
+
+    # -- side effects ------------------------------------------------------------------------
+
+    def _carry_out(self, outcome: Outcome) -> None:
+        for effect in outcome.effects:
+            if isinstance(effect, Notify):
+                self._spawn(self._notify(effect))
+            elif isinstance(effect, PlanDeadline):
+                self._spawn(self._plan_and_tell(effect))
+
+    async def _plan_and_tell(self, plan: PlanDeadline) -> None:
+        await self._plan(plan)
+        await self._tell_incident()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._effects.add(task)
+        task.add_done_callback(self._effects.discard)
+
+    async def _notify(self, notice: Notify) -> None:
+        state = self._post.state
+        sent = await workflow.execute_activity_method(
+            NotificationActivities.send_notification,
+            SendNotification(
+                idempotency_key=f"{state.workflow_id}/{notice.key}",
+                incident_id=state.incident_id,
+                kind=notice.kind,
+                subject=notice.subject,
+                body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
+                recipients=self._post.roster.recipients(notice.roles, state.unit),
+            ),
+            start_to_close_timeout=QUICK,
+            retry_policy=DELIVERY_RETRY,
+            summary=notice.summary,
+        )
+        self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
+        await self._tell_incident()
+
+    async def _tell_incident(self) -> None:
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        try:
+            await handle.signal(POST_STATUS_SIGNAL, self._post.state)
+        except Exception:  # the incident may have ended; the post goes on regardless
+            workflow.logger.warning(
+                "could not pass the post's state to its incident",
+                extra={"post_id": self._post.state.post_id},
+            )

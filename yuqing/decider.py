@@ -1,0 +1,203 @@
+"""The mechanics every decided workflow shares: validate, decide, refuse, record.
+
+A subclass maps signal names to (payload model, decision). `apply` validates the raw payload,
+runs the decision, and on a refusal puts the state back as it was and records why. Deadlines
+(reminders, breaches) are decided here too, the same way for an incident and for a post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from yuqing.outcomes import Notify, Outcome, Refused
+from yuqing.roles import Role
+from yuqing.roster import Roster
+from yuqing.state import DeadlineStatus, Tracked, TrailEntry
+
+S = TypeVar("S", bound=Tracked)
+Decision = Callable[[Any, datetime], Outcome]
+
+
+class Decider(Generic[S]):
+    # What the workflow is called in refusals: "incident", "post".
+    noun = "workflow"
+
+    def __init__(self, state: S, roster: Roster, unit: str, label: str) -> None:
+        self.state = state
+        self.roster = roster
+        self.unit = unit
+        # How notices name what they concern, e.g. "[t-42]" or "[t-42 post p1]".
+        self.label = label
+        self._decisions: dict[str, tuple[type[BaseModel], Decision]] = {}
+        # The signal being decided: every trail entry it causes names it.
+        self._signal: str | None = None
+
+    def decides(self, signal: str, model: type[BaseModel], decision: Decision) -> None:
+        self._decisions[signal] = (model, decision)
+
+    def apply(self, signal: str, raw: Any, at: datetime) -> Outcome:
+        if signal not in self._decisions:
+            return self._refuse(signal, raw, at, f"{signal} is not a signal this {self.noun} takes")
+        model, decide = self._decisions[signal]
+        try:
+            payload = model.model_validate(raw)
+        except ValidationError as err:
+            return self._refuse(signal, raw, at, f"malformed {signal}: {describe(err)}")
+        snapshot = self.state.model_copy(deep=True)
+        self._signal = signal
+        try:
+            return decide(payload, at)
+        except Refused as refusal:
+            # A refused signal changes nothing: put back anything a decision began to change.
+            self.state = snapshot
+            return self._refuse(signal, raw, at, str(refusal))
+        finally:
+            self._signal = None
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def deadline_reminder(self, key: str, index: int) -> Outcome:
+        deadline = self.state.deadline(key)
+        if deadline is None or deadline.status is not DeadlineStatus.pending:
+            return Outcome()
+        return Outcome(
+            effects=[
+                Notify(
+                    key=f"deadline/{key}/reminder-{index}",
+                    kind="reminder",
+                    subject=self.subject(f"due {moment(deadline.due_at)}: {deadline.title}"),
+                    body=f"{deadline.title} falls due {moment(deadline.due_at)}.",
+                    roles=deadline.remind,
+                    summary=f"remind: {deadline.title}",
+                )
+            ]
+        )
+
+    def deadline_breached(self, key: str, at: datetime) -> Outcome:
+        deadline = self.state.deadline(key)
+        if deadline is None or deadline.status is not DeadlineStatus.pending:
+            return Outcome()
+        deadline.status = DeadlineStatus.breached
+        deadline.breached_at = at
+        who = deadline.responsible_person or deadline.responsible_unit
+        self.record(
+            at,
+            "deadline_breached",
+            f"{deadline.title} missed (due {moment(deadline.due_at)}; "
+            f"responsible: {deadline.responsible_unit}, {who})",
+        )
+        return Outcome(
+            effects=[
+                Notify(
+                    key=f"deadline/{key}/escalation",
+                    kind="escalation",
+                    subject=self.subject(f"missed: {deadline.title}"),
+                    body=f"{deadline.title} was due {moment(deadline.due_at)} and is not met. "
+                    f"Responsible unit: {deadline.responsible_unit}.",
+                    roles=deadline.escalate_to,
+                    summary=f"escalate: {deadline.title} missed",
+                )
+            ]
+        )
+
+    def meet(self, key: str, at: datetime) -> None:
+        deadline = self.state.deadline(key)
+        if deadline is None or deadline.met_at is not None:
+            return
+        deadline.met_at = at
+        if deadline.status is DeadlineStatus.pending:
+            deadline.status = DeadlineStatus.met
+            self.record(at, "deadline_met", f"{deadline.title} met")
+        else:
+            self.record(
+                at, "deadline_met_late", f"{deadline.title} met late, by {at - deadline.due_at}"
+            )
+
+    # -- roster checks -----------------------------------------------------------------------
+
+    def require(self, person_id: str, role: Role) -> Role:
+        refusal = self.roster.role_refusal(person_id, role, self.unit)
+        if refusal is not None:
+            raise Refused(refusal)
+        return role
+
+    def require_any(self, person_id: str, roles: tuple[Role, ...]) -> Role:
+        for role in roles:
+            if self.roster.holds(person_id, role, self.unit):
+                return role
+        if self.roster.person(person_id) is None:
+            raise Refused(f"{person_id!r} is not in the roster")
+        raise Refused(f"{person_id} is not {' or '.join(roles)} for {self.unit}")
+
+    # -- the trail ---------------------------------------------------------------------------
+
+    def subject(self, text: str) -> str:
+        return f"[{self.label}] {text}"
+
+    def record(
+        self,
+        at: datetime,
+        kind: str,
+        detail: str,
+        *,
+        actor: str | None = None,
+        role: str | None = None,
+        signal: str | None = None,
+    ) -> None:
+        self.state.trail.append(
+            TrailEntry(
+                at=at,
+                kind=kind,
+                actor=actor,
+                role=role,
+                detail=detail,
+                signal=signal or self._signal,
+            )
+        )
+
+    def _refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
+        self.state.trail.append(
+            TrailEntry(
+                at=at,
+                kind="refused",
+                actor=_sender(raw),
+                detail=reason,
+                signal=signal,
+                refused=True,
+            )
+        )
+        return Outcome(refusal=reason)
+
+
+def describe(err: ValidationError) -> str:
+    """Each problem with the field it concerns, e.g. `facts.place: Field required`."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def _sender(raw: Any) -> str | None:
+    if isinstance(raw, dict):
+        for key in (
+            "approver_id",
+            "author_id",
+            "reporter_id",
+            "assessor_id",
+            "responder_id",
+            "requested_by",
+            "received_by",
+            "changed_by",
+            "closed_by",
+            "source",
+        ):
+            if isinstance(raw.get(key), str):
+                return str(raw[key])
+    return None
+
+
+def moment(value: datetime | None) -> str:
+    return value.isoformat(timespec="minutes") if value else "(unknown)"
