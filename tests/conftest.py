@@ -8,6 +8,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -71,13 +72,40 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_time_skipping()
+    yield environment
+    await environment.shutdown()
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
     await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+    return environment
+
+
+@pytest.fixture
+async def own_clock(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path
+) -> AsyncIterator[IncidentDriver]:
+    """A driver on a time-skipping server of its own, whose clock the test may move to any
+    later date (the shared server's clock only moves forward, test after test). Its worker
+    reads the calendar override at `driver.calendar_override`, empty at first."""
+    override = tmp_path / "calendar-override.toml"
+    override.write_text('source = "none yet"\nyears = []\n', encoding="utf-8")
+    environment = await start_time_skipping()
+    try:
+        own = replace(settings, calendar_override_path=override)
+        task_queue = f"test-{uuid.uuid4()}"
+        async with create_worker(environment.client, pool, own, task_queue=task_queue):
+            incident = IncidentDriver(environment, pool, task_queue)
+            incident.calendar_override = override
+            yield incident
+            await incident.terminate_if_running()
+    finally:
+        await environment.shutdown()
 
 
 @pytest.fixture

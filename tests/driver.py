@@ -8,7 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.incident import IncidentWorkflow
+from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
 from yuqing.models import IncidentReport
-from yuqing.state import IncidentState, IncidentSummary, TrailEntry
+from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
 
 HISTORIES = Path(__file__).parent / "histories"
 # Waiting here is for the worker to process what was sent, not for time to pass: the
@@ -85,6 +86,7 @@ class IncidentDriver:
         self.pool = pool
         self.task_queue = task_queue
         self.handle: WorkflowHandle[IncidentWorkflow, IncidentSummary] | None = None
+        self.calendar_override: Path | None = None
 
     async def start(self, incident: IncidentReport) -> IncidentState:
         self.handle = await self.client.start_workflow(
@@ -150,16 +152,67 @@ class IncidentDriver:
                 # error); the clock has moved part of the way, so skip the rest.
                 continue
 
+    async def jump_to(self, moment: datetime) -> None:
+        """Move the clock forward to `moment` (the server's clock only moves forward)."""
+        env = self.env
+        assert env is not None, "only the time-skipping server can make time pass"
+        if self.handle is None:
+            await env.sleep(moment - await env.get_current_time())
+        else:
+            await self.sleep(moment - await env.get_current_time())
+
+    # -- posts -------------------------------------------------------------------------------
+
+    def post(self, post_id: str) -> WorkflowHandle[NetizenPostWorkflow, PostState]:
+        assert self.handle is not None
+        return self.client.get_workflow_handle_for(
+            NetizenPostWorkflow.run, f"{self.handle.id}-post-{post_id}"
+        )
+
+    async def post_state(self, post_id: str) -> PostState:
+        return await self.post(post_id).query(NetizenPostWorkflow.state)
+
+    async def until_post(self, post_id: str, condition: Callable[[PostState], bool]) -> PostState:
+        """The post's state, as its incident lists it, once `condition` holds."""
+        state = await self.until(lambda s: (p := s.post(post_id)) is not None and condition(p))
+        post = state.post(post_id)
+        assert post is not None
+        return post
+
+    async def to_post(self, post_id: str, signal: str, payload: Any) -> TrailEntry:
+        """Signal a post and return the trail entry it produced (accepted or refused)."""
+        handle = self.post(post_id)
+        before = len((await self.post_state(post_id)).trail)
+        await handle.signal(signal, payload)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + PATIENCE
+        while loop.time() < give_up:
+            trail = (await self.post_state(post_id)).trail[before:]
+            entry = next((e for e in trail if e.signal == signal), None)
+            if entry is not None:
+                return entry
+            await asyncio.sleep(POLL)
+        raise AssertionError(f"post {post_id} never decided {signal}")
+
     async def settle(self) -> None:
-        """Wait until the workflow has no workflow task or activity in flight."""
+        """Wait until the incident and its posts have no workflow task or activity in flight."""
         assert self.handle is not None
         loop = asyncio.get_running_loop()
         give_up = loop.time() + PATIENCE
         while loop.time() < give_up:
-            raw = (await self.handle.describe()).raw_description
-            if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
+            if await self._idle(self.handle.id):
                 return
             await asyncio.sleep(POLL)
+
+    async def _idle(self, workflow_id: str) -> bool:
+        description = await self.client.get_workflow_handle(workflow_id).describe()
+        raw = description.raw_description
+        if raw.pending_activities or raw.HasField("pending_workflow_task"):
+            return False
+        for child in raw.pending_children:
+            if not await self._idle(child.workflow_id):
+                return False
+        return True
 
     async def result(self) -> IncidentSummary:
         assert self.handle is not None
@@ -170,10 +223,15 @@ class IncidentDriver:
         if os.environ.get("YUQING_RECORD_HISTORIES") != "1":
             return
         assert self.handle is not None
-        history = await self.handle.fetch_history()
         HISTORIES.mkdir(exist_ok=True)
-        path = HISTORIES / f"{name}.json"
-        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+        await self.settle()
+        handles = {name: self.handle.id}
+        for post in (await self.state()).posts:
+            handles[f"{name}.{post.post_id}"] = post.workflow_id
+        for file_name, workflow_id in handles.items():
+            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            path = HISTORIES / f"{file_name}.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
     async def terminate_if_running(self) -> None:
         """End a workflow the test left running, once its activities in flight are done.

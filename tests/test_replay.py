@@ -18,12 +18,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.incident import IncidentWorkflow
+from workflows.post import NetizenPostWorkflow
 
 
 def workflow_id(history: dict[str, Any]) -> str:
-    """The id the workflow ran under, from the incident id in its recorded input."""
+    """The id the workflow ran under, from its recorded input (an incident's or a post's)."""
     started = history["events"][0]["workflowExecutionStartedEventAttributes"]
     payload = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    if "post" in payload:
+        return str(payload["post"]["workflow_id"])
     return f"incident-{payload['incident_id']}"
 
 
@@ -41,6 +44,15 @@ def test_histories_are_saved() -> None:
         "rejection_and_new_drafts",
         "upgrade_by_reposts",
         "refused_signals",
+        "post_initial_response_in_time",
+        "post_missed_across_weekend",
+        "post_formal_reply_across_holiday",
+        "post_calendar_replan",
+        "post_extension_met_day_nine",
+        "post_extensions_refused",
+        "post_closing_with_open_post",
+        "post_closing_with_open_post.p1",
+        "post_extension_met_day_nine.p1",
     } <= names
 
 
@@ -48,5 +60,7 @@ def test_histories_are_saved() -> None:
 async def test_replay(path: Path) -> None:
     text = path.read_text()  # noqa: ASYNC240 - a small local file, read once
     history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, NetizenPostWorkflow], data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)
