@@ -83,42 +83,63 @@ async def test_wrong_approvals_refused_and_recorded(driver: IncidentDriver) -> N
             "unit_head_approval",
             approval("liu.yang", 1),
             "liu.yang is unit_head of qingxiu-branch, not of xixiangtang-branch",
+            "forbidden",
         ),
         # Someone without the role.
-        ("unit_head_approval", approval("chen.jing", 1), "chen.jing does not hold the role"),
+        (
+            "unit_head_approval",
+            approval("chen.jing", 1),
+            "chen.jing does not hold the role",
+            "forbidden",
+        ),
         # Someone not in the roster at all.
-        ("unit_head_approval", approval("stranger", 1), "'stranger' is not in the roster"),
+        (
+            "unit_head_approval",
+            approval("stranger", 1),
+            "'stranger' is not in the roster",
+            "forbidden",
+        ),
         # A draft that does not exist.
         (
             "unit_head_approval",
             approval("huang.wei", 7),
             "draft version 7 is not the current draft (version 1)",
+            "conflict",
         ),
         # Out of order: the publicity lead before the unit head.
-        ("publicity_lead_approval", approval("zhou.min", 1), "must come before"),
+        ("publicity_lead_approval", approval("zhou.min", 1), "must come before", "conflict"),
         # Malformed: no draft version, a decision that is not one, a rejection with no reason.
         (
             "unit_head_approval",
             {"approver_id": "huang.wei", "decision": "approve"},
             "draft_version: Field required",
+            "malformed",
         ),
         (
             "unit_head_approval",
             {**approval("huang.wei", 1), "decision": "maybe"},
             "decision: Input should be 'approve' or 'reject'",
+            "malformed",
         ),
         (
             "unit_head_approval",
             approval("huang.wei", 1, "reject"),
             "a rejection must give its reason in comment",
+            "malformed",
         ),
-        ("unit_head_approval", "yes", "Input should be a valid dictionary"),
+        ("unit_head_approval", "yes", "Input should be a valid dictionary", "malformed"),
         # A signal the plan does not have.
-        ("approve_everything", {"approver_id": "tang.guo"}, "not a signal this incident takes"),
+        (
+            "approve_everything",
+            {"approver_id": "tang.guo"},
+            "not a signal this incident takes",
+            "unknown",
+        ),
     ]
-    for signal, payload, reason in cases:
+    for signal, payload, reason, kind in cases:
         refusal = await driver.refused(signal, payload)
         assert reason in refusal.detail, (signal, refusal.detail)
+        assert refusal.refusal_kind == kind, (signal, refusal.detail)
 
     after = await driver.state()
     assert after.approvals == [] and after.publications == []

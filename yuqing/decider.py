@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from yuqing.outcomes import Notify, Outcome, Refused
+from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
 from yuqing.roster import Roster
 from yuqing.state import DeadlineStatus, Tracked, TrailEntry
@@ -41,12 +41,14 @@ class Decider(Generic[S]):
 
     def apply(self, signal: str, raw: Any, at: datetime) -> Outcome:
         if signal not in self._decisions:
-            return self._refuse(signal, raw, at, f"{signal} is not a signal this {self.noun} takes")
+            reason = f"{signal} is not a signal this {self.noun} takes"
+            return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
         model, decide = self._decisions[signal]
         try:
             payload = model.model_validate(raw)
         except ValidationError as err:
-            return self._refuse(signal, raw, at, f"malformed {signal}: {describe(err)}")
+            reason = f"malformed {signal}: {describe(err)}"
+            return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
         snapshot = self.state.model_copy(deep=True)
         self._signal = signal
         try:
@@ -54,7 +56,7 @@ class Decider(Generic[S]):
         except Refused as refusal:
             # A refused signal changes nothing: put back anything a decision began to change.
             self.state = snapshot
-            return self._refuse(signal, raw, at, str(refusal))
+            return self._refuse(signal, raw, at, refusal)
         finally:
             self._signal = None
 
@@ -122,7 +124,7 @@ class Decider(Generic[S]):
     def require(self, person_id: str, role: Role) -> Role:
         refusal = self.roster.role_refusal(person_id, role, self.unit)
         if refusal is not None:
-            raise Refused(refusal)
+            raise Refused(refusal, RefusalKind.forbidden)
         return role
 
     def require_any(self, person_id: str, roles: tuple[Role, ...]) -> Role:
@@ -130,8 +132,9 @@ class Decider(Generic[S]):
             if self.roster.holds(person_id, role, self.unit):
                 return role
         if self.roster.person(person_id) is None:
-            raise Refused(f"{person_id!r} is not in the roster")
-        raise Refused(f"{person_id} is not {' or '.join(roles)} for {self.unit}")
+            raise Refused(f"{person_id!r} is not in the roster", RefusalKind.forbidden)
+        wanted = " or ".join(roles)
+        raise Refused(f"{person_id} is not {wanted} for {self.unit}", RefusalKind.forbidden)
 
     # -- the trail ---------------------------------------------------------------------------
 
@@ -159,18 +162,19 @@ class Decider(Generic[S]):
             )
         )
 
-    def _refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
+    def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
         self.state.trail.append(
             TrailEntry(
                 at=at,
                 kind="refused",
                 actor=_sender(raw),
-                detail=reason,
+                detail=str(refusal),
                 signal=signal,
                 refused=True,
+                refusal_kind=refusal.kind.value,
             )
         )
-        return Outcome(refusal=reason)
+        return Outcome(refusal=refusal)
 
 
 def describe(err: ValidationError) -> str:

@@ -249,8 +249,10 @@ class Incident(Decider[IncidentState]):
 
     def _approval(self, signal: str, approval: Approval, at: datetime) -> Outcome:
         refusal, step = approval_refusal(self.state, self.policy, self.roster, signal, approval)
-        if refusal is not None or step is None or self.state.grade is None:
-            raise Refused(refusal or f"{signal} cannot be placed in the chain")
+        if refusal is not None:
+            raise refusal
+        if step is None or self.state.grade is None:
+            raise Refused(f"{signal} cannot be placed in the chain")
         self.state.approvals.append(
             ApprovalRecord(
                 signal=signal,

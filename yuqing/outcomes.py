@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from yuqing.roles import Role
@@ -55,11 +56,24 @@ class PlanDeadline:
 Effect = Notify | Publish | StartPost | SignalPosts | PlanDeadline
 
 
-@dataclass
-class Outcome:
-    refusal: str | None = None
-    effects: list[Effect] = field(default_factory=list)
+class RefusalKind(StrEnum):
+    """Why a signal was refused, for callers that answer in kind (HTTP 422, 403, 409)."""
+
+    malformed = "malformed"  # the payload does not parse; the field is named
+    forbidden = "forbidden"  # the sender lacks the role, or holds it for another unit
+    conflict = "conflict"  # wrong stage, stale draft version, already done
+    unknown = "unknown"  # a signal this workflow does not take
 
 
 class Refused(Exception):
     """Raised inside a decision to refuse the signal; the state is left as it was."""
+
+    def __init__(self, reason: str, kind: RefusalKind = RefusalKind.conflict) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+@dataclass
+class Outcome:
+    refusal: Refused | None = None
+    effects: list[Effect] = field(default_factory=list)

@@ -144,6 +144,8 @@ class TrailEntry(BaseModel):
     detail: str
     signal: str | None = None
     refused: bool = False
+    # malformed, forbidden, conflict or unknown (yuqing.outcomes.RefusalKind), when refused.
+    refusal_kind: str | None = None
 
 
 class Replan(BaseModel):
