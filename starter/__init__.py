@@ -7,6 +7,7 @@ this is the reference one, and `python -m starter` puts it on the command line.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
-from yuqing.models import SIGNAL_PAYLOADS, IncidentReport
+from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport
 from yuqing.state import IncidentState, IncidentSummary, TrailEntry
 
 
@@ -55,6 +56,40 @@ async def start_incident(
         static_summary=f"{report.title} ({report.channel}, {report.unit})",
         static_details=report.summary or None,
     )
+
+
+async def report_incident(
+    client: Client, report: IncidentReport, task_queue: str
+) -> WorkflowHandle[IncidentWorkflow, IncidentSummary]:
+    """Start the incident, or add this report to the one already open for the same story.
+
+    Signal-with-start: the `add_evidence` signal goes with the start, so a new incident gets
+    the report as its input (and ignores the signal, whose submission id it already holds),
+    while an open one gets the report's evidence. Whether it was new shows in its state:
+    the first of its `submissions` is this report's `submission_id` (set here if missing).
+    """
+    submission_id = report.submission_id or str(uuid.uuid4())
+    report = report.model_copy(update={"submission_id": submission_id})
+    again = AdditionalReport(
+        submission_id=submission_id,
+        channel=report.channel,
+        reporter_id=report.reporter_id,
+        summary=report.summary or report.title,
+        source_url=report.source_url,
+        evidence=report.evidence,
+    )
+    handle = await client.start_workflow(
+        IncidentWorkflow.run,
+        report,
+        id=incident_workflow_id(report.incident_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        start_signal="add_evidence",
+        start_signal_args=[again],
+        static_summary=f"{report.title} ({report.channel}, {report.unit})",
+        static_details=report.summary or None,
+    )
+    return handle
 
 
 async def signal_and_wait(

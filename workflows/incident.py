@@ -40,8 +40,15 @@ with workflow.unsafe.imports_passed_through():
         PublishStatement,
         SendNotification,
     )
-    from yuqing.models import IncidentReport
-    from yuqing.outcomes import Notify, Outcome, Publish, SignalPosts, StartPost
+    from yuqing.models import EvidenceItem, IncidentReport
+    from yuqing.outcomes import (
+        FixMoreEvidence,
+        Notify,
+        Outcome,
+        Publish,
+        SignalPosts,
+        StartPost,
+    )
     from yuqing.roles import Role
     from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary, PostState
 
@@ -132,6 +139,10 @@ class IncidentWorkflow:
     def leadership_group_approval(self, payload: Any = None) -> None:
         self._receive("leadership_group_approval", payload)
 
+    @workflow.signal(name="add_evidence")
+    def add_evidence(self, payload: Any = None) -> None:
+        self._receive("add_evidence", payload)
+
     @workflow.signal(name="netizen_post")
     def netizen_post(self, payload: Any = None) -> None:
         self._receive("netizen_post", payload)
@@ -214,6 +225,7 @@ class IncidentWorkflow:
         state.roster_version = roster.version
         incident = Incident(state, policy, roster)
         incident.record_discovery()
+        incident.record_submission(self._report.submission_id, len(self._report.evidence))
         if self._report.evidence:
             fixed = await workflow.execute_activity_method(
                 EvidenceActivities.fix_evidence,
@@ -270,6 +282,8 @@ class IncidentWorkflow:
                 self._spawn(self._run_post(effect))
             elif isinstance(effect, SignalPosts):
                 self._spawn(self._signal_posts(effect))
+            elif isinstance(effect, FixMoreEvidence):
+                self._spawn(self._fix_more_evidence(effect))
         workflow.set_current_details(self._details())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -347,6 +361,21 @@ class IncidentWorkflow:
         self._posts[start.post_id] = handle
         final = await handle
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    async def _fix_more_evidence(self, effect: FixMoreEvidence) -> None:
+        incident = self._incident
+        assert incident is not None
+        fixed = await workflow.execute_activity_method(
+            EvidenceActivities.fix_evidence,
+            FixEvidence(
+                incident_id=incident.state.incident_id,
+                items=[EvidenceItem.model_validate(item) for item in effect.items],
+                first_index=effect.first_index,
+            ),
+            start_to_close_timeout=QUICK,
+            summary=f"fix {len(effect.items)} more evidence item(s)",
+        )
+        incident.record_evidence(fixed.items, workflow.now())
 
     async def _signal_posts(self, effect: SignalPosts) -> None:
         for post_id in effect.post_ids:

@@ -17,6 +17,7 @@ from yuqing.decider import Decider, describe, moment
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.models import (
     SIGNAL_PAYLOADS,
+    AdditionalReport,
     Approval,
     Assessment,
     CalendarChanged,
@@ -32,6 +33,7 @@ from yuqing.models import (
 )
 from yuqing.outcomes import (
     Effect,
+    FixMoreEvidence,
     Notify,
     Outcome,
     Publish,
@@ -82,6 +84,7 @@ class Incident(Decider[IncidentState]):
             "update_metrics": self._update_metrics,
             "submit_draft": self._submit_draft,
             "legal_opinion": self._legal_opinion,
+            "add_evidence": self._add_evidence,
             "netizen_post": self._netizen_post,
             "calendar_changed": self._calendar_changed,
             "close_incident": self._close_incident,
@@ -104,6 +107,12 @@ class Incident(Decider[IncidentState]):
             f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
             actor=state.reporter_id,
         )
+
+    def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
+        """The first report: its submission id, and the evidence numbers it takes."""
+        if submission_id:
+            self.state.submissions.append(submission_id)
+        self.state.evidence_numbered = evidence_items
 
     def record_evidence(self, items: list[FixedEvidence], at: datetime) -> None:
         self.state.evidence.extend(items)
@@ -296,6 +305,28 @@ class Incident(Decider[IncidentState]):
             f"the {self.state.grade} chain approved draft version {draft.version}",
         )
         return Outcome(effects=[Publish(draft_version=draft.version)])
+
+    def _add_evidence(self, report: AdditionalReport, at: datetime) -> Outcome:
+        if report.submission_id in self.state.submissions:
+            # The same delivery again (signal-with-start repeats the first report's): no-op.
+            self.record(at, "duplicate_submission", f"submission {report.submission_id} again")
+            return Outcome()
+        if self.state.stage in ENDED:
+            raise Refused(f"the incident is {self.state.stage}: report the story anew")
+        self.state.submissions.append(report.submission_id)
+        first = self.state.evidence_numbered
+        self.state.evidence_numbered += len(report.evidence)
+        self.record(
+            at,
+            "reported_again",
+            f"via {report.channel}: {report.summary or report.source_url or 'more evidence'} "
+            f"({len(report.evidence)} evidence item(s))",
+            actor=report.reporter_id,
+        )
+        if not report.evidence:
+            return Outcome()
+        items = [item.model_dump(mode="json") for item in report.evidence]
+        return Outcome(effects=[FixMoreEvidence(first_index=first, items=items)])
 
     def _netizen_post(self, post: NetizenPost, at: datetime) -> Outcome:
         if self.state.stage in ENDED:

@@ -141,6 +141,23 @@ class IncidentReport(Model):
     )
     evidence: list[EvidenceItem] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
+    intake_key: str | None = Field(
+        default=None, description="channel + external id or URL, normalised (yuqing.intake)"
+    )
+    submission_id: str | None = Field(
+        default=None, description="names this submission, so a repeated delivery adds nothing"
+    )
+
+
+class AdditionalReport(Model):
+    """`add_evidence`: the same story reported again, through another channel or later on."""
+
+    submission_id: NonEmpty
+    channel: IntakeChannel
+    reporter_id: NonEmpty
+    summary: str = ""
+    source_url: str | None = None
+    evidence: list[EvidenceItem] = Field(default_factory=list)
 
 
 class BasicFacts(Model):
@@ -294,6 +311,7 @@ SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "update_metrics": MetricsUpdate,
     "submit_draft": DraftSubmission,
     "legal_opinion": LegalOpinion,
+    "add_evidence": AdditionalReport,
     "netizen_post": NetizenPost,
     "calendar_changed": CalendarChanged,
     "unit_head_approval": Approval,

@@ -53,7 +53,15 @@ class PlanDeadline:
     reason: str = ""
 
 
-Effect = Notify | Publish | StartPost | SignalPosts | PlanDeadline
+@dataclass(frozen=True)
+class FixMoreEvidence:
+    """Fix the evidence of a later report, numbering it from `first_index`."""
+
+    first_index: int
+    items: list[dict[str, Any]]
+
+
+Effect = Notify | Publish | StartPost | SignalPosts | PlanDeadline | FixMoreEvidence
 
 
 class RefusalKind(StrEnum):

@@ -234,6 +234,9 @@ class IncidentState(Tracked):
     grade_history: list[GradeChange] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
     evidence: list[FixedEvidence] = Field(default_factory=list)
+    # Submissions taken (the first report's and each add_evidence), and evidence numbers given.
+    submissions: list[str] = Field(default_factory=list)
+    evidence_numbered: int = 0
     report: UpwardReport | None = None
     reported_at: datetime | None = None
     assessment: Assessment | None = None
