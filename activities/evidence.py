@@ -7,6 +7,7 @@ import hashlib
 import asyncpg
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from yuqing.db import fetch_one
 from yuqing.effects import FixedEvidenceList, FixEvidence
@@ -26,6 +27,7 @@ class EvidenceActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             for offset, item in enumerate(request.items):
                 content = item.content
+                digest = hashlib.sha256(content).hexdigest()
                 evidence_id = f"{request.incident_id}-e{request.first_index + offset + 1}"
                 # A retry finds the row already there and returns it unchanged.
                 await conn.execute(
@@ -39,13 +41,22 @@ class EvidenceActivities:
                     item.source_url,
                     item.description,
                     content,
-                    hashlib.sha256(content).hexdigest(),
+                    digest,
                     len(content),
                     item.captured_at or stored_at,
                 )
                 row = await fetch_one(
                     conn, "SELECT * FROM evidence WHERE evidence_id = $1", evidence_id
                 )
+                if (row["incident_id"], row["sha256"]) != (request.incident_id, digest):
+                    # A retry finds its own row; anything else under this id is another item,
+                    # and returning it would put the wrong hash on the record.
+                    raise ApplicationError(
+                        f"evidence id {evidence_id} already holds other content "
+                        f"(sha256 {row['sha256']}, incident {row['incident_id']})",
+                        type="EvidenceConflict",
+                        non_retryable=True,
+                    )
                 fixed.append(
                     FixedEvidence(
                         evidence_id=row["evidence_id"],

@@ -120,6 +120,12 @@ class IncidentDriver:
                 raise AssertionError(f"the incident never reached the expected state:\n{trail}")
             await asyncio.sleep(POLL)
 
+    async def until_published(self) -> IncidentState:
+        """The state once the current draft is out on every one of its channels."""
+        return await self.until(
+            lambda s: s.current_draft is not None and s.current_draft.status == "published"
+        )
+
     async def send(self, signal: str, payload: Any) -> TrailEntry:
         """Send a signal and return the trail entry it produced (accepted or refused)."""
         assert self.handle is not None

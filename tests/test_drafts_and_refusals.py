@@ -58,7 +58,7 @@ async def test_rejection_and_new_draft_void_older_approvals(driver: IncidentDriv
     await driver.refused("unit_head_approval", approval("huang.wei", 2))
     await driver.accepted("unit_head_approval", approval("huang.wei", 3))
     await driver.accepted("publicity_lead_approval", approval("zhou.min", 3))
-    state = await driver.until(lambda s: s.stage == "monitoring")
+    state = await driver.until_published()
     assert {p.draft_version for p in state.publications} == {3}
     rows = await driver.rows("publications")
     assert {r["draft_version"] for r in rows} == {3}
@@ -208,3 +208,16 @@ async def test_nothing_published_before_the_chain_is_complete(
     assert refused.value.non_retryable
     assert "publicity lead approves" in str(refused.value)
     assert await driver.rows("publications") == []
+
+
+async def test_a_signal_with_two_values_is_refused_not_stuck(driver: IncidentDriver) -> None:
+    await driver.start(report())
+    assert driver.handle is not None
+    before = len((await driver.state()).trail)
+    await driver.handle.signal("submit_report", args=[UPWARD_REPORT, UPWARD_REPORT])
+    state = await driver.until(lambda s: len(s.trail) > before)
+    refusal = state.trail[-1]
+    assert refusal.refused and refusal.refusal_kind == "malformed"
+    assert "expected one JSON object as the payload, got 2 values" in refusal.detail
+    # The incident goes on: the same report, sent properly, is taken.
+    await driver.accepted("submit_report", UPWARD_REPORT)

@@ -33,7 +33,7 @@ async def test_general_incident_approved_and_published_in_time(driver: IncidentD
     )
     await driver.accepted("unit_head_approval", approval("huang.wei", 1))
     await driver.accepted("publicity_lead_approval", approval("zhou.min", 1))
-    state = await driver.until(lambda s: s.stage == "monitoring")
+    state = await driver.until_published()
 
     assert {p.channel for p in state.publications} == {"website", "weibo", "wechat"}
     assert all(p.draft_version == 1 for p in state.publications)

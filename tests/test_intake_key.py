@@ -29,11 +29,14 @@ def test_urls_of_one_story_normalise_alike() -> None:
 async def test_second_channel_adds_evidence_to_the_same_incident(driver: IncidentDriver) -> None:
     url = "https://weibo.example/status/4987654321"
     incident_id = incident_id_for(intake_key("media_monitor", url=url))
-    first = report(incident_id=incident_id, channel="media_monitor", source_url=url)
+    first = report(
+        incident_id=incident_id, channel="media_monitor", source_url=url, submission_id="m-1"
+    )
     handle = await report_incident(driver.client, first, driver.task_queue)
     driver.handle = handle
-    state = await driver.until(lambda s: len(s.evidence) == 2)
-    assert state.submissions == [state.submissions[0]]
+    # The start's own add_evidence signal repeats the first report and adds nothing.
+    state = await driver.until(lambda s: any(e.kind == "duplicate_submission" for e in s.trail))
+    assert state.submissions == ["m-1"] and len(state.evidence) == 2
 
     second = report(
         incident_id=incident_id,

@@ -32,7 +32,7 @@ async def test_major_incident_three_step_chain_and_mandatory_notice(
     await driver.accepted("section_head_review", approval("wu.hua", 1, comment="审核通过"))
     assert not (await driver.state()).publications
     await driver.accepted("leadership_group_approval", approval("tang.guo", 1))
-    state = await driver.until(lambda s: s.stage == "monitoring")
+    state = await driver.until_published()
 
     assert len(state.publications) == 3
     roles = [a.role for a in state.approvals if a.decision == "approve"]
@@ -83,6 +83,6 @@ async def test_upgrade_from_general_to_major_by_reposts(driver: IncidentDriver) 
     await driver.refused("publicity_lead_approval", approval("zhou.min", 1))
     await driver.accepted("section_head_review", approval("wu.hua", 1))
     await driver.accepted("leadership_group_approval", approval("tang.guo", 1))
-    state = await driver.until(lambda s: s.stage == "monitoring")
+    state = await driver.until_published()
     assert len(state.publications) == 3
     await driver.save_history("upgrade_by_reposts")

@@ -236,7 +236,7 @@ async def test_closing_with_an_open_post(own_clock: IncidentDriver) -> None:
         ("publicity_lead_approval", approval("zhou.min", 1)),
     ]:
         await own_clock.accepted(signal, payload)
-    await own_clock.until(lambda s: s.stage == "monitoring")
+    await own_clock.until_published()
 
     refused = await own_clock.refused("close_incident", {"closed_by": "li.ming", "reason": "平息"})
     assert "post(s) p1 are unanswered" in refused.detail

@@ -82,7 +82,7 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
     await incident.handle.signal("leadership_group_approval", approval("tang.guo", 1))
 
     with worker_process(dev_server, postgres.url, task_queue):
-        state = await incident.until(lambda s: s.stage == "monitoring")
+        state = await incident.until_published()
         await incident.accepted("close_incident", {"closed_by": "tang.guo", "reason": "平息"})
         await incident.accepted(
             "submit_review",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,7 +17,6 @@ DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["ApprovalChainIncomplete"],
 )
 # A malformed policy, roster or calendar file waits for someone to mend it; a try a minute.
 CONFIG_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
@@ -31,3 +32,21 @@ async def settled_by(moment: datetime, settled: Callable[[], bool], summary: str
     except TimeoutError:
         return settled()
     return True
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A signal as it arrived, waiting its turn to be decided."""
+
+    signal: str
+    payload: Any
+    received_at: datetime
+    problem: str | None = None
+
+
+def inbound(signal: str, args: Sequence[Any]) -> Inbound:
+    """One JSON object is a signal's payload; anything else is recorded as malformed."""
+    if len(args) == 1:
+        return Inbound(signal, args[0], workflow.now())
+    problem = f"expected one JSON object as the payload, got {len(args)} values"
+    return Inbound(signal, list(args), workflow.now(), problem)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -27,11 +25,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.notifications import NotificationActivities
     from activities.publications import PublicationActivities
-    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, settled_by
+    from workflows.common import (
+        CONFIG_RETRY,
+        DELIVERY_RETRY,
+        QUICK,
+        Inbound,
+        inbound,
+        settled_by,
+    )
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import describe
-    from yuqing.decisions import POST_STATUS_SIGNAL, Incident
+    from yuqing.decisions import EFFECT_FAILED_SIGNAL, POST_STATUS_SIGNAL, Incident
     from yuqing.effects import (
         FixEvidence,
         LoadConfiguration,
@@ -40,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         PublishStatement,
         SendNotification,
     )
-    from yuqing.models import EvidenceItem, IncidentReport
+    from yuqing.models import EvidenceItem, IncidentReport, PublicationChannel
     from yuqing.outcomes import (
         FixMoreEvidence,
         Notify,
@@ -51,13 +56,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from yuqing.roles import Role
     from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary, PostState
-
-
-@dataclass(frozen=True)
-class Inbound:
-    signal: str
-    payload: Any
-    received_at: datetime
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -104,71 +102,75 @@ class IncidentWorkflow:
         self._inbox.append(Inbound(signal, payload, workflow.now()))
 
     @workflow.signal(name="submit_report")
-    def submit_report(self, payload: Any = None) -> None:
-        self._receive("submit_report", payload)
+    def submit_report(self, *args: Any) -> None:
+        self._inbox.append(inbound("submit_report", args))
 
     @workflow.signal(name="submit_assessment")
-    def submit_assessment(self, payload: Any = None) -> None:
-        self._receive("submit_assessment", payload)
+    def submit_assessment(self, *args: Any) -> None:
+        self._inbox.append(inbound("submit_assessment", args))
 
     @workflow.signal(name="update_metrics")
-    def update_metrics(self, payload: Any = None) -> None:
-        self._receive("update_metrics", payload)
+    def update_metrics(self, *args: Any) -> None:
+        self._inbox.append(inbound("update_metrics", args))
 
     @workflow.signal(name="submit_draft")
-    def submit_draft(self, payload: Any = None) -> None:
-        self._receive("submit_draft", payload)
+    def submit_draft(self, *args: Any) -> None:
+        self._inbox.append(inbound("submit_draft", args))
 
     @workflow.signal(name="legal_opinion")
-    def legal_opinion(self, payload: Any = None) -> None:
-        self._receive("legal_opinion", payload)
+    def legal_opinion(self, *args: Any) -> None:
+        self._inbox.append(inbound("legal_opinion", args))
 
     @workflow.signal(name="unit_head_approval")
-    def unit_head_approval(self, payload: Any = None) -> None:
-        self._receive("unit_head_approval", payload)
+    def unit_head_approval(self, *args: Any) -> None:
+        self._inbox.append(inbound("unit_head_approval", args))
 
     @workflow.signal(name="section_head_review")
-    def section_head_review(self, payload: Any = None) -> None:
-        self._receive("section_head_review", payload)
+    def section_head_review(self, *args: Any) -> None:
+        self._inbox.append(inbound("section_head_review", args))
 
     @workflow.signal(name="publicity_lead_approval")
-    def publicity_lead_approval(self, payload: Any = None) -> None:
-        self._receive("publicity_lead_approval", payload)
+    def publicity_lead_approval(self, *args: Any) -> None:
+        self._inbox.append(inbound("publicity_lead_approval", args))
 
     @workflow.signal(name="leadership_group_approval")
-    def leadership_group_approval(self, payload: Any = None) -> None:
-        self._receive("leadership_group_approval", payload)
+    def leadership_group_approval(self, *args: Any) -> None:
+        self._inbox.append(inbound("leadership_group_approval", args))
 
     @workflow.signal(name="add_evidence")
-    def add_evidence(self, payload: Any = None) -> None:
-        self._receive("add_evidence", payload)
+    def add_evidence(self, *args: Any) -> None:
+        self._inbox.append(inbound("add_evidence", args))
 
     @workflow.signal(name="netizen_post")
-    def netizen_post(self, payload: Any = None) -> None:
-        self._receive("netizen_post", payload)
+    def netizen_post(self, *args: Any) -> None:
+        self._inbox.append(inbound("netizen_post", args))
 
     @workflow.signal(name="calendar_changed")
-    def calendar_changed(self, payload: Any = None) -> None:
-        self._receive("calendar_changed", payload)
+    def calendar_changed(self, *args: Any) -> None:
+        self._inbox.append(inbound("calendar_changed", args))
 
     @workflow.signal(name=POST_STATUS_SIGNAL)
-    def post_status(self, payload: Any = None) -> None:
+    def post_status(self, *args: Any) -> None:
         # Sent by this incident's own NetizenPostWorkflow children.
-        self._receive(POST_STATUS_SIGNAL, payload)
+        self._inbox.append(inbound(POST_STATUS_SIGNAL, args))
 
     @workflow.signal(name="close_incident")
-    def close_incident(self, payload: Any = None) -> None:
-        self._receive("close_incident", payload)
+    def close_incident(self, *args: Any) -> None:
+        self._inbox.append(inbound("close_incident", args))
 
     @workflow.signal(name="submit_review")
-    def submit_review(self, payload: Any = None) -> None:
-        self._receive("submit_review", payload)
+    def submit_review(self, *args: Any) -> None:
+        self._inbox.append(inbound("submit_review", args))
 
     @workflow.signal(dynamic=True)
     def other_signal(self, name: str, args: Sequence[RawValue]) -> None:
         # Recorded and refused rather than left waiting unseen in the history.
-        payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
-        self._receive(name, payload)
+        try:
+            values = [workflow.payload_converter().from_payload(a.payload) for a in args]
+        except Exception as err:  # an encoding no converter reads
+            self._inbox.append(Inbound(name, None, workflow.now(), f"unreadable payload: {err}"))
+            return
+        self._inbox.append(inbound(name, values))
 
     # -- the incident's life ------------------------------------------------------------------
 
@@ -191,11 +193,15 @@ class IncidentWorkflow:
         self._incident = incident
         self._publish_search_attributes()
         for deadline in incident.state.deadlines:
-            self._spawn(self._watch(deadline.key))
+            self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
         while incident.state.stage != "reviewed":
             await workflow.wait_condition(lambda: bool(self._inbox))
             inbound = self._inbox.pop(0)
-            self._carry_out(incident.apply(inbound.signal, inbound.payload, inbound.received_at))
+            self._carry_out(
+                incident.apply(
+                    inbound.signal, inbound.payload, inbound.received_at, inbound.problem
+                )
+            )
             self._publish_search_attributes()
         await workflow.wait_condition(
             lambda: not self._effects and workflow.all_handlers_finished()
@@ -262,6 +268,8 @@ class IncidentWorkflow:
             return current is None or current.status is not DeadlineStatus.pending
 
         for index, moment in enumerate(deadline.reminders_at, start=1):
+            if moment <= workflow.now():
+                continue  # a reminder for a time already past would only confuse
             if await settled_by(moment, settled, f"reminder {index}: {deadline.title}"):
                 return
             self._carry_out(incident.deadline_reminder(key, index))
@@ -275,21 +283,37 @@ class IncidentWorkflow:
     def _carry_out(self, outcome: Outcome) -> None:
         for effect in outcome.effects:
             if isinstance(effect, Notify):
-                self._spawn(self._notify(effect))
+                self._spawn(self._notify(effect), effect.summary)
             elif isinstance(effect, Publish):
-                self._spawn(self._publish(effect))
+                draft = self._incident.state.drafts[effect.draft_version - 1]  # type: ignore[union-attr]
+                for channel in draft.channels:
+                    self._spawn(
+                        self._publish_on(effect, channel),
+                        f"publish on {channel}",
+                        draft_version=effect.draft_version,
+                    )
             elif isinstance(effect, StartPost):
-                self._spawn(self._run_post(effect))
+                self._spawn(self._run_post(effect), "post workflow", post_id=effect.post_id)
             elif isinstance(effect, SignalPosts):
-                self._spawn(self._signal_posts(effect))
+                self._spawn(self._signal_posts(effect), f"{effect.signal} to posts")
             elif isinstance(effect, FixMoreEvidence):
-                self._spawn(self._fix_more_evidence(effect))
+                self._spawn(self._fix_more_evidence(effect), "fix more evidence")
         workflow.set_current_details(self._details())
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _spawn(self, work: Coroutine[Any, Any, None], what: str, **about: str | int) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(work, what, about))
         self._effects.add(task)
         task.add_done_callback(self._effects.discard)
+
+    async def _guarded(
+        self, work: Coroutine[Any, Any, None], what: str, about: dict[str, str | int]
+    ) -> None:
+        """Run an effect; its failure is decided and recorded like any signal, not lost."""
+        try:
+            await work
+        except FailureError as err:
+            failure = {"what": what, "error": str(err.cause or err), **about}
+            self._inbox.append(Inbound(EFFECT_FAILED_SIGNAL, failure, workflow.now()))
 
     async def _notify(self, notice: Notify) -> None:
         incident = self._incident
@@ -312,33 +336,29 @@ class IncidentWorkflow:
         )
         incident.record_notification(sent)
 
-    async def _publish(self, publish: Publish) -> None:
+    async def _publish_on(self, publish: Publish, channel: PublicationChannel) -> None:
+        """Publish on one channel; each is recorded as it goes out, the first meets the 24 h."""
         incident = self._incident
         assert incident is not None and incident.state.grade is not None
         state = incident.state
         draft = next(d for d in state.drafts if d.version == publish.draft_version)
-        publications = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    PublicationActivities.publish_statement,
-                    PublishStatement(
-                        idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
-                        incident_id=state.incident_id,
-                        channel=channel,
-                        draft_version=draft.version,
-                        text=draft.text,
-                        grade=state.grade,
-                        approvals=state.approvals,
-                        policy=incident.policy,
-                    ),
-                    start_to_close_timeout=QUICK,
-                    retry_policy=DELIVERY_RETRY,
-                    summary=f"publish statement v{draft.version} on {channel}",
-                )
-                for channel in draft.channels
-            )
+        publication = await workflow.execute_activity_method(
+            PublicationActivities.publish_statement,
+            PublishStatement(
+                idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
+                incident_id=state.incident_id,
+                channel=channel,
+                draft_version=draft.version,
+                text=draft.text,
+                grade=state.grade,
+                approvals=state.approvals,
+                policy=incident.policy,
+            ),
+            start_to_close_timeout=QUICK,
+            retry_policy=DELIVERY_RETRY,
+            summary=f"publish statement v{draft.version} on {channel}",
         )
-        incident.published(publish.draft_version, list(publications), workflow.now())
+        incident.published_on(publication, workflow.now())
         self._publish_search_attributes()
         workflow.set_current_details(self._details())
 
@@ -362,6 +382,11 @@ class IncidentWorkflow:
         final = await handle
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
 
+    def _post_open(self, post_id: str) -> bool:
+        assert self._incident is not None
+        post = self._incident.state.post(post_id)
+        return post is not None and post.open
+
     async def _fix_more_evidence(self, effect: FixMoreEvidence) -> None:
         incident = self._incident
         assert incident is not None
@@ -380,10 +405,14 @@ class IncidentWorkflow:
     async def _signal_posts(self, effect: SignalPosts) -> None:
         for post_id in effect.post_ids:
             # The child may still be starting when the signal for it is decided.
-            await workflow.wait_condition(lambda: post_id in self._posts)  # noqa: B023
+            await workflow.wait_condition(
+                lambda: post_id in self._posts or not self._post_open(post_id)  # noqa: B023
+            )
+            if post_id not in self._posts:
+                continue
             try:
                 await self._posts[post_id].signal(effect.signal, effect.payload)
-            except Exception:  # the post finished meanwhile; nothing is left to change
+            except FailureError:  # the post finished meanwhile; nothing is left to change
                 workflow.logger.info(
                     "post already finished", extra={"post_id": post_id, "signal": effect.signal}
                 )

@@ -9,29 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
-    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, settled_by
+    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, Inbound, inbound, settled_by
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_STATUS_SIGNAL
     from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
     from yuqing.state import DeadlineStatus, PostState
-
-
-@dataclass(frozen=True)
-class Inbound:
-    signal: str
-    payload: Any
-    received_at: datetime
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
@@ -43,51 +36,64 @@ class NetizenPostWorkflow:
         self._inbox: list[Inbound] = []
         self._effects: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
+        # Plans are computed one at a time, in the order they were decided, so that the last
+        # one asked for is the one that stands (an extension after a calendar change, say).
+        self._plans: list[PlanDeadline] = []
+        self._finished = False
 
     @workflow.query(name="state")
     def state(self) -> PostState:
         return self._post.state
 
-    def _receive(self, signal: str, payload: Any) -> None:
-        self._inbox.append(Inbound(signal, payload, workflow.now()))
-
     @workflow.signal(name="initial_response")
-    def initial_response(self, payload: Any = None) -> None:
-        self._receive("initial_response", payload)
+    def initial_response(self, *args: Any) -> None:
+        self._inbox.append(inbound("initial_response", args))
 
     @workflow.signal(name="formal_reply")
-    def formal_reply(self, payload: Any = None) -> None:
-        self._receive("formal_reply", payload)
+    def formal_reply(self, *args: Any) -> None:
+        self._inbox.append(inbound("formal_reply", args))
 
     @workflow.signal(name="request_extension")
-    def request_extension(self, payload: Any = None) -> None:
-        self._receive("request_extension", payload)
+    def request_extension(self, *args: Any) -> None:
+        self._inbox.append(inbound("request_extension", args))
 
     @workflow.signal(name="calendar_changed")
-    def calendar_changed(self, payload: Any = None) -> None:
-        self._receive("calendar_changed", payload)
+    def calendar_changed(self, *args: Any) -> None:
+        self._inbox.append(inbound("calendar_changed", args))
 
     @workflow.signal(name="withdraw")
-    def withdraw(self, payload: Any = None) -> None:
-        self._receive("withdraw", payload)
+    def withdraw(self, *args: Any) -> None:
+        self._inbox.append(inbound("withdraw", args))
 
     @workflow.run
     async def run(self, start: PostStart) -> PostState:
         post = self._post
-        await self._plan(post.first_deadline())
-        await self._tell_incident()
+        self._plans.append(post.first_deadline())
+        self._spawn(self._planner())
         while not post.finished:
             await workflow.wait_condition(lambda: bool(self._inbox))
             inbound = self._inbox.pop(0)
-            self._carry_out(post.apply(inbound.signal, inbound.payload, inbound.received_at))
+            self._carry_out(
+                post.apply(inbound.signal, inbound.payload, inbound.received_at, inbound.problem)
+            )
             await self._tell_incident()
-        await workflow.wait_condition(
-            lambda: not self._effects and workflow.all_handlers_finished()
-        )
+        # Plans already asked for still land (a late one settles at once), then the rest ends.
+        await workflow.wait_condition(lambda: not self._plans)
+        self._finished = True
+        await workflow.wait_condition(lambda: not self._effects)
         await self._tell_incident()
         return post.state
 
     # -- deadlines ---------------------------------------------------------------------------
+
+    async def _planner(self) -> None:
+        while not self._finished:
+            await workflow.wait_condition(lambda: bool(self._plans) or self._finished)
+            if self._plans:
+                await self._plan(self._plans[0])
+                # Taken off the queue only once done: a watcher waits for it before breaching.
+                self._plans.pop(0)
+                await self._tell_incident()
 
     async def _plan(self, plan: PlanDeadline) -> None:
         post = self._post
@@ -148,6 +154,10 @@ class NetizenPostWorkflow:
                 reminded.add(moment)
                 self._carry_out(post.deadline_reminder(key, len(reminded)))
                 continue
+            if any(plan.key == key for plan in self._plans):
+                # A re-plan of this deadline is under way; it may move the due time.
+                await workflow.wait_condition(lambda: all(p.key != key for p in self._plans))
+                continue
             self._carry_out(post.deadline_breached(key, workflow.now()))
             await self._tell_incident()
             return
@@ -159,16 +169,19 @@ class NetizenPostWorkflow:
             if isinstance(effect, Notify):
                 self._spawn(self._notify(effect))
             elif isinstance(effect, PlanDeadline):
-                self._spawn(self._plan_and_tell(effect))
-
-    async def _plan_and_tell(self, plan: PlanDeadline) -> None:
-        await self._plan(plan)
-        await self._tell_incident()
+                self._plans.append(effect)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+        task = asyncio.get_running_loop().create_task(self._guarded(work))
         self._effects.add(task)
         task.add_done_callback(self._effects.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except FailureError as err:  # recorded on the post, not lost in a task
+            self._post.record(workflow.now(), "effect_failed", str(err.cause or err))
+            await self._tell_incident()
 
     async def _notify(self, notice: Notify) -> None:
         state = self._post.state
@@ -194,9 +207,10 @@ class NetizenPostWorkflow:
         if parent is None:
             return
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        self._post.state.revision += 1
         try:
             await handle.signal(POST_STATUS_SIGNAL, self._post.state)
-        except Exception:  # the incident may have ended; the post goes on regardless
+        except FailureError:  # the incident may have ended; the post goes on regardless
             workflow.logger.warning(
                 "could not pass the post's state to its incident",
                 extra={"post_id": self._post.state.post_id},

@@ -13,59 +13,50 @@ from yuqing.roster import Roster
 from yuqing.state import ApprovalRecord, DraftStatus, IncidentState, Stage
 
 
-def approval_refusal(
+def approval_step(
     state: IncidentState, policy: Policy, roster: Roster, signal: str, approval: Approval
-) -> tuple[Refused | None, ChainStep | None]:
-    """Why this approval cannot count (None when it can), and the chain step it fills.
+) -> ChainStep:
+    """The chain step this approval fills; raises `Refused` when it cannot count.
 
     A problem of who sends it is `forbidden`; one of timing or draft version, a `conflict`.
     """
     if state.grade is None:
-        return _conflict("the incident is not graded yet: approvals follow the assessment")
+        raise Refused("the incident is not graded yet: approvals follow the assessment")
     if state.stage in (Stage.published, Stage.monitoring, Stage.closed, Stage.reviewed):
-        return _conflict(f"the incident is {state.stage}: there is no draft awaiting approval")
+        raise Refused(f"the incident is {state.stage}: there is no draft awaiting approval")
     draft = state.current_draft
     if draft is None:
-        return _conflict("no draft has been submitted yet")
+        raise Refused("no draft has been submitted yet")
     steps = policy.chain(state.grade)
     step = next((s for s in steps if s.signal == signal), None)
     if step is None:
         chain = " → ".join(s.title for s in steps)
         reason = f"{signal} is not part of the {state.grade} chain ({chain})"
-        return Refused(reason, RefusalKind.forbidden), None
+        raise Refused(reason, RefusalKind.forbidden)
     who = roster.role_refusal(approval.approver_id, step.role, state.unit)
     if who is not None:
-        return Refused(who, RefusalKind.forbidden), step
+        raise Refused(who, RefusalKind.forbidden)
     if approval.draft_version != draft.version:
-        return _conflict(
+        raise Refused(
             f"draft version {approval.draft_version} is not the current draft "
-            f"(version {draft.version})",
-            step,
+            f"(version {draft.version})"
         )
     if draft.status is DraftStatus.returned:
-        return _conflict(
-            f"draft version {draft.version} was returned; a new version is needed", step
-        )
+        raise Refused(f"draft version {draft.version} was returned; a new version is needed")
     if draft.status is DraftStatus.approved:
-        return _conflict(f"draft version {draft.version} is approved and being published", step)
+        raise Refused(f"draft version {draft.version} is approved and being published")
     for earlier in steps[: steps.index(step)]:
         if not _approved(state.approvals, earlier, draft.version):
-            return _conflict(f"{earlier.title} must come before {step.title}", step)
+            raise Refused(f"{earlier.title} must come before {step.title}")
     if _approved(state.approvals, step, draft.version):
-        return _conflict(f"{step.title} has already approved draft version {draft.version}", step)
-    return None, step
-
-
-def _conflict(
-    reason: str, step: ChainStep | None = None
-) -> tuple[Refused | None, ChainStep | None]:
-    return Refused(reason, RefusalKind.conflict), step
+        raise Refused(f"{step.title} has already approved draft version {draft.version}")
+    return step
 
 
 def chain_complete(
     policy: Policy, grade: Grade, approvals: list[ApprovalRecord], version: int
 ) -> bool:
-    return all(_approved(approvals, step, version) for step in policy.chain(grade))
+    return not missing_steps(policy, grade, approvals, version)
 
 
 def missing_steps(

@@ -1,7 +1,8 @@
 """The mechanics every decided workflow shares: validate, decide, refuse, record.
 
 A subclass maps signal names to (payload model, decision). `apply` validates the raw payload,
-runs the decision, and on a refusal puts the state back as it was and records why. Deadlines
+runs the decision, and on a refusal records why. Decisions check everything before they change
+anything, so a refused signal leaves the state as it was. Deadlines
 (reminders, breaches) are decided here too, the same way for an incident and for a post.
 """
 
@@ -19,7 +20,7 @@ from yuqing.roster import Roster
 from yuqing.state import DeadlineStatus, Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
-Decision = Callable[[Any, datetime], Outcome]
+DecideFn = Callable[[Any, datetime], Outcome]
 
 
 class Decider(Generic[S]):
@@ -32,14 +33,18 @@ class Decider(Generic[S]):
         self.unit = unit
         # How notices name what they concern, e.g. "[t-42]" or "[t-42 post p1]".
         self.label = label
-        self._decisions: dict[str, tuple[type[BaseModel], Decision]] = {}
+        self._decisions: dict[str, tuple[type[BaseModel], DecideFn]] = {}
         # The signal being decided: every trail entry it causes names it.
         self._signal: str | None = None
 
-    def decides(self, signal: str, model: type[BaseModel], decision: Decision) -> None:
+    def decides(self, signal: str, model: type[BaseModel], decision: DecideFn) -> None:
         self._decisions[signal] = (model, decision)
 
-    def apply(self, signal: str, raw: Any, at: datetime) -> Outcome:
+    def apply(self, signal: str, raw: Any, at: datetime, problem: str | None = None) -> Outcome:
+        """Decide one signal; `problem` says why its payload could not be read at all."""
+        if problem is not None:
+            reason = f"malformed {signal}: {problem}"
+            return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
         if signal not in self._decisions:
             reason = f"{signal} is not a signal this {self.noun} takes"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
@@ -49,13 +54,10 @@ class Decider(Generic[S]):
         except ValidationError as err:
             reason = f"malformed {signal}: {describe(err)}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
-        snapshot = self.state.model_copy(deep=True)
         self._signal = signal
         try:
             return decide(payload, at)
         except Refused as refusal:
-            # A refused signal changes nothing: put back anything a decision began to change.
-            self.state = snapshot
             return self._refuse(signal, raw, at, refusal)
         finally:
             self._signal = None
@@ -111,6 +113,10 @@ class Decider(Generic[S]):
         if deadline is None or deadline.met_at is not None:
             return
         deadline.met_at = at
+        if deadline.status is DeadlineStatus.pending and at > deadline.due_at:
+            # Met after its due time, before the timer's breach was decided: late all the same.
+            deadline.status = DeadlineStatus.breached
+            deadline.breached_at = deadline.due_at
         if deadline.status is DeadlineStatus.pending:
             deadline.status = DeadlineStatus.met
             self.record(at, "deadline_met", f"{deadline.title} met")

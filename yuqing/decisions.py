@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from yuqing.chain import approval_refusal, chain_complete
+from yuqing.chain import approval_step, chain_complete
 from yuqing.decider import Decider, describe, moment
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.models import (
@@ -24,6 +24,7 @@ from yuqing.models import (
     CloseIncident,
     Decision,
     DraftSubmission,
+    EffectFailure,
     Grade,
     LegalOpinion,
     MetricsUpdate,
@@ -54,14 +55,17 @@ from yuqing.state import (
     IncidentState,
     Notification,
     PostState,
+    PostStatus,
     Publication,
     Stage,
 )
 
-__all__ = ["POST_STATUS_SIGNAL", "Incident", "describe"]
+__all__ = ["EFFECT_FAILED_SIGNAL", "POST_STATUS_SIGNAL", "Incident", "describe"]
 
 # Sent by a NetizenPostWorkflow to its incident whenever the post changes.
 POST_STATUS_SIGNAL = "post_status"
+# What the incident's workflow tells itself when an effect has failed for good.
+EFFECT_FAILED_SIGNAL = "effect_failed"
 AFTER_PUBLICATION = (Stage.published, Stage.monitoring, Stage.closed, Stage.reviewed)
 ENDED = (Stage.closed, Stage.reviewed)
 # Who may send the upward report: the Office, or the responsible unit and its head.
@@ -95,6 +99,7 @@ class Incident(Decider[IncidentState]):
         for signal, decision in decisions.items():
             self.decides(signal, SIGNAL_PAYLOADS[signal], decision)
         self.decides(POST_STATUS_SIGNAL, PostState, self._post_status)
+        self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed)
 
     # -- what intake, the activities and the children report back ---------------------------
 
@@ -138,14 +143,24 @@ class Incident(Decider[IncidentState]):
             f"{notification.subject} ({notification.result})",
         )
 
-    def published(self, version: int, publications: list[Publication], at: datetime) -> None:
-        self.state.publications.extend(publications)
-        self._draft(version).status = DraftStatus.published
-        channels = ", ".join(p.channel for p in publications)
-        self.record(at, "published", f"draft version {version} published on {channels}")
-        self._meet("publication", at)
-        self._stage(Stage.published, at)
-        self._stage(Stage.monitoring, at)
+    def published_on(self, publication: Publication, at: datetime) -> None:
+        """One channel's publication; the first meets the statement deadline."""
+        version = publication.draft_version
+        first = not any(p.draft_version == version for p in self.state.publications)
+        self.state.publications.append(publication)
+        self.record(
+            at,
+            "published",
+            f"draft version {version} published on {publication.channel}: {publication.address}",
+        )
+        draft = self._draft(version)
+        if first:
+            self._meet("publication", at)
+            self._stage(Stage.published, at)
+            self._stage(Stage.monitoring, at)
+        done = {p.channel for p in self.state.publications if p.draft_version == version}
+        if done >= set(draft.channels):
+            draft.status = DraftStatus.published
 
     # -- the signals -------------------------------------------------------------------------
 
@@ -257,11 +272,8 @@ class Incident(Decider[IncidentState]):
         return decide
 
     def _approval(self, signal: str, approval: Approval, at: datetime) -> Outcome:
-        refusal, step = approval_refusal(self.state, self.policy, self.roster, signal, approval)
-        if refusal is not None:
-            raise refusal
-        if step is None or self.state.grade is None:
-            raise Refused(f"{signal} cannot be placed in the chain")
+        step = approval_step(self.state, self.policy, self.roster, signal, approval)
+        assert self.state.grade is not None  # approval_step refuses an ungraded incident
         self.state.approvals.append(
             ApprovalRecord(
                 signal=signal,
@@ -312,7 +324,7 @@ class Incident(Decider[IncidentState]):
             self.record(at, "duplicate_submission", f"submission {report.submission_id} again")
             return Outcome()
         if self.state.stage in ENDED:
-            raise Refused(f"the incident is {self.state.stage}: report the story anew")
+            raise Refused(f"the incident is {self.state.stage}: it takes no more evidence")
         self.state.submissions.append(report.submission_id)
         first = self.state.evidence_numbered
         self.state.evidence_numbered += len(report.evidence)
@@ -362,20 +374,35 @@ class Incident(Decider[IncidentState]):
             actor=post.received_by,
             role=role,
         )
-        start = StartPost(
-            post_id=post.post_id,
-            post=post.model_dump(mode="json"),
-            learnt_at=learnt_at.isoformat(),
-        )
-        return Outcome(effects=[start])
+        return Outcome(effects=[StartPost(post_id=post.post_id)])
 
     def _post_status(self, status: PostState, at: datetime) -> Outcome:
         current = self.state.post(status.post_id)
-        if current is None:
+        if current is None or current.workflow_id != status.workflow_id:
             raise Refused(f"post {status.post_id} is not one of this incident's posts")
+        if status.revision < current.revision:
+            # Snapshots sent by separate commands may arrive out of order; keep the newest.
+            return Outcome()
         self.state.posts[self.state.posts.index(current)] = status
         if status.status != current.status:
             self.record(at, "post_status", f"post {status.post_id}: {status.status}")
+        return Outcome()
+
+    def _effect_failed(self, failure: EffectFailure, at: datetime) -> Outcome:
+        self.record(at, "effect_failed", f"{failure.what} failed: {failure.error}")
+        if failure.draft_version is not None:
+            draft = self._draft(failure.draft_version)
+            published = any(p.draft_version == draft.version for p in self.state.publications)
+            if draft.status is DraftStatus.approved and not published:
+                # Nothing went out: give the draft back, so the unit can try again.
+                draft.status = DraftStatus.returned
+                draft.returned_reason = f"{failure.what} failed: {failure.error}"
+                self._stage(Stage.handling, at)
+        if failure.post_id is not None:
+            post = self.state.post(failure.post_id)
+            if post is not None and post.open:
+                post.status = PostStatus.closed_unanswered
+                post.closed_reason = f"its workflow ended: {failure.error}"
         return Outcome()
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:

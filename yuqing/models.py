@@ -267,6 +267,15 @@ class NetizenPost(Model):
     )
 
 
+class EffectFailure(Model):
+    """An activity or child workflow that failed for good (sent by the workflow to itself)."""
+
+    what: NonEmpty
+    error: str
+    draft_version: int | None = None
+    post_id: str | None = None
+
+
 class CalendarChanged(Model):
     """`calendar_changed`: a new official schedule is loaded; re-plan pending deadlines."""
 

@@ -31,8 +31,6 @@ class StartPost:
     """Start the child workflow of a netizen post (SPEC §4)."""
 
     post_id: str
-    post: dict[str, Any]
-    learnt_at: str
 
 
 @dataclass(frozen=True)

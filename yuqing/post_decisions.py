@@ -71,6 +71,15 @@ class Post(Decider[PostState]):
         if current is None:
             self.state.deadlines.append(planned)
             self.record(at, "deadline_planned", f"{planned.title}: due {moment(planned.due_at)}")
+            self._settle_if_finished(planned, at)
+        elif self._reopens(current, planned):
+            # The extension was granted before the old due time, but its plan came back after
+            # the watcher had passed that time: the breach was premature.
+            current.status = DeadlineStatus.pending
+            current.breached_at = None
+            self.record(at, "deadline_reopened", f"{planned.title}: the extension stands")
+            self.deadline_planned(planned, None, reason, at)
+            return
         elif current.status is DeadlineStatus.pending:
             if planned.due_at != current.due_at:
                 self.state.replans.append(
@@ -95,6 +104,26 @@ class Post(Decider[PostState]):
             current.calendar_version = planned.calendar_version
         if note:
             self.record(at, "deadline_provisional", f"{planned.title}: {note}")
+
+    def _reopens(self, current: Deadline, planned: Deadline) -> bool:
+        extension = self.state.extension
+        return (
+            current.key == FORMAL
+            and current.status is DeadlineStatus.breached
+            and extension is not None
+            and extension.at < current.due_at
+            and planned.due_at > current.due_at
+        )
+
+    def _settle_if_finished(self, deadline: Deadline, at: datetime) -> None:
+        """A plan that lands after the post was answered or withdrawn is settled at once."""
+        if self.state.open:
+            return
+        if deadline.key == FORMAL and self.state.formal_reply is not None:
+            self.meet(FORMAL, self.state.formal_reply.at)
+        elif deadline.status is DeadlineStatus.pending:
+            deadline.status = DeadlineStatus.waived
+            self.record(at, "deadline_waived", f"{deadline.title}: the post is {self.state.status}")
 
     def plan_request(self, plan: PlanDeadline) -> tuple[float | None, int | None]:
         """(working hours, working days) of the deadline `plan` names."""
@@ -183,6 +212,7 @@ class Post(Decider[PostState]):
         return Outcome(effects=[plan])
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:
+        self.require(change.changed_by, Role.office)
         pending = [d for d in self.state.deadlines if d.status is DeadlineStatus.pending]
         keys = ", ".join(d.key for d in pending) or "none"
         self.record(
@@ -193,6 +223,7 @@ class Post(Decider[PostState]):
 
     def _withdraw(self, withdrawal: Withdrawal, at: datetime) -> Outcome:
         self._require_open()
+        self.require(withdrawal.closed_by, Role.leadership_group)
         self.state.status = PostStatus.closed_unanswered
         self.state.closed_reason = withdrawal.reason
         for deadline in self.state.deadlines:

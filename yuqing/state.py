@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -77,12 +77,6 @@ class Deadline(BaseModel):
     status: DeadlineStatus = DeadlineStatus.pending
     met_at: datetime | None = None
     breached_at: datetime | None = None
-
-    @property
-    def late_by(self) -> timedelta | None:
-        if self.status is DeadlineStatus.breached and self.met_at is not None:
-            return self.met_at - self.due_at
-        return None
 
 
 class Draft(BaseModel):
@@ -209,6 +203,8 @@ class PostState(Tracked):
     extension: PostAction | None = None
     extended_to_days: int | None = None
     closed_reason: str | None = None
+    # Counts the snapshots the post has sent its incident, so an older one never wins.
+    revision: int = 0
 
     @property
     def open(self) -> bool:
