@@ -211,6 +211,8 @@ class Incident(Decider[IncidentState]):
             at,
         )
         self._stage(Stage.assessed, at)
+        # The unit now handles it at the source and drafts the reply (SPEC §2.4).
+        self._stage(Stage.handling, at)
         return Outcome(effects=effects)
 
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
