@@ -18,7 +18,7 @@ from yuqing.post_decisions import FORMAL, INITIAL, Post
 from yuqing.roles import Role
 from yuqing.roster import load_roster
 from yuqing.settings import Settings
-from yuqing.state import Deadline, IncidentState, PostState
+from yuqing.state import Deadline, IncidentState, PostState, PostStatus
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 POLICY = load_policy(Settings().policy_path)
@@ -139,7 +139,9 @@ def test_an_older_post_snapshot_never_overwrites_a_newer_one() -> None:
         },
         T0,
     )
-    newer = incident.state.posts[0].model_copy(update={"status": "answered", "revision": 3})
+    newer = incident.state.posts[0].model_copy(
+        update={"status": PostStatus.answered, "revision": 3}
+    )
     older = incident.state.posts[0].model_copy(update={"revision": 2})
     incident.apply(POST_STATUS_SIGNAL, newer.model_dump(mode="json"), T0)
     incident.apply(POST_STATUS_SIGNAL, older.model_dump(mode="json"), T0)
