@@ -109,3 +109,10 @@ def test_grading_criteria(assessment: dict, metrics: dict, expected: list[str]) 
     )
     assert [c.split(":")[0] for c in fired] == expected
     assert grade_for(fired) == ("major" if expected else "general")
+
+
+async def test_migrating_twice_in_one_process_applies_nothing_new(pool: object) -> None:
+    from yuqing import db
+
+    assert await db.migrate(pool) == []  # type: ignore[arg-type]
+    assert await db.migrate(pool) == []  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,21 @@ class Settings:
     # A newer official holiday schedule than the `holidays` package has (SPEC §3).
     calendar_override_path: Path | None = None
     office_hours: str = "08:00-12:00,15:00-18:00"
+    # The HTTP API (`api/`): where serve() listens, and where the `yuqing` CLI looks for it.
+    api_port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    # SHA-256 hashes of the API's bearer tokens, each naming a roster person.
+    tokens_path: Path = PROJECT_ROOT / "config" / "tokens.toml"
+    # Where notices and statements leave the building (SMTP, chat robots, publishing
+    # gateways); unset: they are recorded in PostgreSQL only.
+    channels_path: Path | None = None
+    # The SMTP intake, where e-mails become incident reports; no port: not started.
+    smtp_intake_port: int | None = None
+    smtp_intake_host: str = "127.0.0.1"
+    # Who an e-mail is reported by when its sender is not in the roster, and the unit that
+    # handles an incident first reported by e-mail (a roster unit with a unit head).
+    email_intake_reporter: str = "office-intake"
+    email_intake_unit: str = "xixiangtang-branch"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,4 +58,35 @@ class Settings:
                 else None
             ),
             office_hours=env.get("YUQING_OFFICE_HOURS", default.office_hours),
+            api_port=_port(env.get("YUQING_API_PORT"), default.api_port),
+            api_url=env.get("YUQING_API_URL") or default.api_url,
+            tokens_path=Path(env.get("YUQING_TOKENS") or default.tokens_path),
+            channels_path=Path(env["YUQING_CHANNELS"]) if env.get("YUQING_CHANNELS") else None,
+            smtp_intake_port=_optional_port(env, "YUQING_SMTP_INTAKE_PORT"),
+            smtp_intake_host=env.get("YUQING_SMTP_INTAKE_HOST") or default.smtp_intake_host,
+            email_intake_reporter=(
+                env.get("YUQING_EMAIL_REPORTER") or default.email_intake_reporter
+            ),
+            email_intake_unit=env.get("YUQING_EMAIL_UNIT") or default.email_intake_unit,
         )
+
+
+def _port(value: str | None, default: int) -> int:
+    if not value:
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"YUQING_API_PORT={value!r} is not a port number (0-65535)")
+    return port
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if not value:
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError(f"{name}={value!r} is not a port number (0-65535)")
+    return int(value)

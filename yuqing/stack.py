@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -524,9 +524,15 @@ async def _start_postgres_in_thread(data_dir: Path) -> EmbeddedPostgres:
 
 
 async def serve(
-    data_dir: Path, *, port: int = 7233, ui_port: int = 8233, headless: bool = False
+    data_dir: Path,
+    *,
+    port: int = 7233,
+    ui_port: int = 8233,
+    headless: bool = False,
+    api_port: int | None = None,
 ) -> None:
-    """Run PostgreSQL, Temporal and the worker until SIGINT/SIGTERM, then stop them in reverse.
+    """Run PostgreSQL, Temporal, the worker and the HTTP API until SIGINT/SIGTERM, then stop
+    them in reverse (the API and the worker together, first).
 
     `DATABASE_URL` / `TEMPORAL_ADDRESS` in the environment replace the embedded servers.
     """
@@ -609,6 +615,15 @@ async def serve(
             settings = dataclasses.replace(
                 settings, temporal_address=temporal_address, database_url=database_url
             )
+            if api_port is not None:
+                settings = dataclasses.replace(settings, api_port=api_port)
+            if not os.environ.get("YUQING_STATEMENT_BASE_URL"):
+                # Publications record their address: make it the page this API serves.
+                settings = dataclasses.replace(
+                    settings,
+                    statement_base_url=f"http://localhost:{settings.api_port}/statements",
+                )
+            await _start_api(stack, settings, stop)
             log.info("starting worker", task_queue=settings.task_queue, data_dir=str(data_dir))
             await worker.run_worker(settings, stop=stop)
             if not stop.is_set():
@@ -617,6 +632,49 @@ async def serve(
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("stack stopped")
+
+
+async def _start_api(
+    stack: contextlib.AsyncExitStack, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Serve the HTTP API beside the worker; the stack's unwinding stops it before Temporal
+    and PostgreSQL, and `stop` makes it stop taking requests at once."""
+    from api import create_app  # imported late, like the worker: it pulls in FastAPI
+    from api.server import serving
+    from yuqing import db
+    from yuqing.client import connect
+
+    assert settings.database_url is not None
+    pool = await db.create_pool(settings.database_url)
+    # The worker applies the migrations as it starts; until then a statement page says
+    # "unavailable" (503).
+    stack.push_async_callback(pool.close)
+    client = await connect(settings)
+    try:
+        app = create_app(client, pool, settings)
+    except ValueError as err:  # the roster or the tokens file
+        raise StackError(f"the API cannot start: {err}") from err
+
+    @contextlib.asynccontextmanager
+    async def served() -> AsyncIterator[str]:
+        async with serving(app, "127.0.0.1", settings.api_port, stop=stop) as url:
+            yield url
+        log.info("API stopped")
+
+    try:
+        url = await stack.enter_async_context(served())
+    except OSError as err:
+        raise StackError(
+            f"the API cannot listen on 127.0.0.1:{settings.api_port} ({err.strerror}); "
+            "choose another port with --api-port or YUQING_API_PORT"
+        ) from err
+    log.info(
+        "API ready",
+        url=url,
+        docs=f"{url}/docs",
+        statements=f"{url}/statements/<incident_id>-v<version>",
+        tokens=str(settings.tokens_path),
+    )
 
 
 async def _stop_postgres(postgres: EmbeddedPostgres) -> None:
@@ -682,11 +740,12 @@ def cli() -> None:
             "  - PostgreSQL (embedded, unix socket only), unless DATABASE_URL is set;\n"
             "  - a Temporal dev server on 127.0.0.1 (gRPC --port, web UI --ui-port),\n"
             "    unless TEMPORAL_ADDRESS is set;\n"
-            "  - the incident worker, in this process.\n"
+            "  - the incident worker, in this process;\n"
+            "  - the HTTP API on 127.0.0.1 (--api-port; its docs at /docs), in this process.\n"
             "\n"
             "All state lives in the data directory (postgres/, temporal.sqlite, temporal.log),\n"
-            "so stopping and starting again resumes every incident. Ctrl-C stops the worker,\n"
-            "then Temporal, then PostgreSQL; a second Ctrl-C hurries it."
+            "so stopping and starting again resumes every incident. Ctrl-C stops the API and\n"
+            "the worker, then Temporal, then PostgreSQL; a second Ctrl-C hurries it."
         ),
     )
     parser.add_argument(
@@ -702,12 +761,28 @@ def cli() -> None:
         "--ui-port", type=int, default=8233, help="Temporal web UI port (default: %(default)s)"
     )
     parser.add_argument("--headless", action="store_true", help="do not serve the Temporal web UI")
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help="HTTP API port (default: $YUQING_API_PORT or 8000)",
+    )
     args = parser.parse_args()
+    try:
+        Settings.from_env()
+    except ValueError as err:  # e.g. a YUQING_API_PORT that is not a port
+        parser.error(str(err))
 
     configure_logging()
     try:
         asyncio.run(
-            serve(args.data_dir, port=args.port, ui_port=args.ui_port, headless=args.headless)
+            serve(
+                args.data_dir,
+                port=args.port,
+                ui_port=args.ui_port,
+                headless=args.headless,
+                api_port=args.api_port,
+            )
         )
     except StackError as err:
         log.error("could not start the stack", error=str(err))

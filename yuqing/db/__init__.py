@@ -21,7 +21,7 @@ async def create_pool(url: str) -> asyncpg.Pool:
     return pool
 
 
-def migrations() -> list[tuple[int, str, str]]:
+def shipped_migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every migration shipped with the package, in order."""
     found = []
     for entry in resources.files("yuqing.db.migrations").iterdir():
@@ -48,7 +48,7 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
             done = {
                 row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")
             }
-            for version, name, sql in migrations():
+            for version, name, sql in shipped_migrations():
                 if version in done:
                     continue
                 async with conn.transaction():

@@ -1,0 +1,70 @@
+"""The FastAPI application: `create_app(client, pool, settings)`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from temporalio.client import Client
+
+from api.auth import Directory
+from api.deps import Services
+from api.errors import ApiError, api_error_handler
+from api.routes import incidents, posts, reports, statements
+from api.signals import Workflows
+from yuqing.settings import Settings
+
+DESCRIPTION = """\
+The bureau's public-opinion incident response plan, over HTTP.
+
+**Who you are.** Send `Authorization: Bearer <token>`. The token names one person of the
+roster, and you act as that person: the API fills in `approver_id`, `author_id`,
+`reporter_id` and the like; a body that names someone else there is refused (403).
+
+**Answers at once.** Every signal waits for the incident's decision: 200 with the entry it
+added to the decision trail, or the refusal with its reason: 422 malformed (the field is
+named), 403 not yours (role or unit), 409 wrong stage or stale draft version, 404 unknown.
+A refused signal changes nothing. 503: Temporal is unreachable.
+
+**Statements** are public: `/statements/<incident_id>-v<version>`.
+"""
+
+
+def create_app(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    patience: timedelta = timedelta(seconds=30),
+) -> FastAPI:
+    """The API over this Temporal client and database; `patience` bounds each wait for a
+    decision. Reads the roster and the tokens file now, so a bad one stops start-up."""
+    app = FastAPI(
+        title="Yuqing",
+        summary="舆情 incident response: report, approve, publish, close, review",
+        description=DESCRIPTION,
+        version="1",
+    )
+    app.state.services = Services(
+        workflows=Workflows(client, settings.task_queue, patience=patience),
+        pool=pool,
+        settings=settings,
+        directory=Directory.load(settings.roster_path, settings.tokens_path),
+    )
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.include_router(reports.router)
+    app.include_router(incidents.router)
+    app.include_router(posts.router)
+    app.include_router(statements.router)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/health", tags=["service"], summary="Liveness")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,181 @@
+"""What the API takes and gives: the wire models of `yuqing.models`, with the acting person's
+field made optional, since the token says who acts; and the intake shapes of other systems.
+
+Each body model is its signal's payload model with one field relaxed, so FastAPI refuses a
+malformed body with the same field names and rules the workflow would (422 naming the field)
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from api.errors import ApiError
+from yuqing.decider import describe
+from yuqing.models import (
+    Approval,
+    Assessment,
+    AwareDatetime,
+    CalendarChanged,
+    CloseIncident,
+    DraftSubmission,
+    ExtensionRequest,
+    FormalReply,
+    IncidentId,
+    IncidentReport,
+    InitialResponse,
+    LegalOpinion,
+    MetricsUpdate,
+    Model,
+    NetizenPost,
+    NonEmpty,
+    Review,
+    Sensitivity,
+    UpwardReport,
+)
+from yuqing.roster import Person
+from yuqing.state import Stage, TrailEntry
+
+_YOU = "you, by your token; if given, it must be you"
+
+
+class IncidentReportBody(IncidentReport):
+    """An `IncidentReport`. Without `incident_id`, the story's URL (`source_url`) or else the
+    channel's own id (`external_id`) names the incident, so one story is one incident."""
+
+    incident_id: IncidentId | None = Field(  # type: ignore[assignment]
+        default=None, description="default: derived from source_url, else external_id"
+    )
+    reporter_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    external_id: NonEmpty | None = Field(
+        default=None, description="the channel's own id of the story (ticket, message id)"
+    )
+
+
+class UpwardReportBody(UpwardReport):
+    reporter_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class AssessmentBody(Assessment):
+    assessor_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class MetricsUpdateBody(MetricsUpdate):
+    source: NonEmpty | None = Field(  # type: ignore[assignment]
+        default=None, description="where the figures come from; default: you"
+    )
+
+
+class DraftBody(DraftSubmission):
+    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class LegalOpinionBody(LegalOpinion):
+    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class ApprovalBody(Approval):
+    approver_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class NetizenPostBody(NetizenPost):
+    received_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class CloseBody(CloseIncident):
+    closed_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class ReviewBody(Review):
+    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class CalendarChangedBody(CalendarChanged):
+    changed_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class InitialResponseBody(InitialResponse):
+    responder_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class FormalReplyBody(FormalReply):
+    approver_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+
+
+class ExtensionBody(ExtensionRequest):
+    requested_by: NonEmpty | None = Field(  # type: ignore[assignment]
+        default=None, description=_YOU
+    )
+
+
+def acting(body: BaseModel, field: str, person: Person, model: type[Model]) -> dict[str, Any]:
+    """The signal payload, in the name of the token's person; 403 if the body names another."""
+    named = getattr(body, field)
+    if named is not None and named != person.id:
+        raise ApiError(
+            403,
+            f"your token is {person.id}'s, but {field} names {named}: "
+            "each person acts only in their own name",
+        )
+    data = body.model_dump(mode="json")
+    data[field] = person.id
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except ValidationError as err:  # cannot happen while the body models mirror the payloads
+        raise ApiError(422, f"the payload is invalid: {describe(err)}") from err
+
+
+class MonitorAlert(BaseModel):
+    """What the media-monitoring system posts when it finds a story (its webhook shape).
+
+    Fields the monitor adds beyond these are ignored: the monitor is another vendor's system.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    platform: NonEmpty = Field(description="e.g. weibo, 新浪微博, douyin, a forum's name")
+    url: NonEmpty = Field(description="the post or article found; it names the incident")
+    title: NonEmpty
+    excerpt: str = ""
+    reposts: int | None = Field(
+        default=None, ge=0, description="reposts so far; counted as Weibo reposts on Weibo only"
+    )
+    captured_at: AwareDatetime | None = None
+    screenshot_base64: str | None = None
+    unit: NonEmpty | None = Field(
+        default=None, description="the responsible unit; or `?unit=` on the webhook's URL"
+    )
+    sensitivity: Sensitivity = Sensitivity.important
+
+    @field_validator("screenshot_base64")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except binascii.Error as err:
+                raise ValueError(f"not valid base64: {err}") from err
+        return value
+
+    @property
+    def on_weibo(self) -> bool:
+        platform = self.platform.lower()
+        return "weibo" in platform or "微博" in platform
+
+
+class ReportAccepted(BaseModel):
+    """The incident a report went to: 201 when it started one, 200 when it joined one."""
+
+    incident_id: str
+    workflow_id: str
+    submission_id: str
+    created: bool = Field(description="true: a new incident; false: added to an open one")
+    stage: Stage
+    state_url: str
+    metrics_update: TrailEntry | None = Field(
+        default=None, description="the monitor's new figures, sent to an incident it joined"
+    )
