@@ -22,6 +22,7 @@ from activities.post_deadlines import PostDeadlineActivities
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import db, log
+from yuqing.channels import load_channels
 from yuqing.client import connect
 from yuqing.policy import load_policy
 from yuqing.roster import load_roster
@@ -35,12 +36,14 @@ def check_configuration(settings: Settings) -> None:
     policy = load_policy(settings.policy_path)
     roster = load_roster(settings.roster_path)
     calendar = PostDeadlineActivities(settings).calendar()
+    channels = load_channels(settings.channels_path)
     logger.info(
         "configuration loaded",
         policy=policy.version,
         roster=roster.version,
         calendar=calendar.version,
         calendar_sources=list(calendar.sources),
+        channels=channels.describe(),
     )
 
 

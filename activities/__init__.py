@@ -13,16 +13,18 @@ from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
 from activities.post_deadlines import PostDeadlineActivities
 from activities.publications import PublicationActivities
+from yuqing.channels import load_channels
 from yuqing.settings import Settings
 
 
 def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..., Any]]:
     """The activity functions a worker registers, bound to this process's settings and pool."""
+    channels = load_channels(settings.channels_path)
     return [
         ConfigurationActivities(settings).load_configuration,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
-        NotificationActivities(pool).send_notification,
-        PublicationActivities(pool, settings.statement_base_url).publish_statement,
+        NotificationActivities(pool, channels).send_notification,
+        PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
     ]

@@ -3,6 +3,11 @@
 The activity checks the approval chain once more itself: whatever calls it, nothing is
 published without the chain for its grade complete. Each publication is keyed by workflow,
 draft version and channel, so a retry returns the first publication instead of a second one.
+
+The website's publication is the row itself: the HTTP API serves it at its address. Another
+channel with a gateway in the channels file is handed to the gateway first (the attempt
+recorded in `deliveries`, like a notice's), and its row is written once the gateway has taken
+it; a channel without a gateway is recorded only, for the Office to post by hand.
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from yuqing.chain import chain_complete, missing_steps
+from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, statement_channel
+from yuqing.channels.ledger import Ledger
 from yuqing.db import fetch_one
 from yuqing.effects import PublishStatement
+from yuqing.models import PublicationChannel
 from yuqing.state import Publication
 
 log = structlog.get_logger(__name__)
 
 
 class PublicationActivities:
-    def __init__(self, pool: asyncpg.Pool, base_url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, base_url: str, channels: Channels = NO_CHANNELS) -> None:
         self._pool = pool
         self._base_url = base_url.rstrip("/")
+        self._channels = channels
 
     @activity.defn
     async def publish_statement(self, request: PublishStatement) -> Publication:
@@ -41,7 +50,25 @@ class PublicationActivities:
                 type="ApprovalChainIncomplete",
                 non_retryable=True,
             )
-        address = f"{self._base_url}/{request.incident_id}-v{version}#{request.channel.value}"
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM publications WHERE idempotency_key = $1", request.idempotency_key
+            )
+        if row is None:
+            row = await self._publish(request)
+        return Publication(
+            channel=row["channel"],
+            draft_version=row["draft_version"],
+            address=row["address"],
+            content_sha256=row["content_sha256"],
+            published_at=row["published_at"],
+            idempotency_key=row["idempotency_key"],
+        )
+
+    async def _publish(self, request: PublishStatement) -> asyncpg.Record:
+        version = request.draft_version
+        website = f"{self._base_url}/{request.incident_id}-v{version}"
+        address, how = await self._hand_over(request, website)
         approvals = [
             a.model_dump(mode="json")
             for a in request.approvals
@@ -73,12 +100,40 @@ class PublicationActivities:
             channel=row["channel"],
             draft_version=version,
             address=row["address"],
+            how=how,
         )
-        return Publication(
-            channel=row["channel"],
-            draft_version=row["draft_version"],
-            address=row["address"],
-            content_sha256=row["content_sha256"],
-            published_at=row["published_at"],
-            idempotency_key=row["idempotency_key"],
+        return row
+
+    async def _hand_over(self, request: PublishStatement, website: str) -> tuple[str, str]:
+        """The statement's address on its channel, and how it got there."""
+        if request.channel is PublicationChannel.website:
+            return website, "served by the website from the publications table"
+        # Distinct from the website's own address, and from every other channel's.
+        fallback = f"{website}#{request.channel.value}"
+        gateway = statement_channel(self._channels, request.channel)
+        if gateway is None:
+            return fallback, "recorded only: no gateway is configured for the channel"
+        ledger = Ledger(
+            self._pool,
+            key=request.idempotency_key,
+            incident_id=request.incident_id,
+            purpose="statement",
         )
+        outcome = await ledger.attempt(
+            request.channel.value, gateway.target, lambda: gateway.publish(request, website)
+        )
+        if outcome.status is not DeliveryStatus.delivered:
+            log.warning(
+                "statement not published yet",
+                incident_id=request.incident_id,
+                channel=request.channel.value,
+                gateway=gateway.target,
+                detail=outcome.detail,
+            )
+            # Retryable on purpose: DELIVERY_RETRY tries again until the gateway takes it.
+            raise ApplicationError(
+                f"the {request.channel.value} gateway {gateway.target} did not take statement"
+                f" v{request.draft_version} of {request.incident_id}: {outcome.detail}",
+                type="ChannelUnavailable",
+            )
+        return outcome.address or fallback, f"handed to {gateway.target} ({outcome.detail})"

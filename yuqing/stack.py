@@ -624,6 +624,14 @@ async def serve(
                     statement_base_url=f"http://localhost:{settings.api_port}/statements",
                 )
             await _start_api(stack, settings, stop)
+            if settings.smtp_intake_port is not None:
+                from yuqing.client import connect
+                from yuqing.email_intake import run_smtp_intake  # late: it pulls in workflows
+
+                intake = await run_smtp_intake(
+                    await connect(settings), settings, port=settings.smtp_intake_port
+                )
+                stack.push_async_callback(intake.stop)
             log.info("starting worker", task_queue=settings.task_queue, data_dir=str(data_dir))
             await worker.run_worker(settings, stop=stop)
             if not stop.is_set():

@@ -1,0 +1,389 @@
+"""E-mail intake (SPEC §2.1): an e-mail becomes an incident report, its content fixed as evidence.
+
+    report = parse_email(data, roster=..., default_reporter=..., unit=...)  # refuses bad mail
+    await report_email(client, settings, data)        # parse, then report (signal-with-start)
+    intake = await run_smtp_intake(client, settings)  # an SMTP port that does both per message
+
+The incident is keyed like every other intake (yuqing.intake): by the first link in the body
+when there is one, so the e-mail about a Weibo post joins the incident the monitoring system
+opened for it; otherwise by the Message-ID. The e-mail as received and each attachment are
+evidence items, with the Date header as their capture time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import errors, policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from html.parser import HTMLParser
+from types import TracebackType
+from typing import Any, cast
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from starter import InvalidInput, report_incident
+from yuqing.decider import describe
+from yuqing.intake import incident_id_for, intake_key, normalise_url
+from yuqing.models import EvidenceKind, IncidentReport, IntakeChannel, Sensitivity
+from yuqing.roles import Role
+from yuqing.roster import Roster, load_roster
+from yuqing.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Evidence travels inside the workflow input (Temporal refuses payloads over 2 MB), and the
+# e-mail is kept twice: as received, and attachment by attachment. Larger mail is refused
+# with a reason, rather than failing at the Temporal server.
+MAX_REPORT_BYTES = 1_500_000
+MAX_SUMMARY_CHARS = 4000
+
+# Defects after which the parsed message is not the message that was sent.
+_FATAL_DEFECTS = (
+    errors.MissingHeaderBodySeparatorDefect,
+    errors.NoBoundaryInMultipartDefect,
+    errors.StartBoundaryNotFoundDefect,
+    errors.MultipartInvariantViolationDefect,
+)
+_URL = re.compile(r"https?://[^\s<>\"'，。；！？、）】」]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?)]}'\""
+
+
+class EmailRefused(InvalidInput):
+    """The e-mail was refused before anything was started; the message says what is wrong."""
+
+
+def parse_email(data: bytes, *, roster: Roster, default_reporter: str, unit: str) -> IncidentReport:
+    """The incident report an e-mail (RFC 822 bytes) makes, or EmailRefused saying why not."""
+    if not data.strip():
+        raise EmailRefused("the e-mail is empty")
+    # policy.default parses each header into an object (addresses, dates) and notes defects.
+    msg = BytesParser(policy=policy.default).parsebytes(data)
+    if not list(msg.keys()):
+        raise EmailRefused("not an RFC 822 message: it has no header fields")
+    for part in msg.walk():
+        fatal = [d for d in part.defects if isinstance(d, _FATAL_DEFECTS)]
+        if fatal:
+            raise EmailRefused(f"the message is malformed: {_defect(fatal[0])}")
+
+    title = str(msg.get("Subject", "")).strip()
+    if not title:
+        raise EmailRefused("the e-mail has no Subject: its subject is the incident's title")
+    sender = _sender(msg)
+    captured_at = _date(msg)
+    message_id = str(msg.get("Message-ID", "")).strip() or None
+    text = _body_text(msg)
+    url = _first_url(text)
+    try:
+        key = intake_key(IntakeChannel.email, external_id=message_id, url=url)
+    except ValueError as err:
+        raise EmailRefused(
+            "the e-mail has neither a link to the story nor a Message-ID: one of them keys"
+            " the incident"
+        ) from err
+
+    raw = {
+        "kind": EvidenceKind.other,
+        "description": f"the e-mail as received (message/rfc822) from {sender}"
+        + (f", Message-ID {message_id}" if message_id else ""),
+        "content_base64": base64.b64encode(data).decode("ascii"),
+        "captured_at": captured_at,
+    }
+    fields: dict[str, Any] = {
+        "incident_id": incident_id_for(key),
+        "title": title,
+        "channel": IntakeChannel.email,
+        "reporter_id": _reporter(roster, sender) or default_reporter,
+        "unit": unit,
+        "sensitivity": Sensitivity.important,
+        "summary": _clip(text),
+        "source_url": url,
+        "evidence": [raw, *_attachments(msg, captured_at)],
+        "intake_key": key,
+        # A mail system may deliver one message twice; the incident adds it once.
+        "submission_id": "email:"
+        + (message_id or "sha256:" + hashlib.sha256(data).hexdigest()[:32]),
+    }
+    try:
+        report = IncidentReport.model_validate(fields)
+    except ValidationError as err:
+        raise EmailRefused(f"the e-mail makes no valid report: {describe(err)}") from err
+    size = len(report.model_dump_json())
+    if size > MAX_REPORT_BYTES:
+        raise EmailRefused(
+            f"the e-mail is too large to fix as evidence: {size} bytes encoded, at most"
+            f" {MAX_REPORT_BYTES}"
+        )
+    return report
+
+
+def check_intake_unit(roster: Roster, unit: str) -> None:
+    """Refuse a default unit that no incident could start with (it needs a unit head)."""
+    if not roster.recipients([Role.unit_head], unit):
+        raise ValueError(
+            f"the e-mail intake's unit {unit!r} (YUQING_EMAIL_UNIT) has no unit head in roster"
+            f" {roster.version}"
+        )
+
+
+async def report_email(client: Client, settings: Settings, data: bytes) -> IncidentReport:
+    """Report the incident an e-mail describes: a new one, or evidence for the open one."""
+    roster = load_roster(settings.roster_path)
+    check_intake_unit(roster, settings.email_intake_unit)
+    report = parse_email(
+        data,
+        roster=roster,
+        default_reporter=settings.email_intake_reporter,
+        unit=settings.email_intake_unit,
+    )
+    try:
+        await report_incident(client, report, settings.task_queue)
+    except WorkflowAlreadyStartedError as err:
+        raise EmailRefused(
+            f"incident {report.incident_id}, which this e-mail is about, is already over"
+        ) from err
+    log.info(
+        "e-mail reported",
+        incident_id=report.incident_id,
+        reporter=report.reporter_id,
+        source_url=report.source_url,
+        evidence=len(report.evidence),
+    )
+    return report
+
+
+# -- the SMTP intake -------------------------------------------------------------------------
+
+
+class SmtpIntake:
+    """An SMTP server on a local port: each message it accepts is reported as an incident.
+
+    A message that makes no report is refused for good (554, with the reason), so the sender
+    gets a bounce that says why; one that could not be reported now (Temporal unreachable) is
+    deferred (451), so the sending mail server tries again later.
+    """
+
+    def __init__(
+        self, client: Client, settings: Settings, *, port: int, host: str | None = None
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._host = host or settings.smtp_intake_host
+        self._port = port
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one chosen, when asked for port 0)."""
+        if self._server is None:
+            return self._port
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        check_intake_unit(load_roster(self._settings.roster_path), self._settings.email_intake_unit)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(
+                self,
+                hostname="yuqing-intake",
+                ident="Yuqing e-mail intake",
+                data_size_limit=MAX_REPORT_BYTES,
+                enable_SMTPUTF8=True,
+                loop=loop,
+            ),
+            host=self._host,
+            port=self._port,
+        )
+        log.info("SMTP intake listening", host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+            log.info("SMTP intake stopped")
+
+    async def __aenter__(self) -> SmtpIntake:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        try:
+            report = await report_email(self._client, self._settings, data)
+        except EmailRefused as err:
+            log.warning("e-mail refused", sender=envelope.mail_from, reason=str(err))
+            return f"554 5.6.0 {_reply_text(str(err))}"
+        except Exception as err:
+            log.exception("e-mail not reported; the sender will try again", error=str(err))
+            return "451 4.3.0 the incident could not be reported just now; try again later"
+        return f"250 2.0.0 reported as incident {report.incident_id}"
+
+
+async def run_smtp_intake(
+    client: Client, settings: Settings, *, port: int, host: str | None = None
+) -> SmtpIntake:
+    """Start the SMTP intake beside the worker; stop it with `await intake.stop()`."""
+    intake = SmtpIntake(client, settings, port=port, host=host)
+    await intake.start()
+    return intake
+
+
+# -- reading the message ---------------------------------------------------------------------
+
+
+def _defect(defect: errors.MessageDefect) -> str:
+    name = re.sub(r"(?<!^)(?=[A-Z])", " ", type(defect).__name__.removesuffix("Defect")).lower()
+    return f"{name}{f' ({defect})' if str(defect) else ''}"
+
+
+def _sender(msg: EmailMessage) -> str:
+    header = msg.get("From")
+    addresses = getattr(header, "addresses", ())
+    if header is None or not addresses:
+        raise EmailRefused("the e-mail has no From address: the reporter must be known")
+    address = str(addresses[0].addr_spec).strip().lower()
+    if "@" not in address or address.endswith("@"):
+        raise EmailRefused(f"the From header {str(header)!r} is not an e-mail address")
+    return address
+
+
+def _date(msg: EmailMessage) -> datetime | None:
+    header = msg.get("Date")
+    if header is None:
+        return None  # the capture time is then the time the evidence is stored
+    when = getattr(header, "datetime", None)
+    if not isinstance(when, datetime):
+        raise EmailRefused(f"the Date header {str(header)!r} is not a date")
+    # RFC 5322's "-0000" (time zone unknown) parses naive; it is UTC by definition.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _reporter(roster: Roster, address: str) -> str | None:
+    return next(
+        (p.id for p in roster.people if p.email and p.email.strip().lower() == address), None
+    )
+
+
+def _body_text(msg: EmailMessage) -> str:
+    body = msg.get_body(preferencelist=("plain", "html"))
+    if body is None:
+        return ""
+    try:
+        content = body.get_content()
+    except (LookupError, UnicodeError, ValueError) as err:
+        raise EmailRefused(f"the text of the e-mail cannot be decoded: {err}") from err
+    if not isinstance(content, str):
+        return ""
+    content = content.replace("\r\n", "\n")
+    if body.get_content_subtype() == "html":
+        return _html_text(content)
+    return content.strip()
+
+
+class _TextAndLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.links.extend(v for k, v in attrs if k == "href" and v)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _html_text(html: str) -> str:
+    parser = _TextAndLinks()
+    parser.feed(html)
+    text = re.sub(r"[ \t]+", " ", "".join(parser.text)).strip()
+    # A link's address is part of what the e-mail says, even when only its words show.
+    links = [link for link in parser.links if _URL.match(link)]
+    return text + ("\n\n" + "\n".join(links) if links else "")
+
+
+def _first_url(text: str) -> str | None:
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_URL_TAIL)
+        try:
+            normalise_url(url)
+        except ValueError:
+            continue
+        return url
+    return None
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_SUMMARY_CHARS:
+        return text
+    return text[: MAX_SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+def _attachments(msg: EmailMessage, captured_at: datetime | None) -> list[dict[str, Any]]:
+    items = []
+    for part in _leaves(msg):
+        filename = part.get_filename()
+        content_type = part.get_content_type()
+        if part.get_content_maintype() == "text" and not filename and not part.is_attachment():
+            continue  # the body (or its other version): kept in the e-mail as received
+        if content_type == "message/rfc822":
+            inner = part.get_payload(0)
+            content = inner.as_bytes() if isinstance(inner, EmailMessage) else b""
+        else:
+            payload = part.get_payload(decode=True)
+            content = payload if isinstance(payload, bytes) else b""
+        items.append(
+            {
+                "kind": _kind(content_type),
+                "description": f"attachment {filename or '(unnamed)'} ({content_type},"
+                f" {len(content)} bytes)",
+                "content_base64": base64.b64encode(content).decode("ascii"),
+                "captured_at": captured_at,
+            }
+        )
+    return items
+
+
+def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+    """The parts that hold content; a forwarded e-mail is one part, not opened up."""
+    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+        yield part
+        return
+    for child in part.iter_parts():
+        yield from _leaves(cast(EmailMessage, child))
+
+
+def _kind(content_type: str) -> EvidenceKind:
+    if content_type.startswith("image/"):
+        return EvidenceKind.screenshot
+    if content_type.startswith("audio/"):
+        return EvidenceKind.audio_clip
+    if content_type == "text/html":
+        return EvidenceKind.web_page
+    return EvidenceKind.other
+
+
+def _reply_text(reason: str) -> str:
+    # One line of ASCII: every SMTP client can show it in the bounce.
+    line = " ".join(reason.split())
+    return line.encode("ascii", "backslashreplace").decode("ascii")[:400]
