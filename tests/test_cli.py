@@ -177,3 +177,22 @@ async def test_cli_errors_name_the_file_field_or_address(cli: Cli) -> None:
     )
     assert finished.returncode == 3, finished.stderr
     assert f"cannot reach the Yuqing API at {nowhere}" in finished.stderr
+
+
+async def test_report_email_through_the_cli(cli: Cli) -> None:
+    eml = Path(__file__).parent / "fixtures" / "report-with-screenshot.eml"
+    result = await cli("li.ming", "report-email", str(eml), "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    cli.incidents.append(answer["incident_id"])
+    assert answer["stage"] == "discovered"
+    status = await cli("li.ming", "status", answer["incident_id"], "--json")
+    state = json.loads(status.stdout)
+    assert state["channel"] == "email"
+    assert any(e["kind"] == "screenshot" for e in state["evidence"])
+
+    missing = await cli("li.ming", "report-email", str(eml.with_name("no-such.eml")))
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    garbage = await cli("li.ming", "report-email", cli.file("broken.eml", "not an e-mail"))
+    assert garbage.exit_code == 2, garbage.output
+    assert "not an RFC 822 message" in garbage.output

@@ -99,16 +99,20 @@ class Api:
     token: str | None
     as_json: bool
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
         if not self.token:
             raise Failure(EXIT_INPUT, "no token: set YUQING_TOKEN or pass --token")
         url = self.url.rstrip("/") + path
         try:
+            headers = {"Authorization": f"Bearer {self.token}"}
+            if raw is not None:
+                headers["Content-Type"] = "message/rfc822"
             response = httpx.request(
                 method,
                 url,
                 json=body,
-                headers={"Authorization": f"Bearer {self.token}"},
+                content=raw,
+                headers=headers,
                 # A signal waits for the incident's decision, up to half a minute.
                 timeout=httpx.Timeout(60, connect=5),
             )
@@ -240,6 +244,37 @@ def report(
         f"stage {answer['stage']}",
         soft_wrap=True,
     )
+
+
+@app.command("report-email")
+def report_email(
+    file: Annotated[Path, typer.Argument(help="An e-mail as saved (.eml, RFC 822).")],
+    unit: Annotated[
+        str | None, typer.Option(help="The responsible unit (default: YUQING_EMAIL_UNIT).")
+    ] = None,
+    as_json: JsonOption = False,
+    token: TokenOption = None,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+) -> None:
+    """Report an incident from a saved e-mail; its attachments are kept as evidence.
+
+    The e-mail's first link names the story, so it joins the incident already open for it.
+    """
+    api = Api(api_url, token, as_json)
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        _fail(None, Failure(EXIT_INPUT, f"cannot read {file}: {error.strerror or error}"))
+    path = "/intake/email" + (f"?unit={unit}" if unit else "")
+    try:
+        answer = api.call("POST", path, raw=data)
+    except Failure as failure:
+        _fail(api, failure)
+    if as_json:
+        out.print(json.dumps(answer, ensure_ascii=False, indent=2), soft_wrap=True)
+        return
+    how = "created" if answer["created"] else "added to the open"
+    out.print(f"{how} incident {answer['incident_id']}, stage {answer['stage']}", soft_wrap=True)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Form, Query, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -22,6 +22,7 @@ from api.deps import Me, Services, Svc
 from api.errors import RESPONSES, ApiError, field_error
 from api.schemas import IncidentReportBody, MonitorAlert, ReportAccepted
 from yuqing import incident_workflow_id
+from yuqing.email_intake import EmailRefused, parse_email
 from yuqing.intake import incident_id_for, intake_key
 from yuqing.models import (
     EvidenceItem,
@@ -226,6 +227,38 @@ async def hotline_ticket(
         # One ticket is one submission, however often the form is sent.
         submission_id=f"hotline_12315:{ticket.lower()}",
     )
+    return await _take(svc, report, response)
+
+
+@router.post(
+    "/intake/email",
+    status_code=201,
+    response_model=ReportAccepted,
+    responses=_ANSWERS,
+    summary="An e-mail (RFC 822, the body as sent: message/rfc822)",
+    openapi_extra={"requestBody": {"content": {"message/rfc822": {"schema": {"type": "string"}}}}},
+)
+async def email_report(
+    request: Request,
+    response: Response,
+    me: Me,
+    svc: Svc,
+    unit: Annotated[
+        str | None, Query(description="the responsible unit; default YUQING_EMAIL_UNIT")
+    ] = None,
+) -> ReportAccepted:
+    """An e-mail as an incident report, its attachments and the message itself kept as
+    evidence; the reporter is the roster person who sent it, else you."""
+    data = await request.body()
+    try:
+        report = parse_email(
+            data,
+            roster=svc.directory.roster,
+            default_reporter=me.id,
+            unit=unit or svc.settings.email_intake_unit,
+        )
+    except EmailRefused as err:
+        raise field_error("body", str(err), None) from err
     return await _take(svc, report, response)
 
 
