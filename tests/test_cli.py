@@ -180,7 +180,11 @@ async def test_cli_errors_name_the_file_field_or_address(cli: Cli) -> None:
 
 
 async def test_report_email_through_the_cli(cli: Cli) -> None:
-    eml = Path(__file__).parent / "fixtures" / "report-with-screenshot.eml"
+    fixture = Path(__file__).parent / "fixtures" / "report-with-screenshot.eml"
+    # A story of its own: the e-mail intake tests report the fixture's link as it is.
+    story = f"https://weibo.example/status/{uuid.uuid4().int % 10**12}".encode()
+    eml = Path(cli.file("report.eml", "")).with_name("own-story.eml")
+    eml.write_bytes(fixture.read_bytes().replace(b"https://weibo.example/status/5000000001", story))
     result = await cli("li.ming", "report-email", str(eml), "--json")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
