@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from yuqing.roster import Person, Roster, load_roster
+from yuqing.toml_files import load_toml_model
 
 log = structlog.get_logger("yuqing.api")
 
@@ -58,19 +58,9 @@ def hash_token(token: str) -> str:
 
 
 def load_tokens(path: Path) -> Tokens:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise TokensError(f"tokens file {path} does not exist (set YUQING_TOKENS)") from err
-    except tomllib.TOMLDecodeError as err:
-        raise TokensError(f"tokens file {path} is not valid TOML: {err}") from err
-    try:
-        tokens = Tokens.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise TokensError(f"tokens file {path} is invalid: {problems}") from err
+    tokens = load_toml_model(
+        path, Tokens, what="tokens", error=TokensError, missing_hint=" (set YUQING_TOKENS)"
+    )
     hashes = [entry.sha256 for entry in tokens.tokens]
     if len(set(hashes)) != len(hashes):
         raise TokensError(f"tokens file {path} gives one token to two entries")

@@ -6,16 +6,16 @@ stops start-up with an error that names the offending entry.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yuqing.models import Grade, PublicationChannel, Sensitivity
 from yuqing.roles import Role
+from yuqing.toml_files import load_toml_model
 
 APPROVAL_SIGNALS = (
     "unit_head_approval",
@@ -148,21 +148,4 @@ class Policy(_Strict):
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise PolicyError(f"policy file {path} does not exist") from err
-    except tomllib.TOMLDecodeError as err:
-        raise PolicyError(f"policy file {path} is not valid TOML: {err}") from err
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as err:
-        raise PolicyError(f"policy file {path} is invalid:\n{_describe(err)}") from err
-
-
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        lines.append(f"  {where}: {problem['msg']}")
-    return "\n".join(lines)
+    return load_toml_model(path, Policy, what="policy", error=PolicyError)

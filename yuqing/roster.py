@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yuqing.roles import PER_UNIT_ROLES, Role
+from yuqing.toml_files import load_toml_model
 
 
 class RosterError(ValueError):
@@ -108,16 +108,4 @@ class Recipient(_Strict):
 
 
 def load_roster(path: Path) -> Roster:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise RosterError(f"roster file {path} does not exist") from err
-    except tomllib.TOMLDecodeError as err:
-        raise RosterError(f"roster file {path} is not valid TOML: {err}") from err
-    try:
-        return Roster.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise RosterError(f"roster file {path} is invalid: {problems}") from err
+    return load_toml_model(path, Roster, what="roster", error=RosterError)

@@ -10,7 +10,6 @@ at start-up too.
 from __future__ import annotations
 
 import os
-import tomllib
 from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from yuqing.models import PublicationChannel
 from yuqing.roles import Role
+from yuqing.toml_files import load_toml_model
 
 # The kinds of notice the incident and post workflows send (yuqing.decisions, yuqing.decider);
 # a webhook may be limited to some of them, and a misspelt kind is refused, not ignored.
@@ -220,16 +220,7 @@ def load_channels(path: Path | None) -> Channels:
     """The channels in `path`; none (record only) when no file is configured."""
     if path is None:
         return NO_CHANNELS
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ChannelsError(f"channels file {path} does not exist") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ChannelsError(f"channels file {path} is not valid TOML: {err}") from err
-    try:
-        return Channels.model_validate(data)
-    except ValidationError as err:
-        raise ChannelsError(f"channels file {path} is invalid:\n{_describe(err, data)}") from err
+    return load_toml_model(path, Channels, what="channels", error=ChannelsError, describe=_describe)
 
 
 def _describe(err: ValidationError, data: dict[str, Any]) -> str:
