@@ -10,7 +10,7 @@ from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy
 from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
-from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState
+from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState, TrailEntry
 
 
 class LoadConfiguration(BaseModel):
@@ -95,3 +95,23 @@ class PostStart(BaseModel):
     policy: Policy
     roster: Roster
     responsible_person: str | None
+
+
+class RecordTrail(BaseModel):
+    """New lines of a workflow's decision trail, for the PostgreSQL audit projection.
+
+    `first_seq` is the position of `entries[0]` in that workflow's trail (0-based), so the pair
+    (workflow_id, seq) keys each row and a retried activity writes nothing twice.
+    """
+
+    workflow_id: str
+    incident_id: str
+    post_id: str | None = None
+    first_seq: int
+    entries: list[TrailEntry]
+    deadlines: list[Deadline]
+
+
+class TrailRecorded(BaseModel):
+    rows: int
+    last_hash: str | None
