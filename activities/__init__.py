@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.audit import AuditActivities
 from activities.configuration import ConfigurationActivities
 from activities.deadlines import plan_deadlines
 from activities.evidence import EvidenceActivities
@@ -27,4 +28,5 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         NotificationActivities(pool, channels).send_notification,
         PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
+        AuditActivities(pool).record_trail,
     ]

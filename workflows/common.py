@@ -10,6 +10,11 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
+    from yuqing.effects import RecordTrail
+    from yuqing.state import IncidentState, PostState
+
 QUICK = timedelta(seconds=30)
 # A notice or a publication must not be lost while a channel is down: retry without end,
 # backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
@@ -50,3 +55,40 @@ def inbound(signal: str, args: Sequence[Any]) -> Inbound:
         return Inbound(signal, args[0], workflow.now())
     problem = f"expected one JSON object as the payload, got {len(args)} values"
     return Inbound(signal, list(args), workflow.now(), problem)
+
+
+# Workflows that began before the audit projection existed replay without it.
+AUDIT_PROJECTION_PATCH = "audit-projection"
+
+
+async def project_trail(
+    state: IncidentState | PostState, post_id: str | None, ending: Callable[[], bool]
+) -> None:
+    """Copy each new line of the trail, and the deadlines as they stand, to PostgreSQL.
+
+    Lines that come while a copy is under way go with the next one; once `ending()` holds and
+    everything is copied, it returns, and the workflow may complete.
+    """
+    projected = 0
+    while True:
+        await workflow.wait_condition(
+            lambda done=projected: len(state.trail) > done or ending()  # type: ignore[misc]
+        )
+        if len(state.trail) == projected:
+            return
+        entries = state.trail[projected:]
+        await workflow.execute_activity_method(
+            AuditActivities.record_trail,
+            RecordTrail(
+                workflow_id=state.workflow_id,
+                incident_id=state.incident_id,
+                post_id=post_id,
+                first_seq=projected,
+                entries=entries,
+                deadlines=state.deadlines,
+            ),
+            start_to_close_timeout=QUICK,
+            retry_policy=CONFIG_RETRY,
+            summary=f"record {len(entries)} line(s) of the decision trail",
+        )
+        projected += len(entries)

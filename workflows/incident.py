@@ -26,11 +26,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.publications import PublicationActivities
     from workflows.common import (
+        AUDIT_PROJECTION_PATCH,
         CONFIG_RETRY,
         DELIVERY_RETRY,
         QUICK,
         Inbound,
         inbound,
+        project_trail,
         settled_by,
     )
     from workflows.post import NetizenPostWorkflow
@@ -69,6 +71,7 @@ class IncidentWorkflow:
         self._search: dict[str, object] = {}
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         self._responsible: str | None = None
+        self._ending = False
         self._input_error: str | None = None
         self._state: IncidentState | None = None
         try:
@@ -192,10 +195,22 @@ class IncidentWorkflow:
         incident = await self._intake(self._state)
         self._incident = incident
         self._publish_search_attributes()
+        projector = None
+        if workflow.patched(AUDIT_PROJECTION_PATCH):
+            projector = asyncio.get_running_loop().create_task(
+                project_trail(incident.state, None, lambda: self._ending)
+            )
         for deadline in incident.state.deadlines:
             self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
-        while incident.state.stage != "reviewed":
-            await workflow.wait_condition(lambda: bool(self._inbox))
+        # Reviewed is the end; notices and posts still under way finish first, and whatever
+        # they or anyone send meanwhile is decided (or refused) like any other signal.
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._inbox)
+                or (incident.state.stage == "reviewed" and not self._effects)
+            )
+            if not self._inbox:
+                break
             inbound = self._inbox.pop(0)
             self._carry_out(
                 incident.apply(
@@ -203,9 +218,9 @@ class IncidentWorkflow:
                 )
             )
             self._publish_search_attributes()
-        await workflow.wait_condition(
-            lambda: not self._effects and workflow.all_handlers_finished()
-        )
+        self._ending = True
+        if projector is not None:
+            await projector
         return self._summary(incident)
 
     async def _intake(self, state: IncidentState) -> Incident:

@@ -18,7 +18,16 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
-    from workflows.common import CONFIG_RETRY, DELIVERY_RETRY, QUICK, Inbound, inbound, settled_by
+    from workflows.common import (
+        AUDIT_PROJECTION_PATCH,
+        CONFIG_RETRY,
+        DELIVERY_RETRY,
+        QUICK,
+        Inbound,
+        inbound,
+        project_trail,
+        settled_by,
+    )
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_STATUS_SIGNAL
     from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
@@ -40,6 +49,7 @@ class NetizenPostWorkflow:
         # one asked for is the one that stands (an extension after a calendar change, say).
         self._plans: list[PlanDeadline] = []
         self._finished = False
+        self._ending = False
 
     @workflow.query(name="state")
     def state(self) -> PostState:
@@ -68,6 +78,11 @@ class NetizenPostWorkflow:
     @workflow.run
     async def run(self, start: PostStart) -> PostState:
         post = self._post
+        projector = None
+        if workflow.patched(AUDIT_PROJECTION_PATCH):
+            projector = asyncio.get_running_loop().create_task(
+                project_trail(post.state, post.state.post_id, lambda: self._ending)
+            )
         self._plans.append(post.first_deadline())
         self._spawn(self._planner())
         while not post.finished:
@@ -81,6 +96,9 @@ class NetizenPostWorkflow:
         await workflow.wait_condition(lambda: not self._plans)
         self._finished = True
         await workflow.wait_condition(lambda: not self._effects)
+        self._ending = True
+        if projector is not None:
+            await projector
         await self._tell_incident()
         return post.state
 

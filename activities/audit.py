@@ -1,0 +1,175 @@
+"""The decision trail projected into PostgreSQL: append-only, hash-chained rows (SPEC §6), and
+every deadline as it stands, for the compliance report across incidents (SPEC §2.10)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from yuqing.audit.projection import CONTENT_FIELDS, GENESIS, canonical_content, chain_hash
+from yuqing.effects import RecordTrail, TrailRecorded
+from yuqing.state import Deadline
+
+log = structlog.get_logger(__name__)
+
+# One chain across the table: whoever appends holds this lock until commit, so the row it links
+# to is the last one committed, and the ids it draws follow that row's.
+_CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('yuqing.audit_log'))"
+
+_INSERT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "row_hash")
+_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(_INSERT_COLUMNS) + 1))})"
+)
+
+_UPSERT_DEADLINE = (
+    "INSERT INTO deadline_outcomes (workflow_id, key, incident_id, post_id, title, clock,"
+    " starts_at, due_at, status, met_at, breached_at, responsible_unit, responsible_person,"
+    " policy_version, calendar_version, trail_length)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    " ON CONFLICT (workflow_id, key) DO UPDATE SET"
+    " incident_id = EXCLUDED.incident_id, post_id = EXCLUDED.post_id,"
+    " title = EXCLUDED.title, clock = EXCLUDED.clock, starts_at = EXCLUDED.starts_at,"
+    " due_at = EXCLUDED.due_at, status = EXCLUDED.status, met_at = EXCLUDED.met_at,"
+    " breached_at = EXCLUDED.breached_at, responsible_unit = EXCLUDED.responsible_unit,"
+    " responsible_person = EXCLUDED.responsible_person,"
+    " policy_version = EXCLUDED.policy_version, calendar_version = EXCLUDED.calendar_version,"
+    " trail_length = EXCLUDED.trail_length, updated_at = now()"
+    # A late attempt of an earlier activity carries an older state: it changes nothing.
+    " WHERE deadline_outcomes.trail_length <= EXCLUDED.trail_length"
+)
+
+
+def trail_rows(request: RecordTrail) -> list[dict[str, Any]]:
+    """The content of each row `request` asks for, as the table keeps it."""
+    return [
+        {
+            "workflow_id": request.workflow_id,
+            "incident_id": request.incident_id,
+            "post_id": request.post_id,
+            "seq": request.first_seq + offset,
+            # As asyncpg stores it, so the hash covers what is read back.
+            "at": entry.at.astimezone(UTC),
+            "kind": entry.kind,
+            "actor": entry.actor,
+            "role": None if entry.role is None else str(entry.role),
+            "signal": entry.signal,
+            "refused": entry.refused,
+            "refusal_kind": entry.refusal_kind,
+            "detail": entry.detail,
+        }
+        for offset, entry in enumerate(request.entries)
+    ]
+
+
+class AuditActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn
+    async def record_trail(self, request: RecordTrail) -> TrailRecorded:
+        wanted = trail_rows(request)
+        written = 0
+        last_hash: str | None = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            if wanted:
+                await conn.execute(_CHAIN_LOCK)
+                written, last_hash = await _append(conn, request, wanted)
+            await _upsert_deadlines(conn, request)
+        log.info(
+            "decision trail recorded",
+            incident_id=request.incident_id,
+            workflow_id=request.workflow_id,
+            first_seq=request.first_seq,
+            entries=len(wanted),
+            rows_written=written,
+            deadlines=len(request.deadlines),
+        )
+        return TrailRecorded(rows=written, last_hash=last_hash)
+
+
+async def _append(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    request: RecordTrail,
+    wanted: list[dict[str, Any]],
+) -> tuple[int, str]:
+    """Append the rows not there yet, chained; (rows written, row_hash of the last wanted row).
+
+    Rows already there are found before any hash is computed: a hash computed for a row that is
+    then skipped would link the next row to nothing in the table.
+    """
+    existing = {
+        row["seq"]: row
+        for row in await conn.fetch(
+            "SELECT * FROM audit_log WHERE workflow_id = $1 AND seq >= $2 AND seq < $3",
+            request.workflow_id,
+            request.first_seq,
+            request.first_seq + len(wanted),
+        )
+    }
+    for content in wanted:
+        found = existing.get(content["seq"])
+        if found is not None and canonical_content(found) != canonical_content(content):
+            # A retry finds its own rows. Other rows under this key come from another run of the
+            # same workflow id (a reset, or an id reused after the first run ended): writing
+            # nothing keeps the chain whole, and recording nothing must not pass unnoticed.
+            raise ApplicationError(
+                f"{request.workflow_id} seq {content['seq']} is already recorded with other"
+                f" content ({found['kind']}: {found['detail']!r} at {found['at'].isoformat()};"
+                f" this run says {content['kind']}: {content['detail']!r} at"
+                f" {content['at'].isoformat()}): another run of this workflow id?",
+                type="TrailConflict",
+            )
+    prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    prev = prev or GENESIS
+    hashes = {seq: row["row_hash"] for seq, row in existing.items()}
+    new_rows = []
+    for content in wanted:
+        if content["seq"] in existing:
+            continue
+        row_hash = chain_hash(prev, content)
+        new_rows.append((*(content[name] for name in CONTENT_FIELDS), prev, row_hash))
+        hashes[content["seq"]] = row_hash
+        prev = row_hash
+    if new_rows:
+        await conn.executemany(_INSERT, new_rows)
+    return len(new_rows), hashes[wanted[-1]["seq"]]
+
+
+async def _upsert_deadlines(
+    conn: asyncpg.Connection | PoolConnectionProxy, request: RecordTrail
+) -> None:
+    if not request.deadlines:
+        return
+    trail_length = request.first_seq + len(request.entries)
+    await conn.executemany(
+        _UPSERT_DEADLINE,
+        [_deadline_args(request, deadline, trail_length) for deadline in request.deadlines],
+    )
+
+
+def _deadline_args(request: RecordTrail, d: Deadline, trail_length: int) -> tuple[Any, ...]:
+    return (
+        request.workflow_id,
+        d.key,
+        request.incident_id,
+        request.post_id,
+        d.title,
+        d.clock,
+        d.starts_at,
+        d.due_at,
+        d.status.value,
+        d.met_at,
+        d.breached_at,
+        d.responsible_unit,
+        d.responsible_person,
+        d.policy_version,
+        d.calendar_version,
+        trail_length,
+    )

