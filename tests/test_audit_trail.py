@@ -144,6 +144,7 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
     assert replayed.error is None
     assert compare(lines, replayed.trail) == []
 
+    await driver.save_history("audit_major_rejection_upgrade_posts")
     text = render(state.incident_id, ordered(lines + post_lines["p1"]), "text")
     assert "post p1" in text and "REFUSED publicity_lead_approval [conflict]" in text
     page = render(state.incident_id, lines, "html")

@@ -54,6 +54,8 @@ def test_histories_are_saved() -> None:
         "post_closing_with_open_post.p1",
         "post_extension_met_day_nine.p1",
         "reported_through_two_channels",
+        "audit_major_rejection_upgrade_posts",
+        "audit_major_rejection_upgrade_posts.p1",
     } <= names
 
 
