@@ -189,3 +189,37 @@ async def test_audit_command_checks_projection_and_replay(
     verified = await asyncio.to_thread(CliRunner().invoke, app, ["audit-verify"], env=env)
     assert verified.exit_code == 0, verified.output
     assert "the chain is intact" in verified.output
+
+
+async def test_compliance_command_writes_csv_and_html(
+    driver: IncidentDriver, settings: Settings, tmp_path: Path
+) -> None:
+    await driver.start(report(sensitivity="especially_major"))
+    await driver.sleep(timedelta(hours=2, minutes=1))
+    state = await driver.until(lambda s: s.deadlines[0].status == "breached")
+    await driver.settle()
+    env = {"DATABASE_URL": settings.database_url or ""}
+    day = state.discovered_at.date()
+    window = ["--from", f"{day - timedelta(days=1)}", "--to", f"{day + timedelta(days=3)}"]
+    csv_file, page = tmp_path / "deadlines.csv", tmp_path / "deadlines.html"
+    for fmt, target in (("csv", csv_file), ("html", page)):
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["compliance", *window, "--format", fmt, "--output", str(target)],
+            env=env,
+        )
+        assert result.exit_code == 0, result.output
+    rows = csv_file.read_text(encoding="utf-8").splitlines()
+    assert state.incident_id in "\n".join(rows[1:])
+    mine = [row for row in rows if state.incident_id in row and "report_especially_major" in row]
+    assert len(mine) == 1 and "breached" in mine[0] and "xixiangtang-branch" in mine[0]
+    assert "<svg" in page.read_text(encoding="utf-8")
+
+    wrong = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["compliance", "--from", "2026-12-01", "--to", "2026-11-01"],
+        env=env,
+    )
+    assert wrong.exit_code == 2 and "--to must come after --from" in wrong.output

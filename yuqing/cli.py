@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import asyncpg
 import httpx
 import typer
 from pydantic import BaseModel, ValidationError
@@ -46,6 +48,7 @@ from yuqing.roster import RosterError, load_roster
 from yuqing.settings import Settings
 from yuqing.working_time import SHANGHAI
 
+T = TypeVar("T")
 EXIT_REFUSED = 1
 EXIT_INPUT = 2
 EXIT_UNREACHABLE = 3
@@ -699,20 +702,10 @@ def audit_verify() -> None:
     """
     import asyncio
 
-    from yuqing import db
     from yuqing.audit.projection import verify
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        _fail(None, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
-
     async def run() -> bool:
-        assert settings.database_url is not None
-        pool = await db.create_pool(settings.database_url)
-        try:
-            report = await verify(pool)
-        finally:
-            await pool.close()
+        report = await _with_pool(verify)
         for problem in report.problems:
             err.print(
                 f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}",
@@ -725,6 +718,20 @@ def audit_verify() -> None:
         return report.ok
 
     raise typer.Exit(0 if asyncio.run(run()) else 1)
+
+
+async def _with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` on a pool to DATABASE_URL, closed afterwards; exit 2 when it is not set."""
+    from yuqing import db
+
+    url = Settings.from_env().database_url
+    if not url:
+        _fail(None, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
+    pool = await db.create_pool(url)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
 
 
 class ReportFormat(StrEnum):
@@ -746,12 +753,8 @@ def compliance(
     """
     import asyncio
 
-    from yuqing import db
     from yuqing.audit import compliance as report
 
-    settings = Settings.from_env()
-    if not settings.database_url:
-        _fail(None, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
     try:
         first = datetime.fromisoformat(start).replace(tzinfo=SHANGHAI)
         last = datetime.fromisoformat(end).replace(tzinfo=SHANGHAI)
@@ -760,15 +763,7 @@ def compliance(
     if last <= first:
         _fail(None, Failure(EXIT_INPUT, "--to must come after --from"))
 
-    async def rows() -> list[Any]:
-        assert settings.database_url is not None
-        pool = await db.create_pool(settings.database_url)
-        try:
-            return list(await report.deadlines_in(pool, first, last))
-        finally:
-            await pool.close()
-
-    found = asyncio.run(rows())
+    found = list(asyncio.run(_with_pool(lambda pool: report.deadlines_in(pool, first, last))))
     if fmt is ReportFormat.table:
         out.print(report.to_table(found))
         return
