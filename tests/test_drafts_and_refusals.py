@@ -221,3 +221,10 @@ async def test_a_signal_with_two_values_is_refused_not_stuck(driver: IncidentDri
     assert "expected one JSON object as the payload, got 2 values" in refusal.detail
     # The incident goes on: the same report, sent properly, is taken.
     await driver.accepted("submit_report", UPWARD_REPORT)
+
+
+async def test_a_nul_character_is_refused_as_malformed(driver: IncidentDriver) -> None:
+    await driver.start(report())
+    refusal = await driver.refused("submit_report", {**UPWARD_REPORT, "medium": "微博\x00"})
+    assert refusal.refusal_kind == "malformed" and "NUL" in refusal.detail
+    await driver.accepted("submit_report", UPWARD_REPORT)

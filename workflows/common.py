@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.state import IncidentState, PostState
 
 QUICK = timedelta(seconds=30)
+RECORD_TIMEOUT = timedelta(seconds=5)
 # A notice or a publication must not be lost while a channel is down: retry without end,
 # backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
 DELIVERY_RETRY = RetryPolicy(
@@ -87,7 +88,9 @@ async def project_trail(
                 entries=entries,
                 deadlines=state.deadlines,
             ),
-            start_to_close_timeout=QUICK,
+            # A few inserts: if an attempt takes longer, the database is in trouble and a fresh
+            # attempt (which writes only what is missing) is the better bet.
+            start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=CONFIG_RETRY,
             summary=f"record {len(entries)} line(s) of the decision trail",
         )

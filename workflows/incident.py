@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
-    from yuqing.decider import describe
+    from yuqing.decider import contains_nul, describe
     from yuqing.decisions import EFFECT_FAILED_SIGNAL, POST_STATUS_SIGNAL, Incident
     from yuqing.effects import (
         FixEvidence,
@@ -74,6 +74,9 @@ class IncidentWorkflow:
         self._ending = False
         self._input_error: str | None = None
         self._state: IncidentState | None = None
+        if contains_nul(report):
+            self._input_error = "the IncidentReport is malformed: text contains a NUL character"
+            return
         try:
             self._report = IncidentReport.model_validate(report)
         except ValidationError as err:
@@ -206,8 +209,9 @@ class IncidentWorkflow:
         # they or anyone send meanwhile is decided (or refused) like any other signal.
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._inbox)
-                or (incident.state.stage == "reviewed" and not self._effects)
+                lambda: (
+                    bool(self._inbox) or (incident.state.stage == "reviewed" and not self._effects)
+                )
             )
             if not self._inbox:
                 break

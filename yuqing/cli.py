@@ -767,13 +767,12 @@ def compliance(
     if fmt is ReportFormat.table:
         out.print(report.to_table(found))
         return
-    text = (
-        report.to_csv(found)
-        if fmt is ReportFormat.csv
-        else report.to_html(found, report.summarise(found))
-    )
+    if fmt is ReportFormat.csv:
+        text = report.to_csv(found)
+    else:
+        text = report.to_html(found, report.summarise(found), start=first, end=last)
     if output is None:
-        out.print(text, end="", soft_wrap=True)
+        sys.stdout.write(text)  # as written: no markup, no wrapping
     else:
         output.write_text(text, encoding="utf-8")
         err.print(f"wrote {len(found)} deadline(s) to {output}")

@@ -45,6 +45,10 @@ class Decider(Generic[S]):
         if problem is not None:
             reason = f"malformed {signal}: {problem}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
+        if contains_nul(raw):
+            # PostgreSQL text cannot hold it: taken, it would stall every record of this trail.
+            reason = f"malformed {signal}: text contains a NUL character"
+            return self._refuse(signal, None, at, Refused(reason, RefusalKind.malformed))
         if signal not in self._decisions:
             reason = f"{signal} is not a signal this {self.noun} takes"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
@@ -181,6 +185,17 @@ class Decider(Generic[S]):
             )
         )
         return Outcome(refusal=refusal)
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether any string in a decoded JSON value holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 def describe(err: ValidationError) -> str:
