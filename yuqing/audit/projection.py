@@ -9,6 +9,7 @@ recomputes the chain from the rows themselves and trusts nothing else in the dat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel
+
+from yuqing.audit.history import TrailLine
 
 log = structlog.get_logger(__name__)
 
@@ -42,20 +45,8 @@ CONTENT_FIELDS = (
     "detail",
 )
 
-# The fields of yuqing.audit.history.TrailLine: what the history says of each line.
-TRAIL_FIELDS = (
-    "workflow_id",
-    "post_id",
-    "seq",
-    "at",
-    "kind",
-    "actor",
-    "role",
-    "signal",
-    "refused",
-    "refusal_kind",
-    "detail",
-)
+# What the history says of each line: the columns a row-by-row comparison reads.
+TRAIL_FIELDS = tuple(field.name for field in dataclasses.fields(TrailLine))
 CHAIN_FIELDS = ("id", "incident_id", "recorded_at", "prev_hash", "row_hash")
 
 
