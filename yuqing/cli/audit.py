@@ -1,26 +1,106 @@
 """The decision trail (SPEC §6) and deadline compliance, read from Temporal and PostgreSQL
-directly rather than through the API."""
+directly rather than through the API.
+
+Each command checks what it can before it reads anything (the output path, DATABASE_URL), so
+a mistake costs no wait; every service is named, with its address, when it cannot be reached.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import asyncpg
 import typer
 
-from yuqing.cli.options import IncidentArg
-from yuqing.cli.output import EXIT_INPUT, EXIT_UNREACHABLE, Failure, err, fail, out
-from yuqing.settings import Settings
-from yuqing.working_time import SHANGHAI
+from yuqing import tool
+from yuqing.cli.options import IncidentArg, commands
+from yuqing.cli.output import line
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from yuqing.settings import Settings
 
 T = TypeVar("T")
 
-app = typer.Typer()
+app = commands()
+
+# A PostgreSQL that does not answer its connection in this long is given up.
+POSTGRES_CONNECT_S = 10.0
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        metavar="FILE",
+        help="Write it to this file instead of standard output.",
+        show_default=False,
+    ),
+]
+
+
+def writable(output: Path | None) -> None:
+    """Exit 2 now, before any work, if `output` cannot be written."""
+    if output is None:
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise tool.cannot_write(output, "it is a directory")
+    if not folder.is_dir():
+        raise tool.cannot_write(output, f"there is no directory {folder}")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise tool.cannot_write(output, "permission denied")
+
+
+def write(output: Path, text: str, what: str) -> None:
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise tool.cannot_write(output, error.strerror or str(error)) from error
+    tool.say(f"wrote {what} to {output}")
+
+
+def database_url(what: str) -> str:
+    from yuqing.settings import Settings
+
+    url = Settings.from_env().database_url
+    if not url:
+        raise tool.database_url_missing(what)
+    return url
+
+
+async def with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` on a pool to PostgreSQL at `url`, closed afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    from yuqing import db
+
+    try:
+        pool = await tool.waiting(
+            f"PostgreSQL at {tool.redact(url)}",
+            asyncio.wait_for(db.create_pool(url), POSTGRES_CONNECT_S),
+        )
+    except TimeoutError as error:
+        raise tool.postgres_unreachable(
+            url, f"no answer within {POSTGRES_CONNECT_S:g} s"
+        ) from error
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise tool.postgres_unreachable(url, str(error) or type(error).__name__) from error
+    except ValueError as error:  # a malformed URL
+        raise tool.bad_input(f"DATABASE_URL is not a PostgreSQL address: {error}") from error
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+# -- the trail ---------------------------------------------------------------------------------
 
 
 class TrailFormat(StrEnum):
@@ -34,18 +114,21 @@ class TrailFormat(StrEnum):
 def audit(
     incident_id: IncidentArg,
     fmt: Annotated[
-        TrailFormat, typer.Option("--format", help="How to write the timeline.")
+        TrailFormat,
+        typer.Option("--format", metavar="[text|json|md|html]", help="How to write the timeline."),
     ] = TrailFormat.text,
-    output: Annotated[
-        Path | None, typer.Option(help="Write it to this file instead of standard output.")
-    ] = None,
+    output: OutputOption = None,
     check: Annotated[
         bool,
-        typer.Option(help="Compare the timeline with the PostgreSQL projection, row for row."),
+        typer.Option(
+            "--check", help="Compare the timeline with the PostgreSQL projection, row for row."
+        ),
     ] = False,
     replay: Annotated[
         bool,
-        typer.Option(help="Run the recorded history through today's code: same decisions?"),
+        typer.Option(
+            "--replay", help="Run the recorded history through today's code: same decisions?"
+        ),
     ] = False,
 ) -> None:
     """The incident's decision trail, rebuilt from its Temporal history alone.
@@ -54,86 +137,105 @@ def audit(
     and its netizen posts, in time order. Reads TEMPORAL_ADDRESS (and DATABASE_URL for
     --check). Exit code 1 when --check or --replay finds a difference.
     """
-    import asyncio
+    from yuqing.log import for_tools
+    from yuqing.settings import Settings
 
-    differences = asyncio.run(_audit(incident_id, fmt, output, check, replay))
-    raise typer.Exit(1 if differences else 0)
+    for_tools()
+    writable(output)
+    url = database_url("--check") if check else None
+    settings = Settings.from_env()
+    differences = tool.run(_audit(settings, incident_id, fmt, output, url, replay))
+    raise typer.Exit(tool.REFUSED if differences else tool.DONE)
+
+
+async def _load(client: Any, settings: Settings, incident_id: str, workflow_id: str) -> Any:
+    from temporalio.service import RPCError
+
+    from yuqing.audit.history import load_history
+
+    try:
+        return await tool.waiting(
+            f"Temporal at {settings.temporal_address}", load_history(client, workflow_id)
+        )
+    except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
+        raise tool.temporal_failure(error, settings.temporal_address, incident_id) from error
 
 
 async def _audit(
-    incident_id: str, fmt: TrailFormat, output: Path | None, check: bool, replay: bool
+    settings: Settings,
+    incident_id: str,
+    fmt: TrailFormat,
+    output: Path | None,
+    database: str | None,
+    replay: bool,
 ) -> int:
-    from temporalio.service import RPCError
-
-    from yuqing import db, incident_workflow_id
-    from yuqing.audit.history import (
-        TrailLine,
-        compare,
-        load_history,
-        recorded_trail,
-    )
-    from yuqing.audit.history import replay as replay_history
-    from yuqing.audit.projection import projected_trail
+    from yuqing import incident_workflow_id
+    from yuqing.audit.history import recorded_trail
     from yuqing.audit.timeline import render
-    from yuqing.client import connect
 
-    settings = Settings.from_env()
-    try:
-        client = await connect(settings)
-        first = await load_history(client, incident_workflow_id(incident_id))
-    except RPCError as error:
-        fail(False, Failure(EXIT_UNREACHABLE, f"Temporal at {settings.temporal_address}: {error}"))
+    client = await tool.connect_temporal(settings)
+    first = await _load(client, settings, incident_id, incident_workflow_id(incident_id))
     loaded = {incident_workflow_id(incident_id): first}
     for event in first.events:
         if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
             child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            loaded[child] = await load_history(client, child)
+            loaded[child] = await _load(client, settings, incident_id, child)
     trails = {wf: recorded_trail(history) for wf, history in loaded.items()}
-    lines = [line for trail in trails.values() for line in trail]
+    lines = [entry for trail in trails.values() for entry in trail]
     text = render(incident_id, lines, fmt.value)
     if output is not None:
-        output.write_text(text, encoding="utf-8")  # noqa: ASYNC240 - one small file, once
-        err.print(f"wrote {len(lines)} line(s) to {output}")
+        write(output, text, f"{len(lines)} line(s)")
     else:
-        out.print(text, end="", soft_wrap=True, markup=False)
+        import sys
+
+        sys.stdout.write(text)
     if not lines:
-        err.print("no trail is recorded in this history (it began before the projection)")
+        tool.say("no trail is recorded in this history (it began before the projection)")
     found = 0
-    if check:
-        if not settings.database_url:
-            fail(False, Failure(EXIT_INPUT, "--check needs DATABASE_URL (./dev serve logs it)"))
-        pool = await db.create_pool(settings.database_url)
-        try:
-            for workflow_id, recorded in trails.items():
-                rows = await projected_trail(pool, workflow_id)
-                diffs = compare(recorded, [TrailLine(**row) for row in rows])
-                found += len(diffs)
-                verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
-                err.print(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
-                for diff in diffs:
-                    err.print(f"  {diff.describe('the projection')}", soft_wrap=True)
-        finally:
-            await pool.close()
+    if database is not None:
+        found += await with_pool(database, lambda pool: _check(pool, trails))
     if replay:
-        for workflow_id, history in loaded.items():
-            replayed = await replay_history(history)
-            diffs = compare(trails[workflow_id], replayed.trail) if trails[workflow_id] else []
-            found += len(diffs) + (1 if replayed.error else 0)
-            if replayed.error:
-                err.print(
-                    f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}",
-                    soft_wrap=True,
-                )
-            elif diffs:
-                err.print(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
-                for diff in diffs:
-                    err.print(f"  {diff.describe('today' + chr(39) + 's code')}", soft_wrap=True)
-            else:
-                grade = getattr(replayed.state, "grade", None)
-                err.print(
-                    f"replay of {workflow_id}: the same decisions"
-                    + (f" (grade {grade})" if grade else "")
-                )
+        found += await _replay(loaded, trails)
+    return found
+
+
+async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]]) -> int:
+    from yuqing.audit.history import TrailLine, compare
+    from yuqing.audit.projection import projected_trail
+
+    found = 0
+    for workflow_id, recorded in trails.items():
+        rows = await projected_trail(pool, workflow_id)
+        diffs = compare(recorded, [TrailLine(**row) for row in rows])
+        found += len(diffs)
+        verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
+        tool.say(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
+        for diff in diffs:
+            tool.say(f"  {diff.describe('the projection')}")
+    return found
+
+
+async def _replay(loaded: dict[str, Any], trails: dict[str, list[Any]]) -> int:
+    from yuqing.audit.history import compare
+    from yuqing.audit.history import replay as replay_history
+
+    found = 0
+    for workflow_id, history in loaded.items():
+        replayed = await replay_history(history)
+        diffs = compare(trails[workflow_id], replayed.trail) if trails[workflow_id] else []
+        found += len(diffs) + (1 if replayed.error else 0)
+        if replayed.error:
+            tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
+        elif diffs:
+            tool.say(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
+            for diff in diffs:
+                tool.say(f"  {diff.describe(chr(39).join(('today', 's code')))}")
+        else:
+            grade = getattr(replayed.state, "grade", None)
+            tool.say(
+                f"replay of {workflow_id}: the same decisions"
+                + (f" (grade {grade})" if grade else "")
+            )
     return found
 
 
@@ -143,79 +245,101 @@ def audit_verify() -> None:
 
     Reads DATABASE_URL. Exit code 1 when the chain is broken.
     """
-    import asyncio
+    from yuqing.log import for_tools
 
-    from yuqing.audit.projection import verify
+    for_tools()
+    url = database_url("audit-verify")
 
     async def run() -> bool:
-        report = await _with_pool(verify)
+        from yuqing.audit.projection import verify
+
+        report = await with_pool(url, verify)
         for problem in report.problems:
-            err.print(
-                f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}",
-                soft_wrap=True,
-            )
-        out.print(
+            tool.say(f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}")
+        line(
             f"{report.rows_checked} row(s) checked: "
             + ("the chain is intact" if report.ok else "THE CHAIN IS BROKEN")
         )
         return report.ok
 
-    raise typer.Exit(0 if asyncio.run(run()) else 1)
+    raise typer.Exit(tool.DONE if tool.run(run()) else tool.REFUSED)
 
 
-async def _with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` on a pool to DATABASE_URL, closed afterwards; exit 2 when it is not set."""
-    from yuqing import db
-
-    url = Settings.from_env().database_url
-    if not url:
-        fail(False, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
-    pool = await db.create_pool(url)
-    try:
-        return await work(pool)
-    finally:
-        await pool.close()
+# -- compliance --------------------------------------------------------------------------------
 
 
 class ReportFormat(StrEnum):
     table = "table"
     csv = "csv"
+    json = "json"
     html = "html"
+
+
+def _day(value: str, option: str) -> datetime:
+    from yuqing.working_time import SHANGHAI
+
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=SHANGHAI)
+    except ValueError as error:
+        raise tool.bad_input(f"{option} {value!r} is not a day: write it as YYYY-MM-DD") from error
 
 
 @app.command()
 def compliance(
-    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (Asia/Shanghai).")],
-    end: Annotated[str, typer.Option("--to", help="Day after the last, YYYY-MM-DD.")],
-    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.table,
-    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    start: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="YYYY-MM-DD", help="First day (Beijing time).", show_default=False
+        ),
+    ],
+    end: Annotated[
+        str,
+        typer.Option(
+            "--to", metavar="YYYY-MM-DD", help="The day after the last.", show_default=False
+        ),
+    ],
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", metavar="[table|csv|json|html]", help="How to write it."),
+    ] = ReportFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Every deadline due in the period: met or missed, by how much, and who was responsible.
 
-    Per unit and per deadline kind (SPEC §2.10). Reads DATABASE_URL.
+    Then the same per responsible unit and per deadline kind (SPEC §2.10): how many, met,
+    missed (met late, or still open), pending, and the worst lateness. Reads DATABASE_URL.
     """
-    import asyncio
+    from yuqing.log import for_tools
+
+    for_tools()
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if last <= first:
+        raise tool.bad_input(f"--to {end} must come after --from {start}")
+    writable(output)
+    url = database_url("compliance")
 
     from yuqing.audit import compliance as report
 
-    try:
-        first = datetime.fromisoformat(start).replace(tzinfo=SHANGHAI)
-        last = datetime.fromisoformat(end).replace(tzinfo=SHANGHAI)
-    except ValueError as error:
-        fail(False, Failure(EXIT_INPUT, f"--from/--to: {error}"))
-    if last <= first:
-        fail(False, Failure(EXIT_INPUT, "--to must come after --from"))
+    found = tool.run(with_pool(url, lambda pool: report.deadlines_in(pool, first, last)))
+    if fmt is ReportFormat.table and output is None:
+        from yuqing.cli.output import console
 
-    found = list(asyncio.run(_with_pool(lambda pool: report.deadlines_in(pool, first, last))))
-    if fmt is ReportFormat.table:
-        out.print(report.to_table(found))
+        out = console()  # the terminal's width and colours (80 columns, none, elsewhere)
+        for part in report.to_tables(found, start=first, end=last):
+            out.print(part)
+            out.print()
         return
-    if fmt is ReportFormat.csv:
+    if fmt is ReportFormat.table:
+        text = report.to_text(found, start=first, end=last)
+    elif fmt is ReportFormat.csv:
         text = report.to_csv(found)
+    elif fmt is ReportFormat.json:
+        text = report.to_json(found, start=first, end=last)
     else:
         text = report.to_html(found, report.summarise(found), start=first, end=last)
     if output is None:
+        import sys
+
         sys.stdout.write(text)  # as written: no markup, no wrapping
     else:
-        output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(found)} deadline(s) to {output}")
+        write(output, text, f"{len(found)} deadline(s)")
