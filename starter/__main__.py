@@ -41,7 +41,7 @@ async def main(argv: list[str] | None = None, client: Any = None) -> int:
     from temporalio.exceptions import WorkflowAlreadyStartedError
     from temporalio.service import RPCError
 
-    from starter import InvalidInput, parse_report, parse_signal, signal_and_wait, start_incident
+    from starter import InvalidInput, parse_report, parse_signal, report_incident, signal_and_wait
     from yuqing import incident_workflow_id
     from yuqing.settings import Settings
 
@@ -62,10 +62,15 @@ async def main(argv: list[str] | None = None, client: Any = None) -> int:
     client = client or await tool.connect_temporal(settings)
     try:
         if args.command == "report":
-            await tool.waiting(
-                f"Temporal at {address}", start_incident(client, report, settings.task_queue)
+            answer = await tool.waiting(
+                f"incident {incident_id} to start (a worker must be running)",
+                report_incident(client, report, settings.task_queue),
             )
-            _out(f"started {incident_workflow_id(report.incident_id)}")
+            if answer.refused:
+                _out(f"refused: {answer.detail}")
+                return tool.REFUSED
+            how = "started" if answer.kind == "discovered" else "joined"
+            _out(f"{how} {incident_workflow_id(report.incident_id)}")
         elif args.command == "signal":
             entry = await tool.waiting(
                 f"incident {incident_id} to decide (a worker must be running)",
@@ -91,8 +96,7 @@ async def main(argv: list[str] | None = None, client: Any = None) -> int:
     except TimeoutError as err:  # the signal was delivered, but no decision came
         raise tool.unreachable(str(err)) from err
     except (RPCError, RuntimeError) as err:
-        asks_worker = args.command != "report"
-        raise tool.temporal_failure(err, address, incident_id, asks_worker=asks_worker) from err
+        raise tool.temporal_failure(err, address, incident_id, asks_worker=True) from err
     return tool.DONE
 
 
@@ -113,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    report = sub.add_parser("report", help="start an incident from an IncidentReport JSON file")
+    report = sub.add_parser(
+        "report", help="start an incident from an IncidentReport JSON file (or join its story's)"
+    )
     report.add_argument("file", metavar="FILE", help="the JSON file, or - for standard input")
     signal = sub.add_parser("signal", help="send a signal and print whether it was accepted")
     signal.add_argument("incident_id", metavar="INCIDENT_ID")

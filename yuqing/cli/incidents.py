@@ -46,11 +46,7 @@ def report(
     if as_json:
         print_json(answer)
         return
-    how = "created" if answer["created"] else "added to the open"
-    line(
-        f"{how} incident {answer['incident_id']} (workflow {answer['workflow_id']}), "
-        f"stage {answer['stage']}"
-    )
+    line(_reported(answer))
 
 
 @app.command("report-email")
@@ -86,8 +82,15 @@ def report_email(
     if as_json:
         print_json(answer)
         return
-    how = "created" if answer["created"] else "added to the open"
-    line(f"{how} incident {answer['incident_id']}, stage {answer['stage']}")
+    line(_reported(answer))
+
+
+def _reported(answer: dict[str, Any]) -> str:
+    where = f"incident {answer['incident_id']} (workflow {answer['workflow_id']})"
+    if answer["created"]:
+        return f"created {where}, stage {answer.get('stage') or 'discovered'}"
+    entry = answer.get("entry") or {}
+    return f"added to the open {where}: {entry.get('detail') or 'reported again'}"
 
 
 @app.command()
