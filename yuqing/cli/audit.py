@@ -287,17 +287,23 @@ def _day(value: str, option: str) -> datetime:
 @app.command()
 def compliance(
     start: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--from", metavar="YYYY-MM-DD", help="First day (Beijing time).", show_default=False
+            "--from",
+            metavar="YYYY-MM-DD",
+            help="The first day (Beijing time); default: 30 days before --to.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     end: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--to", metavar="YYYY-MM-DD", help="The day after the last.", show_default=False
+            "--to",
+            metavar="YYYY-MM-DD",
+            help="The day after the last; default: tomorrow, i.e. up to today included.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     fmt: Annotated[
         ReportFormat,
         typer.Option("--format", metavar="[table|csv|json|html]", help="How to write it."),
@@ -309,10 +315,18 @@ def compliance(
     Then the same per responsible unit and per deadline kind (SPEC §2.10): how many, met,
     missed (met late, or still open), pending, and the worst lateness. Reads DATABASE_URL.
     """
+    from datetime import timedelta
+
     from yuqing.log import for_tools
+    from yuqing.working_time import SHANGHAI
 
     for_tools()
-    first, last = _day(start, "--from"), _day(end, "--to")
+    if end is None:
+        today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+        last = today + timedelta(days=1)
+    else:
+        last = _day(end, "--to")
+    first = last - timedelta(days=30) if start is None else _day(start, "--from")
     if last <= first:
         raise tool.bad_input(f"--to {end} must come after --from {start}")
     writable(output)
