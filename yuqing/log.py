@@ -67,9 +67,3 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def for_tools() -> None:
-    """For the command-line tools, whose output is their own: the service code they run logs
-    only its warnings, to standard error, never into the output."""
-    configure("WARNING")

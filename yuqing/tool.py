@@ -30,13 +30,13 @@ cancelled call still comes back to Python from its thread later.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Context
+from functools import cache
 from typing import Any, NoReturn, TypeVar, TypeVarTuple
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ BUG = 4
 INTERRUPTED = 130
 
 # A wait longer than this says what it waits for.
-PATIENCE_S = 1.5
+PATIENCE_S = 1.0
 # How long the SDK's answering threads may take to leave Python once the work is done; in
 # practice microseconds, once the main thread lets go of the GIL.
 _HAND_OVER_S = 2.0
@@ -176,51 +176,72 @@ def end(main: Callable[[], int | None]) -> NoReturn:
     raise SystemExit(code)
 
 
+def quiet_logs() -> None:
+    """The service code a tool runs logs only its warnings, to standard error, never into the
+    tool's output. Call again once a module that logs through structlog is imported (structlog
+    would otherwise print to standard output); the tools import it only when they need it."""
+    import logging
+
+    if "structlog" in sys.modules:
+        from yuqing.log import configure
+
+        configure("WARNING")
+    elif not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
 # -- running async work ------------------------------------------------------------------------
 
 
-class _HandOverLoop(asyncio.SelectorEventLoop):
+@cache
+def _hand_over_loop() -> type[Any]:
     """An event loop that knows when other threads are handing it results (see the module
-    doc): `call_soon_threadsafe` from another thread is counted while it runs."""
+    doc): `call_soon_threadsafe` from another thread is counted while it runs. Made on first
+    use, so a tool that runs nothing asynchronous never imports asyncio."""
+    import asyncio
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._own_thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self.handing_over = 0
+    class HandOverLoop(asyncio.SelectorEventLoop):
+        def __init__(self) -> None:
+            super().__init__()
+            self._own_thread = threading.get_ident()
+            self._lock = threading.Lock()
+            self.handing_over = 0
 
-    def call_soon_threadsafe(
-        self,
-        callback: Callable[[*Ts], object],
-        *args: *Ts,
-        context: Context | None = None,
-    ) -> asyncio.Handle:
-        if threading.get_ident() == self._own_thread:
-            return super().call_soon_threadsafe(callback, *args, context=context)
-        with self._lock:
-            self.handing_over += 1
-        try:
-            return super().call_soon_threadsafe(callback, *args, context=context)
-        finally:
+        def call_soon_threadsafe(
+            self,
+            callback: Callable[[*Ts], object],
+            *args: *Ts,
+            context: Context | None = None,
+        ) -> asyncio.Handle:
+            if threading.get_ident() == self._own_thread:
+                return super().call_soon_threadsafe(callback, *args, context=context)
             with self._lock:
-                self.handing_over -= 1
+                self.handing_over += 1
+            try:
+                return super().call_soon_threadsafe(callback, *args, context=context)
+            finally:
+                with self._lock:
+                    self.handing_over -= 1
 
-    def wait_for_hand_overs(self, patience: float = _HAND_OVER_S) -> None:
-        # Sleeping lets go of the GIL, which the handing thread needs to finish.
-        give_up = time.monotonic() + patience
-        while self.handing_over and time.monotonic() < give_up:
-            time.sleep(0.0005)
+        def wait_for_hand_overs(self, patience: float = _HAND_OVER_S) -> None:
+            # Sleeping lets go of the GIL, which the handing thread needs to finish.
+            give_up = time.monotonic() + patience
+            while self.handing_over and time.monotonic() < give_up:
+                time.sleep(0.0005)
+
+    return HandOverLoop
 
 
 def run(work: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(work)`, returning only once no SDK thread is still inside Python."""
-    with asyncio.Runner(loop_factory=_HandOverLoop) as runner:
+    import asyncio
+
+    with asyncio.Runner(loop_factory=_hand_over_loop()) as runner:
         loop = runner.get_loop()
-        assert isinstance(loop, _HandOverLoop)
         try:
             return runner.run(work)
         finally:
-            loop.wait_for_hand_overs()
+            loop.wait_for_hand_overs()  # type: ignore[attr-defined]
 
 
 async def waiting(what: str, work: Awaitable[T], *, patience: float = PATIENCE_S) -> T:
@@ -228,6 +249,8 @@ async def waiting(what: str, work: Awaitable[T], *, patience: float = PATIENCE_S
 
     The work is never cancelled here: it ends by its own deadline (see the module doc).
     """
+    import asyncio
+
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=patience)
     if not done:

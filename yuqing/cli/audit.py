@@ -18,7 +18,7 @@ import typer
 
 from yuqing import tool
 from yuqing.cli.options import IncidentArg, commands
-from yuqing.cli.output import line
+from yuqing.cli.output import BEIJING, line
 
 if TYPE_CHECKING:
     import asyncpg
@@ -73,16 +73,17 @@ def database_url(what: str) -> str:
     return url
 
 
-async def with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` on a pool to PostgreSQL at `url`, closed afterwards."""
+async def open_pool(url: str) -> asyncpg.Pool:
+    """A pool to PostgreSQL at `url`; one that cannot be reached is a `ToolFailure` (exit 3)."""
     import asyncio
 
     import asyncpg
 
     from yuqing import db
 
+    tool.quiet_logs()  # yuqing.db logs through structlog
     try:
-        pool = await tool.waiting(
+        return await tool.waiting(
             f"PostgreSQL at {tool.redact(url)}",
             asyncio.wait_for(db.create_pool(url), POSTGRES_CONNECT_S),
         )
@@ -94,6 +95,11 @@ async def with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T
         raise tool.postgres_unreachable(url, str(error) or type(error).__name__) from error
     except ValueError as error:  # a malformed URL
         raise tool.bad_input(f"DATABASE_URL is not a PostgreSQL address: {error}") from error
+
+
+async def with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` on a pool to PostgreSQL at `url`, closed afterwards."""
+    pool = await open_pool(url)
     try:
         return await work(pool)
     finally:
@@ -137,10 +143,9 @@ def audit(
     and its netizen posts, in time order. Reads TEMPORAL_ADDRESS (and DATABASE_URL for
     --check). Exit code 1 when --check or --replay finds a difference.
     """
-    from yuqing.log import for_tools
     from yuqing.settings import Settings
 
-    for_tools()
+    tool.quiet_logs()
     writable(output)
     url = database_url("--check") if check else None
     settings = Settings.from_env()
@@ -169,6 +174,23 @@ async def _audit(
     database: str | None,
     replay: bool,
 ) -> int:
+    # PostgreSQL first: a --check that cannot check says so before any wait for Temporal.
+    pool = await open_pool(database) if database is not None else None
+    try:
+        return await _trail(settings, incident_id, fmt, output, pool, replay)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+async def _trail(
+    settings: Settings,
+    incident_id: str,
+    fmt: TrailFormat,
+    output: Path | None,
+    pool: asyncpg.Pool | None,
+    replay: bool,
+) -> int:
     from yuqing import incident_workflow_id
     from yuqing.audit.history import recorded_trail
     from yuqing.audit.timeline import render
@@ -192,8 +214,8 @@ async def _audit(
     if not lines:
         tool.say("no trail is recorded in this history (it began before the projection)")
     found = 0
-    if database is not None:
-        found += await with_pool(database, lambda pool: _check(pool, trails))
+    if pool is not None:
+        found += await _check(pool, trails)
     if replay:
         found += await _replay(loaded, trails)
     return found
@@ -202,6 +224,8 @@ async def _audit(
 async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]]) -> int:
     from yuqing.audit.history import TrailLine, compare
     from yuqing.audit.projection import projected_trail
+
+    tool.quiet_logs()
 
     found = 0
     for workflow_id, recorded in trails.items():
@@ -245,14 +269,13 @@ def audit_verify() -> None:
 
     Reads DATABASE_URL. Exit code 1 when the chain is broken.
     """
-    from yuqing.log import for_tools
-
-    for_tools()
+    tool.quiet_logs()
     url = database_url("audit-verify")
 
     async def run() -> bool:
         from yuqing.audit.projection import verify
 
+        tool.quiet_logs()
         report = await with_pool(url, verify)
         for problem in report.problems:
             tool.say(f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}")
@@ -276,10 +299,8 @@ class ReportFormat(StrEnum):
 
 
 def _day(value: str, option: str) -> datetime:
-    from yuqing.working_time import SHANGHAI
-
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=SHANGHAI)
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=BEIJING)
     except ValueError as error:
         raise tool.bad_input(f"{option} {value!r} is not a day: write it as YYYY-MM-DD") from error
 
@@ -317,12 +338,9 @@ def compliance(
     """
     from datetime import timedelta
 
-    from yuqing.log import for_tools
-    from yuqing.working_time import SHANGHAI
-
-    for_tools()
+    tool.quiet_logs()
     if end is None:
-        today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
         last = today + timedelta(days=1)
     else:
         last = _day(end, "--to")

@@ -51,7 +51,8 @@ def _report(error: BaseException) -> int:
         return tool.report(KeyboardInterrupt())
     message = getattr(error, "format_message", None)
     if message is not None and hasattr(error, "exit_code"):  # click's usage errors
-        text = str(message()).rstrip(".").replace("Value error, ", "")
+        # One line: click lists choices on lines of their own.
+        text = " ".join(str(message()).replace("Value error, ", "").split()).rstrip(".")
         ctx = getattr(error, "ctx", None)
         where = f"; `{ctx.command_path} --help` says what it takes" if ctx is not None else ""
         tool.say(tool.error_line(text[:1].lower() + text[1:] + where))

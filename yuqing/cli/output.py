@@ -7,10 +7,15 @@ import json
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+
+# Where the bureau works (as yuqing.working_time.SHANGHAI, without importing the calendar).
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def print_json(answer: Any) -> None:
@@ -25,9 +30,7 @@ def when(value: str | None) -> str:
     """An API time as the bureau reads it: Beijing time, to the minute."""
     if not value:
         return ""
-    from yuqing.working_time import SHANGHAI
-
-    return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromisoformat(value).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
 
 
 def console() -> Console:
