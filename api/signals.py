@@ -9,6 +9,7 @@ answer.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from api.errors import ApiError, Refusal, temporal_error
 from starter import report_incident
 from yuqing import incident_workflow_id
 from yuqing.models import IncidentReport
+from yuqing.settings import Settings
+from yuqing.signing import KeysError, Signer, signer_from_env
 from yuqing.state import IncidentState, Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
@@ -52,11 +55,15 @@ class Workflows:
         *,
         patience: timedelta = timedelta(seconds=30),
         poll: float = 0.1,
+        signer: Signer,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.patience = patience
         self.poll = poll
+        # The API's service key: every decision sent through here is signed with it, in the
+        # name of the person the token authenticated (who is named in the payload).
+        self.signer = signer
 
     @property
     def address(self) -> str:
@@ -74,12 +81,16 @@ class Workflows:
         actor: str,
         what: str,
     ) -> TrailEntry:
-        """Send `signal` and return the trail entry of its acceptance; raise `Refusal` if not."""
+        """Send `signal` and return the trail entry of its acceptance; raise `Refusal` if not.
+
+        The one way a decision leaves the API: signed here for `workflow_id` with the API's
+        service key, so the workflow can check who made it (yuqing.signing).
+        """
         handle = self.client.get_workflow_handle(workflow_id)
         # Also tells an unknown workflow (404) from an ended one, which refuses the signal below.
         before = len((await self._query(handle, model, what)).trail)
         try:
-            await handle.signal(signal, payload)
+            await handle.signal(signal, self.signer.sign(workflow_id, signal, payload))
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise ApiError(409, f"{what} has ended: it takes no more signals") from err
@@ -179,6 +190,21 @@ class Workflows:
         except (RPCError, RuntimeError) as err:
             raise temporal_error(err, self.address, what) from err
         return state
+
+
+def api_signer(settings: Settings) -> Signer:
+    """The API's service key (YUQING_SIGNING_KEY and YUQING_SIGNING_KEY_ID, or
+    YUQING_SIGNING_KEY_B64); without it the API cannot send a decision, so it does not start."""
+    env = {"YUQING_SIGNING_KEY_ID": settings.signing_key_id or ""}
+    signer = signer_from_env(
+        {**os.environ, **{k: v for k, v in env.items() if v}}, key_path=settings.signing_key_path
+    )
+    if signer is None:
+        raise KeysError(
+            "the API signs every decision it sends: set YUQING_SIGNING_KEY (its private key "
+            "file) and YUQING_SIGNING_KEY_ID (README, Security)"
+        )
+    return signer
 
 
 def _answer(entry: TrailEntry) -> TrailEntry:

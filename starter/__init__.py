@@ -77,6 +77,7 @@ async def report_incident(
         summary=report.summary or report.title,
         source_url=report.source_url,
         evidence=report.evidence,
+        source=report.source,
     )
     handle = await client.start_workflow(
         IncidentWorkflow.run,

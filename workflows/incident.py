@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.keys import SIGNED_DECISIONS_PATCH, keys_for
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import contains_nul, describe
@@ -216,6 +217,7 @@ class IncidentWorkflow:
             if not self._inbox:
                 break
             inbound = self._inbox.pop(0)
+            await keys_for(incident, incident.state.incident_id, inbound.signal, inbound.payload)
             self._carry_out(
                 incident.apply(
                     inbound.signal, inbound.payload, inbound.received_at, inbound.problem
@@ -248,8 +250,18 @@ class IncidentWorkflow:
         self._responsible = heads[0].id
         state.policy_version = policy.version
         state.roster_version = roster.version
-        incident = Incident(state, policy, roster)
-        incident.record_discovery()
+        if workflow.patched(SIGNED_DECISIONS_PATCH):
+            incident = Incident(
+                state,
+                policy,
+                roster,
+                authorization=config.authorization,
+                keys=config.keys,
+                keys_loaded_at=workflow.now(),
+            )
+        else:
+            incident = Incident(state, policy, roster)
+        incident.record_discovery(self._report.source)
         incident.record_submission(self._report.submission_id, len(self._report.evidence))
         if self._report.evidence:
             fixed = await workflow.execute_activity_method(
@@ -393,6 +405,7 @@ class IncidentWorkflow:
                 policy=incident.policy,
                 roster=incident.roster,
                 responsible_person=self._responsible,
+                **self._post_proofs(incident),
             ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
@@ -400,6 +413,18 @@ class IncidentWorkflow:
         self._posts[start.post_id] = handle
         final = await handle
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    @staticmethod
+    def _post_proofs(incident: Incident) -> dict[str, Any]:
+        """What a post needs to check its decisions as the incident does (nothing for an
+        incident from before signed decisions, whose posts take them unsigned)."""
+        if incident.keys is None:
+            return {}
+        return {
+            "authorization": incident.authorization,
+            "keys": incident.keys,
+            "keys_loaded_at": incident.keys_loaded_at,
+        }
 
     def _post_open(self, post_id: str) -> bool:
         assert self._incident is not None

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.keys import keys_for
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_STATUS_SIGNAL
     from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
@@ -88,6 +89,7 @@ class NetizenPostWorkflow:
         while not post.finished:
             await workflow.wait_condition(lambda: bool(self._inbox))
             inbound = self._inbox.pop(0)
+            await keys_for(post, post.state.incident_id, inbound.signal, inbound.payload)
             self._carry_out(
                 post.apply(inbound.signal, inbound.payload, inbound.received_at, inbound.problem)
             )
