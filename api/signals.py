@@ -105,6 +105,9 @@ class Workflows:
             for entry in new:
                 if entry.signal == signal and entry.actor == actor:
                     return _answer(entry)
+                if entry.signal == signal and entry.refused and entry.actor is None:
+                    # A proof refused names nobody (nobody is proven): ours, as we just signed.
+                    return _answer(entry)
             someone_elses = someone_elses or next((e for e in new if e.signal == signal), None)
             await asyncio.sleep(self.poll)
         if someone_elses is not None:

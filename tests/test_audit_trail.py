@@ -83,7 +83,9 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
         "publicity_lead_approval", approval("zhou.min", 1, "reject", "口径不一致")
     )
     await driver.refused("publicity_lead_approval", approval("zhou.min", 1))
-    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 25})
+    await driver.accepted(
+        "update_metrics", {"source": "weibo-monitor", "reported_by": "li.ming", "weibo_reposts": 25}
+    )
     await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "第二稿"})
     await driver.accepted("unit_head_approval", approval("huang.wei", 2))
     await driver.accepted("section_head_review", approval("wu.hua", 2))

@@ -217,9 +217,7 @@ def _legacy() -> Authorization:
     def rule(actor: str, roles: list[Role] | None = None, **more: object) -> SignalRule:
         if roles is None and not more:
             return SignalRule(actor=actor, from_policy=True, signed=False)
-        return SignalRule.model_validate(
-            {"actor": actor, "roles": roles, "signed": False, **more}
-        )
+        return SignalRule.model_validate({"actor": actor, "roles": roles, "signed": False, **more})
 
     unchecked = SignalRule.model_construct(actor="source", roles=None, signed=False)
     anyone = SignalRule.model_construct(actor="author_id", roles=None, signed=False)
@@ -245,9 +243,7 @@ def _legacy() -> Authorization:
             "legal_opinion": rule("author_id", [legal]),
             "netizen_post": rule("received_by", [unit, head, office]),
             "calendar_changed": rule("changed_by", [office]),
-            "close_incident": rule(
-                "closed_by", [lead], by_grade={Grade.general: [lead, office]}
-            ),
+            "close_incident": rule("closed_by", [lead], by_grade={Grade.general: [lead, office]}),
             "submit_review": anyone,
             **approvals,
         },

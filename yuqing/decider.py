@@ -118,6 +118,11 @@ class Decider(Generic[S]):
         except ValidationError as err:
             reason = f"malformed {signal}: {describe(err)}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
+        if key is not None and _signature(signed) in self.used_proofs:
+            # Proven (its author did sign it), but decided once already: a proof read from the
+            # history and sent again changes nothing. Refused for what the decision itself
+            # would say now, if anything, else as a repeat.
+            return self._refuse(signal, raw, at, self._repeat(signal, decide, payload, at))
         self._signal, self._key, self._signed = signal, key, signed if key else None
         try:
             outcome = decide(payload, at)
@@ -130,6 +135,20 @@ class Decider(Generic[S]):
         return outcome
 
     # -- proofs ------------------------------------------------------------------------------
+
+    def _repeat(self, signal: str, decide: DecideFn, payload: BaseModel, at: datetime) -> Refused:
+        kept = self.state
+        self.state = kept.model_copy(deep=True)
+        try:
+            decide(payload, at)
+        except Refused as refusal:
+            return refusal
+        finally:
+            self.state = kept
+        return Refused(
+            f"this signed {signal} was already decided: the same signed payload counts once "
+            "(a new decision needs a new signature)"
+        )
 
     def _proven(
         self,
@@ -145,10 +164,6 @@ class Decider(Generic[S]):
             if FORWARDED in signed:
                 raise SignatureRefused(f"{signal} is not a signal passed on from the incident")
             verified = self.keys.verify(self.workflow_id, signal, signed, at)
-            if _signature(signed) in self.used_proofs:
-                raise SignatureRefused(
-                    f"this signed {signal} was already decided: a signature counts once"
-                )
         else:
             # Passed on by the incident: the person's proof is over the incident's payload.
             forwarded = signed.get(FORWARDED)
@@ -162,8 +177,6 @@ class Decider(Generic[S]):
             verified = self.keys.verify(
                 self.parent_workflow_id or "", rule.forwarded_from, origin, at
             )
-            if _signature(origin) in self.used_proofs:
-                raise SignatureRefused(f"this {signal} was already decided: it counts once")
             if not self.derived(signal, verified.payload, raw):
                 raise SignatureRefused(
                     f"{signal} does not follow from the signed {rule.forwarded_from} it carries"
@@ -375,7 +388,9 @@ def describe(err: ValidationError) -> str:
 
 
 def _signature(signed: dict[str, Any]) -> str:
-    proof = signed.get(PROOF)
+    """What identifies a signed decision: its signature (for a post, the incident's it carries)."""
+    carrier = signed.get(FORWARDED, {}).get("payload", {}) if FORWARDED in signed else signed
+    proof = carrier.get(PROOF) if isinstance(carrier, dict) else None
     return str(proof.get("signature")) if isinstance(proof, dict) else ""
 
 

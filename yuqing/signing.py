@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from temporalio import workflow
 
 from yuqing.toml_files import load_toml_model
 
@@ -136,10 +137,13 @@ class Keyring(_Strict):
                 f"{key.valid_until.isoformat()}"
             )
         payload = {k: v for k, v in raw.items() if k != PROOF}
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
         try:
             signature = base64.b64decode(proof.signature, validate=True)
-            public.verify(signature, signed_bytes(workflow_id, signal, payload))
+            # cryptography imports parts of itself on first use; in a workflow's sandbox those
+            # must be the process's own modules (its Rust core loads once per process).
+            with workflow.unsafe.imports_passed_through():
+                public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
+                public.verify(signature, signed_bytes(workflow_id, signal, payload))
         except (binascii.Error, InvalidSignature) as err:
             raise SignatureRefused(
                 f"the signature of key {key.key_id} ({key.who}) does not match this {signal} "

@@ -289,8 +289,6 @@ def _beijing_time(value: str) -> datetime:
 async def _take(
     svc: Services, report: IncidentReport, response: Response, me: Person
 ) -> ReportAccepted:
-    # Only for a unit the token's person may report for (the authorization's report scope).
-    may_report(svc, me, report.unit)
     # An incident whose unit has no head could never have its statement signed; the workflow
     # would fail at intake, so say so now, naming the field.
     roster = svc.directory.roster
@@ -300,6 +298,8 @@ async def _take(
             f"unit {report.unit!r} has no unit head in roster {roster.version}",
             report.unit,
         )
+    # Only for a unit the token's person may report for (the authorization's report scope).
+    may_report(svc, me, report.unit)
     if report.submission_id is None:
         report = report.model_copy(update={"submission_id": str(uuid.uuid4())})
     reported = await svc.workflows.report(report)
