@@ -75,8 +75,36 @@ async def in_review(driver: IncidentDriver) -> IncidentState:
     return await driver.state()
 
 
+async def yuqing_sign(
+    tmp_path: Path, workflow_id: str, signal: str, payload: dict[str, Any], key_id: str
+) -> dict[str, Any]:
+    """`yuqing sign --key FILE --workflow-id ID --signal NAME PAYLOAD.json`, as documented."""
+    file = tmp_path / f"{signal}.json"
+    file.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            installed_binary("yuqing"),
+            "sign",
+            "--key",
+            str(keys.DIRECTORY / f"{key_id}.pem"),
+            "--workflow-id",
+            workflow_id,
+            "--signal",
+            signal,
+            str(file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    signed: dict[str, Any] = json.loads(done.stdout)
+    return signed
+
+
 async def test_forged_approvals_from_the_cli_are_refused_and_nothing_is_published(
-    driver: IncidentDriver,
+    driver: IncidentDriver, tmp_path: Path
 ) -> None:
     state = await in_review(driver)
     workflow_id = state.workflow_id
@@ -106,9 +134,10 @@ async def test_forged_approvals_from_the_cli_are_refused_and_nothing_is_publishe
     entry = await decided(driver, "unit_head_approval", before)
     assert entry.refused and "does not match" in entry.detail
 
-    # The same approval, signed with huang.wei's own key and sent the same way, counts.
-    genuine = keys.signed(
-        workflow_id, "unit_head_approval", approval("huang.wei", 1), keys.PERSONAL["huang.wei"]
+    # The same approval, signed with huang.wei's own key by `yuqing sign` and sent the same
+    # way, counts (the README's command line).
+    genuine = await yuqing_sign(
+        tmp_path, workflow_id, "unit_head_approval", approval("huang.wei", 1), "huang.wei-1"
     )
     before = len((await driver.state()).trail)
     await cli_signal(driver, workflow_id, "unit_head_approval", genuine)
