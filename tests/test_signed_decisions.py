@@ -63,8 +63,13 @@ async def cli_signal(
 
 
 async def decided(driver: IncidentDriver, signal: str, before: int) -> TrailEntry:
-    state = await driver.until(lambda s: any(e.signal == signal for e in s.trail[before:]))
-    return next(e for e in state.trail[before:] if e.signal == signal)
+    """The first entry for `signal` after the `before`-th line of the trail."""
+
+    def new(state: IncidentState) -> list[TrailEntry]:
+        return state.trail[max(0, before - state.trail_offset) :]
+
+    state = await driver.until(lambda s: any(e.signal == signal for e in new(s)))
+    return next(e for e in new(state) if e.signal == signal)
 
 
 async def in_review(driver: IncidentDriver) -> IncidentState:
@@ -113,7 +118,7 @@ async def test_forged_approvals_from_the_cli_are_refused_and_nothing_is_publishe
         ("unit_head_approval", "huang.wei"),
         ("publicity_lead_approval", "zhou.min"),
     ):
-        before = len((await driver.state()).trail)
+        before = (await driver.state()).trail_total
         await cli_signal(driver, workflow_id, signal, approval(person, 1))
         entry = await decided(driver, signal, before)
         assert entry.refused and entry.refusal_kind == "forbidden"
@@ -128,7 +133,7 @@ async def test_forged_approvals_from_the_cli_are_refused_and_nothing_is_publishe
     assert await driver.rows("publications") == []
 
     # A proof that is not a proof: malformed, or by a key nobody holds.
-    before = len(state.trail)
+    before = state.trail_total
     forged = {**approval("huang.wei", 1), "proof": {"key_id": "huang.wei-1", "signature": "AA=="}}
     await cli_signal(driver, workflow_id, "unit_head_approval", forged)
     entry = await decided(driver, "unit_head_approval", before)
@@ -139,14 +144,14 @@ async def test_forged_approvals_from_the_cli_are_refused_and_nothing_is_publishe
     genuine = await yuqing_sign(
         tmp_path, workflow_id, "unit_head_approval", approval("huang.wei", 1), "huang.wei-1"
     )
-    before = len((await driver.state()).trail)
+    before = (await driver.state()).trail_total
     await cli_signal(driver, workflow_id, "unit_head_approval", genuine)
     entry = await decided(driver, "unit_head_approval", before)
     assert not entry.refused, entry.detail
     assert entry.actor == "huang.wei" and entry.key_id == "huang.wei-1"
 
     # Sent again (read from the history, say), the same proof decides nothing twice.
-    before = len((await driver.state()).trail)
+    before = (await driver.state()).trail_total
     await cli_signal(driver, workflow_id, "unit_head_approval", genuine)
     entry = await decided(driver, "unit_head_approval", before)
     assert entry.refused and "already approved" in entry.detail
@@ -211,8 +216,20 @@ async def test_forged_post_signals_are_refused(driver: IncidentDriver) -> None:
     assert "carries no proof" in post_state.refusals[0].detail
     assert "comes only from the incident" in post_state.refusals[1].detail
     assert post_state.status == "received" and post_state.initial_response is None
+    # A forged post_status, as the issue sent it, would have marked the post answered: only
+    # the incident's own reading of its post counts (tests/test_decide.py covers the update).
+    before = (await driver.state()).trail_total
+    answered = {**post_state.model_dump(mode="json"), "status": "answered", "revision": 99}
+    await cli_signal(driver, state.workflow_id, "post_status", answered)
+    entry = await decided(driver, "post_status", before)
+    assert entry.refused and entry.refusal_kind == "forbidden"
+    assert "cannot be sent from outside" in entry.detail
+    incident = await driver.state()
+    assert incident.post("p1") is not None and incident.post("p1").status == "received"  # type: ignore[union-attr]
+
     entry = await driver.to_post("p1", "initial_response", forged, keys.PERSONAL["chen.jing"])
     assert not entry.refused and entry.actor == "chen.jing"
+    await driver.save_history("signed_post_forgeries_refused")
 
 
 async def test_a_key_rotated_out_is_refused_after_its_end_date(
