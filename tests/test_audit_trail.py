@@ -39,7 +39,8 @@ EXPECTED = [
     ("approval", "zhou.min", "publicity lead approves: rejected draft version 1 (口径不一致)"),
     ("stage", None, "stage: handling"),
     ("refused", "zhou.min", "draft version 1 was returned"),
-    ("metrics", "weibo-monitor", "figures from weibo-monitor"),
+    # The person who sent the figures acts; the monitor is their source (issue 10).
+    ("metrics", "li.ming", "figures from weibo-monitor"),
     ("upgraded", "automatic", "major: weibo_reposts: 25 reposts (threshold 20)"),
     ("draft", "chen.jing", "draft version 2 submitted"),
     ("stage", None, "stage: approving"),
