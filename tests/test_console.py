@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, Route, async_playwright
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -56,6 +57,7 @@ class Console:
     url: str
     http: httpx.AsyncClient
     client: Client
+    app: FastAPI
     made: set[str] = field(default_factory=set)
 
     async def post(self, path: str, body: Any, person: str) -> dict[str, Any]:
@@ -127,12 +129,13 @@ async def console(
     )
     task_queue = f"console-{uuid.uuid4()}"
     own = replace(settings, task_queue=task_queue)
+    app = create_app(client, pool, own)
     async with (
         create_worker(client, pool, own, task_queue=task_queue),
-        serving(create_app(client, pool, own), access_log=False) as url,
+        serving(app, access_log=False) as url,
         httpx.AsyncClient(base_url=url, timeout=60) as http,
     ):
-        running = Console(url, http, client)
+        running = Console(url, http, client, app)
         try:
             yield running
         finally:
@@ -365,6 +368,26 @@ async def test_docs_render_with_the_network_blocked(console: Console, browser: B
     # ReDoc's bundle links its own "by Redocly" logo; the page renders without it.
     assert all(url.startswith("https://cdn.redoc.ly/") for url in elsewhere), elsewhere
     await context.close()
+
+
+async def test_a_sign_on_proxy_in_front_names_the_person(console: Console) -> None:
+    """With YUQING_CONSOLE_TRUSTED_HEADER set, the header the proxy adds signs the person in."""
+    console.app.state.console_trusted_header = "X-Forwarded-Email"
+    try:
+        page = await console.http.get(
+            "/console/todo", headers={"X-Forwarded-Email": "Zhou.Min@aic.example"}
+        )
+        assert page.status_code == 200 and "周敏" in page.text
+        stranger = await console.http.get(
+            "/console/todo", headers={"X-Forwarded-Email": "someone@else.example"},
+            follow_redirects=True,
+        )
+        assert "不在人员名册中" in stranger.text
+        # A token no longer signs anyone in: the proxy is the only way in.
+        bare = await console.http.get("/console/todo")
+        assert bare.status_code == 303 and bare.headers["location"].startswith("/console/login")
+    finally:
+        console.app.state.console_trusted_header = None
 
 
 PAGES = ("login", "todo", "incidents", "incident", "compliance")

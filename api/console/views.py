@@ -60,9 +60,18 @@ class Visit:
         self.svc = svc
         self.sessions: Sessions = request.app.state.console_sessions
         self.session = self.sessions.read(request)
+        roster = svc.directory.roster
         person = None
-        if self.session is not None and self.session.person_id is not None:
-            person = svc.directory.roster.person(self.session.person_id)
+        trusted: str | None = request.app.state.console_trusted_header
+        if trusted is not None:
+            # The sign-on proxy in front vouches for the person; it must strip this header
+            # from what clients send, and be the only way to reach the API.
+            email = request.headers.get(trusted, "").strip().lower()
+            person = next(
+                (p for p in roster.people if email and (p.email or "").lower() == email), None
+            )
+        elif self.session is not None and self.session.person_id is not None:
+            person = roster.person(self.session.person_id)
         self.me: Person | None = person
         settings = svc.settings
         self.reader = Reader(
@@ -120,7 +129,12 @@ async def home(v: V) -> Response:
 
 @router.get("/login")
 async def login_form(v: V, next: str | None = None) -> Response:
-    return v.page("login.html", nav="login", next=_safe_next(next), error=None)
+    if v.me is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    error = None
+    if v.request.app.state.console_trusted_header is not None:
+        error = v.reader.t("login.sso_unknown")
+    return v.page("login.html", nav="login", next=_safe_next(next), error=error)
 
 
 @router.post("/login")
