@@ -34,6 +34,7 @@ from yuqing import db
 from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, start_temporal
+from yuqing.stack.keys import ensure_dev_keys
 
 README = PROJECT_ROOT / "README.md"
 # A command gets this long; a decision waits for the worker, which may be busy.
@@ -84,6 +85,8 @@ async def stack(postgres: EmbeddedPostgres) -> AsyncIterator[Stack]:
             temporal_address=temporal.address,
             temporal_namespace=temporal.namespace,
         )
+        # The keys `./dev serve` makes on its first start, where the README finds them.
+        settings = ensure_dev_keys(cwd / ".data", settings)
         client = await connect(settings)
         # The service's log lines stay out of the test's output.
         with structlog.testing.capture_logs():
