@@ -82,7 +82,8 @@ class AuditActivities:
                 await conn.execute(_CHAIN_LOCK)
                 written, last_hash = await _append(conn, request, wanted)
             await _upsert_deadlines(conn, request)
-        log.info(
+        # Detail of a decision (its unit of work is logged where it is taken): debug.
+        log.debug(
             "decision trail recorded",
             incident_id=request.incident_id,
             workflow_id=request.workflow_id,

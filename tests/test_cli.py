@@ -139,6 +139,8 @@ async def test_report_approve_and_status_through_the_cli(cli: Cli) -> None:
     assert result.exit_code == 0, result.output
     for shown in ("monitoring", "publications", "approvals", "huang.wei", "2 refused signal"):
         assert shown in result.stdout
+    # In 80 columns (not a terminal), names and steps stay whole: nothing is cut to "…".
+    assert "publicity_lead" in result.stdout and "…" not in result.stdout
 
     # Closing with a malformed --open-post is bad input; the Office closes a general incident.
     result = await cli("li.ming", "close", incident_id, "--reason", "平息", "--open-post", "p1")

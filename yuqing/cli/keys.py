@@ -131,10 +131,10 @@ def new_key(
     ] = Path("."),
     key_id: Annotated[
         str | None,
-        typer.Option("--key-id", metavar="KEY_ID", help="Default: <holder>-<today's date>."),
+        typer.Option("--key-id", metavar="KEY_ID", help="Default: HOLDER-YYYYMMDD (today)."),
     ] = None,
 ) -> None:
-    """Make a key pair: the private key goes to <dir>/<key_id>.pem (mode 600, give it to its
+    """Make a key pair: the private key goes to DIR/KEY_ID.pem (mode 600, give it to its
     holder only); the entry printed goes into the keys file (YUQING_KEYS)."""
     from yuqing.signing import KeysError, key_entry_toml, new_key_pair
 
