@@ -178,6 +178,8 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
             described = await handle.describe()
             assert described.status is WorkflowExecutionStatus.COMPLETED
         finished_at = time.monotonic()
+        # For deploy/README.md's sizing: what the survivors hold after the run.
+        memory = {p.name: await resident_mib(p) for p in (worker3, api1, api2)}
 
     pool = await db.create_pool(own_postgres.url)
     try:
@@ -193,8 +195,18 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
     print(
         f"\nscale-out: {INCIDENTS} incidents, 3 workers (2 SIGKILLed at incidents "
         f"{[at for _, at in kills]}), 2 APIs: processes ready in {ready_at - started_at:.1f} s, "
-        f"driven in {driven_at - ready_at:.1f} s, all finished {finished_at - ready_at:.1f} s"
+        f"driven in {driven_at - ready_at:.1f} s, all finished {finished_at - ready_at:.1f} s;"
+        f" resident memory after: {memory} MiB"
     )
+
+
+async def resident_mib(process: Process) -> int:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{process.base}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("process_resident_memory_bytes "):
+            return round(float(line.split()[1]) / 2**20)
+    return -1
 
 
 async def check_exactly_once(pool: asyncpg.Pool, summaries: dict[str, IncidentSummary]) -> None:
