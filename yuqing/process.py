@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -80,11 +81,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 def install_sdk_metrics(settings: ProcessSettings) -> None:
     """The SDK's exporter on loopback, added to this process's `/metrics`. Called before any
     Temporal client is made (clients take the default runtime when they are made)."""
-    from yuqing.stack.common import free_port
-
     port = settings.sdk_metrics_port
     for attempt in range(5):
-        chosen = port or free_port()
+        chosen = port or _free_loopback_port()
         try:
             metrics.install_sdk_runtime(f"127.0.0.1:{chosen}")
             return
@@ -93,6 +92,13 @@ def install_sdk_metrics(settings: ProcessSettings) -> None:
                 raise SystemExit(
                     f"the Temporal SDK's metrics cannot listen on {chosen}: {err}"
                 ) from err
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def wait_for(what: str, attempt: Callable[[], Awaitable[T]], patience: float) -> T:
