@@ -137,3 +137,49 @@ async def test_accepted_connections_have_tcp_nodelay() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_request_in_progress_finishes_when_the_server_is_told_to_stop() -> None:
+    """The API's graceful stop: told to stop, it takes no new connection, and the request it is
+    answering still gets its answer (within the drain time)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        arrived.set()
+        await release.wait()
+        return {"status": "finished"}
+
+    stop = asyncio.Event()
+    async with (
+        serving(app, access_log=False, stop=stop, grace=10) as url,
+        httpx.AsyncClient(base_url=url, timeout=20) as http,
+    ):
+        in_progress = asyncio.create_task(http.get("/slow"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        stop.set()
+        # No new connection is taken once told to stop ...
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+
+        async def refused() -> bool:
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                return True
+            writer.close()
+            return False
+
+        for _ in range(200):  # a condition, polled: the listener closes a moment after
+            if await refused():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the server still accepts connections after being told to stop")
+        # ... but the one in progress is answered.
+        release.set()
+        answer = await asyncio.wait_for(in_progress, 10)
+        assert answer.status_code == 200 and answer.json() == {"status": "finished"}
