@@ -7,15 +7,17 @@ from datetime import timedelta
 import asyncpg
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
+from api import console
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
 from api.health import measure, requires_database
 from api.health import router as health_router
-from api.routes import incidents, posts, reports, statements
-from api.signals import Workflows
+from api.routes import incidents, listing, posts, reports, statements
+from api.signals import Workflows, api_signer
 from yuqing.health import Readiness, database_check, temporal_check
 from yuqing.settings import Settings
 
@@ -36,6 +38,8 @@ something) PostgreSQL is.
 is down, while Temporal or PostgreSQL is unreachable. `/metrics` is for Prometheus.
 
 **Statements** are public: `/statements/<incident_id>-v<version>`.
+
+**The console** for people (Chinese first) is at `/console/`.
 """
 
 
@@ -48,17 +52,23 @@ def create_app(
 ) -> FastAPI:
     """The API over this Temporal client and database; `patience` bounds each wait for a
     decision. Reads the roster and the tokens file now, so a bad one stops start-up."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in the fastapi-offline wheel: no CDN, so /docs
+    # works on an intranet with no way out.
+    app: FastAPI = FastAPIOffline(
         title="Yuqing",
         summary="舆情 incident response: report, approve, publish, close, review",
         description=DESCRIPTION,
         version="1",
     )
     app.state.services = Services(
-        workflows=Workflows(client, settings.task_queue, patience=patience),
+        workflows=Workflows(
+            client, settings.task_queue, patience=patience, signer=api_signer(settings)
+        ),
         pool=pool,
         settings=settings,
-        directory=Directory.load(settings.roster_path, settings.tokens_path),
+        directory=Directory.load(
+            settings.roster_path, settings.tokens_path, settings.authorization_path
+        ),
     )
     app.state.readiness = Readiness(
         {"temporal": temporal_check(client), "postgresql": database_check(pool)}
@@ -68,13 +78,15 @@ def create_app(
     # Calls that record something answer 503 while PostgreSQL is down (api/health.py).
     recording = [Depends(requires_database)]
     app.include_router(reports.router, dependencies=recording)
+    app.include_router(listing.router, dependencies=recording)
     app.include_router(incidents.router, dependencies=recording)
     app.include_router(posts.router, dependencies=recording)
     app.include_router(statements.router)
     app.include_router(health_router)
+    console.install(app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/console/", status_code=303)
 
     return app

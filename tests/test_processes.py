@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests import keys
 from tests.driver import IncidentDriver, report
 from tests.monitoring import (
     SYNTHESIZED,
@@ -129,6 +130,8 @@ async def service(
         "YUQING_TASK_QUEUE": task_queue,
         "DATABASE_URL": postgres.url,
         "YUQING_DRAIN_SECONDS": "10",
+        # The tests' own keys (tests/keys.py): the worker checks signatures, the API signs.
+        **keys.settings_env(),
     }
     ops, api_port, smtp_ops, smtp_port = (free_port() for _ in range(4))
     with (

@@ -26,6 +26,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests import keys
 from tests.test_api import STATEMENT, incident, who
 from tests.test_processes import Process, answers, started, until
 from yuqing import db, incident_workflow_id
@@ -114,6 +115,8 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
         "YUQING_TASK_QUEUE": task_queue,
         "DATABASE_URL": own_postgres.url,
         "YUQING_DRAIN_SECONDS": "5",
+        # The tests' own keys (tests/keys.py): the worker checks signatures, the API signs.
+        **keys.settings_env(),
     }
     started_at = time.monotonic()
     with contextlib.ExitStack() as stack:

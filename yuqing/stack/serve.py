@@ -32,6 +32,7 @@ from yuqing.stack.common import (
     redact,
     tail,
 )
+from yuqing.stack.keys import ensure_dev_keys
 from yuqing.stack.postgres import EmbeddedPostgres, start_postgres
 from yuqing.stack.temporal import (
     DEFAULT_RETENTION,
@@ -187,6 +188,8 @@ async def _serve(
             settings = dataclasses.replace(
                 settings, temporal_address=temporal_address, database_url=database_url
             )
+            # Decisions are signed: the stack's own keys on first start (yuqing.stack.keys).
+            settings = ensure_dev_keys(data_dir, settings)
             if ports.api is not None:
                 settings = dataclasses.replace(settings, api_port=ports.api)
             children = _children(settings, ports, workers)
@@ -231,6 +234,8 @@ def _children(settings: Settings, ports: Ports, workers: int) -> list[Child]:
         "YUQING_TASK_QUEUE": settings.task_queue,
         "DATABASE_URL": str(settings.database_url),
         "YUQING_LISTEN_HOST": host,
+        # The keys decisions are checked against, and the API's own signing key.
+        **_key_variables(settings),
         # Publications record their address: make it the page this API serves.
         "YUQING_STATEMENT_BASE_URL": os.environ.get("YUQING_STATEMENT_BASE_URL")
         or f"http://localhost:{api_port}/statements",
@@ -279,6 +284,15 @@ def _children(settings: Settings, ports: Ports, workers: int) -> list[Child]:
             )
         )
     return children
+
+
+def _key_variables(settings: Settings) -> dict[str, str]:
+    found = {
+        "YUQING_KEYS": settings.keys_path,
+        "YUQING_SIGNING_KEY": settings.signing_key_path,
+        "YUQING_SIGNING_KEY_ID": settings.signing_key_id,
+    }
+    return {name: str(value) for name, value in found.items() if value is not None}
 
 
 _PORT_VARIABLES = {
