@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from datetime import timedelta
 
 import structlog
 
@@ -55,7 +57,7 @@ async def run_api(
             options.start_timeout,
         )
         try:
-            app = create_app(client, pool, settings)
+            app = create_app(client, pool, settings, patience=_patience())
         except ValueError as err:  # the roster or the tokens file
             raise SystemExit(f"the API cannot start: {err}") from err
         gauges = metrics.StateMetrics(
@@ -89,6 +91,19 @@ async def run_api(
         log.info("API stopped")
     finally:
         await pool.close()
+
+
+def _patience() -> timedelta:
+    """How long a call waits for the incident's decision before answering 504
+    (`YUQING_DECISION_PATIENCE`, seconds; default 30)."""
+    value = os.environ.get("YUQING_DECISION_PATIENCE") or "30"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise SystemExit(f"YUQING_DECISION_PATIENCE={value!r} is not a number of seconds")
+    return timedelta(seconds=seconds)
 
 
 def cli() -> None:

@@ -115,6 +115,9 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
         "YUQING_TASK_QUEUE": task_queue,
         "DATABASE_URL": own_postgres.url,
         "YUQING_DRAIN_SECONDS": "5",
+        # A decision whose worker was just killed waits for Temporal's workflow-task timeout
+        # and a replay elsewhere, on two cores shared by everything: more than the usual 30 s.
+        "YUQING_DECISION_PATIENCE": "120",
         # The tests' own keys (tests/keys.py): the worker checks signatures, the API signs.
         **keys.settings_env(),
     }

@@ -67,6 +67,9 @@ async def serving(
         lifespan="off",
         # A request waiting on a decision gets this long to finish when the server stops.
         timeout_graceful_shutdown=math.ceil(grace),
+        # Longer than any proxy's or client's idle timeout (load balancers use 60 s): a
+        # connection the server closes while a client reuses it fails that client's request.
+        timeout_keep_alive=75,
     )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
