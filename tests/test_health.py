@@ -183,3 +183,19 @@ async def test_a_request_in_progress_finishes_when_the_server_is_told_to_stop() 
         release.set()
         answer = await asyncio.wait_for(in_progress, 10)
         assert answer.status_code == 200 and answer.json() == {"status": "finished"}
+
+
+def test_an_update_refused_while_a_workflow_task_is_retried_is_503_to_send_again() -> None:
+    """After a worker dies mid-task Temporal refuses updates until another worker retried the
+    task; nothing was decided, so the caller is told to send it again (503), not 502."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from api.errors import temporal_error
+
+    refused = RPCError(
+        "Unable to perform workflow execution update due to Workflow Task in failed state.",
+        RPCStatusCode.FAILED_PRECONDITION,
+        b"",
+    )
+    error = temporal_error(refused, "127.0.0.1:7233", "incident demo-1")
+    assert error.status == 503 and "send it again" in error.detail
