@@ -65,6 +65,7 @@ def started(name: str, command: list[str], env: dict[str, str], port: int) -> It
         if popen.poll() is None:
             popen.kill()
             popen.wait(timeout=30)
+        log.unlink(missing_ok=True)  # a failing test has already quoted its tail
 
 
 async def until(what: str, check: Callable[[], object], process: Process | None = None) -> None:
