@@ -14,11 +14,13 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 import structlog.testing
 from temporalio.testing import ActivityEnvironment
 from typer.main import get_command
 from typer.testing import CliRunner
 
+import activities.audit
 from activities.audit import AuditActivities
 from yuqing.cli import app
 from yuqing.effects import RecordTrail
@@ -158,7 +160,9 @@ def test_logs_are_for_people_in_a_terminal_and_json_elsewhere() -> None:
     assert "{" not in python(LOG, YUQING_LOG_FORMAT="console").stderr
 
 
-async def test_recording_a_trail_is_no_line_of_its_own(pool: asyncpg.Pool) -> None:
+async def test_recording_a_trail_is_no_line_of_its_own(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One line per unit of work: the decision is logged where it is taken; recording the
     lines it added to the trail is debug detail, not a third of the log."""
     entry = TrailEntry(at=datetime.now(UTC), kind="stage", detail="stage: reported")
@@ -170,6 +174,8 @@ async def test_recording_a_trail_is_no_line_of_its_own(pool: asyncpg.Pool) -> No
         deadlines=[],
     )
     with structlog.testing.capture_logs() as logged:
+        # A logger made now: one cached by an earlier test's configuration would not be seen.
+        monkeypatch.setattr(activities.audit, "log", structlog.get_logger("activities.audit"))
         await ActivityEnvironment().run(AuditActivities(pool).record_trail, request)
     recorded = [e for e in logged if e["event"] == "decision trail recorded"]
     assert [e["log_level"] for e in recorded] == ["debug"]

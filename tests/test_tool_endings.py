@@ -27,6 +27,7 @@ from api import create_app
 from api.server import serving
 from worker import create_worker
 from yuqing import tool
+from yuqing.cli.api_client import Api
 from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_temporal
@@ -159,7 +160,10 @@ async def test_no_run_aborts_at_exit(stack: Stack) -> None:
         "starter state": ["starter", "state", stack.incident_id],
     }
     runs = [sys.executable, str(PROJECT_ROOT / "tests" / "exit_runs.py"), str(RUNS)]
-    forked = await asyncio.gather(*(run([*runs, *args], env) for args in commands.values()))
+    # Generous: on a loaded machine 50 runs take minutes.
+    forked = await asyncio.gather(
+        *(run([*runs, *args], env, patience=900) for args in commands.values())
+    )
     for name, ended in zip(commands, forked, strict=True):
         assert ended.code == 0, ended
         report = json.loads(ended.stdout)
@@ -306,43 +310,59 @@ async def frozen() -> AsyncIterator[TemporalDevServer]:
         await server.stop()
 
 
-def said_at(ended: Ended, text: str) -> float:
-    at = next((at for at, line in ended.stderr_at if text in line), None)
-    assert at is not None, (text, ended)
-    return at
-
-
 async def test_a_frozen_temporal_is_said_within_two_seconds(
-    frozen: TemporalDevServer, pool: asyncpg.Pool, settings: Settings
+    frozen: TemporalDevServer,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Within two seconds of starting to wait: measured against the same command with
-    nothing listening, run at the same time, which fails as soon as it has started."""
-    nowhere = f"127.0.0.1:{closed_port()}"
+    """The processes end with exit 3, having said what they waited for; and the saying comes
+    within two seconds of the wait's start, timed where the tools wait (connecting to Temporal,
+    calling the API), so a slow interpreter start on a busy machine does not count."""
     own = replace(settings, temporal_address=frozen.address)
     # The API's own client, given the tools' keep-alive so that it gives up as they do.
     keep_alive = KeepAliveConfig(
         interval_millis=tool.KEEP_ALIVE_INTERVAL_MS, timeout_millis=tool.KEEP_ALIVE_TIMEOUT_MS
     )
     client = await connect(own, lazy=True, keep_alive_config=keep_alive)
+    said: list[tuple[float, str]] = []
+    monkeypatch.setattr(tool, "say", lambda text: said.append((time.monotonic(), text)))
     token = {"YUQING_TOKEN": "dev-li.ming"}
     with structlog.testing.capture_logs():
         async with serving(create_app(client, pool, own), access_log=False) as url:
+            api = Api(url, "dev-li.ming", as_json=False)
+            starts: dict[str, float] = {}
+
+            async def connecting() -> object:
+                starts["temporal"] = time.monotonic()
+                return await tool.connect_temporal(own)
+
+            def calling() -> object:
+                starts["api"] = time.monotonic()
+                return api.call("GET", "/incidents/demo-1")
+
             ended = await asyncio.gather(
                 run([*YUQING, "audit", "demo-1"], {"TEMPORAL_ADDRESS": frozen.address}),
-                run([*YUQING, "audit", "demo-1"], {"TEMPORAL_ADDRESS": nowhere}),
                 run([*STARTER, "state", "demo-1"], {"TEMPORAL_ADDRESS": frozen.address}),
-                run([*STARTER, "state", "demo-1"], {"TEMPORAL_ADDRESS": nowhere}),
                 run([*YUQING, "status", "demo-1"], {"YUQING_API_URL": url, **token}),
-                run(
-                    [*YUQING, "status", "demo-1"],
-                    {"YUQING_API_URL": f"http://{nowhere}", **token},
-                ),
+                connecting(),
+                asyncio.to_thread(calling),
+                return_exceptions=True,
             )
-    audit, audit_started, state, state_started, status, status_started = ended
-    for waited, started in ((audit, audit_started), (state, state_started)):
-        waiting = said_at(waited, f"waiting for Temporal at {frozen.address}")
-        assert waiting - said_at(started, "error: ") <= 2.0, (waited, started)
+    audit, state, status, connected, called = ended
+    for waited in (audit, state):
+        assert isinstance(waited, Ended)
+        assert f"waiting for Temporal at {frozen.address}" in waited.stderr, waited
         one_line(waited, tool.UNREACHABLE, f"Temporal at {frozen.address} cannot be reached")
-    waiting = said_at(status, f"waiting for the Yuqing API at {url}")
-    assert waiting - said_at(status_started, "error: ") <= 2.0, (status, status_started)
+    assert isinstance(status, Ended)
+    assert f"waiting for the Yuqing API at {url}" in status.stderr, status
     one_line(status, tool.UNREACHABLE, f"the Yuqing API at {url} answered 50")
+    # The same waits, in this process: each said within two seconds, then given up (exit 3).
+    assert isinstance(connected, tool.ToolFailure) and connected.code == tool.UNREACHABLE
+    assert isinstance(called, tool.ToolFailure) and called.code == tool.UNREACHABLE
+    for wait, what in (
+        ("temporal", f"waiting for Temporal at {frozen.address}"),
+        ("api", f"waiting for the Yuqing API at {url}"),
+    ):
+        at = next(at for at, text in said if text.startswith(what))
+        assert at - starts[wait] <= 2.0, (what, at - starts[wait])

@@ -346,7 +346,7 @@ def compliance(
         last = _day(end, "--to")
     first = last - timedelta(days=30) if start is None else _day(start, "--from")
     if last <= first:
-        raise tool.bad_input(f"--to {end} must come after --from {start}")
+        raise tool.bad_input(f"--to must come after --from ({end} is not after {start})")
     writable(output)
     url = database_url("compliance")
 
