@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -36,6 +37,7 @@ from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
 from tests.driver import UPWARD_REPORT, IncidentDriver, report
 from worker import check_configuration
+from workflows.delivery import DELIVERY_HEARTBEAT, DELIVERY_TIMEOUT
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing.channels import Channels, ChannelsError, load_channels, notice_channels
@@ -185,6 +187,18 @@ def channel_worker(
     )
 
 
+def delivery_env(attempt: int = 1) -> ActivityEnvironment:
+    """An activity run as the delivery rounds schedule it (workflows/delivery.py)."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info,
+        attempt=attempt,
+        start_to_close_timeout=DELIVERY_TIMEOUT,
+        heartbeat_timeout=DELIVERY_HEARTBEAT,
+    )
+    return env
+
+
 def write_channels(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -288,7 +302,7 @@ async def until_notified(driver: IncidentDriver, env: WorkflowEnvironment, kind:
     """The state once a notice of `kind` is recorded, letting retry backoffs pass meanwhile."""
     for _ in range(20):
         state = await driver.state()
-        if any(n.kind == kind for n in state.notifications):
+        if any(n.kind == kind and n.status == "sent" for n in state.notifications):
             return state
         # The retry waits on the server's clock: move it on rather than wait it out.
         await env.sleep(timedelta(seconds=5))
@@ -337,8 +351,8 @@ async def test_a_mailbox_refused_for_good_does_not_hold_up_the_notice(
     async with MailCollector(unknown=("yuqing@propaganda.example",)) as mail:
         send = NotificationActivities(pool, smtp_only(tmp_path, mail.port)).send_notification
         request = notice([POLICE, PROPAGANDA, EMERGENCY])
-        sent = await ActivityEnvironment().run(send, request)
-        again = await ActivityEnvironment().run(send, request)
+        sent = await delivery_env().run(send, request)
+        again = await delivery_env().run(send, request)
     assert sent == again
     assert sent.channel == "email"
     assert sent.result == (
@@ -356,7 +370,7 @@ async def test_a_mail_server_that_is_down_fails_the_activity_for_a_retry(
     send = NotificationActivities(pool, smtp_only(tmp_path, port)).send_notification
     request = notice([POLICE, PROPAGANDA])
     with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(send, request)
+        await delivery_env().run(send, request)
     assert failed.value.type == "ChannelUnavailable" and not failed.value.non_retryable
     assert "delivered to 0 of 2 so far" in failed.value.message
     [row] = await pool.fetch(
@@ -367,13 +381,13 @@ async def test_a_mail_server_that_is_down_fails_the_activity_for_a_retry(
 
     async with MailCollector() as mail:
         send = NotificationActivities(pool, smtp_only(tmp_path, mail.port)).send_notification
-        sent = await ActivityEnvironment().run(send, request)
+        sent = await delivery_env().run(send, request)
     assert sent.result == "delivered to 2 of 2"
     assert len(mail.messages) == 2
 
 
 async def test_without_channels_a_notice_is_recorded_only(pool: asyncpg.Pool) -> None:
-    sent = await ActivityEnvironment().run(
+    sent = await delivery_env().run(
         NotificationActivities(pool).send_notification, notice([POLICE])
     )
     assert (sent.channel, sent.result) == (
@@ -430,17 +444,17 @@ async def test_statement_goes_through_its_gateway_exactly_once(
         publish = PublicationActivities(pool, base, channels).publish_statement
         weibo = statement(PublicationChannel.weibo, incident_id, settings)
         with pytest.raises(ApplicationError) as failed:
-            await ActivityEnvironment().run(publish, weibo)
+            await delivery_env().run(publish, weibo)
         assert failed.value.type == "ChannelUnavailable"
         assert (
             await pool.fetch("SELECT 1 FROM publications WHERE incident_id = $1", incident_id) == []
         )
-        published = await ActivityEnvironment().run(publish, weibo)
-        again = await ActivityEnvironment().run(publish, weibo)
-        website = await ActivityEnvironment().run(
+        published = await delivery_env().run(publish, weibo)
+        again = await delivery_env().run(publish, weibo)
+        website = await delivery_env().run(
             publish, statement(PublicationChannel.website, incident_id, settings)
         )
-        wechat = await ActivityEnvironment().run(
+        wechat = await delivery_env().run(
             publish, statement(PublicationChannel.wechat, incident_id, settings)
         )
 
