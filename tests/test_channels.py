@@ -7,39 +7,31 @@ up with each notice or statement once, with every attempt on record.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
-import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.testing import WorkflowEnvironment
 
-from activities import all_activities
 from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
 from tests.driver import UPWARD_REPORT, IncidentDriver, report
-from worker import check_configuration
-from workflows.delivery import DELIVERY_HEARTBEAT, DELIVERY_TIMEOUT
-from workflows.incident import IncidentWorkflow
-from workflows.post import NetizenPostWorkflow
+from tests.receivers import (
+    MailCollector,
+    WebhookReceiver,
+    channel_worker,
+    delivery_env,
+    write_channels,
+)
 from yuqing.channels import Channels, ChannelsError, load_channels, notice_channels
 from yuqing.channels.smtp import message_id
 from yuqing.channels.webhook import RobotChannel
@@ -50,159 +42,6 @@ from yuqing.roles import Role
 from yuqing.roster import Recipient
 from yuqing.settings import Settings
 from yuqing.state import ApprovalRecord
-
-# -- the receivers -----------------------------------------------------------------------------
-
-
-class MailCollector:
-    """The bureau's mail server: defers the first `deferrals` messages (451), refuses the
-    mailboxes in `unknown` (550), and keeps every other message it is given."""
-
-    def __init__(self, *, deferrals: int = 0, unknown: tuple[str, ...] = ()) -> None:
-        self.deferrals = deferrals
-        self.unknown = unknown
-        self.deferred = 0
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> MailCollector:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="mail.test", loop=loop), "127.0.0.1", 0
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.unknown:
-            return "550 5.1.1 no such mailbox here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.deferred < self.deferrals:
-            self.deferred += 1
-            return "451 4.3.0 busy, try again later"
-        msg = message_from_bytes(envelope.original_content or b"", policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [msg for rcpt, msg in self.messages if address in rcpt]
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass
-class WebhookReceiver:
-    """A chat robot or a publishing gateway: answers 500 to the first `failures` requests on
-    each path, then 200 with `answer`."""
-
-    failures: int = 0
-    answer: dict[str, Any] = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
-    requests: list[Request] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> WebhookReceiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    def url(self, path: str) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}{path}"
-
-    def delivered(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == path and r.status == 200]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        _, target, _ = (await reader.readline()).decode().split(" ", 2)
-        headers = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))))
-        path = target.split("?")[0]
-        failing = len([r for r in self.requests if r.path == path]) < self.failures
-        status = 500 if failing else 200
-        answer = json.dumps({"error": "down"} if failing else self.answer).encode()
-        self.requests.append(Request(path, headers, body, status))
-        writer.write(
-            f"HTTP/1.1 {status} {'Internal Server Error' if failing else 'OK'}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(answer)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + answer
-        )
-        await writer.drain()
-        writer.close()
-
-
-# -- a worker with channels -------------------------------------------------------------------
-
-
-def channel_worker(
-    client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str
-) -> Worker:
-    """The real worker, its notices and statements going out through `settings.channels_path`."""
-    check_configuration(settings)
-    channels = load_channels(settings.channels_path)
-    wired = {
-        "send_notification": NotificationActivities(pool, channels).send_notification,
-        "publish_statement": PublicationActivities(
-            pool, settings.statement_base_url, channels
-        ).publish_statement,
-    }
-    activities = [wired.get(a.__name__, a) for a in all_activities(settings, pool)]
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[IncidentWorkflow, NetizenPostWorkflow],
-        activities=activities,
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-    )
-
-
-def delivery_env(attempt: int = 1) -> ActivityEnvironment:
-    """An activity run as the delivery rounds schedule it (workflows/delivery.py)."""
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(
-        env.info,
-        attempt=attempt,
-        start_to_close_timeout=DELIVERY_TIMEOUT,
-        heartbeat_timeout=DELIVERY_HEARTBEAT,
-    )
-    return env
-
-
-def write_channels(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 # -- notices -----------------------------------------------------------------------------------
 
