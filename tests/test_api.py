@@ -243,7 +243,9 @@ async def test_incident_reported_approved_and_published_over_http(api: Api) -> N
     assert entry["kind"] == "approval" and entry["role"] == "unit_head"
     entry = await api.accepted(f"{base}/approvals/publicity_lead", approve, "zhou.min")
     assert entry["actor"] == "zhou.min"
-    state = await api.until(incident_id, lambda s: s["stage"] == "monitoring")
+    # Monitoring begins with the first channel's statement; wait for the draft's last channel.
+    state = await api.until(incident_id, lambda s: s["drafts"][-1]["status"] == "published")
+    assert state["stage"] == "monitoring"
     assert {p["channel"] for p in state["publications"]} == {"website", "weibo", "wechat"}
     # Too late for another draft: the statement is out.
     response = await api.post(f"{base}/drafts", {"text": "更正"}, "chen.jing")

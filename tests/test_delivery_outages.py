@@ -151,7 +151,9 @@ async def test_a_notice_waiting_for_a_mail_server_that_is_down_shows_as_pending_
     notice = report_notice(state)
     assert notice is not None and notice.result == "delivered to 4 of 4"
     assert notice.last_error is None and notice.sent_at is not None
-    assert notice.waiting_since is not None and notice.waiting_since < notice.sent_at
+    # (sent_at is the database's clock, waiting_since the workflow's: not comparable here,
+    # where the time-skipping server's clock runs ahead.)
+    assert notice.waiting_since is not None and notice.attempts > 1 + 6 + 12
     for person in LEADERS:
         assert len(mail.to(f"{person}@aic.example")) == 1
     assert len(mail.messages) == 4
