@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import NotificationActivities
+from tests.conftest import start_time_skipping
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from tests.receivers import (
     MailCollector,
@@ -33,12 +34,14 @@ from tests.receivers import (
     delivery_env,
     write_channels,
 )
+from worker import create_worker
 from yuqing.channels import load_channels
 from yuqing.effects import SendNotification
 from yuqing.roles import Role
 from yuqing.roster import Recipient
 from yuqing.settings import Settings
-from yuqing.state import IncidentState, Notification
+from yuqing.state import IncidentState, Notification, PostState
+from yuqing.working_time import SHANGHAI
 
 LEADERS = ["li.ming", "mo.jun", "tang.guo", "zhou.min"]
 
@@ -268,6 +271,82 @@ timeout_seconds = 1
         notice.idempotency_key,
     )
     assert [tuple(a) for a in attempts] == [(1, "unknown"), (2, "delivered")]
+
+
+async def test_a_post_notice_waiting_for_the_mail_server_shows_in_the_post_and_its_incident(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path
+) -> None:
+    mail = MailCollector()
+    await mail.start()
+    channels = write_channels(
+        tmp_path / "channels.toml",
+        f'[smtp]\nhost = "127.0.0.1"\nport = {mail.port}\nfrom_address = "yuqing@aic.example"\n',
+    )
+    # A clock of its own, to start on a known Friday afternoon (the shared one has moved on).
+    env = await start_time_skipping()
+    task_queue = f"test-{uuid.uuid4()}"
+    try:
+        own = replace(settings, channels_path=channels)
+        async with create_worker(env.client, pool, own, task_queue=task_queue):
+            driver = IncidentDriver(env, pool, task_queue)
+            friday = datetime(2026, 12, 11, 16, 0, tzinfo=SHANGHAI)
+            await skip(env, friday - await env.get_current_time())
+            await driver.start(report())
+            await driver.accepted("submit_report", UPWARD_REPORT)
+            post = {
+                "post_id": "p1",
+                "platform": "南宁市政府网站留言板",
+                "author": "网民p1",
+                "content": "超市过期牛奶的事处理结果如何？",
+                "received_by": "chen.jing",
+                "learnt_at": friday.isoformat(),
+            }
+            await driver.accepted("netizen_post", post)
+            await driver.until_post("p1", lambda p: bool(p.deadlines))
+
+            # The initial response is due Monday 09:00; the mail server goes down before.
+            await skip(env, datetime(2026, 12, 14, 8, 30, tzinfo=SHANGHAI) - friday)
+            await mail.stop()
+            await skip(env, timedelta(minutes=31))
+
+            def escalation(p: PostState) -> Notification | None:
+                return next((n for n in p.pending_notifications if n.kind == "escalation"), None)
+
+            # The post lists it, and so does the incident's state, which lists the post.
+            listed = await driver.until_post("p1", lambda p: escalation(p) is not None)
+            waiting = escalation(listed)
+            assert waiting is not None and waiting.status == "pending"
+            assert waiting.last_error is not None and f"127.0.0.1:{mail.port}" in waiting.last_error
+            assert escalation(await driver.post_state("p1")) is not None
+            metadata = await driver.post("p1").query(
+                "__temporal_workflow_metadata", result_type=WorkflowMetadata
+            )
+            assert "Waiting for a channel" in metadata.current_details
+            assert "notice escalation" in metadata.current_details
+
+            await mail.start()
+            await until_in_server_time(
+                driver,
+                env,
+                lambda s: (p := s.post("p1")) is not None and not p.pending_notifications,
+            )
+            post_state = await driver.post_state("p1")
+            await driver.terminate_if_running()
+    finally:
+        await mail.stop()
+        await env.shutdown()
+
+    notified = [e for e in post_state.trail if e.kind == "notified" and "escalation" in e.detail]
+    assert len(notified) == 1
+    # Each mailbox got the post's escalation once.
+    mailboxes = [
+        str(msg["To"])
+        for _, msg in mail.messages
+        # (a key this long is folded onto its own line, hence the strip)
+        if str(msg["X-Yuqing-Idempotency-Key"]).strip().startswith(post_state.workflow_id)
+        and str(msg["X-Yuqing-Idempotency-Key"]).strip().endswith("/escalation")
+    ]
+    assert mailboxes and len(mailboxes) == len(set(mailboxes))
 
 
 # -- one copy's deadline, and the heartbeat, activity by activity ------------------------------
