@@ -359,6 +359,11 @@ async def test_statement_goes_through_its_gateway_exactly_once(
             "the website serves statements from the publications table itself",
         ),
         ('[publications.tiktok]\nurl = "http://127.0.0.1/t"\n', "publications.tiktok.[key]"),
+        # One copy must end well inside its activity's 30 s heartbeat timeout.
+        (
+            '[publications.weibo]\nurl = "http://127.0.0.1/w"\ntimeout_seconds = 30\n',
+            "publications.weibo.timeout_seconds: Input should be less than or equal to 20",
+        ),
         ("[smtp\n", "is not valid TOML"),
     ],
 )
