@@ -224,7 +224,7 @@ async def test_a_trickling_receiver_gets_at_most_one_extra_copy(
     env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> None:
     async with WebhookReceiver(trickling=True) as robot:
-        # One byte every 0.2 s: a per-read timeout of 1 s never fires; the 1 s deadline does.
+        # One byte every 0.2 s: a per-read timeout of 2 s never fires; the 2 s deadline does.
         channels = write_channels(
             tmp_path / "channels.toml",
             f"""
@@ -233,7 +233,7 @@ name = "office-group"
 kind = "wecom"
 url = "{robot.url("/office")}"
 kinds = ["report"]
-timeout_seconds = 1
+timeout_seconds = 2
 """,
         )
         task_queue = f"test-{uuid.uuid4()}"
@@ -246,7 +246,7 @@ timeout_seconds = 1
             state = await driver.until(lambda s: is_pending(report_notice(s)))
             notice = report_notice(state)
             assert notice is not None and notice.last_error is not None
-            assert "sent, but no answer within 1 s" in notice.last_error
+            assert "sent, but no answer within 2 s" in notice.last_error
             assert notice.retry_at is not None and notice.last_attempt_at is not None
             assert notice.retry_at - notice.last_attempt_at == timedelta(minutes=5)
             assert "next try after" in await current_details(driver)
@@ -381,7 +381,7 @@ async def test_a_mail_server_that_trickles_is_cut_off_at_the_deadline(
             write_channels(
                 tmp_path / "channels.toml",
                 f'[smtp]\nhost = "127.0.0.1"\nport = {slow.port}\n'
-                'from_address = "yuqing@aic.example"\ntimeout_seconds = 1\n',
+                'from_address = "yuqing@aic.example"\ntimeout_seconds = 2\n',
             )
         )
         send = NotificationActivities(pool, channels).send_notification
@@ -389,7 +389,7 @@ async def test_a_mail_server_that_trickles_is_cut_off_at_the_deadline(
         with pytest.raises(ApplicationError) as failed:
             await delivery_env().run(send, request)
     assert failed.value.type == "ChannelUnavailable"
-    assert "no answer within 1 s" in failed.value.message
+    assert "no answer within 2 s" in failed.value.message
     # A message taken in full may have arrived: the next copy waits, and says why.
     assert (failed.value.next_retry_delay == timedelta(minutes=5)) is held_back
     rows = await pool.fetch(
