@@ -183,10 +183,15 @@ def _show_state(state: dict[str, Any]) -> None:
         out.print(approvals)
     if state["publications"]:
         publications = table(
-            "channel", "version", "address", title="publications", wrap=("address",)
+            "channel", "version", "status", "address", title="publications", wrap=("address",)
         )
         for p in state["publications"]:
-            publications.add_row(p["channel"], str(p["draft_version"]), p.get("address") or "")
+            publications.add_row(
+                p["channel"],
+                str(p["draft_version"]),
+                p.get("status") or "published",
+                p.get("address") or p.get("last_error") or "",
+            )
         out.print(publications)
     if state["posts"]:
         posts = table(
