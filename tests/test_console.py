@@ -305,6 +305,24 @@ async def test_the_list_shows_each_clock_as_a_light_and_filters_by_grade(
     assert first.status_code == 200
     body = first.json()
     assert [i["grade"] for i in body["incidents"]] == ["major"]
+    seen = {body["incidents"][0]["incident_id"]}
+    while body["next_page_token"] and major not in seen:
+        more = await console.http.get(
+            "/incidents",
+            params={"grade": "major", "page_size": 1, "page_token": body["next_page_token"]},
+            headers=who("li.ming"),
+        )
+        assert more.status_code == 200, more.text
+        body = more.json()
+        assert len(body["incidents"]) <= 1
+        new = {i["incident_id"] for i in body["incidents"]}
+        assert not new & seen, "a page repeats an incident"
+        seen |= new
+    assert major in seen
+    forged = await console.http.get(
+        "/incidents", params={"page_token": "not-a-token"}, headers=who("li.ming")
+    )
+    assert forged.status_code == 422
     other_unit = await console.http.get("/incidents", headers=who("liu.yang"))
     assert all(i["unit"] == "qingxiu-branch" for i in other_unit.json()["incidents"])
     bad = await console.http.get("/incidents", params={"grade": "huge"}, headers=who("li.ming"))
