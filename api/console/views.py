@@ -23,6 +23,7 @@ from api.console.pages import Reader, calendar_for, diff, now, reader_language, 
 from api.console.session import LANG_COOKIE, Sessions
 from api.deps import Services, services
 from api.errors import ApiError, Refusal
+from api.health import readiness
 from api.routes.incidents import STEP_SIGNALS, Step, deliver
 from api.routes.listing import Filters, Status, list_page
 from yuqing import i18n, incident_workflow_id
@@ -444,6 +445,9 @@ async def act(v: V, incident_id: IncidentId, action: str) -> Response:
     if action not in (*ACTION_SIGNALS, "approve"):
         return v.page("error.html", 404, nav="incidents", message=v.reader.t("error.no_action"))
     kept = {k: val for k, val in fields.items() if k != "csrf"}
+    # Like the API's own writes: nothing is taken that could not be recorded.
+    if await readiness(v.request).problem("postgresql") is not None:
+        return v.page("error.html", 503, nav="incidents", message=v.reader.t("error.db"))
     try:
         signal, payload = _payload(action, fields, v.me)
         payload = SIGNAL_PAYLOADS[signal].model_validate(payload).model_dump(mode="json")
