@@ -365,7 +365,9 @@ async def _incident_page(
         done=done,
         form=form or {},
         channels=list(PublicationChannel),
-        statement_versions=sorted({p.draft_version for p in state.publications}),
+        statement_versions=sorted(
+            {p.draft_version for p in state.publications if p.status == "published"}
+        ),
     )
 
 
