@@ -16,12 +16,13 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
+from yuqing.client import data_converter
+from yuqing.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing
 from yuqing.settings import Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 
@@ -79,7 +80,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 async def start_time_skipping() -> WorkflowEnvironment:
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEYS),
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
     await register_search_attributes(environment.client)
@@ -122,8 +123,16 @@ async def driver(
         await incident.terminate_if_running()
 
 
+# The tests' own payload key ring, made afresh each session (nothing secret is committed). It
+# goes into the environment, so every client the tests make, the CLI's and a worker process's
+# included, encrypts under it like the service does under its own.
+TEST_KEYS = KeyRing.generate(f"test-{uuid.uuid4().hex[:8]}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("YUQING_TEST", "1")
+    os.environ.pop(KEYS_FILE_ENV, None)
+    os.environ[KEYS_ENV] = TEST_KEYS.to_env()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
+from yuqing.audit.history import load_history
 from yuqing.models import IncidentReport
 from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
 
@@ -235,7 +236,8 @@ class IncidentDriver:
         for post in (await self.state()).posts:
             handles[f"{name}.{post.post_id}"] = post.workflow_id
         for file_name, workflow_id in handles.items():
-            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            # Decrypted: the session's key ring dies with the session, the file must not.
+            history = await load_history(self.client, workflow_id)
             path = HISTORIES / f"{file_name}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 

@@ -15,13 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from yuqing.client import connect
 from yuqing.effects import PublishStatement, SendNotification
 from yuqing.models import Decision, Grade, PublicationChannel
 from yuqing.policy import load_policy
@@ -60,8 +59,8 @@ def worker_process(
 async def test_worker_killed_mid_chain_finishes_exactly_once(
     dev_server: TemporalDevServer, postgres: EmbeddedPostgres, pool: asyncpg.Pool
 ) -> None:
-    client = await Client.connect(
-        dev_server.address, namespace=dev_server.namespace, data_converter=pydantic_data_converter
+    client = await connect(
+        Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
     )
     task_queue = f"restart-{uuid.uuid4()}"
     incident = IncidentDriver(client, pool, task_queue)

@@ -624,6 +624,7 @@ async def _audit(
 
     from yuqing import db, incident_workflow_id
     from yuqing.audit.history import (
+        REPLAY_CLOCK_SLACK,
         TrailLine,
         compare,
         load_history,
@@ -674,7 +675,11 @@ async def _audit(
     if replay:
         for workflow_id, history in loaded.items():
             replayed = await replay_history(history)
-            diffs = compare(trails[workflow_id], replayed.trail) if trails[workflow_id] else []
+            diffs = (
+                compare(trails[workflow_id], replayed.trail, clock_slack=REPLAY_CLOCK_SLACK)
+                if trails[workflow_id]
+                else []
+            )
             found += len(diffs) + (1 if replayed.error else 0)
             if replayed.error:
                 err.print(

@@ -39,6 +39,12 @@ class Settings:
     # handles an incident first reported by e-mail (a roster unit with a unit head).
     email_intake_reporter: str = "office-intake"
     email_intake_unit: str = "xixiangtang-branch"
+    # -- the record (issue 11): payload keys, database roles, the notary ----------------------
+    # The payload key file (`yuqing.codec`); unset: YUQING_PAYLOAD_KEYS, or the data dir's.
+    payload_keys_file: Path | None = None
+    # The database owner's URL, for migrations only; the service itself uses DATABASE_URL, a
+    # role that may only append to the audit tables (`yuqing.db.roles`).
+    owner_database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -68,6 +74,12 @@ class Settings:
                 env.get("YUQING_EMAIL_REPORTER") or default.email_intake_reporter
             ),
             email_intake_unit=env.get("YUQING_EMAIL_UNIT") or default.email_intake_unit,
+            payload_keys_file=(
+                Path(env["YUQING_PAYLOAD_KEYS_FILE"])
+                if env.get("YUQING_PAYLOAD_KEYS_FILE")
+                else None
+            ),
+            owner_database_url=env.get("YUQING_DB_OWNER_URL") or None,
         )
 
 
