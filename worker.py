@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.post_deadlines import PostDeadlineActivities
+from workflows.archive import HistoryArchiveWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import db, log
@@ -58,7 +59,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, NetizenPostWorkflow],
+        workflows=[IncidentWorkflow, NetizenPostWorkflow, HistoryArchiveWorkflow],
         activities=all_activities(settings, pool),
         # Activities are all async; the executor is only for the SDK's own sync needs.
         activity_executor=ThreadPoolExecutor(max_workers=4),
@@ -71,7 +72,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         raise SystemExit("DATABASE_URL is not set: the worker keeps its records in PostgreSQL")
     pool = await db.create_pool(settings.database_url)
     try:
-        await db.migrate(pool)
+        # record: migrations run as the owner (YUQING_DB_OWNER_URL), never as the service.
+        await db.prepare(pool, settings.owner_database_url)
         client = await connect(settings)
         worker = create_worker(client, pool, settings)
         logger.info(

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -23,6 +23,7 @@ from worker import create_worker
 from yuqing import db, search_attributes
 from yuqing.client import data_converter
 from yuqing.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing
+from yuqing.db.roles import DatabaseRoles, provision, role_url
 from yuqing.settings import Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 
@@ -47,17 +48,42 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     server.stop()
 
 
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """The test database as each of its roles reaches it (`yuqing.db.roles`)."""
+
+    admin: str  # the superuser, for what only a DBA does
+    owner: str
+    service: str
+    notary: str
+
+
 @pytest.fixture(scope="session")
-async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(postgres.url)
-    await db.migrate(pool)
+async def database(postgres: EmbeddedPostgres) -> DatabaseUrls:
+    """Roles as the embedded stack makes them, and the schema migrated by the owner: the tests
+    run as the service does, with its privileges and no more."""
+    roles = DatabaseRoles()
+    await provision(postgres.url, roles)
+    urls = DatabaseUrls(
+        admin=postgres.url,
+        owner=role_url(postgres.url, roles.owner),
+        service=role_url(postgres.url, roles.service),
+        notary=role_url(postgres.url, roles.notary),
+    )
+    await db.migrate_as_owner(urls.owner, roles.service, roles.notary)
+    return urls
+
+
+@pytest.fixture(scope="session")
+async def pool(database: DatabaseUrls) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(database.service)
     yield pool
     await pool.close()
 
 
 @pytest.fixture(scope="session")
-def settings(postgres: EmbeddedPostgres) -> Settings:
-    return Settings.from_env({"DATABASE_URL": postgres.url})
+def settings(database: DatabaseUrls) -> Settings:
+    return Settings.from_env({"DATABASE_URL": database.service})
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

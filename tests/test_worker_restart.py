@@ -27,7 +27,7 @@ from yuqing.policy import load_policy
 from yuqing.roles import Role
 from yuqing.roster import Recipient
 from yuqing.settings import PROJECT_ROOT, Settings
-from yuqing.stack import EmbeddedPostgres, TemporalDevServer
+from yuqing.stack import TemporalDevServer
 from yuqing.state import ApprovalRecord
 
 
@@ -57,7 +57,7 @@ def worker_process(
 
 
 async def test_worker_killed_mid_chain_finishes_exactly_once(
-    dev_server: TemporalDevServer, postgres: EmbeddedPostgres, pool: asyncpg.Pool
+    dev_server: TemporalDevServer, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     client = await connect(
         Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
@@ -65,7 +65,7 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
     task_queue = f"restart-{uuid.uuid4()}"
     incident = IncidentDriver(client, pool, task_queue)
 
-    with worker_process(dev_server, postgres.url, task_queue) as first:
+    with worker_process(dev_server, settings.database_url or "", task_queue) as first:
         await incident.start(report(metrics={"weibo_reposts": 50}))
         await incident.accepted("submit_report", UPWARD_REPORT)
         await incident.accepted("submit_assessment", {"assessor_id": "li.ming"})
@@ -80,7 +80,7 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
     await incident.handle.signal("section_head_review", approval("wu.hua", 1))
     await incident.handle.signal("leadership_group_approval", approval("tang.guo", 1))
 
-    with worker_process(dev_server, postgres.url, task_queue):
+    with worker_process(dev_server, settings.database_url or "", task_queue):
         state = await incident.until_published()
         await incident.accepted("close_incident", {"closed_by": "tang.guo", "reason": "平息"})
         await incident.accepted(

@@ -12,6 +12,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from yuqing.audit.archive import ArchiveHistory
     from yuqing.effects import RecordTrail
     from yuqing.state import IncidentState, PostState
 
@@ -95,3 +96,30 @@ async def project_trail(
             summary=f"record {len(entries)} line(s) of the decision trail",
         )
         projected += len(entries)
+
+
+# -- record (#11): each closed run's history archived in PostgreSQL ---------------------------
+
+# Workflows that began before the archive existed end without asking for their archive.
+ARCHIVE_PATCH = "record-archive-history"
+
+
+async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
+    """Have this run archived once it has closed: an activity starts its archiver (a workflow
+    of its own, not a child, so it outlives this run). Call it last, before completing (or
+    continuing as new)."""
+    if not workflow.patched(ARCHIVE_PATCH):
+        return
+    info = workflow.info()
+    await workflow.execute_activity_method(
+        AuditActivities.start_archiver,
+        ArchiveHistory(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            incident_id=incident_id,
+            post_id=post_id,
+        ),
+        start_to_close_timeout=QUICK,
+        retry_policy=CONFIG_RETRY,
+        summary="archive this history once it has closed",
+    )

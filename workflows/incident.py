@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         DELIVERY_RETRY,
         QUICK,
         Inbound,
+        archive_when_closed,
         inbound,
         project_trail,
         settled_by,
@@ -225,6 +226,8 @@ class IncidentWorkflow:
         self._ending = True
         if projector is not None:
             await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(incident.state.incident_id, None)
         return self._summary(incident)
 
     async def _intake(self, state: IncidentState) -> Incident:

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DELIVERY_RETRY,
         QUICK,
         Inbound,
+        archive_when_closed,
         inbound,
         project_trail,
         settled_by,
@@ -100,6 +101,8 @@ class NetizenPostWorkflow:
         if projector is not None:
             await projector
         await self._tell_incident()
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(post.state.incident_id, post.state.post_id)
         return post.state
 
     # -- deadlines ---------------------------------------------------------------------------

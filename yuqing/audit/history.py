@@ -28,7 +28,7 @@ from temporalio.worker import (
 )
 
 from yuqing.codec import decode_in_place, is_encrypted
-from yuqing.effects import RecordTrail
+from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.state import IncidentState, PostState, TrailEntry
 
 RECORD_TRAIL = "record_trail"
@@ -131,6 +131,28 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
             seq = request.first_seq + offset
             lines.append(TrailLine.of(request.workflow_id, request.post_id, seq, entry))
     return lines
+
+
+def trail_head(history: WorkflowHistory) -> str | None:
+    """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
+    result of its last `record_trail`. An anchor of the audit chain outside its table."""
+    scheduled = {
+        event.event_id
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL
+    }
+    head = None
+    converter = pydantic_data_converter.payload_converter
+    for event in history.events:
+        if not event.HasField("activity_task_completed_event_attributes"):
+            continue
+        completed = event.activity_task_completed_event_attributes
+        if completed.scheduled_event_id not in scheduled or not completed.result.payloads:
+            continue
+        recorded = converter.from_payload(completed.result.payloads[0], TrailRecorded)
+        head = recorded.last_hash or head
+    return head
 
 
 @dataclass
