@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
+from yuqing.audit.notary import ensure_schema
 from yuqing.client import data_converter
 from yuqing.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing
 from yuqing.db.roles import DatabaseRoles, provision, role_url
@@ -71,6 +72,11 @@ async def database(postgres: EmbeddedPostgres) -> DatabaseUrls:
         notary=role_url(postgres.url, roles.notary),
     )
     await db.migrate_as_owner(urls.owner, roles.service, roles.notary)
+    notary = await asyncpg.connect(urls.notary)
+    try:
+        await ensure_schema(notary, [roles.service, roles.owner])
+    finally:
+        await notary.close()
     return urls
 
 

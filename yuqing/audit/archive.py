@@ -156,9 +156,7 @@ async def store(
                 new=False,
             )
         chain_id = ARCHIVE_PREFIX + request.workflow_id
-        seq = await conn.fetchval(
-            "SELECT count(*) FROM audit_log WHERE workflow_id = $1", chain_id
-        )
+        seq = await conn.fetchval("SELECT count(*) FROM audit_log WHERE workflow_id = $1", chain_id)
         prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
         content: dict[str, Any] = {
             "workflow_id": chain_id,

@@ -143,26 +143,63 @@ async def _audit(
 
 
 @app.command("audit-verify")
-def audit_verify() -> None:
-    """Check the PostgreSQL audit table's hash chain: any edited or removed row is named.
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the whole record in PostgreSQL: any edited, removed or recomputed row is named.
 
-    Reads DATABASE_URL. Exit code 1 when the chain is broken.
+    The audit table's hash chain, each trail numbered without holes, the notary's signed
+    checkpoints of the chain's head (a recomputed chain, a cut tail, a removed incident), and
+    each archived history against its digest. Reads DATABASE_URL, and the notary's public key
+    from YUQING_NOTARY_PUBLIC_KEY (default: the data dir's keys/notary-ed25519.pub). Exit
+    code 1 when anything is wrong.
     """
     import asyncio
 
-    from yuqing.audit.projection import verify
+    from yuqing.audit.notary import trusted_public_key
+    from yuqing.audit.verify import verify_record
+
+    try:
+        key = trusted_public_key()
+    except ValueError as error:
+        fail(False, Failure(EXIT_INPUT, str(error)))
 
     async def run() -> bool:
-        report = await _with_pool(verify)
+        report = await _with_pool(lambda pool: verify_record(pool, key))
+        if as_json:
+            out.print(report.model_dump_json(indent=2), markup=False, soft_wrap=True)
+            return report.ok
         for problem in report.problems:
-            err.print(
-                f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}",
+            where = f"row {problem.row_id}" if problem.row_id is not None else "the record"
+            if problem.workflow_id:
+                where += f" ({problem.workflow_id} #{problem.seq})"
+            err.print(f"{where}: {problem.what}", soft_wrap=True, markup=False)
+        when = (
+            report.newest_checkpoint.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+            if report.newest_checkpoint
+            else None
+        )
+        out.print(
+            f"{report.rows_checked} row(s), {report.checkpoints_checked} signed checkpoint(s)"
+            f" and {report.archives_checked} archived history(ies) checked: "
+            + ("the chain is intact" if report.ok else "THE CHAIN IS BROKEN"),
+            markup=False,
+            soft_wrap=True,
+        )
+        if when:
+            out.print(
+                f"newest checkpoint {when} (Beijing time), checked against"
+                f" {report.checkpoint_key}; {report.rows_after_checkpoint} row(s) since",
+                markup=False,
                 soft_wrap=True,
             )
-        out.print(
-            f"{report.rows_checked} row(s) checked: "
-            + ("the chain is intact" if report.ok else "THE CHAIN IS BROKEN")
-        )
+        else:
+            out.print(
+                "no signed checkpoint yet: a recomputed chain would not show (run"
+                " `yuqing audit-checkpoint`)",
+                markup=False,
+                soft_wrap=True,
+            )
         return report.ok
 
     raise typer.Exit(0 if asyncio.run(run()) else 1)
