@@ -13,6 +13,7 @@ from activities.deadlines import plan_deadlines
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
 from activities.post_deadlines import PostDeadlineActivities
+from activities.post_reading import PostReadingActivities
 from activities.publications import PublicationActivities
 from yuqing.channels import load_channels
 from yuqing.settings import Settings
@@ -31,4 +32,5 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         AuditActivities(pool).record_trail,
         AuditActivities(pool).start_archiver,
         AuditActivities(pool).archive_history,
+        PostReadingActivities().read_post,
     ]

@@ -97,6 +97,12 @@ class PostStart(BaseModel):
     responsible_person: str | None
 
 
+class ReadPost(BaseModel):
+    """Read a netizen post's state from its own workflow, for its incident."""
+
+    workflow_id: str
+
+
 class RecordTrail(BaseModel):
     """New lines of a workflow's decision trail, for the PostgreSQL audit projection.
 
