@@ -85,13 +85,17 @@ async def connect(
     *,
     ring: KeyRing | None = None,
     env: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Client:
-    """A client of `settings`' server; payloads under `ring` (default: the environment's)."""
+    """A client of `settings`' server; payloads under `ring` (default: the environment's).
+
+    `options` go to `Client.connect` as they are (`keep_alive_config=`, `retry_config=`…).
+    """
     ring = ring or payload_keys(settings, env)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(ring),
         interceptors=[tracing_interceptor()],
-        **tls_options(env),
+        **{**tls_options(env), **options},
     )
