@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -27,6 +29,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.codec import decode_in_place, is_encrypted
 from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.state import IncidentState, PostState, TrailEntry
@@ -108,6 +111,53 @@ async def decoded(history: WorkflowHistory, converter: DataConverter) -> Workflo
         for event in history.events:
             await decode_in_place(event, codec)
     return history
+
+
+# -- record (#11): a history from Temporal, or from the archive once Temporal has let it go ----
+
+
+@dataclass
+class Loaded:
+    """Every run of one workflow that could be read, decoded, oldest first, and from where."""
+
+    workflow_id: str
+    runs: list[WorkflowHistory]
+    source: str  # "Temporal" or "the archive"
+
+
+async def load_anywhere(
+    client: Client | None,
+    converter: DataConverter,
+    pool: asyncpg.Pool | None,
+    workflow_id: str,
+) -> Loaded:
+    """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
+    reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
+    if client is not None:
+        try:
+            return Loaded(workflow_id, [await load_history(client, workflow_id)], "Temporal")
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND or pool is None:
+                raise
+    if pool is None:
+        raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
+    from yuqing.audit.archive import archived_runs  # the archive imports this module
+
+    runs = await archived_runs(pool, workflow_id)
+    if not runs:
+        raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
+    return Loaded(workflow_id, [await decoded(run, converter) for run in runs], "the archive")
+
+
+def post_workflow_ids(history: WorkflowHistory) -> list[str]:
+    """The netizen posts the incident started, in order (not its other children)."""
+    found = []
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            started = event.start_child_workflow_execution_initiated_event_attributes
+            if started.workflow_type.name == NETIZEN_POST_WORKFLOW:
+                found.append(started.workflow_id)
+    return found
 
 
 def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
