@@ -13,7 +13,7 @@ from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
 from api.routes import incidents, posts, reports, statements
-from api.signals import Workflows
+from api.signals import Workflows, api_signer
 from yuqing.settings import Settings
 
 DESCRIPTION = """\
@@ -48,10 +48,14 @@ def create_app(
         version="1",
     )
     app.state.services = Services(
-        workflows=Workflows(client, settings.task_queue, patience=patience),
+        workflows=Workflows(
+            client, settings.task_queue, patience=patience, signer=api_signer(settings)
+        ),
         pool=pool,
         settings=settings,
-        directory=Directory.load(settings.roster_path, settings.tokens_path),
+        directory=Directory.load(
+            settings.roster_path, settings.tokens_path, settings.authorization_path
+        ),
     )
     app.add_exception_handler(ApiError, api_error_handler)
     app.include_router(reports.router)

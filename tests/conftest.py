@@ -18,6 +18,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from tests import keys
 from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
@@ -89,7 +90,8 @@ async def pool(database: DatabaseUrls) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 def settings(database: DatabaseUrls) -> Settings:
-    return Settings.from_env({"DATABASE_URL": database.service})
+    # The tests' own keys (tests/keys.py): made for this run, never committed.
+    return Settings.from_env({"DATABASE_URL": database.service, **keys.settings_env()})
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.keys import SIGNED_DECISIONS_PATCH, keys_for
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import contains_nul, describe
@@ -192,7 +193,10 @@ class IncidentWorkflow(Inboxed):
             )
             if not self._inbox:
                 break
-            self._decide(incident, self._inbox.pop(0))
+            item = self._inbox.pop(0)
+            # A key the incident has not seen (or an old copy): read the keys first.
+            await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
+            self._decide(incident, item)
             self._publish_search_attributes()
         self._ending = True
         self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
@@ -247,8 +251,18 @@ class IncidentWorkflow(Inboxed):
         self._responsible = heads[0].id
         state.policy_version = policy.version
         state.roster_version = roster.version
-        incident = Incident(state, policy, roster)
-        incident.record_discovery()
+        if workflow.patched(SIGNED_DECISIONS_PATCH):
+            incident = Incident(
+                state,
+                policy,
+                roster,
+                authorization=config.authorization,
+                keys=config.keys,
+                keys_loaded_at=workflow.now(),
+            )
+        else:
+            incident = Incident(state, policy, roster)
+        incident.record_discovery(self._report.source)
         incident.record_submission(self._report.submission_id, len(self._report.evidence))
         if self._report.evidence:
             fixed = await workflow.execute_activity_method(
@@ -416,6 +430,7 @@ class IncidentWorkflow(Inboxed):
                 policy=incident.policy,
                 roster=incident.roster,
                 responsible_person=self._responsible,
+                **self._post_proofs(incident),
             ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
@@ -425,6 +440,18 @@ class IncidentWorkflow(Inboxed):
         if self._current:
             final.trail = []  # the post keeps its own trail
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    @staticmethod
+    def _post_proofs(incident: Incident) -> dict[str, Any]:
+        """What a post needs to check its decisions as the incident does (nothing for an
+        incident from before signed decisions, whose posts take them unsigned)."""
+        if incident.keys is None:
+            return {}
+        return {
+            "authorization": incident.authorization,
+            "keys": incident.keys,
+            "keys_loaded_at": incident.keys_loaded_at,
+        }
 
     async def _read_posts(self) -> None:
         """Read the state of each post that said it changed, one read per nudge burst."""

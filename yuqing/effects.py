@@ -6,10 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from yuqing.authorization import Authorization
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy
 from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
+from yuqing.signing import Keyring
 from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState, TrailEntry
 
 
@@ -20,6 +22,16 @@ class LoadConfiguration(BaseModel):
 class Configuration(BaseModel):
     policy: Policy
     roster: Roster
+    # Absent from histories recorded before they existed (then: the rules of old, no proofs).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
+
+
+class LoadKeys(BaseModel):
+    """Read the keys file again: a decision names a key the incident has not seen."""
+
+    incident_id: str
+    key_id: str | None = None
 
 
 class FixEvidence(BaseModel):
@@ -95,6 +107,10 @@ class PostStart(BaseModel):
     policy: Policy
     roster: Roster
     responsible_person: str | None
+    # The incident's authorization and keys (none: an incident from before signed decisions).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
+    keys_loaded_at: datetime | None = None
 
 
 class ReadPost(BaseModel):

@@ -147,6 +147,11 @@ class IncidentReport(Model):
     submission_id: str | None = Field(
         default=None, description="names this submission, so a repeated delivery adds nothing"
     )
+    source: str | None = Field(
+        default=None,
+        description="the system it came through, beside the reporter (a monitor; an e-mail's "
+        "sender, verified or not)",
+    )
 
 
 class AdditionalReport(Model):
@@ -158,6 +163,7 @@ class AdditionalReport(Model):
     summary: str = ""
     source_url: str | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
+    source: str | None = None
 
 
 class BasicFacts(Model):
@@ -190,7 +196,10 @@ class Assessment(Model):
 class MetricsUpdate(Model):
     """`update_metrics`: new figures from monitoring; may upgrade the incident."""
 
-    source: NonEmpty
+    source: NonEmpty = Field(description="where the figures come from: a system, or the sender")
+    reported_by: NonEmpty | None = Field(
+        default=None, description="the person who sends them (required by the authorization)"
+    )
     weibo_reposts: int | None = Field(default=None, ge=0)
     districts: list[NonEmpty] | None = None
     beyond_city: bool | None = None
