@@ -18,6 +18,7 @@ from yuqing.settings import Settings
 from yuqing.stack.common import StackError, prepare_dir, redact, tail
 from yuqing.stack.keys import ensure_dev_keys
 from yuqing.stack.postgres import EmbeddedPostgres, start_postgres
+from yuqing.stack.record import codec_endpoint, notary_running, prepare_record, ui_origins
 from yuqing.stack.temporal import TemporalDevServer, ensure_search_attributes, start_temporal
 
 log = structlog.get_logger("yuqing.stack")
@@ -93,6 +94,17 @@ async def serve(
                 log.info("using PostgreSQL from DATABASE_URL", database_url=redact(database_url))
             if stop.is_set():
                 return
+            # record: keys, database roles, migrations as the owner, the notary, the codec.
+            if api_port is not None:
+                settings = dataclasses.replace(settings, api_port=api_port)
+            record = await prepare_record(
+                data_dir,
+                dataclasses.replace(settings, database_url=database_url),
+                admin_url=None if settings.database_url else database_url,
+                ui_origins=() if headless else ui_origins(ui_port),
+            )
+            settings, database_url = record.settings, record.settings.database_url
+            await stack.enter_async_context(notary_running(record))
 
             temporal_address = os.environ.get("TEMPORAL_ADDRESS") or None
             if temporal_address is None:
@@ -103,6 +115,7 @@ async def serve(
                     ui_port=ui_port,
                     namespace=settings.temporal_namespace,
                     headless=headless,
+                    ui_codec_endpoint=codec_endpoint(settings.api_port),
                 )
                 stack.push_async_callback(_stop_temporal, temporal)
                 temporal_address = temporal.address
@@ -236,7 +249,9 @@ async def _ensure_search_attributes_elsewhere(address: str, namespace: str) -> N
     # A server we did not start may predate our search attributes. Some (Temporal Cloud) refuse
     # operator calls; workflows then fail loudly enough on their own, so only warn.
     try:
-        client = await Client.connect(address, namespace=namespace)
+        from yuqing.client import tls_options  # record: the same TLS as every other client
+
+        client = await Client.connect(address, namespace=namespace, **tls_options())
         await ensure_search_attributes(client, namespace)
     except StackError:
         raise

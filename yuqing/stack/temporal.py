@@ -132,6 +132,7 @@ async def start_temporal(
     namespace: str = "default",
     headless: bool = False,
     persist: bool = True,
+    ui_codec_endpoint: str | None = None,
 ) -> TemporalDevServer:
     """Start `temporal server start-dev` on 127.0.0.1 and wait until it serves `namespace`.
 
@@ -176,6 +177,9 @@ async def start_temporal(
         args += ["--ui-port", str(ui_port)]
         if "--ui-disable-news-fetch" in flags:
             args.append("--ui-disable-news-fetch")
+        if ui_codec_endpoint:
+            # record: payloads are encrypted; the UI decodes them through the API's codec.
+            args += ["--ui-codec-endpoint", ui_codec_endpoint]
     for name, kind in CLI_TYPES.items():
         args += ["--search-attribute", f"{name}={kind}"]
 
