@@ -110,7 +110,7 @@ async def _audit(
             except RPCError as error:
                 where = settings.temporal_address
                 fail(False, Failure(EXIT_UNREACHABLE, f"Temporal at {where}: {error}"))
-            except LookupError as error:
+            except (LookupError, PayloadKeyError) as error:
                 fail(False, Failure(EXIT_INPUT, str(error)))
             if found.source != "Temporal":
                 err.print(f"{workflow_id}: read from {found.source} ({len(found.runs)} run(s))")
