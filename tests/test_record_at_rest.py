@@ -31,6 +31,7 @@ from tests.conftest import installed_binary
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from worker import create_worker
 from workflows.incident import IncidentWorkflow
+from yuqing import search_attributes
 from yuqing.cli import app
 from yuqing.client import connect
 from yuqing.codec import KEY_ID, KeyRing
@@ -198,6 +199,21 @@ async def test_temporal_holds_ciphertext_and_the_audit_reads_it(done: Done) -> N
     metadata = started["payloads"][0]["metadata"]
     assert base64.b64decode(metadata["encoding"]) == b"binary/encrypted"
     assert base64.b64decode(metadata[KEY_ID]) == b"at-rest-1"
+
+    # Search attributes are not payloads (Temporal indexes them, in clear): only values from
+    # fixed sets go there, never a report's words.
+    described = await done.client.get_workflow_handle(done.driver.handle.id).describe()
+    attributes = {pair.key.name: pair.value for pair in described.typed_search_attributes}
+    ours = {key.name for key in search_attributes.ALL}
+    assert set(attributes) & ours == ours
+    assert {k: v for k, v in attributes.items() if k in ours} == {
+        "IncidentGrade": "general",
+        "IncidentStage": "reviewed",
+        "IncidentSensitivity": "important",
+        "IncidentUnit": "xixiangtang-branch",
+        "DeadlineBreached": False,
+    }
+    assert PHONE not in repr(described.raw_description.workflow_execution_info.search_attributes)
 
     # The audit, with the key ring, reads it all.
     code, text, _ = await yuqing(cli_env(done), "audit", done.incident_id)
