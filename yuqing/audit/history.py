@@ -223,8 +223,14 @@ class Replayed:
         ]
 
 
-async def replay(history: WorkflowHistory) -> Replayed:
-    """Run the history through today's workflow code and keep the state it arrives at."""
+async def replay(
+    history: WorkflowHistory, converter: DataConverter = pydantic_data_converter
+) -> Replayed:
+    """Run the history through today's workflow code and keep the state it arrives at.
+
+    `converter`: the service's (`yuqing.client.data_converter`) for a history still encrypted;
+    a decoded one (`load_history`, `load_anywhere`) replays with the plain default as well.
+    """
     # Imported here: the workflows import this package's siblings at module level.
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
@@ -244,7 +250,7 @@ async def replay(history: WorkflowHistory) -> Replayed:
 
     replayer = Replayer(
         workflows=[IncidentWorkflow, NetizenPostWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         interceptors=[_Interceptor()],
         # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
         workflow_runner=UnsandboxedWorkflowRunner(),

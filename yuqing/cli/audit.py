@@ -159,7 +159,7 @@ async def _audit(
         if replay:
             for workflow_id, history in loaded.items():
                 for run in history.runs:
-                    replayed = await replay_history(run)
+                    replayed = await replay_history(run, converter)
                     found += _replayed(workflow_id, recorded_trail(run), replayed)
         return found
     finally:
