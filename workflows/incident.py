@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         ReadPost,
         SendNotification,
     )
+    from yuqing.listing import MEMO_KEY, incident_memo
     from yuqing.models import SIGNAL_PAYLOADS, EvidenceItem, IncidentReport, PublicationChannel
     from yuqing.outcomes import (
         FixMoreEvidence,
@@ -78,6 +79,10 @@ with workflow.unsafe.imports_passed_through():
         IncidentSummary,
         PostState,
     )
+
+
+# Incidents that began before the console's memo existed replay without it.
+LIST_MEMO_PATCH = "console-list-memo"
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -98,6 +103,7 @@ class IncidentWorkflow(Inboxed):
         self._effects: set[asyncio.Task[None]] = set()
         self._incident: Incident | None = None
         self._search: dict[str, object] = {}
+        self._memo: dict[str, Any] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         self._responsible: str | None = None
         self._ending = False
@@ -535,6 +541,17 @@ class IncidentWorkflow(Inboxed):
         if updates:
             workflow.upsert_search_attributes(updates)
             self._search.update(wanted)
+        self._publish_memo()
+
+    def _publish_memo(self) -> None:
+        # The console's lists read this memo (yuqing.listing) instead of querying each incident.
+        assert self._incident is not None
+        if not workflow.patched(LIST_MEMO_PATCH):
+            return
+        memo = incident_memo(self._incident.state, self._incident.policy)
+        if memo != self._memo:
+            workflow.upsert_memo({MEMO_KEY: memo})
+            self._memo = memo
 
     def _details(self) -> str:
         assert self._incident is not None
