@@ -149,11 +149,28 @@ def _codec(svc: Services) -> PayloadCodec:
 
 Svc = Annotated[Services, Depends(services)]
 
+# The protocol's body, written out: one schema, no references for the docs to resolve.
+_PAYLOADS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "maxItems": MAX_PAYLOADS,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "format": "byte"},
+                    },
+                    "data": {"type": "string", "format": "byte"},
+                },
+            },
+        }
+    },
+}
 _BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": CodecBody.model_json_schema()}},
-    }
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}}
 }
 
 
