@@ -230,3 +230,36 @@ async def test_later_checkpoints_extend_the_first(kept: Record) -> None:
     await record(kept.service, request("incident-d", 2, entries(1, "d", start=2)))
     report = await verify_record(kept.service, kept.key.public_key())
     assert report.ok and report.rows_after_checkpoint == 1
+
+
+async def test_the_checkpoint_and_migrate_commands(kept: Record, tmp_path: Path) -> None:
+    await three_incidents(kept)
+    notary_url = kept.service_url.replace(ROLES.service, ROLES.notary, 1)
+    key_file = tmp_path / "cron" / "notary.pem"
+    env = {"YUQING_NOTARY_DATABASE_URL": notary_url, "YUQING_NOTARY_KEY_FILE": str(key_file)}
+    runner = CliRunner()
+    first = await asyncio.to_thread(runner.invoke, app, ["audit-checkpoint"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "checkpoint 0: row" in first.output and "(18 rows" in first.output
+    assert key_file.exists() and key_file.with_suffix(".pub").exists()
+    again = await asyncio.to_thread(runner.invoke, app, ["audit-checkpoint"], env=env)
+    assert again.exit_code == 0 and "nothing appended" in again.output
+
+    # Rewritten since: the notary signs nothing and says why.
+    last = await kept.owner.fetchval("SELECT max(id) FROM audit_log")
+    async with kept.owner.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_is_append_only")
+        await conn.execute("DELETE FROM audit_log WHERE id = $1", last)
+        await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_is_append_only")
+    await record(kept.service, request("incident-e", 0, entries(1, "e")))
+    refused = await asyncio.to_thread(runner.invoke, app, ["audit-checkpoint"], env=env)
+    assert refused.exit_code == 1 and "NOT SIGNED" in refused.output
+
+    migrate_env = {
+        "YUQING_DB_OWNER_URL": kept.service_url.replace(ROLES.service, ROLES.owner, 1),
+        "DATABASE_URL": kept.service_url,
+    }
+    migrated = await asyncio.to_thread(runner.invoke, app, ["db-migrate"], env=migrate_env)
+    assert migrated.exit_code == 0, migrated.output
+    assert "the database is current" in migrated.output
+    assert f"privileges of {ROLES.service} set" in migrated.output

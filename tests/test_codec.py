@@ -174,3 +174,22 @@ async def test_a_whole_history_decodes_in_place() -> None:
     if scheduled:
         converter = data_converter(KeyRing.generate()).payload_converter
         assert converter.from_payload(scheduled[0].input.payloads[0], RecordTrail).entries
+
+
+def test_the_payload_key_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from yuqing.cli import app
+
+    keys = tmp_path / "payload-keys.toml"
+    runner = CliRunner()
+    made = runner.invoke(app, ["payload-key", "new", "--file", str(keys)])
+    assert made.exit_code == 0 and "active" in made.stdout
+    first = KeyRing.from_file(keys).active
+    rotated = runner.invoke(app, ["payload-key", "rotate", "--file", str(keys)])
+    assert rotated.exit_code == 0
+    listed = runner.invoke(app, ["payload-key", "list", "--file", str(keys)])
+    assert f"{first}  decrypt only" in listed.stdout
+    assert base64.b64encode(KeyRing.from_file(keys).keys[first]).decode() not in listed.output
+    again = runner.invoke(app, ["payload-key", "new", "--file", str(keys)])
+    assert again.exit_code == 2 and "exists already" in again.output
