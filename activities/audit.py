@@ -11,13 +11,10 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
-from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from yuqing.audit.archive import ArchivedRun, ArchiveHistory, HistoryArchived, pack, store
-from yuqing.audit.history import decoded, trail_head
+from yuqing.audit.archive import ArchiveHistory, HistoryArchived, archive_runs
 from yuqing.audit.projection import CONTENT_FIELDS, GENESIS, canonical_content, chain_hash
 from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.state import Deadline
@@ -122,49 +119,8 @@ class AuditActivities:
     async def archive_history(self, request: ArchiveHistory) -> HistoryArchived:
         """Copy the closed run `request.run_id`, and any run before it not archived yet, into
         `history_archive`, each anchored in the chain. Retried until the run has closed."""
-        client = activity.client()
         await _until_closed(request)
-        histories: list[tuple[str, WorkflowHistory]] = []
-        run_id: str | None = request.run_id
-        while run_id is not None:
-            handle = client.get_workflow_handle(request.workflow_id, run_id=run_id)
-            try:
-                history = await handle.fetch_history()
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND or run_id == request.run_id:
-                    raise
-                # An earlier run Temporal has let go of: archived before, or lost to retention.
-                log.warning(
-                    "earlier run no longer in Temporal",
-                    workflow_id=request.workflow_id,
-                    run_id=run_id,
-                )
-                break
-            histories.append((run_id, history))
-            run_id = pack(history).previous_run_id
-        runs: list[ArchivedRun] = []
-        for run_id, history in reversed(histories):  # oldest first: seq follows the runs
-            packed = pack(history)
-            # The trail head the workflow's own history recorded, read from a decrypted copy.
-            plain = await decoded(copy_of(history), client.data_converter)
-            async with self._pool.acquire() as conn:
-                runs.append(await store(conn, request, run_id, packed, trail_head(plain)))
-        log.info(
-            "history archived",
-            incident_id=request.incident_id,
-            workflow_id=request.workflow_id,
-            runs=[(r.run_id, r.events, r.sha256[:12], "new" if r.new else "already") for r in runs],
-        )
-        return HistoryArchived(workflow_id=request.workflow_id, runs=runs)
-
-
-def copy_of(history: WorkflowHistory) -> WorkflowHistory:
-    events = []
-    for event in history.events:
-        copy = HistoryEvent()
-        copy.CopyFrom(event)
-        events.append(copy)
-    return WorkflowHistory(history.workflow_id, events)
+        return await archive_runs(activity.client(), self._pool, request)
 
 
 # How long one attempt waits for the run to close before Temporal's retries take over.

@@ -18,14 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import structlog
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
-from temporalio.client import WorkflowHistory
+from temporalio.api.history.v1 import History, HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 
 from yuqing.audit.projection import GENESIS, Problem, chain_hash
+
+log = structlog.get_logger(__name__)
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -204,6 +208,54 @@ async def store(
     return ArchivedRun(
         run_id=run_id, sha256=packed.sha256, events=packed.events, chain_row=row_id, new=True
     )
+
+
+async def archive_runs(
+    client: Client, pool: asyncpg.Pool, request: ArchiveHistory
+) -> HistoryArchived:
+    """Copy the closed run `request.run_id`, and each run before it (continue-as-new) that
+    Temporal still has and the archive lacks, into `history_archive`, oldest first."""
+    from yuqing.audit.history import decoded, trail_head
+
+    histories: list[tuple[str, WorkflowHistory]] = []
+    run_id: str | None = request.run_id
+    while run_id is not None:
+        handle = client.get_workflow_handle(request.workflow_id, run_id=run_id)
+        try:
+            history = await handle.fetch_history()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND or run_id == request.run_id:
+                raise
+            # An earlier run Temporal has let go of: archived before, or lost to retention.
+            log.warning(
+                "earlier run no longer in Temporal", workflow_id=request.workflow_id, run_id=run_id
+            )
+            break
+        histories.append((run_id, history))
+        run_id = pack(history).previous_run_id
+    runs: list[ArchivedRun] = []
+    for run_id, history in reversed(histories):  # oldest first: seq follows the runs
+        packed = pack(history)
+        # The trail head the workflow's own history recorded, read from a decrypted copy.
+        plain = await decoded(_copy(history), client.data_converter)
+        async with pool.acquire() as conn:
+            runs.append(await store(conn, request, run_id, packed, trail_head(plain)))
+    log.info(
+        "history archived",
+        incident_id=request.incident_id,
+        workflow_id=request.workflow_id,
+        runs=[(r.run_id, r.events, r.sha256[:12], "new" if r.new else "already") for r in runs],
+    )
+    return HistoryArchived(workflow_id=request.workflow_id, runs=runs)
+
+
+def _copy(history: WorkflowHistory) -> WorkflowHistory:
+    events = []
+    for event in history.events:
+        copy = HistoryEvent()
+        copy.CopyFrom(event)
+        events.append(copy)
+    return WorkflowHistory(history.workflow_id, events)
 
 
 async def archived_runs(pool: asyncpg.Pool, workflow_id: str) -> list[WorkflowHistory]:

@@ -156,3 +156,66 @@ def payload_key(
         out.print(f"{key_id}  {marker}", markup=False)
     if action is not KeyAction.list:
         err.print(f"wrote {path} (readable by this user only)")
+
+
+@app.command("audit-archive")
+def audit_archive(
+    incident_id: Annotated[str, typer.Argument(help="The incident's id, e.g. demo-1.")],
+) -> None:
+    """Archive a closed incident's history, and its posts', now.
+
+    Incidents archive themselves as they end; this is for one that ended otherwise (terminated,
+    failed) or before the archive existed. Already archived runs are left as they are. Reads
+    TEMPORAL_ADDRESS, DATABASE_URL and the payload keys. Exit code 1 if it is still running.
+    """
+    import asyncio
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    from yuqing import db, incident_workflow_id
+    from yuqing.audit.archive import ArchiveHistory, archive_runs
+    from yuqing.audit.history import post_workflow_ids
+    from yuqing.client import connect
+    from yuqing.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.database_url:
+        fail(False, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
+
+    async def run() -> int:
+        client = await connect(settings)
+        pool = await db.create_pool(settings.database_url or "")
+        try:
+            first = incident_workflow_id(incident_id)
+            history = await client.get_workflow_handle(first).fetch_history()
+            running = 0
+            for workflow_id in [first, *post_workflow_ids(history)]:
+                description = await client.get_workflow_handle(workflow_id).describe()
+                if description.status == WorkflowExecutionStatus.RUNNING:
+                    err.print(f"{workflow_id} is still running: it archives itself as it ends")
+                    running += 1
+                    continue
+                post_id = workflow_id.partition("-post-")[2] or None
+                done = await archive_runs(
+                    client,
+                    pool,
+                    ArchiveHistory(
+                        workflow_id=workflow_id,
+                        run_id=description.run_id or "",
+                        incident_id=incident_id,
+                        post_id=post_id,
+                    ),
+                )
+                for archived in done.runs:
+                    state = "archived" if archived.new else "already archived"
+                    out.print(
+                        f"{workflow_id} run {archived.run_id}: {state}, {archived.events} events,"
+                        f" sha256 {archived.sha256}",
+                        markup=False,
+                        soft_wrap=True,
+                    )
+            return 1 if running else 0
+        finally:
+            await pool.close()
+
+    raise typer.Exit(asyncio.run(run()))
