@@ -1,7 +1,8 @@
 """The record at rest (SPEC §8), on a real Temporal dev server persisted to a file:
 
 - after a full incident, `temporal.sqlite` and `temporal workflow show` (no codec) hold none of
-  the report's personal data in clear, while `yuqing audit` and the codec endpoint show it;
+  the report's personal data in clear, while `yuqing audit`, the codec endpoint and the
+  server's own web UI (in a real browser, pointed at that endpoint) show it;
 - keys rotate: an incident begun under the old key goes on, and reads, under the new ring;
 - after `temporal workflow delete` of the completed incident and its posts, `yuqing audit ID`,
   `--check` and `--replay` give the same answers from the archive in PostgreSQL.
@@ -27,6 +28,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from api import create_app
+from api.server import serving
+from tests.browser import FLAGS, chromium_path
 from tests.conftest import installed_binary
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from worker import create_worker
@@ -36,7 +39,8 @@ from yuqing.cli import app
 from yuqing.client import connect
 from yuqing.codec import KEY_ID, KeyRing
 from yuqing.settings import Settings
-from yuqing.stack import TemporalDevServer, start_temporal
+from yuqing.stack import TemporalDevServer, free_port, start_temporal
+from yuqing.stack.record import codec_endpoint
 
 # Personal data of the kind a report carries: a caller's mobile number and a netizen's name.
 PHONE = "13907710000"
@@ -54,6 +58,7 @@ class Done:
     incident_id: str
     settings: Settings
     ring: KeyRing
+    codec: str  # the API's codec endpoint, which the server's UI is pointed at
 
 
 def cli_env(done: Done, ring: KeyRing | None = None) -> dict[str, str]:
@@ -90,11 +95,24 @@ async def yuqing(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 async def done(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Done]:
     data_dir = Path(tempfile.mkdtemp(prefix="yuqing-test-at-rest-"))
-    server = await start_temporal(data_dir, port=0, headless=True, persist=True)
+    # The stack's arrangement: the server's web UI decodes through the API's codec endpoint.
+    api_port = free_port()
+    server = await start_temporal(
+        data_dir,
+        port=0,
+        ui_port=0,
+        persist=True,
+        ui_codec_endpoint=codec_endpoint(api_port),
+    )
     try:
+        assert server.ui_url is not None
         ring = KeyRing.generate("at-rest-1")
         own = replace(
-            settings, temporal_address=server.address, temporal_namespace=server.namespace
+            settings,
+            temporal_address=server.address,
+            temporal_namespace=server.namespace,
+            codec_origins=(server.ui_url,),
+            codec_trust_local_ui=True,
         )
         client = await connect(own, ring=ring)
         task_queue = f"at-rest-{uuid.uuid4()}"
@@ -103,7 +121,10 @@ async def done(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Done]:
             title=f"来电反映西乡塘某超市销售过期牛奶（来电人手机 {PHONE}）",
             summary=f"市民王女士（{PHONE}）来电称在西乡塘某超市买到过期三天的牛奶。",
         )
-        async with create_worker(client, pool, own, task_queue=task_queue):
+        async with (
+            create_worker(client, pool, own, task_queue=task_queue),
+            serving(create_app(client, pool, own), port=api_port, access_log=False),
+        ):
             await driver.start(incident)
             await driver.accepted("submit_report", UPWARD_REPORT)
             await driver.accepted("submit_assessment", {"assessor_id": "li.ming"})
@@ -151,6 +172,7 @@ async def done(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Done]:
                 incident_id=incident.incident_id,
                 settings=own,
                 ring=ring,
+                codec=codec_endpoint(api_port),
             )
     finally:
         await server.stop()
@@ -236,6 +258,30 @@ async def test_temporal_holds_ciphertext_and_the_audit_reads_it(done: Done) -> N
         )
         assert refused.status_code == 403
         assert (await http.post("/codec/decode", json=body)).status_code == 401
+
+
+async def test_officials_read_the_history_decoded_in_the_temporal_ui(done: Done) -> None:
+    """The dev server's own web UI, in a real browser: it asks the codec endpoint, and shows the
+    report as it was written, though the server holds only ciphertext."""
+    from playwright.async_api import async_playwright
+
+    assert done.driver.handle is not None and done.server.ui_url is not None
+    run = (await done.client.get_workflow_handle(done.driver.handle.id).describe()).run_id
+    asked: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
+        try:
+            page = await browser.new_page()
+            page.on("request", lambda r: asked.append(r.url) if "/codec/" in r.url else None)
+            await page.goto(
+                f"{done.server.ui_url}/namespaces/{done.server.namespace}/workflows/"
+                f"{done.driver.handle.id}/{run}/history"
+            )
+            # The input of the first event: the report, with the caller's number in its title.
+            await page.get_by_text(PHONE).first.wait_for(timeout=30_000)
+        finally:
+            await browser.close()
+    assert asked and all(url.startswith(done.codec) for url in asked)
 
 
 async def test_the_archive_is_the_history_as_temporal_held_it(done: Done) -> None:
