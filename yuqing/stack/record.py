@@ -37,10 +37,10 @@ NOTARY_INTERVAL = 300.0  # seconds between checkpoints; YUQING_NOTARY_INTERVAL o
 
 @dataclass(frozen=True)
 class Record:
-    """What the service's processes are given: its settings and the same as environment."""
+    """What the service's processes are given (`settings`; `service_variables` for a process
+    of their own), and the notary's own connection and key."""
 
     settings: Settings
-    env: dict[str, str]
     notary_url: str | None
     notary_key: Path | None
 
@@ -54,13 +54,11 @@ async def prepare_record(
 ) -> Record:
     """Keys made if missing, roles and migrations in place; `admin_url` is the embedded
     PostgreSQL's superuser URL (None: DATABASE_URL is the operator's own)."""
-    env: dict[str, str] = {}
     keys_dir = data_dir / "keys"
     if settings.payload_keys_file is None and not os.environ.get(KEYS_ENV):
         key_file = keys_dir / "payload-keys.toml"
         ring = ensure_key_file(key_file)
         settings = dataclasses.replace(settings, payload_keys_file=key_file)
-        env[KEYS_FILE_ENV] = str(key_file)
         log.info("payload keys", file=str(key_file), active=ring.active, keys=len(ring.keys))
     notary_url = os.environ.get(notary.DATABASE_URL_ENV) or None
     if admin_url is not None:
@@ -75,7 +73,6 @@ async def prepare_record(
         applied = await db.migrate_as_owner(owner_url, roles.service, roles.notary)
         await _notary_schema(notary_url, [roles.service, roles.owner])
         settings = dataclasses.replace(settings, database_url=service_url)
-        env["DATABASE_URL"] = service_url
         log.info(
             "database roles",
             service=service_url,
@@ -103,9 +100,7 @@ async def prepare_record(
         settings = dataclasses.replace(
             settings, codec_origins=ui_origins, codec_trust_local_ui=True
         )
-        env["YUQING_CODEC_ORIGINS"] = ",".join(ui_origins)
-        env["YUQING_CODEC_TRUST_LOCAL_UI"] = "1"
-    return Record(settings=settings, env=env, notary_url=notary_url, notary_key=notary_key)
+    return Record(settings=settings, notary_url=notary_url, notary_key=notary_key)
 
 
 async def _role_of(url: str) -> str:
@@ -124,6 +119,21 @@ async def _notary_schema(url: str, readers: list[str]) -> None:
             await notary.ensure_schema(conn, readers)
     finally:
         await pool.close()
+
+
+def service_variables(settings: Settings) -> dict[str, str]:
+    """The environment the service's processes read these settings back from."""
+    found = {
+        "YUQING_CODEC_ORIGINS": ",".join(settings.codec_origins),
+        "YUQING_CODEC_TRUST_LOCAL_UI": "1" if settings.codec_trust_local_ui else "",
+    }
+    if settings.payload_keys_file is not None:
+        found[KEYS_FILE_ENV] = str(settings.payload_keys_file)
+    # The stack migrated and runs the notary itself: the service's processes hold neither the
+    # owner's URL nor the notary's.
+    found["YUQING_DB_OWNER_URL"] = ""
+    found[notary.DATABASE_URL_ENV] = ""
+    return found
 
 
 def ui_origins(ui_port: int) -> tuple[str, ...]:
