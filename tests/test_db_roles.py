@@ -89,9 +89,7 @@ async def test_every_append_only_table_refuses_change_by_privilege(
         assert await service.fetchval("SELECT has_table_privilege($1, 'INSERT')", table)
     # The working tables it keeps current stay writable.
     assert await service.fetchval("SELECT has_table_privilege('notification_outbox', 'UPDATE')")
-    assert not await service.fetchval(
-        "SELECT has_table_privilege('schema_migrations', 'INSERT')"
-    )
+    assert not await service.fetchval("SELECT has_table_privilege('schema_migrations', 'INSERT')")
 
 
 async def test_the_owner_migrates_and_the_worker_only_checks(database: DatabaseUrls) -> None:

@@ -109,14 +109,19 @@ async def prepare(pool: asyncpg.Pool, owner_url: str | None) -> None:
         service_role = await pool.fetchval("SELECT current_user")
         await migrate_as_owner(owner_url, service_role)
     pending = await pending_migrations(pool)
+    async with pool.acquire() as conn:
+        problems = await role_problems(conn)
+    if pending and problems:
+        # A service that may rewrite the audit anyway (a superuser, the owner itself) loses
+        # nothing by migrating: done, with the warning below to give it a role of its own.
+        await migrate(pool)
+        pending = await pending_migrations(pool)
     if pending:
         raise MigrationsPending(
             f"the database lacks migration(s) {', '.join(pending)}: apply them as the owner"
-            " (`yuqing db migrate` with YUQING_DB_OWNER_URL set, or start the worker with"
+            " (`yuqing db-migrate` with YUQING_DB_OWNER_URL set, or start the worker with"
             " YUQING_DB_OWNER_URL)"
         )
-    async with pool.acquire() as conn:
-        problems = await role_problems(conn)
     if problems:
         log.warning(
             "DATABASE_URL's role can rewrite the audit; give the service its own role"
