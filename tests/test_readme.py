@@ -30,7 +30,7 @@ from api import create_app
 from api.server import serving
 from tests.readme_runner import Outcome, Shell, Step, says, steps
 from worker import create_worker
-from yuqing import db
+from yuqing import codec, db
 from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, start_temporal
@@ -85,8 +85,12 @@ async def stack(postgres: EmbeddedPostgres) -> AsyncIterator[Stack]:
             temporal_address=temporal.address,
             temporal_namespace=temporal.namespace,
         )
-        # The keys `./dev serve` makes on its first start, where the README finds them.
+        # The keys `./dev serve` makes on its first start, where the README finds them: the
+        # signing keys, and the payload keys (`yuqing` reads them from the data directory).
         settings = ensure_dev_keys(cwd / ".data", settings)
+        payload_keys = cwd / ".data" / "keys" / "payload-keys.toml"
+        codec.ensure_key_file(payload_keys)
+        settings = replace(settings, payload_keys_file=payload_keys)
         client = await connect(settings)
         # The service's log lines stay out of the test's output.
         with structlog.testing.capture_logs():
@@ -101,6 +105,7 @@ async def stack(postgres: EmbeddedPostgres) -> AsyncIterator[Stack]:
                         "TEMPORAL_ADDRESS": temporal.address,
                         "DATABASE_URL": database_url,
                         "YUQING_API_URL": url,
+                        "YUQING_DATA_DIR": str(cwd / ".data"),
                         "PYTHONDONTWRITEBYTECODE": "1",
                     }
                     yield Stack(env=env, cwd=cwd)

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
+from yuqing.client import data_converter
+from yuqing.codec import KeyRing
 
 
 def workflow_id(history: dict[str, Any]) -> str:
@@ -83,7 +84,10 @@ def test_histories_are_saved() -> None:
 async def test_replay(path: Path) -> None:
     text = path.read_text()  # noqa: ASYNC240 - a small local file, read once
     history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
+    # The service's converter: the recorded histories hold plain payloads, which its codec
+    # passes through, as it does for histories begun before payloads were encrypted.
     replayer = Replayer(
-        workflows=[IncidentWorkflow, NetizenPostWorkflow], data_converter=pydantic_data_converter
+        workflows=[IncidentWorkflow, NetizenPostWorkflow],
+        data_converter=data_converter(KeyRing.from_environ()),
     )
     await replayer.replay_workflow(history)

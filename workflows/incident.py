@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE,
         Inbound,
         Inboxed,
+        archive_when_closed,
         contract_signals,
         project_trail,
         settled_by,
@@ -222,6 +223,8 @@ class IncidentWorkflow(Inboxed):
         reader.cancel()
         if projector is not None:
             await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(incident.state.incident_id, None)
         if self._current:
             await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary(incident)

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         QUICK,
         Inbound,
         Inboxed,
+        archive_when_closed,
         contract_signals,
         project_trail,
         settled_by,
@@ -87,6 +88,8 @@ class NetizenPostWorkflow(Inboxed):
         self._spawn(self._planner())
         if not self._current:
             await self._run_as_before(projector)
+            # record (#11): the whole history archived in PostgreSQL once this run has closed.
+            await archive_when_closed(post.state.incident_id, post.state.post_id)
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
         while True:
@@ -107,6 +110,8 @@ class NetizenPostWorkflow(Inboxed):
         self._ending = True
         if projector is not None:
             await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(post.state.incident_id, post.state.post_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
         # The incident has this state as the child's result; it keeps no copy of the trail.
         return post.state.model_copy(update={"trail": []})

@@ -7,7 +7,8 @@ as it came. The audit commands read Temporal and PostgreSQL directly. How every 
 and its exit codes, are in `yuqing.tool`.
 
 One module per command group: `incidents` (reporting and the plan's steps), `posts`, `audit`
-(the decision trail and compliance), `tokens`, `keys` (signing for the `temporal` CLI);
+(the decision trail and compliance), `record` (keeping the record: notary, migrations,
+payload keys, archive), `tokens`, `keys` (signing for the `temporal` CLI);
 `api_client`, `options` and `output` are shared by them, `group` ends every command. A new
 group is a module with its own `app = options.commands()`, added below. Modules import what a
 command needs inside the command, so `yuqing --help` and every command start at once.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from yuqing.cli import audit, incidents, keys, posts, tokens
+from yuqing.cli import audit, incidents, keys, posts, record, tokens
 from yuqing.cli.group import YuqingGroup
 
 app = typer.Typer(
@@ -33,7 +34,7 @@ app = typer.Typer(
 )
 
 # In this order in --help.
-for group in (incidents, posts, audit, tokens, keys):
+for group in (incidents, posts, audit, record, tokens, keys):
     app.add_typer(group.app)
 
 

@@ -147,23 +147,11 @@ def audit(
 
     tool.quiet_logs()
     writable(output)
-    url = database_url("--check") if check else None
+    if check:
+        database_url("--check")
     settings = Settings.from_env()
-    differences = tool.run(_audit(settings, incident_id, fmt, output, url, replay))
+    differences = tool.run(_audit(settings, incident_id, fmt, output, check, replay))
     raise typer.Exit(tool.REFUSED if differences else tool.DONE)
-
-
-async def _load(client: Any, settings: Settings, incident_id: str, workflow_id: str) -> Any:
-    from temporalio.service import RPCError
-
-    from yuqing.audit.history import load_history
-
-    try:
-        return await tool.waiting(
-            f"Temporal at {settings.temporal_address}", load_history(client, workflow_id)
-        )
-    except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
-        raise tool.temporal_failure(error, settings.temporal_address, incident_id) from error
 
 
 async def _audit(
@@ -171,13 +159,29 @@ async def _audit(
     incident_id: str,
     fmt: TrailFormat,
     output: Path | None,
-    database: str | None,
+    check: bool,
     replay: bool,
 ) -> int:
-    # PostgreSQL first: a --check that cannot check says so before any wait for Temporal.
-    pool = await open_pool(database) if database is not None else None
+    from yuqing.client import data_converter, payload_keys
+    from yuqing.codec import PayloadKeyError
+
     try:
-        return await _trail(settings, incident_id, fmt, output, pool, replay)
+        converter = data_converter(payload_keys(settings))
+    except PayloadKeyError as error:
+        raise tool.bad_input(str(error)) from error
+    # PostgreSQL first: it holds the projection (--check) and the archive, read when Temporal
+    # has let a history go (its retention has passed) or cannot be reached; a --check that
+    # cannot check says so before any wait for Temporal.
+    pool = None
+    if settings.database_url:
+        try:
+            pool = await open_pool(settings.database_url)
+        except tool.ToolFailure as failure:
+            if check:
+                raise
+            tool.say(f"{failure.message}; reading Temporal alone")
+    try:
+        return await _trail(settings, converter, pool, incident_id, fmt, output, check, replay)
     finally:
         if pool is not None:
             await pool.close()
@@ -185,24 +189,54 @@ async def _audit(
 
 async def _trail(
     settings: Settings,
+    converter: Any,
+    pool: asyncpg.Pool | None,
     incident_id: str,
     fmt: TrailFormat,
     output: Path | None,
-    pool: asyncpg.Pool | None,
+    check: bool,
     replay: bool,
 ) -> int:
-    from yuqing import incident_workflow_id
-    from yuqing.audit.history import recorded_trail
-    from yuqing.audit.timeline import render
+    from temporalio.service import RPCError
 
-    client = await tool.connect_temporal(settings)
-    first = await _load(client, settings, incident_id, incident_workflow_id(incident_id))
-    loaded = {incident_workflow_id(incident_id): first}
-    for event in first.events:
-        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
-            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            loaded[child] = await _load(client, settings, incident_id, child)
-    trails = {wf: recorded_trail(history) for wf, history in loaded.items()}
+    from yuqing import incident_workflow_id
+    from yuqing.audit.history import Loaded, load_anywhere, post_workflow_ids, recorded_trail
+    from yuqing.audit.timeline import render
+    from yuqing.codec import PayloadKeyError
+
+    address = settings.temporal_address
+    try:
+        client = await tool.connect_temporal(settings)
+    except tool.ToolFailure as failure:
+        if pool is None or failure.code != tool.UNREACHABLE:
+            raise
+        tool.say(f"{failure.message}; reading the archive in PostgreSQL")
+        client = None
+
+    async def load(workflow_id: str) -> Loaded:
+        try:
+            found: Loaded = await tool.waiting(
+                f"Temporal at {address}", load_anywhere(client, converter, pool, workflow_id)
+            )
+        except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
+            raise tool.temporal_failure(error, address, incident_id) from error
+        except LookupError as error:  # neither Temporal nor the archive has it
+            where = f"Temporal at {address} nor in the archive in PostgreSQL"
+            raise tool.unknown_incident(incident_id, where) from error
+        except PayloadKeyError as error:
+            raise tool.bad_input(str(error)) from error
+        if found.source != "Temporal":
+            tool.say(f"{workflow_id}: read from {found.source} ({len(found.runs)} run(s))")
+        return found
+
+    first = await load(incident_workflow_id(incident_id))
+    loaded = {first.workflow_id: first}
+    for child in post_workflow_ids(first.runs[-1]):
+        loaded[child] = await load(child)
+    trails = {
+        wf: [entry for run in found.runs for entry in recorded_trail(run)]
+        for wf, found in loaded.items()
+    }
     lines = [entry for trail in trails.values() for entry in trail]
     text = render(incident_id, lines, fmt.value)
     if output is not None:
@@ -214,75 +248,115 @@ async def _trail(
     if not lines:
         tool.say("no trail is recorded in this history (it began before the projection)")
     found = 0
-    if pool is not None:
-        found += await _check(pool, trails)
+    if check:
+        assert pool is not None  # checked before anything else
+        found += await _check(pool, trails, loaded)
     if replay:
-        found += await _replay(loaded, trails)
+        from yuqing.audit.history import replay as replay_history
+
+        for workflow_id, history in loaded.items():
+            for run in history.runs:
+                replayed = await replay_history(run, converter)
+                found += _replayed(workflow_id, recorded_trail(run), replayed)
     return found
 
 
-async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]]) -> int:
-    from yuqing.audit.history import TrailLine, compare
+async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[str, Any]) -> int:
+    from yuqing.audit.history import TrailLine, compare, trail_head
     from yuqing.audit.projection import projected_trail
 
     tool.quiet_logs()
-
     found = 0
     for workflow_id, recorded in trails.items():
-        rows = await projected_trail(pool, workflow_id)
-        diffs = compare(recorded, [TrailLine(**row) for row in rows])
+        rows = await projected_trail(pool, workflow_id, chain=True)
+        fields = [{k: row[k] for k in TrailLine.__dataclass_fields__} for row in rows]
+        diffs = compare(recorded, [TrailLine(**row) for row in fields])
         found += len(diffs)
         verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
         tool.say(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
         for diff in diffs:
             tool.say(f"  {diff.describe('the projection')}")
-    return found
-
-
-async def _replay(loaded: dict[str, Any], trails: dict[str, list[Any]]) -> int:
-    from yuqing.audit.history import compare
-    from yuqing.audit.history import replay as replay_history
-
-    found = 0
-    for workflow_id, history in loaded.items():
-        replayed = await replay_history(history)
-        diffs = compare(trails[workflow_id], replayed.trail) if trails[workflow_id] else []
-        found += len(diffs) + (1 if replayed.error else 0)
-        if replayed.error:
-            tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
-        elif diffs:
-            tool.say(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
-            for diff in diffs:
-                tool.say(f"  {diff.describe(chr(39).join(('today', 's code')))}")
-        else:
-            grade = getattr(replayed.state, "grade", None)
+        # The history keeps the hash the last row had when it was written: the table's must be
+        # the same, or the chain was recomputed from some row before it.
+        anchored = trail_head(loaded[workflow_id].runs[-1])
+        if anchored is not None and rows and rows[-1]["row_hash"] != anchored:
+            found += 1
             tool.say(
-                f"replay of {workflow_id}: the same decisions"
-                + (f" (grade {grade})" if grade else "")
+                f"  the history anchors {workflow_id}'s last row at {anchored}; the table says "
+                f"{rows[-1]['row_hash']}: the chain was rewritten"
             )
     return found
 
 
-@app.command("audit-verify")
-def audit_verify() -> None:
-    """Check the PostgreSQL audit table's hash chain: any edited or removed row is named.
+def _replayed(workflow_id: str, recorded: list[Any], replayed: Any) -> int:
+    """Say what replaying one run found; how many differences."""
+    from yuqing.audit.history import REPLAY_CLOCK_SLACK, compare
 
-    Reads DATABASE_URL. Exit code 1 when the chain is broken.
+    diffs = compare(recorded, replayed.trail, clock_slack=REPLAY_CLOCK_SLACK) if recorded else []
+    if replayed.error:
+        tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
+        return len(diffs) + 1
+    if diffs:
+        tool.say(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
+        for diff in diffs:
+            tool.say(f"  {diff.describe(chr(39).join(('today', 's code')))}")
+        return len(diffs)
+    grade = getattr(replayed.state, "grade", None)
+    graded = f" (grade {grade})" if grade else ""
+    tool.say(f"replay of {workflow_id}: the same decisions{graded}")
+    return 0
+
+
+@app.command("audit-verify")
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the whole record in PostgreSQL: any edited, removed or recomputed row is named.
+
+    The audit table's hash chain, each trail numbered without holes, the notary's signed
+    checkpoints of the chain's head (a recomputed chain, a cut tail, a removed incident), and
+    each archived history against its digest. Reads DATABASE_URL, and the notary's public key
+    from YUQING_NOTARY_PUBLIC_KEY (default: the data dir's keys/notary-ed25519.pub). Exit
+    code 1 when anything is wrong.
     """
     tool.quiet_logs()
     url = database_url("audit-verify")
+    from yuqing.audit.notary import trusted_public_key
+
+    try:
+        key = trusted_public_key()
+    except ValueError as error:
+        raise tool.bad_input(str(error)) from error
 
     async def run() -> bool:
-        from yuqing.audit.projection import verify
+        from yuqing.audit.verify import verify_record
 
         tool.quiet_logs()
-        report = await with_pool(url, verify)
+        report = await with_pool(url, lambda pool: verify_record(pool, key))
+        if as_json:
+            line(report.model_dump_json(indent=2))
+            return report.ok
         for problem in report.problems:
-            tool.say(f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}")
+            where = f"row {problem.row_id}" if problem.row_id is not None else "the record"
+            if problem.workflow_id:
+                where += f" ({problem.workflow_id} #{problem.seq})"
+            tool.say(f"{where}: {problem.what}")
         line(
-            f"{report.rows_checked} row(s) checked: "
+            f"{report.rows_checked} row(s), {report.checkpoints_checked} signed checkpoint(s)"
+            f" and {report.archives_checked} archived history(ies) checked: "
             + ("the chain is intact" if report.ok else "THE CHAIN IS BROKEN")
         )
+        if report.newest_checkpoint:
+            when = report.newest_checkpoint.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+            line(
+                f"newest checkpoint {when} (Beijing time), checked against"
+                f" {report.checkpoint_key}; {report.rows_after_checkpoint} row(s) since"
+            )
+        else:
+            line(
+                "no signed checkpoint yet: a recomputed chain would not show (run"
+                " `yuqing audit-checkpoint`)"
+            )
         return report.ok
 
     raise typer.Exit(tool.DONE if tool.run(run()) else tool.REFUSED)
