@@ -58,7 +58,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="the bench's own stack (wiped at start; removed at the end unless --keep)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--persist",
+        action="store_true",
+        help="Temporal on SQLite in the data directory, as ./dev serve (default: in memory)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure here, as JSON")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="comma-separated processes (worker, api, bare) to run under py-spy (pip install"
+        " py-spy): raw stacks in the data directory; the figures then count the sampler too",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.count, args.concurrency, args.runs, args.chunks = 4, 2, 1, 2
@@ -110,7 +121,10 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     chosen = set(args.sections.split(","))
     tag = sections.new_tag()
     say(f"bench: starting its stack in {args.data_dir}")
-    async with bench_stack(args.data_dir, keep=args.keep) as stack:
+    async with bench_stack(
+        args.data_dir, keep=args.keep or bool(args.profile), persist=args.persist
+    ) as stack:
+        stack.profile = frozenset(filter(None, args.profile.split(",")))
         await stack.start_worker()
         await stack.start_api()
         settings = stack.settings

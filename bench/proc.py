@@ -70,6 +70,10 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def children_of(pid: int) -> list[int]:
+    return [stat.pid for stat in _all().values() if stat.ppid == pid]
+
+
 def rss(pid: int) -> int:
     """Resident memory of one process, in bytes (0 if it is gone)."""
     stat = _stat(pid)

@@ -345,9 +345,14 @@ def _cache(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 async def long_trail(drivers: Drivers, incident_id: str, lines: int) -> str:
     """An incident whose trail has about `lines` lines: figures sent one by one."""
     workflow_id = await drivers.yuqing_report(incident_id)
-    # The report's own lines first; then one line per update of the figures.
+    # The report's own lines first; then one line per update of the figures (each a new
+    # reading, so each its own signature: a proof counts once).
     for index in range(lines):
-        body = {"source": "weibo-monitor", "reported_by": "li.ming", "weibo_reposts": 6 + index % 2}
+        body = {
+            "source": f"weibo-monitor reading {index}",
+            "reported_by": "li.ming",
+            "weibo_reposts": 6,
+        }
         await drivers.yuqing_decide(workflow_id, "update_metrics", body)
     return workflow_id
 

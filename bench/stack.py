@@ -27,6 +27,7 @@ from typing import IO
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.proc import children_of
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 from yuqing.stack.common import free_port
@@ -48,6 +49,7 @@ class Child:
     log: Path
     log_file: IO[bytes]
     metrics_url: str | None = None
+    profiled: bool = False
 
     @property
     def pid(self) -> int:
@@ -59,7 +61,11 @@ class Child:
 
     async def stop(self, grace: float = 20.0) -> None:
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+            # Under py-spy, the process it runs is told: py-spy writes its profile as it ends.
+            targets = children_of(self.popen.pid) if self.profiled else []
+            for pid in targets or [self.popen.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.popen.wait), grace)
             except TimeoutError:
@@ -90,6 +96,9 @@ class BenchStack:
     bare_queue: str
     children: dict[str, Child] = field(default_factory=dict)
     api_url: str = ""
+    # Profile these processes with py-spy (its raw output, in the data directory): for finding
+    # where the time goes, not for figures (the sampler's own CPU counts with the process).
+    profile: frozenset[str] = frozenset()
 
     @property
     def address(self) -> str:
@@ -124,6 +133,21 @@ class BenchStack:
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
         log = self.data_dir / f"{name}.log"
+        if name in self.profile:
+            spy = Path(sys.executable).parent / "py-spy"
+            out = self.data_dir / f"{name}-{int(time.time())}.profile.txt"
+            command = [
+                str(spy),
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-o",
+                str(out),
+                "--",
+                *command,
+            ]
         log_file = log.open("wb")
         popen = subprocess.Popen(
             command,
@@ -134,7 +158,7 @@ class BenchStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return Child(name, popen, log, log_file)
+        return Child(name, popen, log, log_file, profiled=name in self.profile)
 
     async def _until(self, child: Child, ready: str) -> None:
         deadline = time.monotonic() + READY_PATIENCE
@@ -219,13 +243,26 @@ def _fresh(data_dir: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def bench_stack(data_dir: Path, *, keep: bool = False) -> AsyncIterator[BenchStack]:
-    """PostgreSQL and Temporal under `data_dir` (removed afterwards unless `keep`)."""
+async def bench_stack(
+    data_dir: Path, *, keep: bool = False, persist: bool = False
+) -> AsyncIterator[BenchStack]:
+    """PostgreSQL and Temporal under `data_dir` (removed afterwards unless `keep`).
+
+    Temporal keeps its state in memory unless `persist` (SQLite in `data_dir`, as `./dev serve`
+    does): the dev server's SQLite file costs it about twice the CPU per workflow, a cost of
+    the dev server, not of Temporal on its production databases, nor of the code measured.
+    """
     await asyncio.to_thread(_fresh, data_dir)
     postgres = await asyncio.to_thread(start_postgres, data_dir)
     try:
         temporal = await start_temporal(
-            data_dir, port=0, ui_port=0, headless=True, persist=True, http_port=0, metrics_port=0
+            data_dir,
+            port=0,
+            ui_port=0,
+            headless=True,
+            persist=persist,
+            http_port=0,
+            metrics_port=0,
         )
         try:
             settings = Settings.from_env(
