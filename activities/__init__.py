@@ -31,5 +31,7 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
         AuditActivities(pool).record_trail,
+        AuditActivities(pool).start_archiver,
+        AuditActivities(pool).archive_history,
         PostReadingActivities().read_post,
     ]

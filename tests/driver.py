@@ -19,9 +19,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter import decide
 from tests.keys import signed
+from workflows.archive import archiver_id
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
+from yuqing.audit.history import load_history
 from yuqing.models import IncidentReport
 from yuqing.signing import Signer
 from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
@@ -284,7 +286,8 @@ class IncidentDriver:
         for post in (await self.state()).posts:
             handles[f"{name}.{post.post_id}"] = post.workflow_id
         for file_name, workflow_id in handles.items():
-            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            # Decrypted: the session's key ring dies with the session, the file must not.
+            history = await load_history(self.client, workflow_id)
             path = HISTORIES / f"{file_name}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
@@ -298,6 +301,7 @@ class IncidentDriver:
         if self.handle is None:
             return
         if (await self.handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            await self.archived()
             return
         await self.settle()
         try:
@@ -306,6 +310,29 @@ class IncidentDriver:
             # It finished by itself meanwhile, which is all this wanted.
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+
+    async def archived(self) -> list[str]:
+        """Wait for the archivers of the incident and its posts (started as each closed) to
+        finish; the workflow ids archived. None is left with work on this test's task queue."""
+        assert self.handle is not None
+        done = []
+        ids = [self.handle.id]
+        try:
+            ids += [p.workflow_id for p in (await self.state()).posts]
+        except Exception:  # a state that cannot be read (the incident's input was malformed)
+            pass
+        for workflow_id in ids:
+            run = (await self.client.get_workflow_handle(workflow_id).describe()).run_id
+            assert run is not None
+            archiver = self.client.get_workflow_handle(archiver_id(workflow_id, run))
+            try:
+                await asyncio.wait_for(archiver.result(), PATIENCE)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # none: not patched, or not closed
+                    raise
+                continue
+            done.append(workflow_id)
+        return done
 
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None

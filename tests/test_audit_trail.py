@@ -10,7 +10,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
-from yuqing.audit.history import TrailLine, compare, load_history, recorded_trail, replay
+from yuqing.audit.history import (
+    REPLAY_CLOCK_SLACK,
+    TrailLine,
+    compare,
+    load_history,
+    recorded_trail,
+    replay,
+)
 from yuqing.audit.projection import projected_trail
 from yuqing.audit.timeline import ordered, render
 from yuqing.cli import app
@@ -145,7 +152,7 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
     # Today's code, replaying the same history, decides the same.
     replayed = await replay(incident_history)
     assert replayed.error is None
-    assert compare(lines, replayed.trail) == []
+    assert compare(lines, replayed.trail, clock_slack=REPLAY_CLOCK_SLACK) == []
 
     await driver.save_history("audit_major_rejection_upgrade_posts")
     text = render(state.incident_id, ordered(lines + post_lines["p1"]), "text")

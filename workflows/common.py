@@ -13,13 +13,14 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from yuqing.audit.archive import ArchiveHistory
     from yuqing.effects import RecordTrail
     from yuqing.state import IncidentState, PostState, Tracked, TrailEntry
 
 QUICK = timedelta(seconds=30)
 RECORD_TIMEOUT = timedelta(seconds=5)
-# A notice or a publication must not be lost while a channel is down: retry without end,
-# backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
+# How workflows from before delivery rounds (workflows/delivery.py) retry a notice or a
+# publication: without end, backing off to one attempt every five minutes, unseen by the state.
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
@@ -230,3 +231,30 @@ async def project_trail(
 # signal as they always did (so their histories replay); new ones refuse internal names from
 # outside, bound their trail lines, and hear from their posts by nudge.
 DECISION_PATH_PATCH = "core-decision-path"
+
+
+# -- record (#11): each closed run's history archived in PostgreSQL ---------------------------
+
+# Workflows that began before the archive existed end without asking for their archive.
+ARCHIVE_PATCH = "record-archive-history"
+
+
+async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
+    """Have this run archived once it has closed: an activity starts its archiver (a workflow
+    of its own, not a child, so it outlives this run). Call it last, before completing (or
+    continuing as new)."""
+    if not workflow.patched(ARCHIVE_PATCH):
+        return
+    info = workflow.info()
+    await workflow.execute_activity_method(
+        AuditActivities.start_archiver,
+        ArchiveHistory(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            incident_id=incident_id,
+            post_id=post_id,
+        ),
+        start_to_close_timeout=QUICK,
+        retry_policy=CONFIG_RETRY,
+        summary="archive this history once it has closed",
+    )

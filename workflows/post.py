@@ -26,9 +26,20 @@ with workflow.unsafe.imports_passed_through():
         QUICK,
         Inbound,
         Inboxed,
+        archive_when_closed,
         contract_signals,
         project_trail,
         settled_by,
+    )
+    from workflows.delivery import (
+        DELIVERY_HEARTBEAT,
+        DELIVERY_PATCH,
+        DELIVERY_TIMEOUT,
+        deliver,
+        forget,
+        pending_notice,
+        waiting_lines,
+        with_wait,
     )
     from workflows.keys import keys_for
     from yuqing import NETIZEN_POST_WORKFLOW
@@ -37,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
-    from yuqing.state import DeadlineStatus, PostState
+    from yuqing.state import DeadlineStatus, Notification, PostState, Waiting, put
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
@@ -77,6 +88,8 @@ class NetizenPostWorkflow(Inboxed):
         self._spawn(self._planner())
         if not self._current:
             await self._run_as_before(projector)
+            # record (#11): the whole history archived in PostgreSQL once this run has closed.
+            await archive_when_closed(post.state.incident_id, post.state.post_id)
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
         while True:
@@ -97,6 +110,8 @@ class NetizenPostWorkflow(Inboxed):
         self._ending = True
         if projector is not None:
             await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(post.state.incident_id, post.state.post_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
         # The incident has this state as the child's result; it keeps no copy of the trail.
         return post.state.model_copy(update={"trail": []})
@@ -238,22 +253,68 @@ class NetizenPostWorkflow(Inboxed):
 
     async def _notify(self, notice: Notify) -> None:
         state = self._post.state
-        sent = await workflow.execute_activity_method(
-            NotificationActivities.send_notification,
-            SendNotification(
-                idempotency_key=f"{state.workflow_id}/{notice.key}",
-                incident_id=state.incident_id,
-                kind=notice.kind,
-                subject=notice.subject,
-                body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
-                recipients=self._post.roster.recipients(notice.roles, state.unit),
-            ),
-            start_to_close_timeout=QUICK,
-            retry_policy=DELIVERY_RETRY,
-            summary=notice.summary,
+        request = SendNotification(
+            idempotency_key=f"{state.workflow_id}/{notice.key}",
+            incident_id=state.incident_id,
+            kind=notice.kind,
+            subject=notice.subject,
+            body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
+            recipients=self._post.roster.recipients(notice.roles, state.unit),
         )
+        if workflow.patched(DELIVERY_PATCH):
+            sent = await self._notify_in_rounds(notice, request)
+        else:
+            sent = await workflow.execute_activity_method(
+                NotificationActivities.send_notification,
+                request,
+                start_to_close_timeout=QUICK,
+                retry_policy=DELIVERY_RETRY,
+                summary=notice.summary,
+            )
+        assert sent.sent_at is not None
         self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
         await self._tell_incident()
+
+    async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:
+        """The notice sent; while a channel keeps it waiting, the post lists it as pending (and
+        so does its incident's state, which lists the post)."""
+        pending = self._post.state.pending_notifications
+        key = request.idempotency_key
+
+        async def waiting(waited: Waiting, channel: str | None) -> None:
+            names = [r.name for r in request.recipients]
+            put(pending, pending_notice(key, request.kind, request.subject, names, waited, channel))
+            self._show_waiting()
+            await self._tell_incident()
+
+        def given_up() -> None:
+            forget(pending, key)
+            self._show_waiting()
+
+        sent, waited = await deliver(
+            lambda policy, summary: workflow.execute_activity_method(
+                NotificationActivities.send_notification,
+                request,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                retry_policy=policy,
+                summary=summary,
+            ),
+            summary=notice.summary,
+            on_wait=waiting,
+            on_give_up=given_up,
+        )
+        if waited is not None:
+            forget(pending, key)
+            self._show_waiting()
+        return with_wait(sent, waited)
+
+    def _show_waiting(self) -> None:
+        """The Temporal UI's current details: the post's notices still waiting, if any."""
+        state = self._post.state
+        lines = waiting_lines(state.pending_notifications, [])
+        head = f"**Post {state.post_id}** on {state.platform}: {state.status}"
+        workflow.set_current_details("\n".join([head, *lines]) if lines else head)
 
     async def _tell_incident(self) -> None:
         parent = workflow.info().parent

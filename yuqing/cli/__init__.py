@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from yuqing.cli import audit, incidents, keys, posts, tokens
+from yuqing.cli import audit, incidents, keys, posts, record, tokens
 
 app = typer.Typer(
     name="yuqing",
@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 
 # In this order in --help.
-for group in (incidents, posts, audit, tokens, keys):
+for group in (incidents, posts, audit, record, tokens, keys):
     app.add_typer(group.app)
 
 
