@@ -379,12 +379,7 @@ async def tools(
     await long_trail(drivers, incident_id, lines)
     await quiesce(stack.pids())
     yuqing = os.path.join(os.path.dirname(sys.executable), "yuqing")
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": stack.address,
-        "TEMPORAL_NAMESPACE": stack.settings.temporal_namespace,
-        "DATABASE_URL": str(stack.settings.database_url),
-    }
+    env = stack.env()
     commands = {
         "help": [yuqing, "--help"],
         "audit": [yuqing, "audit", incident_id],

@@ -32,6 +32,7 @@ from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 from yuqing.stack.common import free_port
 from yuqing.stack.keys import ensure_dev_keys
+from yuqing.stack.record import notary_running, prepare_record, service_variables
 
 READY_PATIENCE = 120.0
 
@@ -114,7 +115,8 @@ class BenchStack:
             found[name] = child.pid
         return found
 
-    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment the service's processes (and its tools) are given."""
         settings = self.settings
         env = {
             **os.environ,
@@ -127,7 +129,9 @@ class BenchStack:
             "YUQING_SIGNING_KEY": str(settings.signing_key_path),
             "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
             "YUQING_DRAIN_SECONDS": "5",
-            **extra,
+            # The payload keys (every payload is encrypted), as ./dev serve hands them over.
+            **service_variables(settings),
+            **(extra or {}),
         }
         return env
 
@@ -179,7 +183,7 @@ class BenchStack:
         """Yuqing's worker (`python worker.py`), its SDK metrics on a port of its own."""
         await self.stop_child("worker")
         ops, sdk = free_port(), free_port()
-        env = self._env(
+        env = self.env(
             {"YUQING_OPS_PORT": str(ops), "YUQING_SDK_METRICS_PORT": str(sdk), **(extra or {})}
         )
         child = self._spawn("worker", [sys.executable, "worker.py"], env)
@@ -191,7 +195,7 @@ class BenchStack:
     async def start_api(self) -> Child:
         await self.stop_child("api")
         port, sdk = free_port(), free_port()
-        env = self._env(
+        env = self.env(
             {
                 "YUQING_API_PORT": str(port),
                 "YUQING_SDK_METRICS_PORT": str(sdk),
@@ -269,7 +273,9 @@ async def bench_stack(
                 {"TEMPORAL_ADDRESS": temporal.address, "DATABASE_URL": postgres.url}
             )
             settings = ensure_dev_keys(data_dir, settings)
-            settings = dataclasses.replace(settings, temporal_address=temporal.address)
+            # As ./dev serve: payload keys, database roles, migrations as the owner, the notary.
+            record = await prepare_record(data_dir, settings, admin_url=postgres.admin_url)
+            settings = dataclasses.replace(record.settings, temporal_address=temporal.address)
             stack = BenchStack(
                 data_dir=data_dir,
                 postgres=postgres,
@@ -279,7 +285,8 @@ async def bench_stack(
                 bare_queue=f"bench-bare-{uuid.uuid4().hex[:8]}",
             )
             try:
-                yield stack
+                async with notary_running(record):
+                    yield stack
             finally:
                 for name in list(stack.children):
                     await stack.stop_child(name)
