@@ -35,6 +35,7 @@ from yuqing.metrics import TrailMetrics
 from yuqing.policy import load_policy
 from yuqing.probes import serving_probes
 from yuqing.roster import load_roster
+from yuqing.sandbox import lean_runner
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, load_keyring
 
@@ -80,6 +81,8 @@ def create_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[IncidentWorkflow, NetizenPostWorkflow, HistoryArchiveWorkflow],
+        # The SDK's sandbox, minus its per-payload compile and import-hook work (yuqing.sandbox).
+        workflow_runner=lean_runner(),
         activities=all_activities(settings, pool),
         # Activities are all async; the executor is only for the SDK's own sync needs.
         activity_executor=ThreadPoolExecutor(max_workers=4),

@@ -30,7 +30,7 @@ from temporalio.service import TLSConfig
 
 from yuqing.codec import EncryptionCodec, KeyRing
 from yuqing.settings import Settings
-from yuqing.telemetry import tracing_interceptor
+from yuqing.telemetry import tracing_interceptors
 
 
 class ConnectionSettingsError(ValueError):
@@ -96,6 +96,6 @@ async def connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(ring),
-        interceptors=[tracing_interceptor()],
+        interceptors=tracing_interceptors(),
         **{**tls_options(env), **options},
     )
