@@ -22,7 +22,7 @@ from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
 from yuqing.models import IncidentReport
-from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
+from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry, TrailPage
 
 HISTORIES = Path(__file__).parent / "histories"
 # Waiting here is for the worker to process what was sent, not for time to pass: the
@@ -103,6 +103,21 @@ class IncidentDriver:
         assert self.handle is not None
         return await self.handle.query(IncidentWorkflow.state)
 
+    async def trail(self, workflow_id: str | None = None) -> list[TrailEntry]:
+        """The whole trail the workflow holds, page by page (the `trail` query)."""
+        assert self.handle is not None
+        handle = self.client.get_workflow_handle(workflow_id or self.handle.id)
+        lines: list[TrailEntry] = []
+        offset = 0
+        while True:
+            page = await handle.query(
+                "trail", {"offset": offset, "limit": 100}, result_type=TrailPage
+            )
+            lines.extend(page.lines)
+            offset = page.offset + len(page.lines)
+            if not page.lines or offset >= page.total:
+                return lines
+
     async def until(self, condition: Callable[[IncidentState], bool]) -> IncidentState:
         """The state once `condition` holds; fails, showing the trail, if it never does."""
         loop = asyncio.get_running_loop()
@@ -122,10 +137,13 @@ class IncidentDriver:
             await asyncio.sleep(POLL)
 
     async def until_published(self) -> IncidentState:
-        """The state once the current draft is out on every one of its channels."""
-        return await self.until(
+        """The state once the current draft is out on every one of its channels, and the
+        incident at rest (notices decided earlier may still have been on their way)."""
+        await self.until(
             lambda s: s.current_draft is not None and s.current_draft.status == "published"
         )
+        await self.settle()
+        return await self.state()
 
     async def send(self, signal: str, payload: Any) -> TrailEntry:
         """Have the incident decide `signal` (the `decide` update): the trail entry it added."""

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from yuqing.effects import RecordTrail
-    from yuqing.state import IncidentState, PostState, Tracked, TrailEntry
+    from yuqing.state import TRAIL_PAGE, IncidentState, PostState, Tracked, TrailEntry
 
 QUICK = timedelta(seconds=30)
 RECORD_TIMEOUT = timedelta(seconds=5)
@@ -172,6 +172,18 @@ class Inboxed:
         self._answers[item.ticket] = entry
 
 
+def page_request(page: Any) -> tuple[int, int]:
+    """(offset, limit) of a `trail` query's `{"offset": n, "limit": m}`."""
+    if page is None:
+        return 0, TRAIL_PAGE
+    if not isinstance(page, dict):
+        raise ApplicationError('give {"offset": n, "limit": m} as whole numbers')
+    offset, limit = page.get("offset", 0), page.get("limit", TRAIL_PAGE)
+    if not isinstance(offset, int) or not isinstance(limit, int):
+        raise ApplicationError('give {"offset": n, "limit": m} as whole numbers')
+    return max(offset, 0), limit
+
+
 def _read_request(request: Any) -> tuple[str, Any, str | None]:
     """(signal, payload, problem) of a `decide` request."""
     if not isinstance(request, dict):
@@ -189,44 +201,112 @@ def _read_request(request: Any) -> tuple[str, Any, str | None]:
 
 # Workflows that began before the audit projection existed replay without it.
 AUDIT_PROJECTION_PATCH = "audit-projection"
+# A record_trail input stays far under Temporal's 2 MB payload limit: lines go in batches of at
+# most this many bytes (of JSON) and lines; a single line is at most ~4 KB (yuqing.decider).
+RECORD_BATCH_BYTES = 64 * 1024
+RECORD_BATCH_LINES = 200
+
+
+class Projector:
+    """Copies each new line of a trail, and the deadlines when they changed, to PostgreSQL.
+
+    Lines that come while a copy is under way go with the next one. `position` is the first
+    line not yet copied: a workflow that continues as new carries it (and the lines from it
+    on). Workflows older than the batches (`batched` false) copy all new lines at once, with
+    every deadline each time, as they always did.
+    """
+
+    def __init__(
+        self,
+        state: IncidentState | PostState,
+        post_id: str | None,
+        ending: Callable[[], bool],
+        *,
+        batched: bool,
+    ) -> None:
+        self.state = state
+        self.post_id = post_id
+        self.ending = ending
+        self.batched = batched
+        self.position = state.trail_offset
+        self.busy = False
+        # Set while the workflow readies to continue as new: no new copy begins.
+        self.hold = False
+        self._deadlines_sent: str | None = None
+
+    def unprojected_bytes(self) -> int:
+        held = self.state.trail[self.position - self.state.trail_offset :]
+        return sum(len(entry.model_dump_json()) for entry in held)
+
+    async def run(self) -> None:
+        """Copy lines until `ending()` holds and everything is copied."""
+        state = self.state
+        while True:
+            await workflow.wait_condition(
+                lambda: (state.trail_total > self.position and not self.hold) or self.ending()
+            )
+            if state.trail_total == self.position:
+                return
+            entries = self._batch()
+            deadlines = state.deadlines
+            if self.batched:
+                sent = _deadlines_json(deadlines)
+                deadlines = [] if sent == self._deadlines_sent else deadlines
+            self.busy = True
+            try:
+                await workflow.execute_activity_method(
+                    AuditActivities.record_trail,
+                    RecordTrail(
+                        workflow_id=state.workflow_id,
+                        incident_id=state.incident_id,
+                        post_id=self.post_id,
+                        first_seq=self.position,
+                        entries=entries,
+                        deadlines=deadlines,
+                    ),
+                    # A few inserts: if an attempt takes longer, the database is in trouble
+                    # and a fresh attempt (which writes only what is missing) is the better bet.
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=CONFIG_RETRY,
+                    summary=f"record {len(entries)} line(s) of the decision trail",
+                )
+            finally:
+                self.busy = False
+            if self.batched and deadlines:
+                self._deadlines_sent = sent
+            self.position += len(entries)
+
+    def _batch(self) -> list[TrailEntry]:
+        held = self.state.trail[self.position - self.state.trail_offset :]
+        if not self.batched:
+            return held
+        batch: list[TrailEntry] = []
+        size = 0
+        for entry in held[:RECORD_BATCH_LINES]:
+            line = len(entry.model_dump_json())
+            if batch and size + line > RECORD_BATCH_BYTES:
+                break
+            batch.append(entry)
+            size += line
+        return batch
+
+
+def _deadlines_json(deadlines: Sequence[Any]) -> str:
+    return "[" + ",".join(d.model_dump_json() for d in deadlines) + "]"
 
 
 async def project_trail(
     state: IncidentState | PostState, post_id: str | None, ending: Callable[[], bool]
 ) -> None:
-    """Copy each new line of the trail, and the deadlines as they stand, to PostgreSQL.
-
-    Lines that come while a copy is under way go with the next one; once `ending()` holds and
-    everything is copied, it returns, and the workflow may complete.
-    """
-    projected = 0
-    while True:
-        await workflow.wait_condition(
-            lambda done=projected: len(state.trail) > done or ending()  # type: ignore[misc]
-        )
-        if len(state.trail) == projected:
-            return
-        entries = state.trail[projected:]
-        await workflow.execute_activity_method(
-            AuditActivities.record_trail,
-            RecordTrail(
-                workflow_id=state.workflow_id,
-                incident_id=state.incident_id,
-                post_id=post_id,
-                first_seq=projected,
-                entries=entries,
-                deadlines=state.deadlines,
-            ),
-            # A few inserts: if an attempt takes longer, the database is in trouble and a fresh
-            # attempt (which writes only what is missing) is the better bet.
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=CONFIG_RETRY,
-            summary=f"record {len(entries)} line(s) of the decision trail",
-        )
-        projected += len(entries)
+    """The projection as workflows older than `Projector`'s batches ran it."""
+    await Projector(state, post_id, ending, batched=False).run()
 
 
 # Workflows that began before the `decide` update and the guarded internal names decide every
 # signal as they always did (so their histories replay); new ones refuse internal names from
 # outside, bound their trail lines, and hear from their posts by nudge.
 DECISION_PATH_PATCH = "core-decision-path"
+# And those that began before the bounds: inputs checked against `yuqing.limits` (and dates
+# against `workflow.now()`), lean activity inputs, the trail projected in batches, a small
+# `state` answer, and continue-as-new when the history grows.
+BOUNDED_PATCH = "core-bounded"

@@ -16,27 +16,30 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.configuration import ConfigurationActivities
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
+        BOUNDED_PATCH,
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         QUICK,
         Inbound,
         Inboxed,
+        Projector,
         contract_signals,
-        project_trail,
+        page_request,
         settled_by,
     )
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
-    from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
+    from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
     from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
-    from yuqing.state import DeadlineStatus, PostState
+    from yuqing.state import DeadlineStatus, PostState, TrailPage
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
@@ -47,9 +50,14 @@ class NetizenPostWorkflow(Inboxed):
     @workflow.init
     def __init__(self, start: PostStart) -> None:
         self._start = start
-        self._post = Post(start)
+        # Older inputs carry the rules; newer ones their digests, read in `run`.
+        self._decider: Post | None = None
+        if start.policy is not None and start.roster is not None:
+            self._decider = Post(start, start.policy, start.roster)
         self._open_inbox()
         self._current = False
+        self._bounded = False
+        self._projector: Projector | None = None
         self._effects: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
         # Plans are computed one at a time, in the order they were decided, so that the last
@@ -58,20 +66,53 @@ class NetizenPostWorkflow(Inboxed):
         self._finished = False
         self._ending = False
 
+    @property
+    def _post(self) -> Post:
+        assert self._decider is not None, "the post's rules are read first thing in run"
+        return self._decider
+
     @workflow.query(name="state")
     def state(self) -> PostState:
-        return self._post.state
+        """The post; its trail the latest lines only (the `trail` query pages the rest)."""
+        state = self._decider.state if self._decider is not None else self._start.post
+        return state.view() if self._bounded else state
+
+    @workflow.query(name="trail")
+    def trail(self, page: Any = None) -> TrailPage:
+        """`{"offset": n, "limit": m}`: trail lines from position n (at most 100)."""
+        offset, limit = page_request(page)
+        state = self._decider.state if self._decider is not None else self._start.post
+        return state.page(offset, limit)
+
+    def full_state(self) -> PostState:
+        """The state as the workflow holds it (for replays)."""
+        return self._decider.state if self._decider is not None else self._start.post
 
     @workflow.run
     async def run(self, start: PostStart) -> PostState:
-        post = self._post
         self._current = workflow.patched(DECISION_PATH_PATCH)
-        post.bounded = self._current
-        projector = None
-        if workflow.patched(AUDIT_PROJECTION_PATCH):
-            projector = asyncio.get_running_loop().create_task(
-                project_trail(post.state, post.state.post_id, lambda: self._ending)
+        self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        if self._decider is None:
+            assert start.policy_sha256 is not None and start.roster_sha256 is not None
+            config = await workflow.execute_local_activity_method(
+                ConfigurationActivities.load_snapshot,
+                LoadSnapshot(
+                    policy_sha256=start.policy_sha256, roster_sha256=start.roster_sha256
+                ),
+                start_to_close_timeout=QUICK,
+                retry_policy=CONFIG_RETRY,
+                summary="read the incident's policy and roster",
             )
+            self._decider = Post(start, config.policy, config.roster)
+        post = self._post
+        post.clip_trail = self._current
+        post.bounded = self._bounded
+        projector = None
+        if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
+            self._projector = Projector(
+                post.state, post.state.post_id, lambda: self._ending, batched=self._bounded
+            )
+            projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._plans.append(post.first_deadline())
         self._spawn(self._planner())
         if not self._current:
@@ -97,8 +138,11 @@ class NetizenPostWorkflow(Inboxed):
         if projector is not None:
             await projector
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._bounded:
+            # An incident that continued as new is no parent any more: it reads the end.
+            await self._tell_incident()
         # The incident has this state as the child's result; it keeps no copy of the trail.
-        return post.state.model_copy(update={"trail": []})
+        return post.state.listed() if self._bounded else post.state.model_copy(update={"trail": []})
 
     def _decide(self, item: Inbound) -> None:
         post = self._post
@@ -159,7 +203,7 @@ class NetizenPostWorkflow(Inboxed):
                 escalate_to=post.rules.escalate_to,
                 unit=state.unit,
                 responsible_person=self._start.responsible_person,
-                policy=post.policy,
+                **self._plan_rules(),
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
@@ -171,6 +215,13 @@ class NetizenPostWorkflow(Inboxed):
         if plan.key not in self._watched:
             self._watched.add(plan.key)
             self._spawn(self._watch(plan.key))
+
+    def _plan_rules(self) -> dict[str, Any]:
+        """What the planning activity reads of the policy (or, in older runs, all of it)."""
+        policy = self._post.policy
+        if self._bounded:
+            return {"policy_version": policy.version, "reminders": policy.reminders}
+        return {"policy": policy}
 
     async def _watch(self, key: str) -> None:
         """Remind before the deadline, escalate when it passes; follow it when it moves."""
@@ -198,7 +249,8 @@ class NetizenPostWorkflow(Inboxed):
                 continue
             if moment != due:
                 reminded.add(moment)
-                self._carry_out(post.deadline_reminder(key, len(reminded)))
+                index = len(deadline.reminders_sent) + 1 if self._bounded else len(reminded)
+                self._carry_out(post.deadline_reminder(key, index))
                 continue
             if any(plan.key == key for plan in self._plans):
                 # A re-plan of this deadline is under way; it may move the due time.

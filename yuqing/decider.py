@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from yuqing.limits import UNBOUNDED
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
 from yuqing.roster import Roster
@@ -44,6 +45,8 @@ class Decider(Generic[S]):
         self._signal: str | None = None
         # Workflows that began before trail lines were bounded keep their lines as they were
         # (the workflow sets this from its patch); new ones clip quotes and name a NUL's sender.
+        self.clip_trail = True
+        # And those that began before the inputs had limits decide by the rules they began with.
         self.bounded = True
 
     def decides(
@@ -79,14 +82,15 @@ class Decider(Generic[S]):
         if contains_nul(raw):
             # PostgreSQL text cannot hold it: taken, it would stall every record of this trail.
             reason = f"malformed {signal}: text contains a NUL character"
-            sender = raw if self.bounded else None
+            sender = raw if self.clip_trail else None
             return self._refuse(signal, sender, at, Refused(reason, RefusalKind.malformed))
         if signal not in self._decisions:
             reason = f"{signal} is not a signal this {self.noun} takes"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
         model, decide = self._decisions[signal]
         try:
-            payload = model.model_validate(raw)
+            # Workflows older than the bounds decide by the rules they began with (replay).
+            payload = model.model_validate(raw, context=None if self.bounded else UNBOUNDED)
         except ValidationError as err:
             reason = f"malformed {signal}: {describe(err)}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
@@ -97,6 +101,13 @@ class Decider(Generic[S]):
             return self._refuse(signal, raw, at, refusal)
         finally:
             self._signal = None
+
+    def carried(self) -> dict[str, Any]:
+        """What this decider keeps beside its state, for the workflow's next run."""
+        return {}
+
+    def restore(self, carried: dict[str, Any]) -> None:
+        """Take back, in the workflow's next run, what `carried` gave."""
 
     def refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
         """Record `signal` as refused for a reason of the workflow's (e.g. no such update)."""
@@ -213,7 +224,7 @@ class Decider(Generic[S]):
 
     def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
         actor = _sender(raw)
-        if self.bounded:
+        if self.clip_trail:
             self.state.refused_total += 1
             if actor is not None:
                 actor = clip(printable(actor), 200)
@@ -232,7 +243,7 @@ class Decider(Generic[S]):
         return Outcome(refusal=refusal)
 
     def _quote(self, detail: str) -> str:
-        return clip(printable(detail), DETAIL_LIMIT) if self.bounded else detail
+        return clip(printable(detail), DETAIL_LIMIT) if self.clip_trail else detail
 
 
 def contains_nul(value: Any) -> bool:

@@ -15,6 +15,15 @@ from typing import Any
 from yuqing.chain import approval_step, chain_complete
 from yuqing.decider import Decider, describe, moment
 from yuqing.grading import fired_criteria, grade_for
+from yuqing.limits import (
+    DRAFTS_MAX,
+    EVIDENCE_MAX,
+    LIST_ITEMS,
+    OPINIONS_MAX,
+    POSTS_MAX,
+    REPORTS_MAX,
+    instant_problem,
+)
 from yuqing.models import (
     SIGNAL_PAYLOADS,
     AdditionalReport,
@@ -31,6 +40,7 @@ from yuqing.models import (
     NetizenPost,
     Review,
     UpwardReport,
+    evidence_time_problem,
 )
 from yuqing.outcomes import (
     Effect,
@@ -38,6 +48,7 @@ from yuqing.outcomes import (
     Notify,
     Outcome,
     Publish,
+    RefusalKind,
     Refused,
     SignalPosts,
     StartPost,
@@ -240,6 +251,11 @@ class Incident(Decider[IncidentState]):
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
+        if self.bounded and self.state.metrics.merged_size(update) > LIST_ITEMS:
+            raise Refused(
+                f"the incident would then list more than {LIST_ITEMS} districts or media",
+                RefusalKind.malformed,
+            )
         self.state.metrics = self.state.metrics.merged(update)
         figures = self.state.metrics.model_dump_json(exclude_defaults=True)
         self.record(at, "metrics", f"figures from {update.source}: {figures}", actor=update.source)
@@ -257,6 +273,8 @@ class Incident(Decider[IncidentState]):
         if self.state.stage in AFTER_PUBLICATION:
             raise Refused(f"the incident is {self.state.stage}: its statement is already out")
         role = self.require_any(submission.author_id, DRAFTERS)
+        if self.bounded and len(self.state.drafts) >= DRAFTS_MAX:
+            raise Refused(f"an incident takes at most {DRAFTS_MAX} draft versions")
         previous = self.state.current_draft
         if previous is not None and previous.status is DraftStatus.approved:
             raise Refused(f"draft version {previous.version} is approved and being published")
@@ -285,6 +303,8 @@ class Incident(Decider[IncidentState]):
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
         self.require(opinion.author_id, Role.legal)
+        if self.bounded and len(self.state.legal_opinions) >= OPINIONS_MAX:
+            raise Refused(f"an incident takes at most {OPINIONS_MAX} legal opinions")
         self.state.legal_opinions.append(opinion)
         self.record(at, "legal_opinion", opinion.opinion, actor=opinion.author_id, role=Role.legal)
         return Outcome()
@@ -349,6 +369,8 @@ class Incident(Decider[IncidentState]):
             return Outcome()
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}: it takes no more evidence")
+        if self.bounded:
+            self._check_report(report, at)
         self.state.submissions.append(report.submission_id)
         first = self.state.evidence_numbered
         self.state.evidence_numbered += len(report.evidence)
@@ -364,6 +386,18 @@ class Incident(Decider[IncidentState]):
         items = [item.model_dump(mode="json") for item in report.evidence]
         return Outcome(effects=[FixMoreEvidence(first_index=first, items=items)])
 
+    def _check_report(self, report: AdditionalReport, at: datetime) -> None:
+        if len(self.state.submissions) >= REPORTS_MAX:
+            raise Refused(f"an incident takes at most {REPORTS_MAX} reports")
+        if self.state.evidence_numbered + len(report.evidence) > EVIDENCE_MAX:
+            raise Refused(
+                f"an incident keeps at most {EVIDENCE_MAX} evidence items"
+                f" ({self.state.evidence_numbered} so far)"
+            )
+        problem = evidence_time_problem(report.evidence, at)
+        if problem is not None:
+            raise Refused(problem, RefusalKind.malformed)
+
     def _netizen_post(self, post: NetizenPost, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}: posts go to a new incident")
@@ -374,9 +408,13 @@ class Incident(Decider[IncidentState]):
                 f"(learnt {moment(existing.learnt_at)}): nothing new is started"
             )
         role = self.require_any(post.received_by, POST_TAKERS)
+        if self.bounded and len(self.state.posts) >= POSTS_MAX:
+            raise Refused(f"an incident takes at most {POSTS_MAX} netizen posts")
         learnt_at = post.learnt_at or at
         if learnt_at > at:
             raise Refused(f"learnt_at {moment(learnt_at)} is in the future")
+        if self.bounded and (problem := instant_problem(learnt_at, at)) is not None:
+            raise Refused(f"learnt_at: {problem}", RefusalKind.malformed)
         self.state.posts.append(
             PostState(
                 post_id=post.post_id,

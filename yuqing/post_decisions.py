@@ -24,6 +24,7 @@ from yuqing.models import (
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
 from yuqing.roles import Role
+from yuqing.roster import Roster
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
@@ -34,11 +35,12 @@ RESPONDERS = (Role.unit, Role.unit_head, Role.office)
 class Post(Decider[PostState]):
     noun = "post"
 
-    def __init__(self, start: PostStart) -> None:
+    def __init__(self, start: PostStart, policy: Policy, roster: Roster) -> None:
+        """`policy` and `roster`: the incident's, from the start input or its snapshot."""
         post = start.post
-        super().__init__(post, start.roster, post.unit, f"{post.incident_id} post {post.post_id}")
-        self.policy: Policy = start.policy
-        self.rules = start.policy.posts
+        super().__init__(post, roster, post.unit, f"{post.incident_id} post {post.post_id}")
+        self.policy: Policy = policy
+        self.rules = policy.posts
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
             "initial_response": self._initial_response,
             "formal_reply": self._formal_reply,
