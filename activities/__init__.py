@@ -27,6 +27,7 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
     return [
         configuration.load_configuration,
         configuration.load_snapshot,
+        configuration.load_keys,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
         NotificationActivities(pool, channels).send_notification,

@@ -1,4 +1,5 @@
-"""The policy and roster in force, read from their files for each new incident, and kept.
+"""The policy, roster, authorization and keys in force, read from their files for each new
+incident (and the keys again when a decision names one the incident has not seen).
 
 Each policy and roster an incident begins under is kept in PostgreSQL by the SHA-256 of its
 JSON (`configuration_snapshots`), and the incident records those digests. Activities and post
@@ -17,10 +18,12 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from yuqing.effects import Configuration, LoadConfiguration, LoadSnapshot
+from yuqing.authorization import AuthorizationError, load_authorization
+from yuqing.effects import Configuration, LoadConfiguration, LoadKeys, LoadSnapshot
 from yuqing.policy import Policy, PolicyError, load_policy
 from yuqing.roster import Roster, RosterError, load_roster
 from yuqing.settings import Settings
+from yuqing.signing import Keyring, KeysError, load_keyring
 
 
 def digest(model: BaseModel) -> str:
@@ -93,13 +96,20 @@ class ConfigurationActivities:
         try:
             policy = load_policy(self._settings.policy_path)
             roster = load_roster(self._settings.roster_path)
-        except (PolicyError, RosterError) as err:
+            authorization = load_authorization(self._settings.authorization_path)
+            keys = self._keys()
+        except (PolicyError, RosterError, AuthorizationError, KeysError) as err:
             # Someone has to mend the file; retrying meanwhile keeps the incident waiting,
             # visibly, instead of failing it.
             raise ApplicationError(str(err), type="ConfigurationInvalid") from err
         policy_sha, roster_sha = await self._snapshots.keep(policy, roster)
         return Configuration(
-            policy=policy, roster=roster, policy_sha256=policy_sha, roster_sha256=roster_sha
+            policy=policy,
+            roster=roster,
+            authorization=authorization,
+            keys=keys,
+            policy_sha256=policy_sha,
+            roster_sha256=roster_sha,
         )
 
     @activity.defn
@@ -111,3 +121,17 @@ class ConfigurationActivities:
             policy_sha256=request.policy_sha256,
             roster_sha256=request.roster_sha256,
         )
+
+    @activity.defn
+    async def load_keys(self, request: LoadKeys) -> Keyring:
+        try:
+            return self._keys()
+        except KeysError as err:
+            raise ApplicationError(str(err), type="ConfigurationInvalid") from err
+
+    def _keys(self) -> Keyring:
+        if self._settings.keys_path is None:
+            # Without keys no decision could be proven: better a waiting incident than one
+            # that takes anybody's word.
+            raise KeysError("YUQING_KEYS is not set: decisions are checked against its keys")
+        return load_keyring(self._settings.keys_path)

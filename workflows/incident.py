@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         page_request,
         settled_by,
     )
+    from workflows.keys import SIGNED_DECISIONS_PATCH, keys_for
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import clip, contains_nul, describe
@@ -70,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
     )
     from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
+    from yuqing.listing import MEMO_KEY, incident_memo
     from yuqing.models import (
         SIGNAL_PAYLOADS,
         EvidenceItem,
@@ -97,6 +99,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Incidents that began before the console's memo existed replay without it.
+LIST_MEMO_PATCH = "console-list-memo"
+
+
 @workflow.defn(name=INCIDENT_WORKFLOW)
 @contract_signals(SIGNAL_PAYLOADS)
 class IncidentWorkflow(Inboxed):
@@ -119,6 +125,7 @@ class IncidentWorkflow(Inboxed):
         self._incident: Incident | None = None
         self._config: Configuration | None = None
         self._search: dict[str, object] = {}
+        self._memo: dict[str, Any] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         # Posts whose workflow is known to have started (by this run or an earlier one).
         self._started_posts: set[str] = set()
@@ -207,7 +214,10 @@ class IncidentWorkflow(Inboxed):
                 lambda: bool(self._inbox) or self._done(incident) or self._continue_due()
             )
             if self._inbox:
-                self._decide(incident, self._inbox.pop(0))
+                item = self._inbox.pop(0)
+                # A key the incident has not seen (or an old copy): read the keys first.
+                await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
+                self._decide(incident, item)
                 self._publish_search_attributes()
             elif self._done(incident):
                 break
@@ -306,10 +316,20 @@ class IncidentWorkflow(Inboxed):
         self._responsible = heads[0].id
         state.policy_version = policy.version
         state.roster_version = roster.version
-        incident = Incident(state, policy, roster)
+        if workflow.patched(SIGNED_DECISIONS_PATCH):
+            incident = Incident(
+                state,
+                policy,
+                roster,
+                authorization=config.authorization,
+                keys=config.keys,
+                keys_loaded_at=workflow.now(),
+            )
+        else:
+            incident = Incident(state, policy, roster)
         report = self._report
         assert report is not None
-        incident.record_discovery()
+        incident.record_discovery(report.source)
         incident.record_submission(report.submission_id, len(report.evidence))
         if report.evidence:
             fixed = await workflow.execute_activity_method(
@@ -399,7 +419,15 @@ class IncidentWorkflow(Inboxed):
         self._config = continued.configuration
         self._responsible = continued.responsible_person
         self._state = state = continued.state
-        incident = Incident(state, self._config.policy, self._config.roster)
+        config = self._config
+        incident = Incident(
+            state,
+            config.policy,
+            config.roster,
+            authorization=config.authorization,
+            keys=config.keys,
+            keys_loaded_at=workflow.now() if config.keys is not None else None,
+        )
         incident.restore(continued.extras)
         unstarted = {e.data.get("post_id") for e in continued.effects if e.kind == "StartPost"}
         self._started_posts = {p.post_id for p in state.posts if p.post_id not in unstarted}
@@ -602,7 +630,12 @@ class IncidentWorkflow(Inboxed):
             options["parent_close_policy"] = ParentClosePolicy.ABANDON
         handle = await workflow.start_child_workflow(
             NetizenPostWorkflow.run,
-            PostStart(post=post, responsible_person=self._responsible, **rules),
+            PostStart(
+                post=post,
+                responsible_person=self._responsible,
+                **rules,
+                **self._post_proofs(incident),
+            ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
             **options,
@@ -619,6 +652,18 @@ class IncidentWorkflow(Inboxed):
         for number, carried in list(self._pending.items()):
             if carried.kind == kind and carried.data.get("post_id") == post_id:
                 del self._pending[number]
+
+    @staticmethod
+    def _post_proofs(incident: Incident) -> dict[str, Any]:
+        """What a post needs to check its decisions as the incident does (nothing for an
+        incident from before signed decisions, whose posts take them unsigned)."""
+        if incident.keys is None:
+            return {}
+        return {
+            "authorization": incident.authorization,
+            "keys": incident.keys,
+            "keys_loaded_at": incident.keys_loaded_at,
+        }
 
     async def _read_posts(self) -> None:
         """Read the state of each post that said it changed, one read per nudge burst."""
@@ -711,6 +756,17 @@ class IncidentWorkflow(Inboxed):
         if updates:
             workflow.upsert_search_attributes(updates)
             self._search.update(wanted)
+        self._publish_memo()
+
+    def _publish_memo(self) -> None:
+        # The console's lists read this memo (yuqing.listing) instead of querying each incident.
+        assert self._incident is not None
+        if not workflow.patched(LIST_MEMO_PATCH):
+            return
+        memo = incident_memo(self._incident.state, self._incident.policy)
+        if memo != self._memo:
+            workflow.upsert_memo({MEMO_KEY: memo})
+            self._memo = memo
 
     def _details(self) -> str:
         assert self._incident is not None

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from yuqing.authorization import Authorization
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy, Reminders
 from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
+from yuqing.signing import Keyring
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
@@ -28,6 +30,9 @@ class LoadConfiguration(BaseModel):
 class Configuration(BaseModel):
     policy: Policy
     roster: Roster
+    # Absent from histories recorded before they existed (then: the rules of old, no proofs).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
     # Their digests (activities.configuration): what lean inputs carry instead of the texts.
     policy_sha256: str | None = None
     roster_sha256: str | None = None
@@ -36,6 +41,13 @@ class Configuration(BaseModel):
 class LoadSnapshot(BaseModel):
     policy_sha256: str
     roster_sha256: str
+
+
+class LoadKeys(BaseModel):
+    """Read the keys file again: a decision names a key the incident has not seen."""
+
+    incident_id: str
+    key_id: str | None = None
 
 
 class FixEvidence(BaseModel):
@@ -122,6 +134,10 @@ class PostStart(BaseModel):
     policy_sha256: str | None = None
     roster_sha256: str | None = None
     responsible_person: str | None
+    # The incident's authorization and keys (none: an incident from before signed decisions).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
+    keys_loaded_at: datetime | None = None
 
 
 class ReadPost(BaseModel):

@@ -232,6 +232,11 @@ class IncidentReport(Model):
     submission_id: Name | None = Field(
         default=None, description="names this submission, so a repeated delivery adds nothing"
     )
+    source: Name | None = Field(
+        default=None,
+        description="the system it came through, beside the reporter (a monitor; an e-mail's "
+        "sender, verified or not)",
+    )
 
     @model_validator(mode="after")
     def _small_inline(self, info: ValidationInfo) -> IncidentReport:
@@ -266,6 +271,7 @@ class AdditionalReport(Model):
     summary: Words = ""
     source_url: Url | None = None
     evidence: Evidence = Field(default_factory=list)
+    source: Name | None = None
 
     @model_validator(mode="after")
     def _small_inline(self, info: ValidationInfo) -> AdditionalReport:
@@ -303,7 +309,10 @@ class Assessment(Model):
 class MetricsUpdate(Model):
     """`update_metrics`: new figures from monitoring; may upgrade the incident."""
 
-    source: Name
+    source: Name = Field(description="where the figures come from: a system, or the sender")
+    reported_by: PersonId | None = Field(
+        default=None, description="the person who sends them (required by the authorization)"
+    )
     weibo_reposts: Count | None = None
     districts: Names | None = None
     beyond_city: StrictBool | None = None

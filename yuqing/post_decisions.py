@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from yuqing import incident_workflow_id
 from yuqing.decider import Decider, moment
 from yuqing.effects import PostStart
 from yuqing.models import (
@@ -23,22 +24,32 @@ from yuqing.models import (
 )
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
-from yuqing.roles import Role
 from yuqing.roster import Roster
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
 FORMAL = "netizen_formal_reply"
-RESPONDERS = (Role.unit, Role.unit_head, Role.office)
 
 
 class Post(Decider[PostState]):
     noun = "post"
+    workflow = "post"
 
     def __init__(self, start: PostStart, policy: Policy, roster: Roster) -> None:
         """`policy` and `roster`: the incident's, from the start input or its snapshot."""
         post = start.post
-        super().__init__(post, roster, post.unit, f"{post.incident_id} post {post.post_id}")
+        # The incident's authorization and keys come with the start; none: an incident from
+        # before signed decisions, whose posts decide as they always did.
+        super().__init__(
+            post,
+            roster,
+            post.unit,
+            f"{post.incident_id} post {post.post_id}",
+            authorization=start.authorization,
+            keys=start.keys,
+            keys_loaded_at=start.keys_loaded_at,
+            parent_workflow_id=incident_workflow_id(post.incident_id),
+        )
         self.policy: Policy = policy
         self.rules = policy.posts
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
@@ -143,7 +154,7 @@ class Post(Decider[PostState]):
                 f"the initial response was given at {moment(self.state.initial_response.at)}"
             )
         self._require_open()
-        role = self.require_any(response.responder_id, RESPONDERS)
+        role = self.authorized("initial_response", response.responder_id)
         self.state.initial_response = PostAction(
             by=response.responder_id, at=at, text=response.text
         )
@@ -175,7 +186,7 @@ class Post(Decider[PostState]):
         self._require_open()
         if self.state.status is not PostStatus.awaiting_reply:
             raise Refused("no formal reply is due, so there is nothing to extend")
-        role = self.require_any(request.requested_by, (Role.unit, Role.unit_head))
+        role = self.authorized("request_extension", request.requested_by)
         if not request.reason.strip():
             raise Refused("an extension needs a stated reason")
         if self.state.extension is not None:
@@ -214,7 +225,7 @@ class Post(Decider[PostState]):
         return Outcome(effects=[plan])
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:
-        self.require(change.changed_by, Role.office)
+        self.authorized("calendar_changed", change.changed_by)
         pending = [d for d in self.state.deadlines if d.status is DeadlineStatus.pending]
         keys = ", ".join(d.key for d in pending) or "none"
         self.record(
@@ -225,7 +236,7 @@ class Post(Decider[PostState]):
 
     def _withdraw(self, withdrawal: Withdrawal, at: datetime) -> Outcome:
         self._require_open()
-        self.require(withdrawal.closed_by, Role.leadership_group)
+        role = self.authorized("withdraw", withdrawal.closed_by)
         self.state.status = PostStatus.closed_unanswered
         self.state.closed_reason = withdrawal.reason
         for deadline in self.state.deadlines:
@@ -236,11 +247,22 @@ class Post(Decider[PostState]):
             "closed_unanswered",
             f"left unanswered when the incident closed: {withdrawal.reason}",
             actor=withdrawal.closed_by,
-            role=Role.leadership_group,
+            role=role,
         )
         return Outcome()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def derived(self, signal: str, origin: dict[str, Any], payload: dict[str, Any]) -> bool:
+        if signal == "withdraw":
+            # The incident's close names this post, with why it is left open.
+            reasons = origin.get("open_posts")
+            return (
+                payload.get("closed_by") == origin.get("closed_by")
+                and isinstance(reasons, dict)
+                and payload.get("reason") == reasons.get(self.state.post_id)
+            )
+        return super().derived(signal, origin, payload)
 
     def _require_open(self) -> None:
         if not self.state.open:
