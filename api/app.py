@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
-from api import console
+from api import console, errors
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
@@ -64,6 +64,7 @@ def create_app(
         ),
     )
     app.add_exception_handler(ApiError, api_error_handler)
+    errors.install(app)  # core: body limits (413), readable 422s, JSON wanted (415)
     app.include_router(reports.router)
     app.include_router(listing.router)
     app.include_router(incidents.router)

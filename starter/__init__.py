@@ -10,15 +10,22 @@ or joins the open one and answers likewise.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 
-from workflows.common import DECIDE_UPDATE
+from workflows.common import CONTINUING, DECIDE_UPDATE
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
@@ -41,6 +48,8 @@ __all__ = [
 # unless its workflow failed: a report refused at intake must not make its story a tomb.
 ID_REUSE = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 PATIENCE = timedelta(seconds=30)
+# How soon an update turned away while the workflow continues as new is sent again.
+AGAIN = 0.1
 
 
 class InvalidInput(ValueError):
@@ -148,15 +157,29 @@ async def decide(
     *,
     patience: timedelta = PATIENCE,
 ) -> TrailEntry:
-    """Have the workflow decide `signal`: the trail entry of its acceptance or refusal."""
+    """Have the workflow decide `signal`: the trail entry of its acceptance or refusal.
+
+    A workflow readying to continue as new turns updates away for a moment (`CONTINUING`):
+    the update is sent again, to the next run, until `patience` runs out.
+    """
     handle = client.get_workflow_handle(workflow_id)
-    entry: TrailEntry = await handle.execute_update(
-        DECIDE_UPDATE,
-        {"signal": signal, "payload": payload},
-        result_type=TrailEntry,
-        rpc_timeout=patience,
-    )
-    return entry
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience.total_seconds()
+    while True:
+        try:
+            entry: TrailEntry = await handle.execute_update(
+                DECIDE_UPDATE,
+                {"signal": signal, "payload": payload},
+                result_type=TrailEntry,
+                rpc_timeout=patience,
+            )
+            return entry
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            continuing = isinstance(cause, ApplicationError) and cause.type == CONTINUING
+            if not continuing or loop.time() > give_up:
+                raise
+        await asyncio.sleep(AGAIN)
 
 
 async def signal_and_wait(

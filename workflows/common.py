@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
-    from yuqing.effects import RecordTrail
+    from yuqing.effects import CarriedInbound, RecordTrail
     from yuqing.state import TRAIL_PAGE, IncidentState, PostState, Tracked, TrailEntry
 
 QUICK = timedelta(seconds=30)
@@ -48,9 +50,11 @@ UPDATE = "update"
 INTERNAL = "internal"
 
 DECIDE_UPDATE = "decide"
+# The type of an update's rejection while the workflow continues as new: send it again.
+CONTINUING = "ContinuingAsNew"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Inbound:
     """A signal as it arrived, waiting its turn to be decided."""
 
@@ -63,6 +67,37 @@ class Inbound:
     ticket: int | None = None
     # Why it is refused whatever it says (e.g. an update under a name that is no update).
     refusal: str | None = None
+    _size: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of its payload as JSON (what carrying it to the next run would cost)."""
+        if self._size is None:
+            # Its payload as JSON, and what goes around it (name, time, origin).
+            self._size = len(json.dumps(self.payload, default=str)) + len(self.signal) + 160
+        return self._size
+
+    def carried(self) -> CarriedInbound:
+        return CarriedInbound(
+            signal=self.signal,
+            payload=self.payload,
+            received_at=self.received_at,
+            problem=self.problem,
+            origin=self.origin,
+            refusal=self.refusal,
+        )
+
+    @classmethod
+    def of(cls, carried: CarriedInbound) -> Inbound:
+        return cls(
+            carried.signal,
+            carried.payload,
+            carried.received_at,
+            carried.problem,
+            carried.origin,
+            None,
+            carried.refusal,
+        )
 
 
 def inbound(signal: str, args: Sequence[Any]) -> Inbound:
@@ -92,7 +127,7 @@ def contract_signals(names: Iterable[str]) -> Callable[[W], W]:
 
     def handler_for(name: str) -> Callable[..., None]:
         def handler(self: Inboxed, *args: Any) -> None:
-            self._inbox.append(inbound(name, args))
+            self._put(inbound(name, args))
 
         handler.__name__ = handler.__qualname__ = f"signal_{name}"
         return workflow.signal(name=name)(handler)
@@ -115,7 +150,10 @@ class Inboxed:
     noun = "workflow"
 
     def _open_inbox(self) -> None:
-        self._inbox: list[Inbound] = []
+        self._inbox: deque[Inbound] = deque()
+        # Kept as items come and go, so that checking them costs nothing however many wait.
+        self._inbox_bytes = 0
+        self._updates_waiting = 0
         self._answers: dict[int, TrailEntry] = {}
         self._tickets = 0
         # Set once the workflow is on its way out: later updates are told so.
@@ -127,6 +165,23 @@ class Inboxed:
         signal, payload, problem = _read_request(request)
         return await self._await_decision(signal, payload, problem, None)
 
+    @decide.validator
+    def _decide_now(self, request: Any = None) -> None:
+        self._admit()
+
+    def _admit(self) -> None:
+        """Refuse an update before it is taken (nothing enters the history) while the workflow
+        readies to continue as new: it must answer every update it took before it goes on.
+        The caller sends it again (`starter.decide` does) and the next run decides it."""
+        if self._continuing():
+            raise ApplicationError(
+                f"the {self.noun} is moving to its next run: send the decision again",
+                type=CONTINUING,
+            )
+
+    def _continuing(self) -> bool:
+        return False
+
     @workflow.update(dynamic=True)
     async def other_update(self, name: str, args: Sequence[RawValue]) -> TrailEntry:
         values, problem = _raw_values(args)
@@ -137,14 +192,32 @@ class Inboxed:
         )
         return await self._await_decision(name, payload, problem, reason)
 
+    @other_update.validator
+    def _other_update_now(self, name: str, args: Sequence[RawValue]) -> None:
+        self._admit()
+
     @workflow.signal(dynamic=True)
     def other_signal(self, name: str, args: Sequence[RawValue]) -> None:
         # Recorded and refused rather than left waiting unseen in the history.
         values, problem = _raw_values(args)
         if problem is not None:
-            self._inbox.append(Inbound(name, None, workflow.now(), problem))
+            self._put(Inbound(name, None, workflow.now(), problem))
             return
-        self._inbox.append(inbound(name, values))
+        self._put(inbound(name, values))
+
+    def _put(self, item: Inbound, *, first: bool = False) -> None:
+        if first:
+            self._inbox.appendleft(item)
+        else:
+            self._inbox.append(item)
+        self._inbox_bytes += item.size
+        self._updates_waiting += item.ticket is not None
+
+    def _take(self) -> Inbound:
+        item = self._inbox.popleft()
+        self._inbox_bytes -= item.size
+        self._updates_waiting -= item.ticket is not None
+        return item
 
     async def _await_decision(
         self, signal: str, payload: Any, problem: str | None, refusal: str | None
@@ -153,9 +226,7 @@ class Inboxed:
             raise ApplicationError(self._closed, type="WorkflowEnded", non_retryable=True)
         self._tickets += 1
         ticket = self._tickets
-        self._inbox.append(
-            Inbound(signal, payload, workflow.now(), problem, UPDATE, ticket, refusal)
-        )
+        self._put(Inbound(signal, payload, workflow.now(), problem, UPDATE, ticket, refusal))
         await workflow.wait_condition(lambda: ticket in self._answers)
         return self._answers.pop(ticket)
 
@@ -170,6 +241,30 @@ class Inboxed:
                 at=item.received_at, kind="unchanged", detail="nothing changed", signal=item.signal
             )
         self._answers[item.ticket] = entry
+
+
+# At most this many inbox items are decided in one workflow task: a flood of signals arrives in
+# one task, and deciding thousands at once (each proof checked) would outlast the SDK's 2 s
+# deadlock detection, failing the task again at every retry and wedging the workflow.
+DECISIONS_PER_TASK = 100
+
+
+class Pacer:
+    """Ends the workflow task after `DECISIONS_PER_TASK` decisions when more are waiting."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._decided = 0
+
+    async def decided(self, waiting: bool) -> None:
+        self._decided += 1
+        if not self.enabled or not waiting:
+            self._decided = 0
+            return
+        if self._decided >= DECISIONS_PER_TASK:
+            self._decided = 0
+            # A timer is the one way to end a workflow task and come straight back.
+            await workflow.sleep(timedelta(milliseconds=1), summary="more signals waiting")
 
 
 def page_request(page: Any) -> tuple[int, int]:
@@ -234,9 +329,9 @@ class Projector:
         self.hold = False
         self._deadlines_sent: str | None = None
 
-    def unprojected_bytes(self) -> int:
-        held = self.state.trail[self.position - self.state.trail_offset :]
-        return sum(len(entry.model_dump_json()) for entry in held)
+    def unprojected(self) -> int:
+        """Lines not copied yet."""
+        return self.state.trail_total - self.position
 
     async def run(self) -> None:
         """Copy lines until `ending()` holds and everything is copied."""
@@ -245,6 +340,8 @@ class Projector:
             await workflow.wait_condition(
                 lambda: (state.trail_total > self.position and not self.hold) or self.ending()
             )
+            if self.hold and not self.ending():
+                continue  # woken together with the workflow's move to its next run
             if state.trail_total == self.position:
                 return
             entries = self._batch()

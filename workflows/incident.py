@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE,
         Inbound,
         Inboxed,
+        Pacer,
         Projector,
         contract_signals,
         page_request,
@@ -133,6 +134,8 @@ class IncidentWorkflow(Inboxed):
         self._ending = False
         self._projector: Projector | None = None
         self._runs = 0
+        # Inbox items decided by this run.
+        self._decided = 0
         self._input_error: str | None = None
         self._report: IncidentReport | None = None
         self._state: IncidentState | None = None
@@ -168,7 +171,7 @@ class IncidentWorkflow(Inboxed):
         return self._state
 
     def _receive(self, signal: str, payload: Any) -> None:
-        self._inbox.append(Inbound(signal, payload, workflow.now(), origin=INTERNAL))
+        self._put(Inbound(signal, payload, workflow.now(), origin=INTERNAL))
 
     @workflow.signal(name=POST_CHANGED_SIGNAL)
     def post_changed(self, *args: Any) -> None:
@@ -209,20 +212,23 @@ class IncidentWorkflow(Inboxed):
             self._redo(continued.effects)
         # Reviewed is the end; notices and posts still under way finish first, and whatever
         # they or anyone send meanwhile is decided (or refused) like any other signal.
+        pacer = Pacer(self._bounded)
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._inbox) or self._done(incident) or self._continue_due()
             )
+            if self._done(incident):
+                break
+            if self._continue_due() and self._carryable():
+                await self._continue_as_new(incident)  # unless an update came meanwhile
+                continue
             if self._inbox:
-                item = self._inbox.pop(0)
+                item = self._take()
                 # A key the incident has not seen (or an old copy): read the keys first.
                 await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
                 self._decide(incident, item)
-                self._publish_search_attributes()
-            elif self._done(incident):
-                break
-            else:
-                await self._continue_as_new(incident)
+                self._decided += 1
+                await pacer.decided(bool(self._inbox))
         self._ending = True
         self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
         reader.cancel()
@@ -287,11 +293,13 @@ class IncidentWorkflow(Inboxed):
         else:
             # Before this decision path, every name was taken from anyone: kept for replay.
             internal = item.origin == INTERNAL or not self._current
-            self._carry_out(
-                incident.apply(
-                    item.signal, item.payload, item.received_at, item.problem, internal=internal
-                )
+            outcome = incident.apply(
+                item.signal, item.payload, item.received_at, item.problem, internal=internal
             )
+            # A refusal changes nothing but the trail: nothing to carry out or show anew.
+            if outcome.refusal is None:
+                self._carry_out(outcome)
+                self._publish_search_attributes()
         self._file_answer(item, incident.state, before)
 
     async def _intake(self, state: IncidentState) -> Incident:
@@ -367,6 +375,9 @@ class IncidentWorkflow(Inboxed):
 
     # -- continuing as new -------------------------------------------------------------------
 
+    def _continuing(self) -> bool:
+        return self._continue_due()
+
     def _continue_due(self) -> bool:
         if not self._bounded or self._ending:
             return False
@@ -375,27 +386,40 @@ class IncidentWorkflow(Inboxed):
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > CONTINUE_AFTER_EVENTS
             or info.get_current_history_size() > CONTINUE_AFTER_BYTES
+            # Servers that do not tell the history's length (the time-skipping test server):
+            # each item decided took at least one event, an update two.
+            or self._decided > CONTINUE_AFTER_DECISIONS
         )
 
+    def _carryable(self) -> bool:
+        """Whether the inbox can go to the next run: no update waiting for its answer here,
+        and its signals small enough to carry (else they are decided first)."""
+        return not self._updates_waiting and self._inbox_bytes <= CARRIED_INBOX_BYTES
+
     async def _continue_as_new(self, incident: Incident) -> None:
-        """Continue as new once nothing is in hand; returns if a signal came meanwhile."""
+        """Continue as new once nothing is in hand; returns if an update came meanwhile.
+
+        The projection copies the lines it can first (the next run carries only what it has
+        not copied), and reads of posts under way finish; signals received meanwhile go with.
+        """
         projector = self._projector
         assert projector is not None and self._config is not None
-        projector.hold = True
-        try:
+        while True:
             await workflow.wait_condition(
-                lambda: bool(self._inbox)
+                lambda: not self._carryable()
                 or (
                     not projector.busy
                     and not self._reading_post
                     and workflow.all_handlers_finished()
-                    and projector.unprojected_bytes() <= CARRIED_TRAIL_BYTES
+                    and projector.unprojected() <= CARRIED_TRAIL_LINES
                 )
             )
-        finally:
-            projector.hold = False
-        if self._inbox:
-            return
+            if not self._carryable():
+                return
+            # Tasks woken with this one may have begun a copy or a read: check again, now.
+            if not projector.busy and not self._reading_post and workflow.all_handlers_finished():
+                break
+        projector.hold = True  # no copy may begin in this run any more
         state = incident.state
         held = state.trail[projector.position - state.trail_offset :]
         carried = state.carried().model_copy(
@@ -410,12 +434,16 @@ class IncidentWorkflow(Inboxed):
                 runs=self._runs + 1,
                 extras=incident.carried(),
                 stale_posts=self._stale_posts,
+                inbox=[item.carried() for item in self._inbox],
             )
         )
 
     def _resume(self, continued: Continued) -> Incident:
         """Take up the incident where the previous run left it."""
         self._runs = continued.runs
+        # Signals the previous run received and had not decided: first in line here.
+        for item in reversed(continued.inbox):
+            self._put(Inbound.of(item), first=True)
         self._config = continued.configuration
         self._responsible = continued.responsible_person
         self._state = state = continued.state
@@ -808,9 +836,12 @@ class IncidentWorkflow(Inboxed):
 # every run stays far under Temporal's limits of 51,200 events and 50 MB.
 CONTINUE_AFTER_EVENTS = 4000
 CONTINUE_AFTER_BYTES = 4 * 1024 * 1024
-# ... but not while more than this much of the trail waits for the audit table (PostgreSQL
-# down): the next run's input stays small, and the history has room to wait.
-CARRIED_TRAIL_BYTES = 128 * 1024
+CONTINUE_AFTER_DECISIONS = 2000
+# ... but not while more than this many trail lines (each at most ~4 KB) wait for the audit
+# table (PostgreSQL down): the next run's input stays small, and the history has room to wait.
+CARRIED_TRAIL_LINES = 100
+# ... and with at most this much of the signals received and not decided yet.
+CARRIED_INBOX_BYTES = 256 * 1024
 
 
 def _continued(report: Any) -> Continued | None:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         QUICK,
         Inbound,
         Inboxed,
+        Pacer,
         Projector,
         contract_signals,
         page_request,
@@ -59,6 +60,8 @@ class NetizenPostWorkflow(Inboxed):
         self._current = False
         self._bounded = False
         self._projector: Projector | None = None
+        # What the incident was last told of the post (it lists the post without its trail).
+        self._told: str | None = None
         self._effects: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
         # Plans are computed one at a time, in the order they were decided, so that the last
@@ -120,6 +123,7 @@ class NetizenPostWorkflow(Inboxed):
             await self._run_as_before(projector)
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
+        pacer = Pacer(self._bounded)
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._inbox) or (post.finished and not self._plans)
@@ -128,11 +132,13 @@ class NetizenPostWorkflow(Inboxed):
                 break
             self._decide(await self._next())
             await self._tell_incident()
+            await pacer.decided(bool(self._inbox))
         self._finished = True
         await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         while self._inbox or self._effects:
             if self._inbox:
                 self._decide(await self._next())
+                await pacer.decided(bool(self._inbox))
             await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         self._closed = f"post {post.state.post_id} is {post.state.status}: it takes no more signals"
         self._ending = True
@@ -147,7 +153,7 @@ class NetizenPostWorkflow(Inboxed):
 
     async def _next(self) -> Inbound:
         """The next inbox item, once the keys it is signed with are known (workflows.keys)."""
-        item = self._inbox.pop(0)
+        item = self._take()
         await keys_for(self._post, self._post.state.incident_id, item.signal, item.payload)
         return item
 
@@ -167,7 +173,7 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         while not post.finished:
             await workflow.wait_condition(lambda: bool(self._inbox))
-            inbound = self._inbox.pop(0)
+            inbound = self._take()
             self._carry_out(
                 post.apply(inbound.signal, inbound.payload, inbound.received_at, inbound.problem)
             )
@@ -312,6 +318,14 @@ class NetizenPostWorkflow(Inboxed):
         if parent is None:
             return
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        if self._bounded:
+            # The incident lists the post without its trail: a refusal changes nothing there.
+            told = self._post.state.listed().model_dump_json(
+                exclude={"trail_offset", "refused_total", "revision", "omitted"}
+            )
+            if told == self._told:
+                return
+            self._told = told
         self._post.state.revision += 1
         try:
             if self._current:

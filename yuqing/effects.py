@@ -178,6 +178,17 @@ class CarriedEffect(BaseModel):
     data: dict[str, Any]
 
 
+class CarriedInbound(BaseModel):
+    """A signal received but not decided yet when the workflow continued as new."""
+
+    signal: str
+    payload: Any = None
+    received_at: datetime
+    problem: str | None = None
+    origin: str = "signal"
+    refusal: str | None = None
+
+
 class Continued(BaseModel):
     """The input of an incident's next run (continue-as-new): everything it needs, and no more.
 
@@ -194,5 +205,7 @@ class Continued(BaseModel):
     runs: int = 1
     # Posts that said they changed and were not read yet.
     stale_posts: list[str] = Field(default_factory=list)
+    # Signals received and not decided yet, in the order they came: decided first.
+    inbox: list[CarriedInbound] = Field(default_factory=list)
     # What a decider adds to carry (e.g. the signatures already used), by its own names.
     extras: dict[str, Any] = Field(default_factory=dict)

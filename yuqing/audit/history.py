@@ -104,7 +104,9 @@ async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
     The latest run's start names the run it continued (`continued_execution_run_id`), and so
     on back; a run that began afresh ends the chain.
     """
-    runs = [await client.get_workflow_handle(workflow_id).fetch_history()]
+    # The latest run by its id, so that a run that continues as new meanwhile is read whole.
+    latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    runs = [await client.get_workflow_handle(workflow_id, run_id=latest).fetch_history()]
     while True:
         started = runs[0].events[0].workflow_execution_started_event_attributes
         previous = started.continued_execution_run_id
