@@ -110,6 +110,7 @@ class ConfigurationActivities:
             keys=keys,
             policy_sha256=policy_sha,
             roster_sha256=roster_sha,
+            continue_after_decisions=self._settings.continue_after_decisions,
         )
 
     @activity.defn

@@ -306,6 +306,20 @@ class IncidentDriver:
             path = HISTORIES / f"{file_name}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
+    async def save_runs(self, name: str) -> None:
+        """Keep each run of this incident (continued as new) for the replay test, as
+        `<name>.run<n>.json`, when recording is asked for."""
+        if os.environ.get("YUQING_RECORD_HISTORIES") != "1":
+            return
+        assert self.handle is not None
+        from yuqing.audit.history import load_runs
+
+        HISTORIES.mkdir(exist_ok=True)
+        name += os.environ.get("YUQING_HISTORY_SUFFIX", "")
+        for number, run in enumerate(await load_runs(self.client, self.handle.id), start=1):
+            path = HISTORIES / f"{name}.run{number}.json"
+            path.write_text(json.dumps(json.loads(run.to_json()), indent=1) + "\n")
+
     async def terminate_if_running(self) -> None:
         """End a workflow the test left running, once its activities in flight are done.
 

@@ -388,8 +388,14 @@ class IncidentWorkflow(Inboxed):
             or info.get_current_history_size() > CONTINUE_AFTER_BYTES
             # Servers that do not tell the history's length (the time-skipping test server):
             # each item decided took at least one event, an update two.
-            or self._decided > CONTINUE_AFTER_DECISIONS
+            or self._decided > self._continue_after()
         )
+
+    def _continue_after(self) -> int:
+        """The bound this incident began under (kept in its history with its configuration)."""
+        config = self._config
+        found = config.continue_after_decisions if config is not None else None
+        return found or CONTINUE_AFTER_DECISIONS
 
     def _carryable(self) -> bool:
         """Whether the inbox can go to the next run: no update waiting for its answer here,
@@ -827,7 +833,7 @@ class IncidentWorkflow(Inboxed):
             close_reason=state.close_reason,
             deadlines={d.key: d.status for d in state.deadlines},
             publications=len(state.publications),
-            notifications=len(state.notifications),
+            notifications=state.count("notifications"),
             refused_signals=state.refusal_count,
         )
 
@@ -839,7 +845,7 @@ CONTINUE_AFTER_BYTES = 4 * 1024 * 1024
 CONTINUE_AFTER_DECISIONS = 2000
 # ... but not while more than this many trail lines (each at most ~4 KB) wait for the audit
 # table (PostgreSQL down): the next run's input stays small, and the history has room to wait.
-CARRIED_TRAIL_LINES = 100
+CARRIED_TRAIL_LINES = 50
 # ... and with at most this much of the signals received and not decided yet.
 CARRIED_INBOX_BYTES = 256 * 1024
 

@@ -36,6 +36,8 @@ class Configuration(BaseModel):
     # Their digests (activities.configuration): what lean inputs carry instead of the texts.
     policy_sha256: str | None = None
     roster_sha256: str | None = None
+    # After how many decisions a run continues as new (Settings.continue_after_decisions).
+    continue_after_decisions: int | None = None
 
 
 class LoadSnapshot(BaseModel):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -384,26 +386,54 @@ class IncidentState(Tracked):
         return next((d for d in self.drafts if d.version == version), None)
 
     def carried(self) -> IncidentState:
-        """The state as the next run takes it (continue-as-new): whole, but for texts nothing
-        will read again (drafts before the latest two, legal opinions before the latest three,
-        which stay in this run's history) and posts as listed."""
+        """The state as the next run takes it (continue-as-new): all it decides by, but not
+        what only the record needs, which this run's history, the trail and PostgreSQL keep:
+        texts of drafts before the latest two and of legal opinions before the latest three,
+        evidence and notices but the latest (and any notice still waiting), approvals of
+        earlier draft versions but the latest; posts as listed. `omitted` counts what went."""
         cut = len(self.drafts) - DRAFT_TEXTS
         kept = len(self.legal_opinions) - RECENT_OPINIONS
-        return self.model_copy(
-            update={
-                "drafts": [
-                    d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
-                    for i, d in enumerate(self.drafts)
-                ],
-                "legal_opinions": [
-                    o if i >= kept else o.model_copy(update={"opinion": "…", "legal_basis": ""})
-                    for i, o in enumerate(self.legal_opinions)
-                ],
-                # A post read from its workflow is listed already; one not started yet keeps
-                # its texts whole, for the workflow it starts.
-                "posts": [p.listed() if p.trail else p for p in self.posts],
-            }
-        )
+        current = self.current_draft.version if self.current_draft else None
+        omitted = dict(self.omitted)
+
+        def latest(name: str, items: list[Any], keep: Callable[[Any], bool]) -> list[Any]:
+            recent = set(range(max(0, len(items) - RECENT_ITEMS), len(items)))
+            chosen = [item for i, item in enumerate(items) if i in recent or keep(item)]
+            if len(chosen) < len(items):
+                omitted[name] = omitted.get(name, 0) + len(items) - len(chosen)
+            return chosen
+
+        update: dict[str, object] = {
+            "drafts": [
+                d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
+                for i, d in enumerate(self.drafts)
+            ],
+            "legal_opinions": [
+                o if i >= kept else o.model_copy(update={"opinion": "…", "legal_basis": ""})
+                for i, o in enumerate(self.legal_opinions)
+            ],
+            "evidence": latest("evidence", self.evidence, lambda _: False),
+            # A notice still waiting for its channel is still the incident's business.
+            "notifications": latest(
+                "notifications",
+                self.notifications,
+                lambda n: getattr(n, "status", "sent") != "sent",
+            ),
+            "approvals": latest(
+                "approvals", self.approvals, lambda a: a.draft_version == current
+            ),
+            # A post read from its workflow is listed already; one not started yet keeps
+            # its texts whole, for the workflow it starts.
+            "posts": [p.listed() if p.trail else p for p in self.posts],
+        }
+        update["omitted"] = omitted
+        return self.model_copy(update=update)
+
+    def count(self, name: str) -> int:
+        """How many items a list has had, including those a continued run left behind."""
+        items = getattr(self, name)
+        assert isinstance(items, list)
+        return len(items) + self.omitted.get(name, 0)
 
     def post(self, post_id: str) -> PostState | None:
         return next((p for p in self.posts if p.post_id == post_id), None)
