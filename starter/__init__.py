@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +29,7 @@ from workflows.common import CONTINUING, DECIDE_UPDATE
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
-from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport
+from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport, report_time_problem
 from yuqing.state import IncidentSummary, TrailEntry
 
 __all__ = [
@@ -56,11 +56,17 @@ class InvalidInput(ValueError):
     """The input was refused before anything was sent; the message names the fields."""
 
 
-def parse_report(data: Any) -> IncidentReport:
+def parse_report(data: Any, now: datetime | None = None) -> IncidentReport:
+    """The report, or InvalidInput naming what is wrong: its fields against their limits, and
+    its times against the clock (`now`, default the real one)."""
     try:
-        return IncidentReport.model_validate(data)
+        report = IncidentReport.model_validate(data)
     except ValidationError as err:
         raise InvalidInput(f"the incident report is invalid: {describe(err)}") from err
+    problem = report_time_problem(report, now or datetime.now(UTC))
+    if problem is not None:
+        raise InvalidInput(f"the incident report is invalid: {problem}")
+    return report
 
 
 def parse_signal(signal: str, data: Any) -> dict[str, Any]:
