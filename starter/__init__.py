@@ -25,10 +25,8 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
-from workflows.common import CONTINUING, DECIDE_UPDATE
-from workflows.incident import IncidentWorkflow
-from yuqing import incident_workflow_id
-from yuqing.decider import describe
+# No workflow module here: a starter needs only the wire contract's names (and starts fast).
+from yuqing import CONTINUING, DECIDE_UPDATE, INCIDENT_WORKFLOW, incident_workflow_id
 from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport, report_time_problem
 from yuqing.state import IncidentSummary, TrailEntry
 
@@ -62,7 +60,7 @@ def parse_report(data: Any, now: datetime | None = None) -> IncidentReport:
     try:
         report = IncidentReport.model_validate(data)
     except ValidationError as err:
-        raise InvalidInput(f"the incident report is invalid: {describe(err)}") from err
+        raise InvalidInput(f"the incident report is invalid: {_describe(err)}") from err
     problem = report_time_problem(report, now or datetime.now(UTC))
     if problem is not None:
         raise InvalidInput(f"the incident report is invalid: {problem}")
@@ -78,9 +76,15 @@ def parse_signal(signal: str, data: Any) -> dict[str, Any]:
     try:
         checked = model.model_validate(bare).model_dump(mode="json")
     except ValidationError as err:
-        raise InvalidInput(f"the {signal} payload is invalid: {describe(err)}") from err
+        raise InvalidInput(f"the {signal} payload is invalid: {_describe(err)}") from err
     # A signed payload (`yuqing sign`) goes exactly as signed: its proof covers that JSON.
     return dict(data) if signed else checked
+
+
+def _describe(err: ValidationError) -> str:
+    from yuqing.decider import describe  # here: it brings the signing machinery along
+
+    return describe(err)
 
 
 def _start(
@@ -98,9 +102,11 @@ def _start(
 
 async def start_incident(
     client: Client, report: IncidentReport, task_queue: str
-) -> WorkflowHandle[IncidentWorkflow, IncidentSummary]:
+) -> WorkflowHandle[Any, IncidentSummary]:
     """Start the incident's workflow without waiting for anything (a plain start)."""
-    return await client.start_workflow(IncidentWorkflow.run, report, **_start(report, task_queue))
+    return await client.start_workflow(
+        INCIDENT_WORKFLOW, report, result_type=IncidentSummary, **_start(report, task_queue)
+    )
 
 
 async def report_incident(
@@ -128,9 +134,10 @@ async def report_incident(
         evidence=report.evidence,
         source=report.source,
     )
-    start = WithStartWorkflowOperation(
-        IncidentWorkflow.run,
+    start: WithStartWorkflowOperation[Any, IncidentSummary] = WithStartWorkflowOperation(
+        INCIDENT_WORKFLOW,
         report,
+        result_type=IncidentSummary,
         **_start(report, task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING),
     )
     try:

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from yuqing import CONTINUING, DECIDE_UPDATE
     from yuqing.effects import CarriedInbound, RecordTrail
     from yuqing.state import TRAIL_PAGE, IncidentState, PostState, Tracked, TrailEntry
 
@@ -49,9 +50,7 @@ SIGNAL = "signal"
 UPDATE = "update"
 INTERNAL = "internal"
 
-DECIDE_UPDATE = "decide"
-# The type of an update's rejection while the workflow continues as new: send it again.
-CONTINUING = "ContinuingAsNew"
+__all__ = ["CONTINUING", "DECIDE_UPDATE"]
 
 
 @dataclass
