@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from activities.audit import AuditActivities
-from activities.configuration import ConfigurationActivities
+from activities.configuration import ConfigurationActivities, ConfigurationSnapshots
 from activities.deadlines import plan_deadlines
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
@@ -22,13 +22,18 @@ from yuqing.settings import Settings
 def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..., Any]]:
     """The activity functions a worker registers, bound to this process's settings and pool."""
     channels = load_channels(settings.channels_path)
+    snapshots = ConfigurationSnapshots(pool)
+    configuration = ConfigurationActivities(settings, snapshots)
     return [
-        ConfigurationActivities(settings).load_configuration,
-        ConfigurationActivities(settings).load_keys,
+        configuration.load_configuration,
+        configuration.load_snapshot,
+        configuration.load_keys,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
         NotificationActivities(pool, channels).send_notification,
-        PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
+        PublicationActivities(
+            pool, settings.statement_base_url, channels, snapshots
+        ).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
         AuditActivities(pool).record_trail,
         AuditActivities(pool).start_archiver,

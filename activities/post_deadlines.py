@@ -67,7 +67,7 @@ class PostDeadlineActivities:
             escalate_to=request.escalate_to,
             responsible_unit=request.unit,
             responsible_person=request.responsible_person,
-            policy_version=request.policy.version,
+            policy_version=_policy_version(request),
             calendar_version=calendar.version + (";provisional" if note else ""),
         )
         log.info(
@@ -81,11 +81,21 @@ class PostDeadlineActivities:
         return PlannedPostDeadline(deadline=deadline, provisional_note=note)
 
 
+def _policy_version(request: PlanPostDeadline) -> str:
+    if request.policy_version is not None:
+        return request.policy_version
+    if request.policy is not None:
+        return request.policy.version
+    raise ApplicationError("the plan names no policy version", non_retryable=True)
+
+
 def _reminders(
     calendar: WorkingCalendar, request: PlanPostDeadline, due: datetime
 ) -> list[datetime]:
     """The policy's reminder points, counted in working time: half time and 1 h before."""
-    reminders = request.policy.reminders
+    reminders = request.reminders or (request.policy.reminders if request.policy else None)
+    if reminders is None:
+        raise ApplicationError("the plan names no reminders", non_retryable=True)
     total = calendar.working_hours_between(request.starts_at, due)
     points = [total * fraction for fraction in reminders.at_fractions]
     points += [total - timedelta(hours=hours) for hours in reminders.hours_before]

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
-from api import console
+from api import console, errors
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
@@ -74,6 +74,7 @@ def create_app(
         {"temporal": temporal_check(client), "postgresql": database_check(pool)}
     )
     app.add_exception_handler(ApiError, api_error_handler)
+    errors.install(app)  # core: body limits (413), readable 422s, JSON wanted (415)
     app.middleware("http")(measure)
     # Calls that record something answer 503 while PostgreSQL is down (api/health.py).
     recording = [Depends(requires_database)]

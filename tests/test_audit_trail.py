@@ -140,7 +140,7 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
     )
     assert all(post_lines[pid] and post_lines[pid][-1].kind == "answered" for pid in ("p1", "p2"))
     # Every line the workflow decided is in the history, in order, none lost.
-    assert [line.detail for line in lines] == [e.detail for e in state.trail]
+    assert [line.detail for line in lines] == [e.detail for e in await driver.trail()]
 
     # The projection in PostgreSQL matches the history row for row.
     for workflow_id, recorded in [(driver.handle.id, lines)] + [

@@ -24,6 +24,7 @@ from yuqing.models import (
 )
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
+from yuqing.roster import Roster
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
@@ -34,13 +35,14 @@ class Post(Decider[PostState]):
     noun = "post"
     workflow = "post"
 
-    def __init__(self, start: PostStart) -> None:
+    def __init__(self, start: PostStart, policy: Policy, roster: Roster) -> None:
+        """`policy` and `roster`: the incident's, from the start input or its snapshot."""
         post = start.post
         # The incident's authorization and keys come with the start; none: an incident from
         # before signed decisions, whose posts decide as they always did.
         super().__init__(
             post,
-            start.roster,
+            roster,
             post.unit,
             f"{post.incident_id} post {post.post_id}",
             authorization=start.authorization,
@@ -48,8 +50,8 @@ class Post(Decider[PostState]):
             keys_loaded_at=start.keys_loaded_at,
             parent_workflow_id=incident_workflow_id(post.incident_id),
         )
-        self.policy: Policy = start.policy
-        self.rules = start.policy.posts
+        self.policy: Policy = policy
+        self.rules = policy.posts
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
             "initial_response": self._initial_response,
             "formal_reply": self._formal_reply,

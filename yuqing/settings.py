@@ -39,6 +39,10 @@ class Settings:
     # handles an incident first reported by e-mail (a roster unit with a unit head).
     email_intake_reporter: str = "office-intake"
     email_intake_unit: str = "xixiangtang-branch"
+    # (core) An incident continues as new after deciding this many signals in one run (or
+    # sooner, when Temporal suggests it): each run's history stays far under its limits. New
+    # incidents take the value in force when they begin; it is kept in their history.
+    continue_after_decisions: int = 2000
     # Who may send what (README, "Security"): the authorization file; the public keys that
     # decisions are checked against (required by the worker); the API's own signing key.
     authorization_path: Path = PROJECT_ROOT / "config" / "authorization.toml"
@@ -91,6 +95,9 @@ class Settings:
                 env.get("YUQING_EMAIL_REPORTER") or default.email_intake_reporter
             ),
             email_intake_unit=env.get("YUQING_EMAIL_UNIT") or default.email_intake_unit,
+            continue_after_decisions=int(
+                env.get("YUQING_CONTINUE_AFTER") or default.continue_after_decisions
+            ),
             authorization_path=_path(env, "YUQING_AUTHORIZATION") or default.authorization_path,
             keys_path=_path(env, "YUQING_KEYS"),
             signing_key_path=_path(env, "YUQING_SIGNING_KEY"),

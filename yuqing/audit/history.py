@@ -10,7 +10,7 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,9 +95,10 @@ class TrailLine:
 
 
 async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
-    """The workflow's history as Temporal keeps it, its payloads decrypted (`decoded`)."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return await decoded(history, client.data_converter)
+    """The workflow's whole history: every run of it, oldest first, as one event list, its
+    payloads decrypted (`decoded`)."""
+    runs = await load_runs(client, workflow_id)
+    return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
 
 
 async def decoded(history: WorkflowHistory, converter: DataConverter) -> WorkflowHistory:
@@ -135,7 +136,7 @@ async def load_anywhere(
     reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
     if client is not None:
         try:
-            return Loaded(workflow_id, [await load_history(client, workflow_id)], "Temporal")
+            return Loaded(workflow_id, await load_runs(client, workflow_id), "Temporal")
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or pool is None:
                 raise
@@ -158,6 +159,38 @@ def post_workflow_ids(history: WorkflowHistory) -> list[str]:
             if started.workflow_type.name == NETIZEN_POST_WORKFLOW:
                 found.append(started.workflow_id)
     return found
+
+
+# -- reading across runs (core: an incident continues as new when its history grows) ----------
+
+
+async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of each run of a workflow id, following continue-as-new back to the first,
+    each decoded.
+
+    The latest run's start names the run it continued (`continued_execution_run_id`), and so
+    on back; a run that began afresh ends the chain.
+    """
+    # The latest run by its id, so that a run that continues as new meanwhile is read whole.
+    latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    runs = [await client.get_workflow_handle(workflow_id, run_id=latest).fetch_history()]
+    while True:
+        started = runs[0].events[0].workflow_execution_started_event_attributes
+        previous = started.continued_execution_run_id
+        if not previous:
+            return [await decoded(run, client.data_converter) for run in runs]
+        handle = client.get_workflow_handle(workflow_id, run_id=previous)
+        runs.insert(0, await handle.fetch_history())
+
+
+def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
+    """`load_history`'s events cut back into one history per run."""
+    runs: list[list[Any]] = []
+    for event in history.events:
+        if event.HasField("workflow_execution_started_event_attributes") or not runs:
+            runs.append([])
+        runs[-1].append(event)
+    return [WorkflowHistory(history.workflow_id, events) for events in runs]
 
 
 def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
@@ -207,30 +240,47 @@ def trail_head(history: WorkflowHistory) -> str | None:
 
 @dataclass
 class Replayed:
-    """What today's code makes of a history: its state, or why it could not replay it."""
+    """What today's code makes of a history: its state, or why it could not replay it.
+
+    A history of several runs is replayed run by run; `trail` joins what each decided.
+    """
 
     state: IncidentState | PostState | None
     error: str | None
+    earlier: list[IncidentState | PostState] = field(default_factory=list)
 
     @property
     def trail(self) -> list[TrailLine]:
-        if self.state is None:
-            return []
-        post_id = self.state.post_id if isinstance(self.state, PostState) else None
-        return [
-            TrailLine.of(self.state.workflow_id, post_id, seq, entry)
-            for seq, entry in enumerate(self.state.trail)
-        ]
+        lines: dict[int, TrailLine] = {}
+        for state in [*self.earlier, *([self.state] if self.state else [])]:
+            post_id = state.post_id if isinstance(state, PostState) else None
+            for offset, entry in enumerate(state.trail):
+                seq = state.trail_offset + offset
+                lines[seq] = TrailLine.of(state.workflow_id, post_id, seq, entry)
+        return [lines[seq] for seq in sorted(lines)]
 
 
 async def replay(
     history: WorkflowHistory, converter: DataConverter = pydantic_data_converter
 ) -> Replayed:
-    """Run the history through today's workflow code and keep the state it arrives at.
+    """Run the history (each of its runs) through today's code; keep the states reached.
 
     `converter`: the service's (`yuqing.client.data_converter`) for a history still encrypted;
     a decoded one (`load_history`, `load_anywhere`) replays with the plain default as well.
     """
+    runs = split_runs(history)
+    earlier: list[IncidentState | PostState] = []
+    for run in runs[:-1]:
+        replayed = await _replay_run(run, converter)
+        if replayed.error is not None or replayed.state is None:
+            return replayed
+        earlier.append(replayed.state)
+    last = await _replay_run(runs[-1], converter)
+    last.earlier = earlier
+    return last
+
+
+async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
     # Imported here: the workflows import this package's siblings at module level.
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
@@ -259,10 +309,9 @@ async def replay(
     error = str(result.replay_failure) if result.replay_failure else None
     instance = captured.get("instance")
     state: IncidentState | PostState | None = None
-    if isinstance(instance, IncidentWorkflow):
-        state = instance.state()
-    elif isinstance(instance, NetizenPostWorkflow):
-        state = instance.state()
+    # The state as the workflow holds it: its `state` query shows the latest lines only.
+    if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
+        state = instance.full_state()
     return Replayed(state=state, error=error)
 
 
