@@ -38,6 +38,7 @@ from yuqing.roster import load_roster
 from yuqing.sandbox import lean_runner
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, load_keyring
+from yuqing.worker_cache import sticky_cache_size
 
 logger = structlog.get_logger("yuqing.worker")
 
@@ -74,9 +75,18 @@ def create_worker(
     *,
     task_queue: str | None = None,
     drain: timedelta = timedelta(seconds=30),
+    max_cached_workflows: int | None = None,
 ) -> Worker:
-    """The worker; `drain` is how long activities in progress get to finish at shutdown."""
+    """The worker; `drain` is how long activities in progress get to finish at shutdown.
+
+    Its sticky cache holds `max_cached_workflows` incidents, by default as many as half its
+    memory holds (yuqing.worker_cache; YUQING_STICKY_CACHE sets it).
+    """
     check_configuration(settings)
+    if max_cached_workflows is None:
+        cache = sticky_cache_size()
+        max_cached_workflows = cache.size
+        logger.info("sticky cache sized", incidents=cache.size, basis=cache.why)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -89,6 +99,7 @@ def create_worker(
         # Breached deadlines and approval times, counted from the audit projection.
         interceptors=[TrailMetrics(pool)],
         graceful_shutdown_timeout=drain,
+        max_cached_workflows=max_cached_workflows,
     )
 
 

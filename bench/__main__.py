@@ -25,12 +25,14 @@ import httpx
 from temporalio.client import Client
 
 from bench import sections
+from bench.anatomy import anatomy
 from bench.drive import Drivers, history_of
 from bench.proc import load_average
 from bench.report import table
 from bench.shape import shape_of
 from bench.stack import BenchStack, bench_stack
-from yuqing.client import connect
+from yuqing.client import connect, payload_keys
+from yuqing.codec import EncryptionCodec
 from yuqing.settings import PROJECT_ROOT
 from yuqing.signing import signer_from_env
 
@@ -115,6 +117,8 @@ async def calibrate(stack: BenchStack, drivers: Drivers, tag: str) -> Path:
     path = stack.data_dir / "shape.json"
     path.write_text(shape.to_json(), encoding="utf-8")
     say(f"bench: the general lifecycle's shape: {shape.describe()}")
+    codec = EncryptionCodec(payload_keys(stack.settings))
+    say(f"bench: where its history's bytes go: {anatomy(history, codec).describe()}")
     return path
 
 
@@ -161,6 +165,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         await drivers.bare_lifecycle(f"{tag}-shape")
         bare_history = await history_of(drivers.bare, f"bare-{tag}-shape")
         say(f"bench: the bare copy: {shape_of(bare_history).describe()}")
+        say(f"bench: where the bare history's bytes go: {anatomy(bare_history).describe()}")
         runs: list[dict[str, Any]] = []
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowHistory
@@ -17,6 +18,8 @@ from temporalio.service import TLSConfig
 from tests.driver import HISTORIES
 from yuqing.client import ConnectionSettingsError, data_converter, tls_options
 from yuqing.codec import (
+    CIPHER_DEFLATED,
+    CIPHER_METADATA,
     ENCODING,
     KEY_ID,
     EncryptionCodec,
@@ -193,3 +196,39 @@ def test_the_payload_key_command(tmp_path: Path) -> None:
     assert base64.b64encode(KeyRing.from_file(keys).keys[first]).decode() not in listed.output
     again = runner.invoke(app, ["payload-key", "new", "--file", str(keys)])
     assert again.exit_code == 2 and "exists already" in again.output
+
+
+# -- perf (issue 9): compressed before sealed ---------------------------------------------------
+
+
+async def test_a_large_payload_is_deflated_then_sealed_and_a_small_one_is_not() -> None:
+    ring = KeyRing.generate("k1")
+    codec = EncryptionCodec(ring)
+    trail = {
+        "lines": [
+            {"seq": i, "message": f"第 {i} 行：批准", "actor": "huang.wei"} for i in range(40)
+        ]
+    }
+    large = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(trail).encode())
+    small = Payload(metadata={"encoding": b"json/plain"}, data=b'{"a": 1}')
+    sealed_large, sealed_small = await codec.encode([large, small])
+    assert sealed_large.metadata[CIPHER_METADATA] == CIPHER_DEFLATED
+    assert sealed_large.ByteSize() < large.ByteSize() / 2
+    assert sealed_small.metadata[CIPHER_METADATA] == b"AES-256-GCM"
+    assert await codec.decode([sealed_large, sealed_small]) == [large, small]
+    # Which cipher is bound to the ciphertext: relabelling it does not open the payload.
+    sealed_large.metadata[CIPHER_METADATA] = b"AES-256-GCM"
+    with pytest.raises(PayloadKeyError, match="altered"):
+        await codec.decode([sealed_large])
+
+
+async def test_payloads_sealed_before_compression_still_open() -> None:
+    ring = KeyRing.generate("k1")
+    inner = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(["x"] * 200).encode())
+    nonce = b"\x01" * 12
+    # As the codec sealed every payload before: the key id alone as associated data.
+    old = Payload(
+        metadata={"encoding": ENCODING, KEY_ID: b"k1", CIPHER_METADATA: b"AES-256-GCM"},
+        data=nonce + AESGCM(ring.keys["k1"]).encrypt(nonce, inner.SerializeToString(), b"k1"),
+    )
+    assert await EncryptionCodec(ring).decode([old]) == [inner]
