@@ -121,6 +121,12 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "ms",
         ),
         Row(
+            "  C=1 p50, Yuqing through its Temporal client (no HTTP)",
+            _get("approval_c1", "client", "p50_ms"),
+            _get("approval_c1", "bare", "p50_ms"),
+            "ms",
+        ),
+        Row(
             "one approval, C=10 p50",
             _get("approval_c10", "yuqing", "p50_ms"),
             _get("approval_c10", "bare", "p50_ms"),
@@ -131,6 +137,12 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "  C=10 p99",
             _get("approval_c10", "yuqing", "p99_ms"),
             _get("approval_c10", "bare", "p99_ms"),
+            "ms",
+        ),
+        Row(
+            "  C=10 p50, Yuqing through its Temporal client (no HTTP)",
+            _get("approval_c10", "client", "p50_ms"),
+            _get("approval_c10", "bare", "p50_ms"),
             "ms",
         ),
         Row(

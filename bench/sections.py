@@ -186,17 +186,21 @@ async def approvals(
     same update sent straight to a bare workflow (`execute_update`), each timed alone."""
     total = rounds * per_round * concurrency
     ready: dict[str, list[str]] = {}
-    for kind in KINDS:
+    # "client": the same approval sent to a Yuqing incident through its Temporal client (the
+    # `decide` update, as `yuqing` and the starter send it): what the HTTP API adds is the
+    # difference between it and "yuqing"; what the workflow adds, between it and "bare".
+    kinds = (*KINDS, "client")
+    for kind in kinds:
         ids = [f"{tag}-a{kind[0]}{concurrency}-{i}" for i in range(total)]
         ready[kind] = ids
 
         async def prepare(i: int, kind: str = kind, ids: list[str] = ids) -> None:
-            await _to_draft(drivers, kind, ids[i])
+            await _to_draft(drivers, "bare" if kind == "bare" else "yuqing", ids[i])
 
         await gather_limited(total, 10, prepare)
     await quiesce(stack.pids())
-    timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    queues = {kind: list(ready[kind]) for kind in KINDS}
+    timings: dict[str, list[float]] = {kind: [] for kind in kinds}
+    queues = {kind: list(ready[kind]) for kind in kinds}
 
     async def approve(kind: str) -> float:
         incident_id = queues[kind].pop()
@@ -212,6 +216,13 @@ async def approvals(
                 raise RuntimeError(
                     f"approval of {incident_id}: {response.status_code} {response.text}"
                 )
+        elif kind == "client":
+            await drivers.yuqing_decide(
+                drivers.workflow_id("yuqing", incident_id),
+                "unit_head_approval",
+                {"approver_id": UNIT_HEAD, **APPROVAL},
+            )
+            took = time.perf_counter() - started
         else:
             await drivers.bare_decide(
                 f"bare-{incident_id}", "unit_head_approval", {"approver_id": UNIT_HEAD, **APPROVAL}
@@ -219,10 +230,16 @@ async def approvals(
             took = time.perf_counter() - started
         return took
 
-    for _chunk, kind in abba(rounds, first):
+    # The client's rounds go right after Yuqing's, in the same ABBA order.
+    order = [step for chunk, kind in abba(rounds, first) for step in _with_client(chunk, kind)]
+    for _chunk, kind in order:
         await _closed_loop(concurrency, per_round, functools.partial(approve, kind), timings[kind])
         await quiesce(stack.pids())
-    return {kind: _latency(timings[kind]) for kind in KINDS}
+    return {kind: _latency(timings[kind]) for kind in kinds}
+
+
+def _with_client(chunk: int, kind: str) -> list[tuple[int, str]]:
+    return [(chunk, kind), (chunk, "client")] if kind == "yuqing" else [(chunk, kind)]
 
 
 async def intakes(

@@ -1,0 +1,27 @@
+"""The worker's sticky cache is sized from its memory (yuqing.worker_cache), or set outright."""
+
+from __future__ import annotations
+
+import pytest
+
+from yuqing.worker_cache import LARGEST, PER_INCIDENT_MIB, SMALLEST, sticky_cache_size
+
+
+def test_the_cache_holds_as_many_incidents_as_half_the_memory_allows() -> None:
+    # A container with 1 GiB: half of it, at PER_INCIDENT_MIB each.
+    one_gib = sticky_cache_size({"YUQING_WORKER_MEMORY_MIB": "1024"})
+    assert one_gib.size == int(512 / PER_INCIDENT_MIB)
+    assert "YUQING_WORKER_MEMORY_MIB" in one_gib.why
+    # Never below SMALLEST, never above LARGEST.
+    assert sticky_cache_size({"YUQING_WORKER_MEMORY_MIB": "64"}).size == SMALLEST
+    assert sticky_cache_size({"YUQING_WORKER_MEMORY_MIB": "1048576"}).size == LARGEST
+    # With nothing said, the machine's (or the cgroup's) memory decides, within the bounds.
+    assert SMALLEST <= sticky_cache_size({}).size <= LARGEST
+
+
+def test_the_cache_size_can_be_set_and_a_bad_value_is_named() -> None:
+    assert sticky_cache_size({"YUQING_STICKY_CACHE": "12000"}).size == 12000
+    with pytest.raises(ValueError, match="YUQING_STICKY_CACHE='many'"):
+        sticky_cache_size({"YUQING_STICKY_CACHE": "many"})
+    with pytest.raises(ValueError, match="YUQING_WORKER_MEMORY_MIB"):
+        sticky_cache_size({"YUQING_WORKER_MEMORY_MIB": "1G"})
