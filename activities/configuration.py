@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from yuqing.authorization import AuthorizationError, load_authorization
+from yuqing.config_cache import digest_of, parsed
 from yuqing.effects import Configuration, LoadConfiguration, LoadKeys, LoadSnapshot
 from yuqing.policy import Policy, PolicyError, load_policy
 from yuqing.roster import Roster, RosterError, load_roster
@@ -39,7 +40,7 @@ class ConfigurationSnapshots:
         self._rosters: dict[str, Roster] = {}
 
     async def keep(self, policy: Policy, roster: Roster) -> tuple[str, str]:
-        policy_sha, roster_sha = digest(policy), digest(roster)
+        policy_sha, roster_sha = digest_of(policy, digest), digest_of(roster, digest)
         if policy_sha not in self._policies:
             await self._store(policy_sha, "policy", policy.version, policy)
             self._policies[policy_sha] = policy
@@ -94,9 +95,10 @@ class ConfigurationActivities:
     @activity.defn
     async def load_configuration(self, request: LoadConfiguration) -> Configuration:
         try:
-            policy = load_policy(self._settings.policy_path)
-            roster = load_roster(self._settings.roster_path)
-            authorization = load_authorization(self._settings.authorization_path)
+            # perf: each file parsed once per version (yuqing.config_cache), not per incident.
+            policy = parsed(load_policy, self._settings.policy_path)
+            roster = parsed(load_roster, self._settings.roster_path)
+            authorization = parsed(load_authorization, self._settings.authorization_path)
             keys = self._keys()
         except (PolicyError, RosterError, AuthorizationError, KeysError) as err:
             # Someone has to mend the file; retrying meanwhile keeps the incident waiting,
@@ -135,4 +137,4 @@ class ConfigurationActivities:
             # Without keys no decision could be proven: better a waiting incident than one
             # that takes anybody's word.
             raise KeysError("YUQING_KEYS is not set: decisions are checked against its keys")
-        return load_keyring(self._settings.keys_path)
+        return parsed(load_keyring, self._settings.keys_path)
