@@ -11,7 +11,7 @@ from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 async def test_general_incident_approved_and_published_in_time(driver: IncidentDriver) -> None:
     state = await driver.start(report(sensitivity="important"))
     assert state.stage == "discovered"
-    assert state.policy_version == "nanning-aic-2017-12-29/1"
+    assert state.policy_version == "nanning-aic-2017-12-29/2"
     page = state.evidence[1]
     assert page.sha256 == hashlib.sha256("<html>原帖内容</html>".encode()).hexdigest()
     stored = {row["evidence_id"]: row for row in await driver.rows("evidence")}

@@ -8,12 +8,12 @@ out through activities and child workflows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from yuqing.chain import approval_step, chain_complete
-from yuqing.decider import Decider, describe, moment
+from yuqing.decider import describe, moment
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.models import (
     SIGNAL_PAYLOADS,
@@ -45,9 +45,11 @@ from yuqing.outcomes import (
 from yuqing.policy import APPROVAL_SIGNALS, Policy
 from yuqing.roles import Role
 from yuqing.roster import Roster
+from yuqing.rules import AUDIT_LINES, PlanRules
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
+    DeadlineStatus,
     Draft,
     DraftStatus,
     FixedEvidence,
@@ -74,12 +76,22 @@ DRAFTERS = (Role.unit, Role.unit_head)
 POST_TAKERS = (Role.unit, Role.unit_head, Role.office)
 
 
-class Incident(Decider[IncidentState]):
-    """The decisions of one incident over its state, its policy and its roster."""
+class Incident(PlanRules):
+    """The decisions of one incident over its state, its policy and its roster.
+
+    `features` are the patch ids (`yuqing.rules.PLAN_FEATURES`) the workflow found on: the
+    rules that came later apply only to incidents that began under them.
+    """
 
     noun = "incident"
 
-    def __init__(self, state: IncidentState, policy: Policy, roster: Roster) -> None:
+    def __init__(
+        self,
+        state: IncidentState,
+        policy: Policy,
+        roster: Roster,
+        features: Iterable[str] = (),
+    ) -> None:
         super().__init__(state, roster, state.unit, state.incident_id)
         self.policy = policy
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
@@ -100,18 +112,21 @@ class Incident(Decider[IncidentState]):
             self.decides(signal, SIGNAL_PAYLOADS[signal], decision)
         self.decides(POST_STATUS_SIGNAL, PostState, self._post_status)
         self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed)
+        self.init_plan_rules(features)
 
     # -- what intake, the activities and the children report back ---------------------------
 
     def record_discovery(self) -> None:
         state = self.state
-        self.record(
-            state.discovered_at,
-            "discovered",
+        detail = (
             f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
-            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
-            actor=state.reporter_id,
+            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})"
         )
+        role = None
+        if AUDIT_LINES in self.features:
+            detail = f"{detail[:-1]}; calendar {state.calendar_version})"
+            role = self.acting_role(state.reporter_id)
+        self.record(state.discovered_at, "discovered", detail, actor=state.reporter_id, role=role)
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
         """The first report: its submission id, and the evidence numbers it takes."""
@@ -148,11 +163,12 @@ class Incident(Decider[IncidentState]):
         version = publication.draft_version
         first = not any(p.draft_version == version for p in self.state.publications)
         self.state.publications.append(publication)
-        self.record(
-            at,
-            "published",
-            f"draft version {version} published on {publication.channel}: {publication.address}",
+        detail = (
+            f"draft version {version} published on {publication.channel}: {publication.address}"
         )
+        if AUDIT_LINES in self.features:
+            detail += f" (sha256 {publication.content_sha256})"
+        self.record(at, "published", detail)
         draft = self._draft(version)
         if first:
             self._meet("publication", at)
@@ -213,6 +229,7 @@ class Incident(Decider[IncidentState]):
         self._stage(Stage.assessed, at)
         # The unit now handles it at the source and drafts the reply (SPEC §2.4).
         self._stage(Stage.handling, at)
+        effects += self.response_assessed(assessment, at)
         return Outcome(effects=effects)
 
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
@@ -220,10 +237,19 @@ class Incident(Decider[IncidentState]):
             raise Refused(f"the incident is {self.state.stage}")
         self.state.metrics = self.state.metrics.merged(update)
         figures = self.state.metrics.model_dump_json(exclude_defaults=True)
-        self.record(at, "metrics", f"figures from {update.source}: {figures}", actor=update.source)
+        role = self.acting_role(update.source) if AUDIT_LINES in self.features else None
+        self.record(
+            at,
+            "metrics",
+            f"figures from {update.source}: {figures}",
+            actor=update.source,
+            role=role,
+        )
         if self.state.grade is not Grade.general:
             return Outcome()
-        criteria = fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        criteria = self.standing_criteria(
+            fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        )
         if not criteria:
             return Outcome()
         reason = f"new figures from {update.source}"
@@ -276,6 +302,12 @@ class Incident(Decider[IncidentState]):
     def _approval(self, signal: str, approval: Approval, at: datetime) -> Outcome:
         step = approval_step(self.state, self.policy, self.roster, signal, approval)
         assert self.state.grade is not None  # approval_step refuses an ungraded incident
+        if step.role is Role.leadership_group:
+            # The group decides as the policy says; until it has, the draft waits.
+            decided = self.group_approval(approval, at)
+            if decided is None:
+                return Outcome()
+            approval = decided
         self.state.approvals.append(
             ApprovalRecord(
                 signal=signal,
@@ -336,6 +368,7 @@ class Incident(Decider[IncidentState]):
             f"via {report.channel}: {report.summary or report.source_url or 'more evidence'} "
             f"({len(report.evidence)} evidence item(s))",
             actor=report.reporter_id,
+            role=self.acting_role(report.reporter_id) if AUDIT_LINES in self.features else None,
         )
         if not report.evidence:
             return Outcome()
@@ -461,7 +494,8 @@ class Incident(Decider[IncidentState]):
         if self.roster.person(review.author_id) is None:
             raise Refused(f"{review.author_id!r} is not in the roster")
         self.state.review = review
-        self.record(at, "reviewed", review.what_to_change, actor=review.author_id)
+        role = self.acting_role(review.author_id) if AUDIT_LINES in self.features else None
+        self.record(at, "reviewed", review.what_to_change, actor=review.author_id, role=role)
         self._stage(Stage.reviewed, at)
         return Outcome()
 
@@ -496,7 +530,11 @@ class Incident(Decider[IncidentState]):
     def _meet(self, met_by: str, at: datetime) -> None:
         for key, rule in self.policy.deadlines.items():
             if rule.met_by == met_by:
-                self.meet(key, at)
+                # The deadline, and any that came back after it was waived (key#2 …).
+                for deadline in self.state.deadlines:
+                    same = deadline.key == key or deadline.key.startswith(f"{key}#")
+                    if same and deadline.status is not DeadlineStatus.waived:
+                        self.meet(deadline.key, at)
 
     def _draft(self, version: int) -> Draft:
         return next(d for d in self.state.drafts if d.version == version)

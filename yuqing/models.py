@@ -14,6 +14,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from yuqing.roles import Role
+
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
@@ -147,6 +149,9 @@ class IncidentReport(Model):
     submission_id: str | None = Field(
         default=None, description="names this submission, so a repeated delivery adds nothing"
     )
+    drill: DrillMark | None = Field(
+        default=None, description="set when the incident is a drill (§5.3), never a real one"
+    )
 
 
 class AdditionalReport(Model):
@@ -178,13 +183,23 @@ class UpwardReport(Model):
 
 
 class Assessment(Model):
-    """`submit_assessment`: the Office's assessment (SPEC §2.3)."""
+    """`submit_assessment`: the Office's assessment (SPEC §2.3), and whether to respond (§4.3)."""
 
     assessor_id: NonEmpty
     cross_district: bool = False
     large_image_effect: bool = False
     mainstream_media_exposure: bool = False
     comment: str = ""
+    # §4.3 是否需要应对、进行何种程度的应对措施: whether to respond, and how far.
+    response_needed: bool = True
+    response_measures: str = Field(default="", max_length=2000)
+    response_reason: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _reason_for_no_response(self) -> Assessment:
+        if not self.response_needed and not self.response_reason:
+            raise ValueError("response_needed false must give its reason in response_reason")
+        return self
 
 
 class MetricsUpdate(Model):
@@ -313,6 +328,144 @@ class Withdrawal(Model):
     reason: NonEmpty
 
 
+# -- the rest of the plan (issue 12): respond or not, interviews, downgrade, the leading group,
+# contacts, drills. Every text has a bound, so no payload comes near Temporal's limits.
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+Comment = Annotated[str, Field(max_length=2000)]
+RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class DrillMark(Model):
+    """What makes an incident a drill (§5.3): its scenario, and how fast its clocks run."""
+
+    scenario: ShortText
+    speed: float = Field(
+        default=1, gt=0, le=100_000, description="12: a 4 h deadline falls due in 20 minutes"
+    )
+    started_by: NonEmpty
+
+
+class NoResponseApproval(Model):
+    """`no_response_approval`: the approval (or refusal) of "no response needed" (§4.3)."""
+
+    approver_id: NonEmpty
+    decision: Decision
+    comment: Comment = ""
+
+    @model_validator(mode="after")
+    def _reason_for_rejection(self) -> NoResponseApproval:
+        if self.decision is Decision.reject and not self.comment:
+            raise ValueError("a rejection must give its reason in comment")
+        return self
+
+
+class InterviewRequest(Model):
+    """`request_interview`: a media interview asked for (§4.4): who, which medium, when, on what."""
+
+    requested_by: NonEmpty
+    interviewee: ShortText = Field(description="who is to be interviewed (a roster id or a name)")
+    medium: ShortText
+    scheduled_at: AwareDatetime
+    topic: LongText
+    interview_id: RecordId | None = Field(default=None, description="defaults to i1, i2, …")
+
+
+class InterviewDecision(Model):
+    """`interview_decision`: the leading group authorises or refuses an interview (§4.4)."""
+
+    decided_by: NonEmpty
+    interview_id: RecordId
+    decision: Decision
+    comment: Comment = ""
+
+    @model_validator(mode="after")
+    def _reason_for_refusal(self) -> InterviewDecision:
+        if self.decision is Decision.reject and not self.comment:
+            raise ValueError("a refusal must give its reason in comment")
+        return self
+
+
+class InterviewHeld(Model):
+    """`interview_held`: the record of an interview that took place (§4.4)."""
+
+    reported_by: NonEmpty
+    interview_id: RecordId | None = Field(
+        default=None, description="the request it answers; none: it was never asked for"
+    )
+    interviewee: ShortText | None = Field(default=None, description="needed without interview_id")
+    medium: ShortText | None = Field(default=None, description="needed without interview_id")
+    held_at: AwareDatetime
+    summary: LongText
+    responsible_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="who answers for it (roster id); defaults to the interviewee",
+    )
+
+    @model_validator(mode="after")
+    def _what_was_held(self) -> InterviewHeld:
+        if self.interview_id is None and (self.interviewee is None or self.medium is None):
+            raise ValueError("without interview_id, give interviewee and medium")
+        return self
+
+
+class Downgrade(Model):
+    """`downgrade`: the leading group lowers the grade, with its reason (SPEC §2.3 reading)."""
+
+    decided_by: NonEmpty
+    to_grade: Grade = Grade.general
+    reason: LongText
+    decision: Decision = Field(
+        default=Decision.approve,
+        description="a member's vote, where the policy has the group decide by quorum",
+    )
+
+
+class GroupMembers(Model):
+    """`choose_group_members`: the members the leading group works with on this incident (§5.1)."""
+
+    chosen_by: NonEmpty
+    members: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=30
+    )
+    reason: Comment = ""
+
+
+class DepartmentContact(Model):
+    """`record_contact`: a contact with a department outside the bureau (§4.4)."""
+
+    recorded_by: NonEmpty
+    department: Role
+    contacted_at: AwareDatetime
+    contact_person: str = Field(default="", max_length=200)
+    said: LongText
+
+
+class DepartmentNotice(Model):
+    """`notify_department`: a notice to a named department outside the bureau (§4.4)."""
+
+    requested_by: NonEmpty
+    department: Role
+    message: LongText
+    request_id: RecordId | None = Field(
+        default=None, description="names the request, so sending it twice sends one notice"
+    )
+
+
+PLAN_SIGNAL_PAYLOADS: dict[str, type[Model]] = {
+    "no_response_approval": NoResponseApproval,
+    "request_interview": InterviewRequest,
+    "interview_decision": InterviewDecision,
+    "interview_held": InterviewHeld,
+    "downgrade": Downgrade,
+    "choose_group_members": GroupMembers,
+    "record_contact": DepartmentContact,
+    "notify_department": DepartmentNotice,
+}
+
+
 # The payload model of each signal of SPEC §5 that this version decides.
 SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "submit_report": UpwardReport,
@@ -329,6 +482,7 @@ SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "leadership_group_approval": Approval,
     "close_incident": CloseIncident,
     "submit_review": Review,
+    **PLAN_SIGNAL_PAYLOADS,
 }
 
 # The signals of a NetizenPostWorkflow, `incident-<incident_id>-post-<post_id>`.

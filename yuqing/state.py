@@ -211,6 +211,118 @@ class PostState(Tracked):
         return self.status in (PostStatus.received, PostStatus.awaiting_reply)
 
 
+class ResponseStatus(StrEnum):
+    """Where the assessment's decision to respond or not stands (§4.3)."""
+
+    respond = "respond"  # a statement is due
+    awaiting_waiver = "awaiting_waiver"  # "no response needed", waiting for its approval
+    waived = "waived"  # approved: the statement deadline is waived, the incident monitored
+    waiver_refused = "waiver_refused"  # the approver refused: a statement is due after all
+    duty_returned = "duty_returned"  # waived, then an upgrade or new figures brought it back
+
+
+class ResponseDecision(BaseModel):
+    needed: bool
+    measures: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+    status: ResponseStatus
+    approved_by: str | None = None
+    approver_role: str | None = None
+    approved_at: datetime | None = None
+    approval_comment: str | None = None
+    # The major-incident criteria (their keys) that held when the waiver was approved: a new
+    # one firing later brings the duty back.
+    criteria_when_waived: list[str] = Field(default_factory=list)
+    grade_when_waived: Grade | None = None
+    returned_at: datetime | None = None
+    returned_reason: str | None = None
+
+
+class InterviewStatus(StrEnum):
+    requested = "requested"
+    authorised = "authorised"
+    refused = "refused"
+    held = "held"
+    held_unauthorised = "held_unauthorised"
+
+
+class InterviewRecord(BaseModel):
+    """A media interview (§4.4): asked for, authorised or refused by the leading group, held."""
+
+    interview_id: str
+    interviewee: str
+    medium: str
+    scheduled_at: datetime | None
+    topic: str
+    requested_by: str | None
+    requested_at: datetime | None
+    status: InterviewStatus
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_comment: str | None = None
+    held_at: datetime | None = None
+    held_summary: str | None = None
+    reported_by: str | None = None
+
+
+class Breach(BaseModel):
+    """A rule of the plan broken, and who answers for it (§5.4)."""
+
+    rule: str
+    person: str
+    unit: str | None
+    at: datetime
+    detail: str
+
+
+class GroupVote(BaseModel):
+    """One leading-group member's vote on one matter (a draft, a waiver, an interview …)."""
+
+    matter: str
+    member: str
+    decision: Decision
+    comment: str
+    at: datetime
+
+
+class GroupChoice(BaseModel):
+    """The leading group's members chosen for this incident (§5.1)."""
+
+    members: list[str]
+    chosen_by: str
+    reason: str
+    at: datetime
+
+
+class DepartmentContactRecord(BaseModel):
+    department: str
+    department_name: str
+    recorded_by: str
+    contacted_at: datetime
+    contact_person: str
+    said: str
+    at: datetime
+
+
+class DepartmentNoticeRecord(BaseModel):
+    request_id: str
+    department: str
+    department_name: str
+    requested_by: str
+    message: str
+    at: datetime
+
+
+class DrillInfo(BaseModel):
+    """A drill (§5.3): its scenario, and how many times faster its clocks run."""
+
+    scenario: str
+    speed: float
+    started_by: str
+
+
 class IncidentState(Tracked):
     incident_id: str
     workflow_id: str
@@ -245,6 +357,23 @@ class IncidentState(Tracked):
     close_reason: str | None = None
     review: Review | None = None
     posts: list[PostState] = Field(default_factory=list)
+    # -- the rest of the plan (issue 12) ---------------------------------------------------
+    calendar_version: str | None = None
+    response: ResponseDecision | None = None
+    interviews: list[InterviewRecord] = Field(default_factory=list)
+    breaches: list[Breach] = Field(default_factory=list)
+    group_choice: GroupChoice | None = None
+    group_votes: list[GroupVote] = Field(default_factory=list)
+    # Matters the group has decided (its votes on them are closed).
+    group_decided: list[str] = Field(default_factory=list)
+    contacts: list[DepartmentContactRecord] = Field(default_factory=list)
+    department_notices: list[DepartmentNoticeRecord] = Field(default_factory=list)
+    # Major-incident criteria (keys) the leading group overruled when it downgraded: they no
+    # longer upgrade the incident by themselves.
+    overruled_criteria: list[str] = Field(default_factory=list)
+    # Keys of deadlines an activity is planning, so that none is asked for twice.
+    planning: list[str] = Field(default_factory=list)
+    drill: DrillInfo | None = None
 
     @property
     def current_draft(self) -> Draft | None:

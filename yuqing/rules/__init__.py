@@ -1,0 +1,119 @@
+"""The rest of the plan (issue 12), as mixins of `yuqing.decisions.Incident`.
+
+- `response`: whether to respond (§4.3), the waiver's approval, the duty coming back;
+- `interviews`: media interviews and their authorisation (§4.4);
+- `regrading`: the leading group's downgrade, and the chain following the grade;
+- `clocks`: each approval step's own clock, and restored statement deadlines (§5.2, §5.4);
+- `group`: the leading group's members per incident and how it decides (§3, §5.1);
+- `contacts`: contacts with, and notices to, outside departments (§4.4);
+- drills (§5.3): every line and notice of a drill incident marked 演练.
+
+After every accepted decision `after_decision` keeps what depends on the whole state true: the
+approvals that no longer apply to a changed grade, the statement duty, the step clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from yuqing.models import Grade
+from yuqing.outcomes import Effect, Outcome, Refused
+from yuqing.rules.base import AUDIT_LINES, PLAN_FEATURES, PLAN_RULES, RulesBase
+from yuqing.rules.clocks import ClockRules
+from yuqing.rules.contacts import ContactRules
+from yuqing.rules.group import GroupRules
+from yuqing.rules.interviews import InterviewRules
+from yuqing.rules.regrading import RegradeRules
+from yuqing.rules.response import ResponseRules
+from yuqing.state import DraftStatus, InterviewStatus, ResponseStatus, Stage
+
+__all__ = ["AUDIT_LINES", "DRILL_MARK", "PLAN_FEATURES", "PLAN_RULES", "PlanRules"]
+
+# Every trail line and every notice of a drill carries it (§5.3).
+DRILL_MARK = "[演练]"
+
+
+class PlanRules(
+    ResponseRules, InterviewRules, RegradeRules, ContactRules, ClockRules, GroupRules, RulesBase
+):
+    def init_plan_rules(self, features: Iterable[str]) -> None:
+        """Turn on the rules whose patch ids are in `features` (see `PLAN_FEATURES`)."""
+        self.features = frozenset(features)
+        if not self.rules_on:
+            return
+        self._decides_group()
+        self._decides_response()
+        self._decides_interviews()
+        self._decides_regrading()
+        self._decides_contacts()
+        if self.state.drill is not None:
+            self.label = f"{DRILL_MARK} {self.label}"
+
+    def apply(self, signal: str, raw: Any, at: datetime, problem: str | None = None) -> Outcome:
+        grade = self.state.grade
+        outcome = super().apply(signal, raw, at, problem)
+        if outcome.refusal is None and self.rules_on:
+            outcome.effects.extend(self.after_decision(grade, at))
+        return outcome
+
+    def after_decision(self, grade_before: Grade | None, at: datetime) -> list[Effect]:
+        effects: list[Effect] = []
+        if grade_before is not None and self.state.grade != grade_before:
+            effects += self.follow_grade(at)
+        effects += self.duty_returns(at)
+        self._moot_matters()
+        effects += self.reconcile_clocks(at)
+        return effects
+
+    # -- the drill's mark on every line ------------------------------------------------------------
+
+    def record(
+        self,
+        at: datetime,
+        kind: str,
+        detail: str,
+        *,
+        actor: str | None = None,
+        role: str | None = None,
+        signal: str | None = None,
+    ) -> None:
+        if self.state.drill is not None and self.rules_on:
+            detail = f"{DRILL_MARK} {detail}"
+        super().record(at, kind, detail, actor=actor, role=role, signal=signal)
+
+    def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
+        outcome = super()._refuse(signal, raw, at, refusal)
+        if self.state.drill is not None and self.rules_on:
+            entry = self.state.trail[-1]
+            entry.detail = f"{DRILL_MARK} {entry.detail}"
+        return outcome
+
+    # -- matters the group no longer needs to decide -----------------------------------------------
+
+    def _moot_matters(self) -> None:
+        state = self.state
+        for matter in self._pending_matters():
+            if matter.startswith("draft-"):
+                draft = state.current_draft
+                live = (
+                    draft is not None
+                    and matter == f"draft-{draft.version}"
+                    and draft.status is DraftStatus.in_review
+                    and state.stage is Stage.approving
+                )
+            elif matter.startswith("interview-"):
+                interview = self.interview(matter.removeprefix("interview-"))
+                live = interview is not None and interview.status is InterviewStatus.requested
+            elif matter == "no-response":
+                live = (
+                    state.response is not None
+                    and state.response.status is ResponseStatus.awaiting_waiver
+                )
+            elif matter.startswith("downgrade-"):
+                live = state.grade is Grade.major
+            else:
+                live = True
+            if not live:
+                state.group_decided.append(matter)

@@ -1,0 +1,121 @@
+"""Keeping in touch with the departments outside the bureau (§4.4).
+
+"视情况与南宁市宣传部、应急办、维稳办、综治办、公安机关等部门及时沟通": each contact is
+recorded (who, which department, when, what was said), and a notice goes to a named department
+on demand,
+through the notification activity, once per request: a request sent again (the same
+`request_id`) adds nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from yuqing.decider import moment
+from yuqing.models import DepartmentContact, DepartmentNotice
+from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
+from yuqing.roles import OUTSIDE_BODIES, Role
+from yuqing.rules.base import RulesBase
+from yuqing.state import DepartmentContactRecord, DepartmentNoticeRecord
+
+MAX_CONTACTS = 200
+LIAISONS = (Role.office, Role.publicity_lead, Role.leadership_group)
+
+
+class ContactRules(RulesBase):
+    def _decides_contacts(self) -> None:
+        self.decides("record_contact", DepartmentContact, self._record_contact)
+        self.decides("notify_department", DepartmentNotice, self._notify_department)
+
+    def _record_contact(self, contact: DepartmentContact, at: datetime) -> Outcome:
+        self.require_open()
+        role = self.require_any(contact.recorded_by, LIAISONS)
+        self._outside(contact.department)
+        if contact.contacted_at > at:
+            raise Refused(f"contacted_at {moment(contact.contacted_at)} is in the future")
+        if len(self.state.contacts) >= MAX_CONTACTS:
+            raise Refused(f"an incident records at most {MAX_CONTACTS} contacts")
+        known = self.roster.contact(contact.department)
+        name = known.name if known else contact.department.value
+        self.state.contacts.append(
+            DepartmentContactRecord(
+                department=contact.department.value,
+                department_name=name,
+                recorded_by=contact.recorded_by,
+                contacted_at=contact.contacted_at,
+                contact_person=contact.contact_person,
+                said=contact.said,
+                at=at,
+            )
+        )
+        person = f" ({contact.contact_person})" if contact.contact_person else ""
+        self.record(
+            at,
+            "contact",
+            f"contact with {name}{person} at {moment(contact.contacted_at)}: {contact.said}",
+            actor=contact.recorded_by,
+            role=role,
+        )
+        return Outcome()
+
+    def _notify_department(self, notice: DepartmentNotice, at: datetime) -> Outcome:
+        self.require_open()
+        role = self.require_any(notice.requested_by, LIAISONS)
+        self._outside(notice.department)
+        known = self.roster.contact(notice.department)
+        if known is None:
+            raise Refused(
+                f"roster {self.roster.version} has no contact for {notice.department}: add one "
+                "under [[contacts]]",
+                RefusalKind.conflict,
+            )
+        request_id = notice.request_id or f"n{len(self.state.department_notices) + 1}"
+        sent = next((n for n in self.state.department_notices if n.request_id == request_id), None)
+        if sent is not None:
+            # The same request again (a retry, say): it was sent once and is not sent twice.
+            self.record(
+                at,
+                "department_notice_repeated",
+                f"notice {request_id} to {sent.department_name} was already sent at "
+                f"{moment(sent.at)}",
+                actor=notice.requested_by,
+                role=role,
+            )
+            return Outcome()
+        if len(self.state.department_notices) >= MAX_CONTACTS:
+            raise Refused(f"an incident sends at most {MAX_CONTACTS} department notices")
+        self.state.department_notices.append(
+            DepartmentNoticeRecord(
+                request_id=request_id,
+                department=notice.department.value,
+                department_name=known.name,
+                requested_by=notice.requested_by,
+                message=notice.message,
+                at=at,
+            )
+        )
+        self.record(
+            at,
+            "department_notice",
+            f"notice {request_id} to {known.name}: {notice.message}",
+            actor=notice.requested_by,
+            role=role,
+        )
+        effect = Notify(
+            key=f"department/{request_id}",
+            kind="department_notice",
+            subject=self.subject(f"情况通报 / notice: {self.state.title}"),
+            body=notice.message,
+            roles=[notice.department],
+            summary=f"notify {notice.department}",
+        )
+        return Outcome(effects=[effect])
+
+    @staticmethod
+    def _outside(department: Role) -> None:
+        if department not in OUTSIDE_BODIES:
+            bodies = ", ".join(sorted(OUTSIDE_BODIES))
+            raise Refused(
+                f"{department} is not a department outside the bureau; one of {bodies}",
+                RefusalKind.malformed,
+            )
