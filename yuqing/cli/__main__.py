@@ -1,0 +1,5 @@
+"""`python -m yuqing.cli`, the same as `yuqing`."""
+
+from yuqing.cli import main
+
+main()

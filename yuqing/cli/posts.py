@@ -1,0 +1,67 @@
+"""Netizen posts: taking one up, and acting on it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+from api.schemas import ExtensionBody, FormalReplyBody, InitialResponseBody, NetizenPostBody
+from yuqing.cli.api_client import Api
+from yuqing.cli.options import (
+    DEFAULT_API_URL,
+    ApiUrlOption,
+    FileArg,
+    IncidentArg,
+    JsonOption,
+    TokenOption,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def post(
+    incident_id: IncidentArg,
+    file: FileArg,
+    as_json: JsonOption = False,
+    token: TokenOption = None,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+) -> None:
+    """Take up a netizen post (a NetizenPost JSON file); it gets its own deadlines."""
+    api = Api(api_url, token, as_json)
+    api.signal_file(f"/incidents/{incident_id}/posts", file, NetizenPostBody)
+
+
+class PostAction(StrEnum):
+    initial_response = "initial-response"
+    formal_reply = "formal-reply"
+    extension = "extension"
+
+
+POST_ACTION_BODIES: dict[PostAction, type[BaseModel]] = {
+    PostAction.initial_response: InitialResponseBody,
+    PostAction.formal_reply: FormalReplyBody,
+    PostAction.extension: ExtensionBody,
+}
+
+
+@app.command("post-action")
+def post_action(
+    incident_id: IncidentArg,
+    post_id: Annotated[str, typer.Argument(help="The post's id.")],
+    action: Annotated[PostAction, typer.Argument(help="What you do on the post.")],
+    file: FileArg,
+    as_json: JsonOption = False,
+    token: TokenOption = None,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+) -> None:
+    """Act on a netizen post: initial-response, formal-reply or extension.
+
+    The file is an InitialResponse, a FormalReply or an ExtensionRequest JSON object.
+    """
+    api = Api(api_url, token, as_json)
+    path = f"/incidents/{incident_id}/posts/{post_id}/{action.value}"
+    api.signal_file(path, file, POST_ACTION_BODIES[action])
