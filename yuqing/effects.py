@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy
@@ -15,11 +15,16 @@ from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState, Tra
 
 class LoadConfiguration(BaseModel):
     incident_id: str
+    # A drill's clocks run this many times faster (§5.3): the policy comes back scaled.
+    drill_speed: float | None = None
 
 
 class Configuration(BaseModel):
     policy: Policy
     roster: Roster
+    # The working calendar in force when the incident began (SPEC §7); None in histories
+    # recorded before it was kept.
+    calendar_version: str | None = None
 
 
 class FixEvidence(BaseModel):
@@ -95,6 +100,10 @@ class PostStart(BaseModel):
     policy: Policy
     roster: Roster
     responsible_person: str | None
+    # The incident's patch ids for the rules that came later (yuqing.rules.PLAN_FEATURES).
+    features: list[str] = Field(default_factory=list)
+    # A drill's post (§5.3): its lines and notices are marked, its notices go to the sink.
+    drill: bool = False
 
 
 class RecordTrail(BaseModel):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from yuqing.decider import Decider, moment
+from yuqing.decider import moment
 from yuqing.effects import PostStart
 from yuqing.models import (
     POST_SIGNAL_PAYLOADS,
@@ -24,6 +24,8 @@ from yuqing.models import (
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
 from yuqing.roles import Role
+from yuqing.rules.base import AUDIT_LINES
+from yuqing.rules.drill import DrillMarking
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
@@ -31,7 +33,7 @@ FORMAL = "netizen_formal_reply"
 RESPONDERS = (Role.unit, Role.unit_head, Role.office)
 
 
-class Post(Decider[PostState]):
+class Post(DrillMarking[PostState]):
     noun = "post"
 
     def __init__(self, start: PostStart) -> None:
@@ -39,6 +41,9 @@ class Post(Decider[PostState]):
         super().__init__(post, start.roster, post.unit, f"{post.incident_id} post {post.post_id}")
         self.policy: Policy = start.policy
         self.rules = start.policy.posts
+        self.features = frozenset(start.features)
+        if start.drill:
+            self.mark_drill()
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
             "initial_response": self._initial_response,
             "formal_reply": self._formal_reply,
@@ -215,8 +220,13 @@ class Post(Decider[PostState]):
         self.require(change.changed_by, Role.office)
         pending = [d for d in self.state.deadlines if d.status is DeadlineStatus.pending]
         keys = ", ".join(d.key for d in pending) or "none"
+        role = Role.office if AUDIT_LINES in self.features else None
         self.record(
-            at, "calendar_changed", f"{change.reason}; pending: {keys}", actor=change.changed_by
+            at,
+            "calendar_changed",
+            f"{change.reason}; pending: {keys}",
+            actor=change.changed_by,
+            role=role,
         )
         reason = f"calendar changed: {change.reason}"
         return Outcome(effects=[PlanDeadline(key=d.key, reason=reason) for d in pending])

@@ -19,24 +19,29 @@ from datetime import datetime
 from typing import Any
 
 from yuqing.models import Grade
-from yuqing.outcomes import Effect, Outcome, Refused
+from yuqing.outcomes import Effect, Outcome
 from yuqing.rules.base import AUDIT_LINES, PLAN_FEATURES, PLAN_RULES, RulesBase
 from yuqing.rules.clocks import ClockRules
 from yuqing.rules.contacts import ContactRules
+from yuqing.rules.drill import DRILL_MARK, DrillMarking
 from yuqing.rules.group import GroupRules
 from yuqing.rules.interviews import InterviewRules
 from yuqing.rules.regrading import RegradeRules
 from yuqing.rules.response import ResponseRules
-from yuqing.state import DraftStatus, InterviewStatus, ResponseStatus, Stage
+from yuqing.state import DraftStatus, IncidentState, InterviewStatus, ResponseStatus, Stage
 
 __all__ = ["AUDIT_LINES", "DRILL_MARK", "PLAN_FEATURES", "PLAN_RULES", "PlanRules"]
 
-# Every trail line and every notice of a drill carries it (§5.3).
-DRILL_MARK = "[演练]"
-
 
 class PlanRules(
-    ResponseRules, InterviewRules, RegradeRules, ContactRules, ClockRules, GroupRules, RulesBase
+    ResponseRules,
+    InterviewRules,
+    RegradeRules,
+    ContactRules,
+    ClockRules,
+    GroupRules,
+    RulesBase,
+    DrillMarking[IncidentState],
 ):
     def init_plan_rules(self, features: Iterable[str]) -> None:
         """Turn on the rules whose patch ids are in `features` (see `PLAN_FEATURES`)."""
@@ -49,7 +54,7 @@ class PlanRules(
         self._decides_regrading()
         self._decides_contacts()
         if self.state.drill is not None:
-            self.label = f"{DRILL_MARK} {self.label}"
+            self.mark_drill()
 
     def apply(self, signal: str, raw: Any, at: datetime, problem: str | None = None) -> Outcome:
         grade = self.state.grade
@@ -66,29 +71,6 @@ class PlanRules(
         self._moot_matters()
         effects += self.reconcile_clocks(at)
         return effects
-
-    # -- the drill's mark on every line ------------------------------------------------------------
-
-    def record(
-        self,
-        at: datetime,
-        kind: str,
-        detail: str,
-        *,
-        actor: str | None = None,
-        role: str | None = None,
-        signal: str | None = None,
-    ) -> None:
-        if self.state.drill is not None and self.rules_on:
-            detail = f"{DRILL_MARK} {detail}"
-        super().record(at, kind, detail, actor=actor, role=role, signal=signal)
-
-    def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
-        outcome = super()._refuse(signal, raw, at, refusal)
-        if self.state.drill is not None and self.rules_on:
-            entry = self.state.trail[-1]
-            entry.detail = f"{DRILL_MARK} {entry.detail}"
-        return outcome
 
     # -- matters the group no longer needs to decide -----------------------------------------------
 
