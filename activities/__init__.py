@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.clocks import plan_clock
 from activities.configuration import ConfigurationActivities
 from activities.deadlines import plan_deadlines
+from activities.drill_sink import DrillSinkActivities, PostgresDrillStore
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
 from activities.post_deadlines import PostDeadlineActivities
@@ -29,4 +31,11 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
         AuditActivities(pool).record_trail,
+        *plan_activities(pool),
     ]
+
+
+def plan_activities(pool: asyncpg.Pool) -> list[Callable[..., Any]]:
+    """The clocks that start mid-incident, and the drill sink (yuqing.rules, yuqing.drill)."""
+    sink = DrillSinkActivities(PostgresDrillStore(pool))
+    return [plan_clock, sink.drill_notice, sink.drill_statement, sink.drill_evidence]

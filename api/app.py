@@ -12,7 +12,7 @@ from temporalio.client import Client
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
-from api.routes import incidents, posts, reports, statements
+from api.routes import incidents, plan, posts, reports, statements
 from api.signals import Workflows
 from yuqing.settings import Settings
 
@@ -58,6 +58,7 @@ def create_app(
     app.include_router(incidents.router)
     app.include_router(posts.router)
     app.include_router(statements.router)
+    app.include_router(plan.router)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -35,6 +35,14 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.plan_effects import (
+        drill_evidence,
+        drill_notice,
+        drill_statement,
+        plan_features,
+        planned_clock,
+        recipients,
+    )
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import contains_nul, describe
@@ -52,12 +60,14 @@ with workflow.unsafe.imports_passed_through():
         FixMoreEvidence,
         Notify,
         Outcome,
+        PlanClock,
         Publish,
         SignalPosts,
         StartPost,
     )
     from yuqing.roles import Role
-    from yuqing.state import DeadlineStatus, IncidentState, IncidentSummary, PostState
+    from yuqing.rules import AUDIT_LINES, PLAN_RULES
+    from yuqing.state import DeadlineStatus, DrillInfo, IncidentState, IncidentSummary, PostState
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -72,6 +82,8 @@ class IncidentWorkflow:
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         self._responsible: str | None = None
         self._ending = False
+        self._watched: set[str] = set()
+        self._features: list[str] = []
         self._input_error: str | None = None
         self._state: IncidentState | None = None
         if contains_nul(report):
@@ -195,6 +207,7 @@ class IncidentWorkflow:
                 type="InvalidReport",
                 non_retryable=True,
             )
+        self._features = plan_features()
         incident = await self._intake(self._state)
         self._incident = incident
         self._publish_search_attributes()
@@ -203,8 +216,7 @@ class IncidentWorkflow:
             projector = asyncio.get_running_loop().create_task(
                 project_trail(incident.state, None, lambda: self._ending)
             )
-        for deadline in incident.state.deadlines:
-            self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
+        self._arm_deadlines()
         # Reviewed is the end; notices and posts still under way finish first, and whatever
         # they or anyone send meanwhile is decided (or refused) like any other signal.
         while True:
@@ -227,11 +239,23 @@ class IncidentWorkflow:
             await projector
         return self._summary(incident)
 
+    @property
+    def _drill_report(self) -> bool:
+        """The input asks for a drill, and this run knows drills (§5.3)."""
+        return self._report.drill is not None and PLAN_RULES in self._features
+
     async def _intake(self, state: IncidentState) -> Incident:
         """Load the rules in force, fix the evidence, and plan the deadlines."""
         config = await workflow.execute_activity_method(
             ConfigurationActivities.load_configuration,
-            LoadConfiguration(incident_id=state.incident_id),
+            LoadConfiguration(
+                incident_id=state.incident_id,
+                drill_speed=(
+                    self._report.drill.speed
+                    if self._drill_report and self._report.drill is not None
+                    else None
+                ),
+            ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
             summary="load the policy and the roster",
@@ -248,16 +272,28 @@ class IncidentWorkflow:
         self._responsible = heads[0].id
         state.policy_version = policy.version
         state.roster_version = roster.version
-        incident = Incident(state, policy, roster)
+        if AUDIT_LINES in self._features:
+            state.calendar_version = config.calendar_version
+        if self._drill_report and self._report.drill is not None:
+            drill = self._report.drill
+            state.drill = DrillInfo(
+                scenario=drill.scenario, speed=drill.speed, started_by=drill.started_by
+            )
+        incident = Incident(state, policy, roster, self._features)
         incident.record_discovery()
         incident.record_submission(self._report.submission_id, len(self._report.evidence))
         if self._report.evidence:
-            fixed = await workflow.execute_activity_method(
-                EvidenceActivities.fix_evidence,
-                FixEvidence(incident_id=state.incident_id, items=self._report.evidence),
-                start_to_close_timeout=QUICK,
-                summary=f"fix {len(self._report.evidence)} evidence item(s)",
-            )
+            request = FixEvidence(incident_id=state.incident_id, items=self._report.evidence)
+            summary = f"fix {len(self._report.evidence)} evidence item(s)"
+            if state.drill is not None:
+                fixed = await drill_evidence(request, summary)
+            else:
+                fixed = await workflow.execute_activity_method(
+                    EvidenceActivities.fix_evidence,
+                    request,
+                    start_to_close_timeout=QUICK,
+                    summary=summary,
+                )
             incident.record_evidence(fixed.items, workflow.now())
         plan = await workflow.execute_activity(
             plan_deadlines,
@@ -317,7 +353,27 @@ class IncidentWorkflow:
                 self._spawn(self._signal_posts(effect), f"{effect.signal} to posts")
             elif isinstance(effect, FixMoreEvidence):
                 self._spawn(self._fix_more_evidence(effect), "fix more evidence")
+            elif isinstance(effect, PlanClock):
+                self._spawn(self._plan_clock(effect), effect.summary)
+        self._arm_deadlines()
         workflow.set_current_details(self._details())
+
+    def _arm_deadlines(self) -> None:
+        """Every pending deadline gets its timers, whenever a decision added it (SPEC §3)."""
+        assert self._incident is not None
+        for deadline in self._incident.state.deadlines:
+            if deadline.status is DeadlineStatus.pending and deadline.key not in self._watched:
+                self._watched.add(deadline.key)
+                self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
+
+    async def _plan_clock(self, effect: PlanClock) -> None:
+        """A deadline that starts mid-incident (yuqing.rules.clocks), its due time from an
+        activity."""
+        incident = self._incident
+        assert incident is not None
+        deadline = await planned_clock(incident.state.incident_id, effect, incident.policy)
+        self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
+        self._publish_search_attributes()
 
     def _spawn(self, work: Coroutine[Any, Any, None], what: str, **about: str | int) -> None:
         task = asyncio.get_running_loop().create_task(self._guarded(work, what, about))
@@ -344,8 +400,11 @@ class IncidentWorkflow:
             kind=notice.kind,
             subject=notice.subject,
             body=notice.body,
-            recipients=incident.roster.recipients(notice.roles, state.unit),
+            recipients=recipients(incident.roster, notice, state.unit),
         )
+        if state.drill is not None:
+            incident.record_notification(await drill_notice(request, notice.summary))
+            return
         sent = await workflow.execute_activity_method(
             NotificationActivities.send_notification,
             request,
@@ -361,22 +420,26 @@ class IncidentWorkflow:
         assert incident is not None and incident.state.grade is not None
         state = incident.state
         draft = next(d for d in state.drafts if d.version == publish.draft_version)
-        publication = await workflow.execute_activity_method(
-            PublicationActivities.publish_statement,
-            PublishStatement(
-                idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
-                incident_id=state.incident_id,
-                channel=channel,
-                draft_version=draft.version,
-                text=draft.text,
-                grade=state.grade,
-                approvals=state.approvals,
-                policy=incident.policy,
-            ),
-            start_to_close_timeout=QUICK,
-            retry_policy=DELIVERY_RETRY,
-            summary=f"publish statement v{draft.version} on {channel}",
+        request = PublishStatement(
+            idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
+            incident_id=state.incident_id,
+            channel=channel,
+            draft_version=draft.version,
+            text=draft.text,
+            grade=state.grade,
+            approvals=state.approvals,
+            policy=incident.policy,
         )
+        if state.drill is not None:
+            publication = await drill_statement(request, f"statement v{draft.version} on {channel}")
+        else:
+            publication = await workflow.execute_activity_method(
+                PublicationActivities.publish_statement,
+                request,
+                start_to_close_timeout=QUICK,
+                retry_policy=DELIVERY_RETRY,
+                summary=f"publish statement v{draft.version} on {channel}",
+            )
         incident.published_on(publication, workflow.now())
         self._publish_search_attributes()
         workflow.set_current_details(self._details())
@@ -393,6 +456,8 @@ class IncidentWorkflow:
                 policy=incident.policy,
                 roster=incident.roster,
                 responsible_person=self._responsible,
+                features=self._features,
+                drill=incident.state.drill is not None,
             ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
@@ -409,16 +474,21 @@ class IncidentWorkflow:
     async def _fix_more_evidence(self, effect: FixMoreEvidence) -> None:
         incident = self._incident
         assert incident is not None
-        fixed = await workflow.execute_activity_method(
-            EvidenceActivities.fix_evidence,
-            FixEvidence(
-                incident_id=incident.state.incident_id,
-                items=[EvidenceItem.model_validate(item) for item in effect.items],
-                first_index=effect.first_index,
-            ),
-            start_to_close_timeout=QUICK,
-            summary=f"fix {len(effect.items)} more evidence item(s)",
+        request = FixEvidence(
+            incident_id=incident.state.incident_id,
+            items=[EvidenceItem.model_validate(item) for item in effect.items],
+            first_index=effect.first_index,
         )
+        summary = f"fix {len(effect.items)} more evidence item(s)"
+        if incident.state.drill is not None:
+            fixed = await drill_evidence(request, summary)
+        else:
+            fixed = await workflow.execute_activity_method(
+                EvidenceActivities.fix_evidence,
+                request,
+                start_to_close_timeout=QUICK,
+                summary=summary,
+            )
         incident.record_evidence(fixed.items, workflow.now())
 
     async def _signal_posts(self, effect: SignalPosts) -> None:

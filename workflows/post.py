@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_STATUS_SIGNAL
     from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
@@ -203,20 +204,24 @@ class NetizenPostWorkflow:
 
     async def _notify(self, notice: Notify) -> None:
         state = self._post.state
-        sent = await workflow.execute_activity_method(
-            NotificationActivities.send_notification,
-            SendNotification(
-                idempotency_key=f"{state.workflow_id}/{notice.key}",
-                incident_id=state.incident_id,
-                kind=notice.kind,
-                subject=notice.subject,
-                body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
-                recipients=self._post.roster.recipients(notice.roles, state.unit),
-            ),
-            start_to_close_timeout=QUICK,
-            retry_policy=DELIVERY_RETRY,
-            summary=notice.summary,
+        request = SendNotification(
+            idempotency_key=f"{state.workflow_id}/{notice.key}",
+            incident_id=state.incident_id,
+            kind=notice.kind,
+            subject=notice.subject,
+            body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
+            recipients=self._post.roster.recipients(notice.roles, state.unit),
         )
+        if self._start.drill:
+            sent = await drill_notice(request, notice.summary)
+        else:
+            sent = await workflow.execute_activity_method(
+                NotificationActivities.send_notification,
+                request,
+                start_to_close_timeout=QUICK,
+                retry_policy=DELIVERY_RETRY,
+                summary=notice.summary,
+            )
         self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
         await self._tell_incident()
 

