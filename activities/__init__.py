@@ -15,6 +15,7 @@ from activities.drill_sink import DrillSinkActivities, PostgresDrillStore
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
 from activities.post_deadlines import PostDeadlineActivities
+from activities.post_reading import PostReadingActivities
 from activities.publications import PublicationActivities
 from yuqing.channels import load_channels
 from yuqing.settings import Settings
@@ -31,6 +32,7 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         PublicationActivities(pool, settings.statement_base_url, channels).publish_statement,
         PostDeadlineActivities(settings).plan_post_deadline,
         AuditActivities(pool).record_trail,
+        PostReadingActivities().read_post,
         *plan_activities(pool),
     ]
 

@@ -174,7 +174,13 @@ class ReportAccepted(BaseModel):
     workflow_id: str
     submission_id: str
     created: bool = Field(description="true: a new incident; false: added to an open one")
-    stage: Stage
+    stage: Stage | None = Field(
+        default=None, description="`discovered` for a new incident; not given for one joined"
+    )
+    entry: TrailEntry = Field(
+        description="the incident's answer: its discovery when new, else the trail entry this "
+        "report added (`reported_again`, or `duplicate_submission` for a repeated delivery)"
+    )
     state_url: str
     metrics_update: TrailEntry | None = Field(
         default=None, description="the monitor's new figures, sent to an incident it joined"

@@ -1,14 +1,14 @@
-"""Signals that answer at once: send one, then read the workflow's trail for its decision.
+"""The API's one way to Temporal: every decision goes through `Workflows.decide`.
 
-Like `starter.signal_and_wait`, but for an incident and for a post alike, telling apart an
-unknown workflow (404), an ended one (409), an unreachable Temporal (503); and it waits for the
-entry that names the sender, so two people signalling one incident at once each get their own
-answer.
+A decision is one round trip: the workflow's `decide` update puts it in the same inbox as the
+signals, and answers once the incident (or the post) has decided it, with the trail entry it
+added. A refusal is raised as `Refusal` (its kind gives the status). Temporal's own troubles
+become 404 (unknown), 409 (ended), 503 (unreachable) or 504 (nobody decided in time). A report
+is one round trip too: update-with-start starts the incident or joins the open one.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -16,34 +16,37 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, Refusal, temporal_error
-from starter import report_incident
-from yuqing import incident_workflow_id
+from starter import DECIDE_UPDATE, report_incident
 from yuqing.models import IncidentReport
-from yuqing.state import IncidentState, Tracked, TrailEntry
+from yuqing.state import Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
-
-# Intake failures that are the report's fault (workflows/incident.py): answered as bad input.
-_INPUT_FAILURES = ("InvalidReport", "UnknownUnit")
 
 
 @dataclass(frozen=True)
 class Reported:
-    state: IncidentState
+    entry: TrailEntry
     submission_id: str
     created: bool
 
 
+def describe_workflow(workflow_id: str) -> str:
+    """How errors name a workflow: `incident t-1`, `post p1 of incident t-1`."""
+    rest = workflow_id.removeprefix("incident-")
+    incident, _, post = rest.partition("-post-")
+    return f"post {post} of incident {incident}" if post else f"incident {incident}"
+
+
 class Workflows:
-    """The API's one way to Temporal: reads states, sends signals, starts incidents."""
+    """Reads states, decides, and starts incidents."""
 
     def __init__(
         self,
@@ -51,137 +54,111 @@ class Workflows:
         task_queue: str,
         *,
         patience: timedelta = timedelta(seconds=30),
-        poll: float = 0.1,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.patience = patience
-        self.poll = poll
 
     @property
     def address(self) -> str:
         return self.client.service_client.config.target_host
 
     async def state(self, workflow_id: str, model: type[S], what: str) -> S:
-        return await self._query(self.client.get_workflow_handle(workflow_id), model, what)
+        return await self.query(workflow_id, "state", model, what)
 
-    async def signal(
-        self,
-        workflow_id: str,
-        model: type[S],
-        signal: str,
-        payload: dict[str, Any],
-        actor: str,
-        what: str,
-    ) -> TrailEntry:
-        """Send `signal` and return the trail entry of its acceptance; raise `Refusal` if not."""
+    async def query(
+        self, workflow_id: str, name: str, model: type[Any], what: str, *args: Any
+    ) -> Any:
         handle = self.client.get_workflow_handle(workflow_id)
-        # Also tells an unknown workflow (404) from an ended one, which refuses the signal below.
-        before = len((await self._query(handle, model, what)).trail)
         try:
-            await handle.signal(signal, payload)
+            return await handle.query(name, *args, result_type=model)
+        except WorkflowQueryFailedError as err:
+            raise ApiError(409, f"{what} has no state: {err}") from err
+        except (RPCError, RuntimeError) as err:
+            raise temporal_error(err, self.address, what) from err
+
+    async def decide(
+        self, workflow_id: str, signal: str, payload: dict[str, Any], actor: str
+    ) -> TrailEntry:
+        """Have the workflow decide `signal` and return the trail entry of its acceptance.
+
+        `actor` is the person the API acts for (the token's); the payload names them already.
+        Raises `Refusal` when the workflow refuses, `ApiError` when Temporal cannot answer.
+        """
+        what = describe_workflow(workflow_id)
+        handle = self.client.get_workflow_handle(workflow_id)
+        try:
+            entry: TrailEntry = await handle.execute_update(
+                DECIDE_UPDATE,
+                {"signal": signal, "payload": payload},
+                result_type=TrailEntry,
+                rpc_timeout=self.patience,
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "WorkflowEnded":
+                raise ApiError(409, f"{what} has ended: it takes no more signals") from err
+            raise ApiError(502, f"{what} could not decide {signal}: {cause}") from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise self._undecided(signal, what) from err
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
-                raise ApiError(409, f"{what} has ended: it takes no more signals") from err
+                raise await self._gone(workflow_id, what) from err
+            if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
+                raise self._undecided(signal, what) from err
             raise temporal_error(err, self.address, what) from err
         except RuntimeError as err:
             raise temporal_error(err, self.address, what) from err
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.patience.total_seconds()
-        someone_elses: TrailEntry | None = None
-        while loop.time() < give_up:
-            new = (await self._query(handle, model, what)).trail[before:]
-            for entry in new:
-                if entry.signal == signal and entry.actor == actor:
-                    return _answer(entry)
-            someone_elses = someone_elses or next((e for e in new if e.signal == signal), None)
-            await asyncio.sleep(self.poll)
-        if someone_elses is not None:
-            # A decision that does not name its sender: the only one there is must be ours.
-            return _answer(someone_elses)
-        raise ApiError(
+        if entry.refused:
+            raise Refusal(entry)
+        return entry
+
+    async def report(self, report: IncidentReport) -> Reported:
+        """Start the incident, or add this report to the open incident of the same story."""
+        what = f"incident {report.incident_id}"
+        try:
+            entry = await report_incident(
+                self.client, report, self.task_queue, patience=self.patience
+            )
+        except WorkflowAlreadyStartedError as err:
+            raise ApiError(
+                409, f"{what} has ended; a closed incident takes no more reports"
+            ) from err
+        except WorkflowUpdateFailedError as err:
+            raise ApiError(502, f"{what} could not take the report: {err.cause}") from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise self._undecided("the report", what) from err
+        except RPCError as err:
+            if err.status is RPCStatusCode.ALREADY_EXISTS:
+                raise ApiError(
+                    409, f"{what} has ended; a closed incident takes no more reports"
+                ) from err
+            if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
+                raise self._undecided("the report", what) from err
+            raise temporal_error(err, self.address, what) from err
+        except RuntimeError as err:
+            raise temporal_error(err, self.address, what) from err
+        if entry.refused:
+            raise Refusal(entry)
+        assert report.submission_id, "the route names every submission"
+        return Reported(entry, report.submission_id, created=entry.kind == "discovered")
+
+    def _undecided(self, signal: str, what: str) -> ApiError:
+        return ApiError(
             504,
             f"{signal} was delivered to {what} but not decided within {self.patience}: "
             f"is a worker polling task queue {self.task_queue}?",
         )
 
-    async def report(self, report: IncidentReport) -> Reported:
-        """Start the incident, or add this report to the open one for the same story.
-
-        New or joined shows in the state once the incident has taken the submission: the
-        first of its `submissions` is this one's only if this report started it.
-        """
-        workflow_id = incident_workflow_id(report.incident_id)
-        what = f"incident {report.incident_id}"
-        handle = self.client.get_workflow_handle(workflow_id)
+    async def _gone(self, workflow_id: str, what: str) -> ApiError:
+        """404 for a workflow that never was, 409 for one that has ended."""
         try:
-            before = len((await self._query(handle, IncidentState, what)).trail)
-        except ApiError as err:
-            if err.status != 404:
-                raise
-            before = 0
-        submission_id = report.submission_id
-        assert submission_id, "the route names every submission"
-        try:
-            await report_incident(self.client, report, self.task_queue)
-        except WorkflowAlreadyStartedError as err:
-            raise ApiError(
-                409, f"{what} has ended; a closed incident takes no more reports"
-            ) from err
-        except (RPCError, RuntimeError) as err:
-            raise temporal_error(err, self.address, what) from err
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.patience.total_seconds()
-        polls = 0
-        while loop.time() < give_up:
-            polls += 1
-            try:
-                state: IncidentState | None = await handle.query("state", result_type=IncidentState)
-            except (RPCError, WorkflowQueryFailedError):
-                state = None  # its first workflow task has not run yet
-            if state is not None:
-                if submission_id in state.submissions:
-                    created = state.submissions[0] == submission_id
-                    return Reported(state, submission_id, created)
-                for entry in state.trail[before:]:
-                    refused = entry.refused and entry.signal == "add_evidence"
-                    if refused and entry.actor == report.reporter_id:
-                        raise Refusal(entry)
-            if polls % 10 == 0:
-                await self._unless_ended(handle, what)
-            await asyncio.sleep(self.poll)
-        raise ApiError(
-            504,
-            f"{what} did not take the report within {self.patience}: "
-            f"is a worker polling task queue {self.task_queue}?",
-        )
-
-    async def _unless_ended(self, handle: WorkflowHandle[Any, Any], what: str) -> None:
-        description = await handle.describe()
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return ApiError(404, f"{what} does not exist")
+            return temporal_error(err, self.address, what)
         if description.status is WorkflowExecutionStatus.RUNNING:
-            return
-        if description.status is WorkflowExecutionStatus.FAILED:
-            try:
-                await handle.result()
-            except WorkflowFailureError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type in _INPUT_FAILURES:
-                    raise ApiError(422, cause.message) from err
-                raise ApiError(502, f"{what} failed: {cause}") from err
+            return ApiError(502, f"{what} is running but did not take the update")
         status = description.status.name.lower() if description.status else "gone"
-        raise ApiError(409, f"{what} is {status}")
-
-    async def _query(self, handle: WorkflowHandle[Any, Any], model: type[S], what: str) -> S:
-        try:
-            state: S = await handle.query("state", result_type=model)
-        except WorkflowQueryFailedError as err:
-            raise ApiError(409, f"{what} has no state: {err}") from err
-        except (RPCError, RuntimeError) as err:
-            raise temporal_error(err, self.address, what) from err
-        return state
-
-
-def _answer(entry: TrailEntry) -> TrailEntry:
-    if entry.refused:
-        raise Refusal(entry)
-    return entry
+        return ApiError(409, f"{what} has ended ({status}): it takes no more signals")

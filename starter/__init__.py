@@ -1,25 +1,46 @@
-"""Start incidents and send them signals from Python, validating everything before it is sent.
+"""Start incidents and have them decide, from Python, validating everything before it is sent.
 
 Any other intake channel may do the same with a plain Temporal client and JSON (SPEC §5);
 this is the reference one, and `python -m starter` puts it on the command line.
+
+Every call is one round trip: a decision is the workflow's `decide` update, which answers with
+the trail entry the decision added; a report is update-with-start, which starts the incident
+or joins the open one and answers likewise.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
+from workflows.common import DECIDE_UPDATE
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
 from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport
-from yuqing.state import IncidentState, IncidentSummary, TrailEntry
+from yuqing.state import IncidentSummary, TrailEntry
+
+__all__ = [
+    "DECIDE_UPDATE",
+    "ID_REUSE",
+    "InvalidInput",
+    "decide",
+    "parse_report",
+    "parse_signal",
+    "report_incident",
+    "signal_and_wait",
+    "start_incident",
+]
+
+# An incident id is used once, ever (its notices, publications and audit rows are keyed by it),
+# unless its workflow failed: a report refused at intake must not make its story a tomb.
+ID_REUSE = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+PATIENCE = timedelta(seconds=30)
 
 
 class InvalidInput(ValueError):
@@ -43,30 +64,39 @@ def parse_signal(signal: str, data: Any) -> dict[str, Any]:
         raise InvalidInput(f"the {signal} payload is invalid: {describe(err)}") from err
 
 
-async def start_incident(
-    client: Client, report: IncidentReport, task_queue: str
-) -> WorkflowHandle[IncidentWorkflow, IncidentSummary]:
-    """Start the incident's workflow; an incident id is used once, ever."""
-    return await client.start_workflow(
-        IncidentWorkflow.run,
-        report,
+def _start(
+    report: IncidentReport, task_queue: str, **options: Any
+) -> dict[str, Any]:
+    return dict(
         id=incident_workflow_id(report.incident_id),
         task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_reuse_policy=ID_REUSE,
         static_summary=f"{report.title} ({report.channel}, {report.unit})",
         static_details=report.summary or None,
+        **options,
     )
 
 
-async def report_incident(
+async def start_incident(
     client: Client, report: IncidentReport, task_queue: str
 ) -> WorkflowHandle[IncidentWorkflow, IncidentSummary]:
+    """Start the incident's workflow without waiting for anything (a plain start)."""
+    return await client.start_workflow(IncidentWorkflow.run, report, **_start(report, task_queue))
+
+
+async def report_incident(
+    client: Client,
+    report: IncidentReport,
+    task_queue: str,
+    *,
+    patience: timedelta = PATIENCE,
+) -> TrailEntry:
     """Start the incident, or add this report to the one already open for the same story.
 
-    Signal-with-start: the `add_evidence` signal goes with the start, so a new incident gets
-    the report as its input (and ignores the signal, whose submission id it already holds),
-    while an open one gets the report's evidence. Whether it was new shows in its state:
-    the first of its `submissions` is this report's `submission_id` (set here if missing).
+    Update-with-start: the `add_evidence` decision goes with the start. A new incident answers
+    with its discovery (kind `discovered`) and records nothing twice; an open one decides the
+    report like any `add_evidence` (`reported_again`, or a refusal). `submission_id` is set
+    here if missing, so a repeated delivery of the same report adds nothing.
     """
     submission_id = report.submission_id or str(uuid.uuid4())
     report = report.model_copy(update={"submission_id": submission_id})
@@ -78,18 +108,50 @@ async def report_incident(
         source_url=report.source_url,
         evidence=report.evidence,
     )
-    handle = await client.start_workflow(
+    start = WithStartWorkflowOperation(
         IncidentWorkflow.run,
         report,
-        id=incident_workflow_id(report.incident_id),
-        task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        start_signal="add_evidence",
-        start_signal_args=[again],
-        static_summary=f"{report.title} ({report.channel}, {report.unit})",
-        static_details=report.summary or None,
+        **_start(report, task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING),
     )
-    return handle
+    try:
+        entry: TrailEntry = await client.execute_update_with_start_workflow(
+            DECIDE_UPDATE,
+            {"signal": "add_evidence", "payload": again.model_dump(mode="json")},
+            start_workflow_operation=start,
+            result_type=TrailEntry,
+            rpc_timeout=patience,
+        )
+    except BaseException:
+        _settle(start)
+        raise
+    return entry
+
+
+def _settle(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Take the start operation's own copy of a failure, which would otherwise be logged as
+    'never retrieved'; the caller has the same failure from the update."""
+    future = getattr(start, "_workflow_handle", None)
+    if future is not None and future.done() and not future.cancelled():
+        future.exception()
+
+
+async def decide(
+    client: Client,
+    workflow_id: str,
+    signal: str,
+    payload: Any,
+    *,
+    patience: timedelta = PATIENCE,
+) -> TrailEntry:
+    """Have the workflow decide `signal`: the trail entry of its acceptance or refusal."""
+    handle = client.get_workflow_handle(workflow_id)
+    entry: TrailEntry = await handle.execute_update(
+        DECIDE_UPDATE,
+        {"signal": signal, "payload": payload},
+        result_type=TrailEntry,
+        rpc_timeout=patience,
+    )
+    return entry
 
 
 async def signal_and_wait(
@@ -98,20 +160,9 @@ async def signal_and_wait(
     signal: str,
     payload: dict[str, Any],
     *,
-    patience: timedelta = timedelta(seconds=30),
+    patience: timedelta = PATIENCE,
 ) -> TrailEntry:
-    """Send a signal and wait until the incident has decided it: accepted, or refused and why."""
-    handle = client.get_workflow_handle(incident_workflow_id(incident_id))
-    before = len((await handle.query(IncidentWorkflow.state)).trail)
-    await handle.signal(signal, payload)
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + patience.total_seconds()
-    while loop.time() < give_up:
-        state: IncidentState = await handle.query(IncidentWorkflow.state)
-        entry = next((e for e in state.trail[before:] if e.signal == signal), None)
-        if entry is not None:
-            return entry
-        await asyncio.sleep(0.2)
-    raise TimeoutError(
-        f"{signal} was delivered but not decided within {patience}; is a worker running?"
+    """The incident's decision of `signal`: accepted, or refused and why (one round trip)."""
+    return await decide(
+        client, incident_workflow_id(incident_id), signal, payload, patience=patience
     )

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from starter import InvalidInput, parse_report, parse_signal, signal_and_wait, start_incident
+from starter import InvalidInput, parse_report, parse_signal, report_incident, signal_and_wait
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
 from yuqing.client import connect
@@ -52,8 +52,12 @@ async def main(argv: list[str] | None = None, client: Client | None = None) -> i
             payload = parse_signal(args.signal, _read_json(args.file))
         client = client or await connect(settings)
         if args.command == "report":
-            await start_incident(client, report, settings.task_queue)
-            _out(f"started {incident_workflow_id(report.incident_id)}")
+            answer = await report_incident(client, report, settings.task_queue)
+            if answer.refused:
+                _out(f"refused: {answer.detail}")
+                return 1
+            how = "started" if answer.kind == "discovered" else "joined"
+            _out(f"{how} {incident_workflow_id(report.incident_id)}")
         elif args.command == "signal":
             entry = await signal_and_wait(client, args.incident_id, args.signal, payload)
             if entry.refused:
@@ -83,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         "validated before anything is sent; a signal waits for the incident's decision.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="start an incident from an IncidentReport JSON file")
+    report = sub.add_parser(
+        "report", help="start an incident from an IncidentReport JSON file (or join its story's)"
+    )
     report.add_argument("file", help="the JSON file, or - for standard input")
     signal = sub.add_parser("signal", help="send a signal and print whether it was accepted")
     signal.add_argument("incident_id")

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from starter import decide
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
@@ -127,12 +128,21 @@ class IncidentDriver:
         )
 
     async def send(self, signal: str, payload: Any) -> TrailEntry:
-        """Send a signal and return the trail entry it produced (accepted or refused)."""
+        """Have the incident decide `signal` (the `decide` update): the trail entry it added."""
         assert self.handle is not None
-        before = len((await self.state()).trail)
+        return await decide(self.client, self.handle.id, signal, payload)
+
+    async def signal(self, signal: str, payload: Any) -> TrailEntry:
+        """Send `signal` as a signal, and wait for the trail entry it produced."""
+        assert self.handle is not None
+        before = (await self.state()).trail_total
         await self.handle.signal(signal, payload)
-        state = await self.until(lambda s: any(e.signal == signal for e in s.trail[before:]))
-        return next(e for e in state.trail[before:] if e.signal == signal)
+
+        def decided(state: IncidentState) -> bool:
+            return any(e.signal == signal for e in state.trail[before - state.trail_offset :])
+
+        state = await self.until(decided)
+        return next(e for e in state.trail[before - state.trail_offset :] if e.signal == signal)
 
     async def accepted(self, signal: str, payload: Any) -> TrailEntry:
         entry = await self.send(signal, payload)
@@ -186,6 +196,10 @@ class IncidentDriver:
         return post
 
     async def to_post(self, post_id: str, signal: str, payload: Any) -> TrailEntry:
+        """Have a post decide `signal` (its `decide` update): the trail entry it added."""
+        return await decide(self.client, self.post(post_id).id, signal, payload)
+
+    async def signal_post(self, post_id: str, signal: str, payload: Any) -> TrailEntry:
         """Signal a post and return the trail entry it produced (accepted or refused)."""
         handle = self.post(post_id)
         before = len((await self.post_state(post_id)).trail)
@@ -225,12 +239,17 @@ class IncidentDriver:
         return await self.handle.result()
 
     async def save_history(self, name: str) -> None:
-        """Keep this run's history for the replay test, when recording is asked for."""
+        """Keep this run's history for the replay test, when recording is asked for.
+
+        `YUQING_HISTORY_SUFFIX` (e.g. `-decide`) is added to the name, so that histories of a
+        new workflow version are saved beside the old ones, which must keep replaying.
+        """
         if os.environ.get("YUQING_RECORD_HISTORIES") != "1":
             return
         assert self.handle is not None
         HISTORIES.mkdir(exist_ok=True)
         await self.settle()
+        name += os.environ.get("YUQING_HISTORY_SUFFIX", "")
         handles = {name: self.handle.id}
         for post in (await self.state()).posts:
             handles[f"{name}.{post.post_id}"] = post.workflow_id

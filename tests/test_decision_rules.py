@@ -143,12 +143,44 @@ def test_an_older_post_snapshot_never_overwrites_a_newer_one() -> None:
         update={"status": PostStatus.answered, "revision": 3}
     )
     older = incident.state.posts[0].model_copy(update={"revision": 2})
-    incident.apply(POST_STATUS_SIGNAL, newer.model_dump(mode="json"), T0)
-    incident.apply(POST_STATUS_SIGNAL, older.model_dump(mode="json"), T0)
+    incident.apply(POST_STATUS_SIGNAL, newer.model_dump(mode="json"), T0, internal=True)
+    incident.apply(POST_STATUS_SIGNAL, older.model_dump(mode="json"), T0, internal=True)
     assert incident.state.posts[0].status == "answered"
     stranger = newer.model_copy(update={"workflow_id": "elsewhere", "revision": 9})
-    refused = incident.apply(POST_STATUS_SIGNAL, stranger.model_dump(mode="json"), T0)
+    refused = incident.apply(
+        POST_STATUS_SIGNAL, stranger.model_dump(mode="json"), T0, internal=True
+    )
     assert refused.refusal is not None
+
+
+def test_internal_signals_from_outside_are_refused_and_recorded() -> None:
+    """`post_status` and `effect_failed` are what the workflow tells itself: from outside,
+    even well formed, they are refused as forbidden and recorded, and change nothing."""
+    incident = Incident(
+        IncidentState(
+            incident_id="t-internal",
+            workflow_id="incident-t-internal",
+            title="t",
+            channel=IntakeChannel.weibo,
+            unit="xixiangtang-branch",
+            reporter_id="chen.jing",
+            summary="",
+            source_url=None,
+            sensitivity=Sensitivity.important,
+            discovered_at=T0,
+        ),
+        POLICY,
+        ROSTER,
+    )
+    before = incident.state.model_dump(exclude={"trail", "refused_total"})
+    forged = {"what": "publish on website", "error": "forged", "draft_version": 1}
+    outcome = incident.apply("effect_failed", forged, T0)
+    assert outcome.refusal is not None and outcome.refusal.kind == "forbidden"
+    outcome = incident.apply("post_status", {"post_id": "p1"}, T0)
+    assert outcome.refusal is not None and outcome.refusal.kind == "forbidden"
+    assert [e.kind for e in incident.state.trail] == ["refused", "refused"]
+    assert "cannot be sent from outside" in incident.state.trail[0].detail
+    assert incident.state.model_dump(exclude={"trail", "refused_total"}) == before
 
 
 async def test_evidence_id_holding_other_content_is_a_conflict(pool: object) -> None:

@@ -75,6 +75,9 @@ async def test_wrong_approvals_refused_and_recorded(driver: IncidentDriver) -> N
     refusal = await driver.refused("unit_head_approval", approval("huang.wei", 1))
     assert refusal.detail == "no draft has been submitted yet"
     await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "通报"})
+    # The report's notice goes out after its decision; the snapshot to compare with is the
+    # incident at rest, or a notice landing between the two snapshots would look like a change.
+    await driver.settle()
     before = await driver.state()
 
     cases = [
@@ -143,7 +146,9 @@ async def test_wrong_approvals_refused_and_recorded(driver: IncidentDriver) -> N
 
     after = await driver.state()
     assert after.approvals == [] and after.publications == []
-    assert after.model_dump(exclude={"trail"}) == before.model_dump(exclude={"trail"})
+    unchanged = {"trail", "refused_total"}
+    assert after.model_dump(exclude=unchanged) == before.model_dump(exclude=unchanged)
+    assert after.refused_total == before.refused_total + len(cases)
     refused = after.refusals
     assert len(refused) == len(cases) + 2
     assert refused[2].actor == "liu.yang" and refused[2].signal == "unit_head_approval"

@@ -32,11 +32,15 @@ async def test_second_channel_adds_evidence_to_the_same_incident(driver: Inciden
     first = report(
         incident_id=incident_id, channel="media_monitor", source_url=url, submission_id="m-1"
     )
-    handle = await report_incident(driver.client, first, driver.task_queue)
-    driver.handle = handle
-    # The start's own add_evidence signal repeats the first report and adds nothing.
-    state = await driver.until(lambda s: any(e.kind == "duplicate_submission" for e in s.trail))
-    assert state.submissions == ["m-1"] and len(state.evidence) == 2
+    answer = await report_incident(driver.client, first, driver.task_queue)
+    driver.handle = driver.client.get_workflow_handle(f"incident-{incident_id}")
+    # The update sent with the start is answered by the discovery and records nothing twice.
+    assert answer.kind == "discovered" and not answer.refused
+    state = await driver.until(lambda s: len(s.evidence) == 2)
+    assert state.submissions == ["m-1"]
+    assert not any(e.kind == "duplicate_submission" for e in state.trail)
+    # The same delivery again (a webhook's retry) gets the same answer and adds nothing.
+    assert await report_incident(driver.client, first, driver.task_queue) == answer
 
     second = report(
         incident_id=incident_id,
@@ -46,7 +50,7 @@ async def test_second_channel_adds_evidence_to_the_same_incident(driver: Inciden
         evidence=[{"kind": "text", "content_text": "市民来信：微博所说超市就在我家楼下"}],
     )
     again = await report_incident(driver.client, second, driver.task_queue)
-    assert again.id == handle.id
+    assert again.kind == "reported_again" and again.actor == "li.ming"
     state = await driver.until(lambda s: len(s.evidence) == 3)
     assert [e.evidence_id for e in state.evidence] == [
         f"{incident_id}-e1",

@@ -56,6 +56,14 @@ def test_histories_are_saved() -> None:
         "reported_through_two_channels",
         "audit_major_rejection_upgrade_posts",
         "audit_major_rejection_upgrade_posts.p1",
+        # Recorded with the `decide` update and posts that nudge (patch core-decision-path).
+        "general_published_in_time-decide",
+        "refused_signals-decide",
+        "reported_through_two_channels-decide",
+        "audit_major_rejection_upgrade_posts-decide",
+        "audit_major_rejection_upgrade_posts-decide.p1",
+        "post_closing_with_open_post-decide",
+        "post_closing_with_open_post-decide.p1",
     } <= names
 
 

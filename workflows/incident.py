@@ -9,11 +9,12 @@ kept in the history, and `workflow.now()` only stamps what happens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
@@ -24,14 +25,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.deadlines import plan_deadlines
     from activities.evidence import EvidenceActivities
     from activities.notifications import NotificationActivities
+    from activities.post_reading import PostReadingActivities
     from activities.publications import PublicationActivities
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
         CONFIG_RETRY,
+        DECISION_PATH_PATCH,
         DELIVERY_RETRY,
+        INTERNAL,
         QUICK,
+        UPDATE,
         Inbound,
-        inbound,
+        Inboxed,
+        contract_signals,
         project_trail,
         settled_by,
     )
@@ -46,16 +52,22 @@ with workflow.unsafe.imports_passed_through():
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
     from yuqing.decider import contains_nul, describe
-    from yuqing.decisions import EFFECT_FAILED_SIGNAL, POST_STATUS_SIGNAL, Incident
+    from yuqing.decisions import (
+        EFFECT_FAILED_SIGNAL,
+        POST_CHANGED_SIGNAL,
+        POST_STATUS_SIGNAL,
+        Incident,
+    )
     from yuqing.effects import (
         FixEvidence,
         LoadConfiguration,
         PlanDeadlines,
         PostStart,
         PublishStatement,
+        ReadPost,
         SendNotification,
     )
-    from yuqing.models import EvidenceItem, IncidentReport, PublicationChannel
+    from yuqing.models import SIGNAL_PAYLOADS, EvidenceItem, IncidentReport, PublicationChannel
     from yuqing.outcomes import (
         FixMoreEvidence,
         Notify,
@@ -67,22 +79,37 @@ with workflow.unsafe.imports_passed_through():
     )
     from yuqing.roles import Role
     from yuqing.rules import AUDIT_LINES, PLAN_RULES
-    from yuqing.state import DeadlineStatus, DrillInfo, IncidentState, IncidentSummary, PostState
+    from yuqing.state import (
+        Deadline,
+        DeadlineStatus,
+        DrillInfo,
+        IncidentState,
+        IncidentSummary,
+        PostState,
+    )
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
-class IncidentWorkflow:
+@contract_signals(SIGNAL_PAYLOADS)
+class IncidentWorkflow(Inboxed):
+    noun = "incident"
+
     @workflow.init
     def __init__(self, report: Any) -> None:
         info = workflow.info()
-        self._inbox: list[Inbound] = []
+        self._open_inbox()
+        # Posts whose child said it changed, to be read from the child.
+        self._stale_posts: list[str] = []
+        self._reading_post = False
+        self._watched: set[str] = set()
+        # Set in `run` from the patch: whether this incident runs the current decision path.
+        self._current = False
         self._effects: set[asyncio.Task[None]] = set()
         self._incident: Incident | None = None
         self._search: dict[str, object] = {}
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         self._responsible: str | None = None
         self._ending = False
-        self._watched: set[str] = set()
         self._features: list[str] = []
         self._input_error: str | None = None
         self._state: IncidentState | None = None
@@ -108,7 +135,7 @@ class IncidentWorkflow:
             metrics=self._report.metrics,
         )
 
-    # -- the wire contract: signals and the state query ---------------------------------------
+    # -- the wire contract: signals (one per payload table entry), `decide`, `state` -------
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
@@ -117,78 +144,17 @@ class IncidentWorkflow:
         return self._incident.state if self._incident else self._state
 
     def _receive(self, signal: str, payload: Any) -> None:
-        self._inbox.append(Inbound(signal, payload, workflow.now()))
+        self._inbox.append(Inbound(signal, payload, workflow.now(), origin=INTERNAL))
 
-    @workflow.signal(name="submit_report")
-    def submit_report(self, *args: Any) -> None:
-        self._inbox.append(inbound("submit_report", args))
-
-    @workflow.signal(name="submit_assessment")
-    def submit_assessment(self, *args: Any) -> None:
-        self._inbox.append(inbound("submit_assessment", args))
-
-    @workflow.signal(name="update_metrics")
-    def update_metrics(self, *args: Any) -> None:
-        self._inbox.append(inbound("update_metrics", args))
-
-    @workflow.signal(name="submit_draft")
-    def submit_draft(self, *args: Any) -> None:
-        self._inbox.append(inbound("submit_draft", args))
-
-    @workflow.signal(name="legal_opinion")
-    def legal_opinion(self, *args: Any) -> None:
-        self._inbox.append(inbound("legal_opinion", args))
-
-    @workflow.signal(name="unit_head_approval")
-    def unit_head_approval(self, *args: Any) -> None:
-        self._inbox.append(inbound("unit_head_approval", args))
-
-    @workflow.signal(name="section_head_review")
-    def section_head_review(self, *args: Any) -> None:
-        self._inbox.append(inbound("section_head_review", args))
-
-    @workflow.signal(name="publicity_lead_approval")
-    def publicity_lead_approval(self, *args: Any) -> None:
-        self._inbox.append(inbound("publicity_lead_approval", args))
-
-    @workflow.signal(name="leadership_group_approval")
-    def leadership_group_approval(self, *args: Any) -> None:
-        self._inbox.append(inbound("leadership_group_approval", args))
-
-    @workflow.signal(name="add_evidence")
-    def add_evidence(self, *args: Any) -> None:
-        self._inbox.append(inbound("add_evidence", args))
-
-    @workflow.signal(name="netizen_post")
-    def netizen_post(self, *args: Any) -> None:
-        self._inbox.append(inbound("netizen_post", args))
-
-    @workflow.signal(name="calendar_changed")
-    def calendar_changed(self, *args: Any) -> None:
-        self._inbox.append(inbound("calendar_changed", args))
-
-    @workflow.signal(name=POST_STATUS_SIGNAL)
-    def post_status(self, *args: Any) -> None:
-        # Sent by this incident's own NetizenPostWorkflow children.
-        self._inbox.append(inbound(POST_STATUS_SIGNAL, args))
-
-    @workflow.signal(name="close_incident")
-    def close_incident(self, *args: Any) -> None:
-        self._inbox.append(inbound("close_incident", args))
-
-    @workflow.signal(name="submit_review")
-    def submit_review(self, *args: Any) -> None:
-        self._inbox.append(inbound("submit_review", args))
-
-    @workflow.signal(dynamic=True)
-    def other_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        # Recorded and refused rather than left waiting unseen in the history.
-        try:
-            values = [workflow.payload_converter().from_payload(a.payload) for a in args]
-        except Exception as err:  # an encoding no converter reads
-            self._inbox.append(Inbound(name, None, workflow.now(), f"unreadable payload: {err}"))
-            return
-        self._inbox.append(inbound(name, values))
+    @workflow.signal(name=POST_CHANGED_SIGNAL)
+    def post_changed(self, *args: Any) -> None:
+        """A child's nudge: its state is read from the child itself, so nobody can forge it."""
+        post_id = args[0].get("post_id") if len(args) == 1 and isinstance(args[0], dict) else None
+        state = self._incident.state if self._incident else None
+        if not isinstance(post_id, str) or state is None or state.post(post_id) is None:
+            return  # not one of this incident's posts: there is nothing to read
+        if post_id not in self._stale_posts:
+            self._stale_posts.append(post_id)
 
     # -- the incident's life ------------------------------------------------------------------
 
@@ -207,8 +173,10 @@ class IncidentWorkflow:
                 type="InvalidReport",
                 non_retryable=True,
             )
+        self._current = workflow.patched(DECISION_PATH_PATCH)
         self._features = plan_features()
         incident = await self._intake(self._state)
+        incident.bounded = self._current
         self._incident = incident
         self._publish_search_attributes()
         projector = None
@@ -217,27 +185,56 @@ class IncidentWorkflow:
                 project_trail(incident.state, None, lambda: self._ending)
             )
         self._arm_deadlines()
+        # Posts of this incident's own children say they changed (or, in workflows older than
+        # this, send their state); the reader reads each from the child.
+        reader = asyncio.get_running_loop().create_task(self._read_posts())
         # Reviewed is the end; notices and posts still under way finish first, and whatever
         # they or anyone send meanwhile is decided (or refused) like any other signal.
         while True:
             await workflow.wait_condition(
                 lambda: (
-                    bool(self._inbox) or (incident.state.stage == "reviewed" and not self._effects)
+                    bool(self._inbox)
+                    or (
+                        incident.state.stage == "reviewed"
+                        and not self._effects
+                        and not self._stale_posts
+                        and not self._reading_post
+                    )
                 )
             )
             if not self._inbox:
                 break
-            inbound = self._inbox.pop(0)
-            self._carry_out(
-                incident.apply(
-                    inbound.signal, inbound.payload, inbound.received_at, inbound.problem
-                )
-            )
+            self._decide(incident, self._inbox.pop(0))
             self._publish_search_attributes()
         self._ending = True
+        self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
+        reader.cancel()
         if projector is not None:
             await projector
+        if self._current:
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary(incident)
+
+    def _decide(self, incident: Incident, item: Inbound) -> None:
+        """Decide one inbox item; an update's answer is the first trail entry it added."""
+        before = incident.state.trail_total
+        if item.refusal is not None:
+            incident.refuse(item.signal, item.payload, item.received_at, item.refusal)
+        elif item.origin == UPDATE and item.signal == "add_evidence" and (
+            echo := incident.start_echo(item.payload)
+        ):
+            if item.ticket is not None:
+                self._answers[item.ticket] = echo
+            return
+        else:
+            # Before this decision path, every name was taken from anyone: kept for replay.
+            internal = item.origin == INTERNAL or not self._current
+            self._carry_out(
+                incident.apply(
+                    item.signal, item.payload, item.received_at, item.problem, internal=internal
+                )
+            )
+        self._file_answer(item, incident.state, before)
 
     @property
     def _drill_report(self) -> bool:
@@ -311,27 +308,50 @@ class IncidentWorkflow:
         incident.record_deadlines(plan.deadlines, workflow.now())
         return incident
 
+    def _arm_deadlines(self) -> None:
+        """Every pending deadline gets its timers, whenever a decision added it (SPEC §3)."""
+        assert self._incident is not None
+        for deadline in self._incident.state.deadlines:
+            if deadline.status is DeadlineStatus.pending and deadline.key not in self._watched:
+                self._watched.add(deadline.key)
+                self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
+
     async def _watch(self, key: str) -> None:
-        """Remind before a deadline and escalate when it passes unmet."""
+        """Remind before a deadline and escalate when it passes unmet; follow it if it moves."""
         incident = self._incident
         assert incident is not None
-        deadline = incident.state.deadline(key)
-        assert deadline is not None
-
-        def settled() -> bool:
-            current = incident.state.deadline(key)
-            return current is None or current.status is not DeadlineStatus.pending
-
-        for index, moment in enumerate(deadline.reminders_at, start=1):
-            if moment <= workflow.now():
-                continue  # a reminder for a time already past would only confuse
-            if await settled_by(moment, settled, f"reminder {index}: {deadline.title}"):
+        while True:
+            deadline = incident.state.deadline(key)
+            if deadline is None or deadline.status is not DeadlineStatus.pending:
+                self._watched.discard(key)
                 return
-            self._carry_out(incident.deadline_reminder(key, index))
-        if await settled_by(deadline.due_at, settled, deadline.title):
-            return
-        self._carry_out(incident.deadline_breached(key, workflow.now()))
-        self._publish_search_attributes()
+
+            def changed(due: datetime = deadline.due_at) -> bool:
+                current = incident.state.deadline(key)
+                return (
+                    current is None
+                    or current.status is not DeadlineStatus.pending
+                    or current.due_at != due
+                )
+
+            if await self._remind(incident, deadline, changed):
+                continue
+            if await settled_by(deadline.due_at, changed, deadline.title):
+                continue
+            self._carry_out(incident.deadline_breached(key, workflow.now()))
+            self._publish_search_attributes()
+
+    async def _remind(
+        self, incident: Incident, deadline: Deadline, changed: Callable[[], bool]
+    ) -> bool:
+        """Send the reminders still to come; True if the deadline changed meanwhile."""
+        for index, moment in enumerate(deadline.reminders_at, start=1):
+            if index in deadline.reminders_sent or moment <= workflow.now():
+                continue  # sent already, or for a time already past, which would only confuse
+            if await settled_by(moment, changed, f"reminder {index}: {deadline.title}"):
+                return True
+            self._carry_out(incident.deadline_reminder(deadline.key, index))
+        return False
 
     # -- side effects ---------------------------------------------------------------------------
 
@@ -358,14 +378,6 @@ class IncidentWorkflow:
         self._arm_deadlines()
         workflow.set_current_details(self._details())
 
-    def _arm_deadlines(self) -> None:
-        """Every pending deadline gets its timers, whenever a decision added it (SPEC §3)."""
-        assert self._incident is not None
-        for deadline in self._incident.state.deadlines:
-            if deadline.status is DeadlineStatus.pending and deadline.key not in self._watched:
-                self._watched.add(deadline.key)
-                self._spawn(self._watch(deadline.key), f"watch {deadline.key}")
-
     async def _plan_clock(self, effect: PlanClock) -> None:
         """A deadline that starts mid-incident (yuqing.rules.clocks), its due time from an
         activity."""
@@ -388,7 +400,7 @@ class IncidentWorkflow:
             await work
         except FailureError as err:
             failure = {"what": what, "error": str(err.cause or err), **about}
-            self._inbox.append(Inbound(EFFECT_FAILED_SIGNAL, failure, workflow.now()))
+            self._receive(EFFECT_FAILED_SIGNAL, failure)
 
     async def _notify(self, notice: Notify) -> None:
         incident = self._incident
@@ -464,7 +476,34 @@ class IncidentWorkflow:
         )
         self._posts[start.post_id] = handle
         final = await handle
+        if self._current:
+            final.trail = []  # the post keeps its own trail
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    async def _read_posts(self) -> None:
+        """Read the state of each post that said it changed, one read per nudge burst."""
+        assert self._incident is not None
+        while True:
+            await workflow.wait_condition(lambda: bool(self._stale_posts))
+            post_id = self._stale_posts.pop(0)
+            post = self._incident.state.post(post_id)
+            if post is None:
+                continue
+            self._reading_post = True
+            try:
+                read = await workflow.execute_local_activity_method(
+                    PostReadingActivities.read_post,
+                    ReadPost(workflow_id=post.workflow_id),
+                    start_to_close_timeout=QUICK,
+                    summary=f"read post {post_id}",
+                )
+                self._receive(POST_STATUS_SIGNAL, read.model_dump(mode="json"))
+            except FailureError as err:  # the post cannot be read now; its end result will come
+                workflow.logger.warning(
+                    "could not read a post", extra={"post_id": post_id, "error": str(err)}
+                )
+            finally:
+                self._reading_post = False
 
     def _post_open(self, post_id: str) -> bool:
         assert self._incident is not None
@@ -542,7 +581,7 @@ class IncidentWorkflow:
         draft = state.current_draft
         if draft is not None:
             lines.append(f"Draft version {draft.version}: {draft.status}")
-        refused = len(state.refusals)
+        refused = state.refusal_count
         if refused:
             lines.append(f"Refused signals: {refused} (see the state query's trail)")
         return "\n".join(lines)
@@ -561,5 +600,5 @@ class IncidentWorkflow:
             deadlines={d.key: d.status for d in state.deadlines},
             publications=len(state.publications),
             notifications=len(state.notifications),
-            refused_signals=len(state.refusals),
+            refused_signals=state.refusal_count,
         )

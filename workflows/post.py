@@ -21,29 +21,36 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
         CONFIG_RETRY,
+        DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         QUICK,
         Inbound,
-        inbound,
+        Inboxed,
+        contract_signals,
         project_trail,
         settled_by,
     )
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
-    from yuqing.decisions import POST_STATUS_SIGNAL
+    from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
     from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
+    from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
     from yuqing.state import DeadlineStatus, PostState
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
-class NetizenPostWorkflow:
+@contract_signals(POST_SIGNAL_PAYLOADS)
+class NetizenPostWorkflow(Inboxed):
+    noun = "post"
+
     @workflow.init
     def __init__(self, start: PostStart) -> None:
         self._start = start
         self._post = Post(start)
-        self._inbox: list[Inbound] = []
+        self._open_inbox()
+        self._current = False
         self._effects: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
         # Plans are computed one at a time, in the order they were decided, so that the last
@@ -56,29 +63,11 @@ class NetizenPostWorkflow:
     def state(self) -> PostState:
         return self._post.state
 
-    @workflow.signal(name="initial_response")
-    def initial_response(self, *args: Any) -> None:
-        self._inbox.append(inbound("initial_response", args))
-
-    @workflow.signal(name="formal_reply")
-    def formal_reply(self, *args: Any) -> None:
-        self._inbox.append(inbound("formal_reply", args))
-
-    @workflow.signal(name="request_extension")
-    def request_extension(self, *args: Any) -> None:
-        self._inbox.append(inbound("request_extension", args))
-
-    @workflow.signal(name="calendar_changed")
-    def calendar_changed(self, *args: Any) -> None:
-        self._inbox.append(inbound("calendar_changed", args))
-
-    @workflow.signal(name="withdraw")
-    def withdraw(self, *args: Any) -> None:
-        self._inbox.append(inbound("withdraw", args))
-
     @workflow.run
     async def run(self, start: PostStart) -> PostState:
         post = self._post
+        self._current = workflow.patched(DECISION_PATH_PATCH)
+        post.bounded = self._current
         projector = None
         if workflow.patched(AUDIT_PROJECTION_PATCH):
             projector = asyncio.get_running_loop().create_task(
@@ -86,6 +75,46 @@ class NetizenPostWorkflow:
             )
         self._plans.append(post.first_deadline())
         self._spawn(self._planner())
+        if not self._current:
+            await self._run_as_before(projector)
+            return post.state
+        # Whatever arrives until the very end is decided: after the answer, it is refused.
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._inbox) or (post.finished and not self._plans)
+            )
+            if not self._inbox:
+                break
+            self._decide(self._inbox.pop(0))
+            await self._tell_incident()
+        self._finished = True
+        await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
+        while self._inbox or self._effects:
+            if self._inbox:
+                self._decide(self._inbox.pop(0))
+            await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
+        self._closed = f"post {post.state.post_id} is {post.state.status}: it takes no more signals"
+        self._ending = True
+        if projector is not None:
+            await projector
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        # The incident has this state as the child's result; it keeps no copy of the trail.
+        return post.state.model_copy(update={"trail": []})
+
+    def _decide(self, item: Inbound) -> None:
+        post = self._post
+        before = post.state.trail_total
+        if item.refusal is not None:
+            post.refuse(item.signal, item.payload, item.received_at, item.refusal)
+        else:
+            self._carry_out(
+                post.apply(item.signal, item.payload, item.received_at, item.problem)
+            )
+        self._file_answer(item, post.state, before)
+
+    async def _run_as_before(self, projector: asyncio.Task[None] | None) -> None:
+        """The post's life as workflows begun before `DECISION_PATH_PATCH` lived it."""
+        post = self._post
         while not post.finished:
             await workflow.wait_condition(lambda: bool(self._inbox))
             inbound = self._inbox.pop(0)
@@ -101,7 +130,6 @@ class NetizenPostWorkflow:
         if projector is not None:
             await projector
         await self._tell_incident()
-        return post.state
 
     # -- deadlines ---------------------------------------------------------------------------
 
@@ -232,7 +260,10 @@ class NetizenPostWorkflow:
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
         self._post.state.revision += 1
         try:
-            await handle.signal(POST_STATUS_SIGNAL, self._post.state)
+            if self._current:
+                await handle.signal(POST_CHANGED_SIGNAL, {"post_id": self._post.state.post_id})
+            else:
+                await handle.signal(POST_STATUS_SIGNAL, self._post.state)
         except FailureError:  # the incident may have ended; the post goes on regardless
             workflow.logger.warning(
                 "could not pass the post's state to its incident",

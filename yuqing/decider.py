@@ -22,6 +22,10 @@ from yuqing.state import DeadlineStatus, Tracked, TrailEntry
 S = TypeVar("S", bound=Tracked)
 DecideFn = Callable[[Any, datetime], Outcome]
 
+# A trail line quotes what it records (an opinion, a reason) up to this many characters; the
+# whole text stays in the state and in the signal's own event.
+DETAIL_LIMIT = 1000
+
 
 class Decider(Generic[S]):
     # What the workflow is called in refusals: "incident", "post".
@@ -34,21 +38,49 @@ class Decider(Generic[S]):
         # How notices name what they concern, e.g. "[t-42]" or "[t-42 post p1]".
         self.label = label
         self._decisions: dict[str, tuple[type[BaseModel], DecideFn]] = {}
+        # Signals only the workflow itself may send (an effect's failure, a child's state).
+        self._internal: set[str] = set()
         # The signal being decided: every trail entry it causes names it.
         self._signal: str | None = None
+        # Workflows that began before trail lines were bounded keep their lines as they were
+        # (the workflow sets this from its patch); new ones clip quotes and name a NUL's sender.
+        self.bounded = True
 
-    def decides(self, signal: str, model: type[BaseModel], decision: DecideFn) -> None:
+    def decides(
+        self, signal: str, model: type[BaseModel], decision: DecideFn, *, internal: bool = False
+    ) -> None:
         self._decisions[signal] = (model, decision)
+        if internal:
+            self._internal.add(signal)
 
-    def apply(self, signal: str, raw: Any, at: datetime, problem: str | None = None) -> Outcome:
-        """Decide one signal; `problem` says why its payload could not be read at all."""
+    def apply(
+        self,
+        signal: str,
+        raw: Any,
+        at: datetime,
+        problem: str | None = None,
+        *,
+        internal: bool = False,
+    ) -> Outcome:
+        """Decide one signal; `problem` says why its payload could not be read at all.
+
+        `internal` is true only for what the workflow hands itself; an internal signal's name
+        arriving from outside is refused as forbidden, and recorded like any refusal.
+        """
         if problem is not None:
             reason = f"malformed {signal}: {problem}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
+        if signal in self._internal and not internal:
+            reason = (
+                f"{signal} is what this {self.noun}'s own workflow tells itself; "
+                "it cannot be sent from outside"
+            )
+            return self._refuse(signal, raw, at, Refused(reason, RefusalKind.forbidden))
         if contains_nul(raw):
             # PostgreSQL text cannot hold it: taken, it would stall every record of this trail.
             reason = f"malformed {signal}: text contains a NUL character"
-            return self._refuse(signal, None, at, Refused(reason, RefusalKind.malformed))
+            sender = raw if self.bounded else None
+            return self._refuse(signal, sender, at, Refused(reason, RefusalKind.malformed))
         if signal not in self._decisions:
             reason = f"{signal} is not a signal this {self.noun} takes"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
@@ -66,12 +98,19 @@ class Decider(Generic[S]):
         finally:
             self._signal = None
 
+    def refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
+        """Record `signal` as refused for a reason of the workflow's (e.g. no such update)."""
+        return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
+
     # -- deadlines ---------------------------------------------------------------------------
 
     def deadline_reminder(self, key: str, index: int) -> Outcome:
         deadline = self.state.deadline(key)
         if deadline is None or deadline.status is not DeadlineStatus.pending:
             return Outcome()
+        if index in deadline.reminders_sent:
+            return Outcome()
+        deadline.reminders_sent.append(index)
         return Outcome(
             effects=[
                 Notify(
@@ -167,24 +206,33 @@ class Decider(Generic[S]):
                 kind=kind,
                 actor=actor,
                 role=role,
-                detail=detail,
+                detail=self._quote(detail),
                 signal=signal or self._signal,
             )
         )
 
     def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
+        actor = _sender(raw)
+        if self.bounded:
+            self.state.refused_total += 1
+            if actor is not None:
+                actor = clip(printable(actor), 200)
+            signal = clip(printable(signal), 200)
         self.state.trail.append(
             TrailEntry(
                 at=at,
                 kind="refused",
-                actor=_sender(raw),
-                detail=str(refusal),
+                actor=actor,
+                detail=self._quote(str(refusal)),
                 signal=signal,
                 refused=True,
                 refusal_kind=refusal.kind.value,
             )
         )
         return Outcome(refusal=refusal)
+
+    def _quote(self, detail: str) -> str:
+        return clip(printable(detail), DETAIL_LIMIT) if self.bounded else detail
 
 
 def contains_nul(value: Any) -> bool:
@@ -196,6 +244,22 @@ def contains_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_nul(item) for item in value)
     return False
+
+
+def printable(text: str) -> str:
+    """`text` as PostgreSQL and UTF-8 can hold it: a NUL or a lone surrogate shown escaped."""
+    if "\x00" not in text and text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch != "\x00" and not 0xD800 <= ord(ch) <= 0xDFFF
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(err: ValidationError) -> str:

@@ -60,12 +60,23 @@ from yuqing.state import (
     PostStatus,
     Publication,
     Stage,
+    TrailEntry,
 )
 
-__all__ = ["EFFECT_FAILED_SIGNAL", "POST_STATUS_SIGNAL", "Incident", "describe"]
+__all__ = [
+    "EFFECT_FAILED_SIGNAL",
+    "POST_CHANGED_SIGNAL",
+    "POST_STATUS_SIGNAL",
+    "Incident",
+    "describe",
+]
 
-# Sent by a NetizenPostWorkflow to its incident whenever the post changes.
+# A post's state as the incident takes it in: read from the child (or, from workflows older than
+# the nudge, sent by it). Never taken from outside.
 POST_STATUS_SIGNAL = "post_status"
+# Sent by a NetizenPostWorkflow to its incident whenever the post changes: a nudge that says
+# nothing but which post; the incident reads the post's state from the child itself.
+POST_CHANGED_SIGNAL = "post_changed"
 # What the incident's workflow tells itself when an effect has failed for good.
 EFFECT_FAILED_SIGNAL = "effect_failed"
 AFTER_PUBLICATION = (Stage.published, Stage.monitoring, Stage.closed, Stage.reviewed)
@@ -110,8 +121,8 @@ class Incident(PlanRules):
             decisions[signal] = self._approval_for(signal)
         for signal, decision in decisions.items():
             self.decides(signal, SIGNAL_PAYLOADS[signal], decision)
-        self.decides(POST_STATUS_SIGNAL, PostState, self._post_status)
-        self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed)
+        self.decides(POST_STATUS_SIGNAL, PostState, self._post_status, internal=True)
+        self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed, internal=True)
         self.init_plan_rules(features)
 
     # -- what intake, the activities and the children report back ---------------------------
@@ -133,6 +144,17 @@ class Incident(PlanRules):
         if submission_id:
             self.state.submissions.append(submission_id)
         self.state.evidence_numbered = evidence_items
+
+    def start_echo(self, raw: Any) -> TrailEntry | None:
+        """The report that started this incident, arriving as the update sent with its start
+        (update-with-start), or that same delivery repeated: its answer is the discovery, and
+        nothing is recorded again."""
+        state = self.state
+        if not state.submissions or not isinstance(raw, dict):
+            return None
+        if raw.get("submission_id") != state.submissions[0]:
+            return None
+        return next((e for e in state.trail if e.kind == "discovered"), None)
 
     def record_evidence(self, items: list[FixedEvidence], at: datetime) -> None:
         self.state.evidence.extend(items)

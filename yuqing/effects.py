@@ -106,6 +106,12 @@ class PostStart(BaseModel):
     drill: bool = False
 
 
+class ReadPost(BaseModel):
+    """Read a netizen post's state from its own workflow, for its incident."""
+
+    workflow_id: str
+
+
 class RecordTrail(BaseModel):
     """New lines of a workflow's decision trail, for the PostgreSQL audit projection.
 

@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter import InvalidInput, report_incident
 from yuqing.decider import describe
@@ -146,11 +147,19 @@ async def report_email(client: Client, settings: Settings, data: bytes) -> Incid
         unit=settings.email_intake_unit,
     )
     try:
-        await report_incident(client, report, settings.task_queue)
+        answer = await report_incident(client, report, settings.task_queue)
     except WorkflowAlreadyStartedError as err:
         raise EmailRefused(
             f"incident {report.incident_id}, which this e-mail is about, is already over"
         ) from err
+    except RPCError as err:
+        if err.status is RPCStatusCode.ALREADY_EXISTS:
+            raise EmailRefused(
+                f"incident {report.incident_id}, which this e-mail is about, is already over"
+            ) from err
+        raise
+    if answer.refused:
+        raise EmailRefused(f"incident {report.incident_id} refused the e-mail: {answer.detail}")
     log.info(
         "e-mail reported",
         incident_id=report.incident_id,

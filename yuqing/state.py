@@ -77,6 +77,9 @@ class Deadline(BaseModel):
     status: DeadlineStatus = DeadlineStatus.pending
     met_at: datetime | None = None
     breached_at: datetime | None = None
+    # The reminders (1-based, in `reminders_at` order) already sent, so that re-arming the
+    # deadline (after a continue-as-new, say) never sends one twice.
+    reminders_sent: list[int] = Field(default_factory=list)
 
 
 class Draft(BaseModel):
@@ -154,18 +157,34 @@ class Replan(BaseModel):
 
 
 class Tracked(BaseModel):
-    """What every decided workflow keeps: its deadlines and its decision trail."""
+    """What every decided workflow keeps: its deadlines and its decision trail.
+
+    `trail` holds the lines from position `trail_offset` on: lines already copied to the audit
+    table are left behind when the workflow continues as new, and counted in the offset.
+    """
 
     deadlines: list[Deadline] = Field(default_factory=list)
     replans: list[Replan] = Field(default_factory=list)
     trail: list[TrailEntry] = Field(default_factory=list)
+    trail_offset: int = 0
+    # Refusals over the whole trail, including lines no longer held.
+    refused_total: int = 0
 
     def deadline(self, key: str) -> Deadline | None:
         return next((d for d in self.deadlines if d.key == key), None)
 
     @property
+    def trail_total(self) -> int:
+        return self.trail_offset + len(self.trail)
+
+    @property
     def refusals(self) -> list[TrailEntry]:
         return [entry for entry in self.trail if entry.refused]
+
+    @property
+    def refusal_count(self) -> int:
+        """Refusals in all, for workflows that count them; else those in the held trail."""
+        return self.refused_total or len(self.refusals)
 
 
 class PostStatus(StrEnum):
@@ -294,6 +313,8 @@ class GroupChoice(BaseModel):
     chosen_by: str
     reason: str
     at: datetime
+    # 1 for the first choice, 2 when the group chose again …
+    number: int = 1
 
 
 class DepartmentContactRecord(BaseModel):

@@ -74,13 +74,8 @@ async def deliver(
 ) -> TrailEntry:
     """Send a validated payload; `actor` is whom the incident's trail will name for it."""
     try:
-        entry = await svc.workflows.signal(
-            incident_workflow_id(incident_id),
-            IncidentState,
-            signal,
-            payload,
-            actor,
-            f"incident {incident_id}",
+        entry = await svc.workflows.decide(
+            incident_workflow_id(incident_id), signal, payload, actor
         )
     except Refusal as refusal:
         log.info(

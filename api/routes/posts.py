@@ -37,13 +37,8 @@ async def send(
 ) -> TrailEntry:
     payload = acting(body, field, me, POST_SIGNAL_PAYLOADS[signal])
     try:
-        entry = await svc.workflows.signal(
-            post_workflow_id(incident_id, post_id),
-            PostState,
-            signal,
-            payload,
-            me.id,
-            f"post {post_id} of incident {incident_id}",
+        entry = await svc.workflows.decide(
+            post_workflow_id(incident_id, post_id), signal, payload, me.id
         )
     except Refusal as refusal:
         log.info(

@@ -33,7 +33,7 @@ from yuqing.models import (
     Sensitivity,
 )
 from yuqing.roles import Role
-from yuqing.state import IncidentState
+from yuqing.state import Stage
 from yuqing.working_time import SHANGHAI
 
 log = structlog.get_logger("yuqing.api")
@@ -153,13 +153,11 @@ async def monitor_alert(
     if not accepted.created and reposts is not None:
         # The report joined an open incident, whose figures only update_metrics moves on.
         source = f"media_monitor:{alert.platform}"
-        accepted.metrics_update = await svc.workflows.signal(
+        accepted.metrics_update = await svc.workflows.decide(
             accepted.workflow_id,
-            IncidentState,
             "update_metrics",
             {"source": source, "weibo_reposts": reposts},
             source,
-            f"incident {accepted.incident_id}",
         )
     return accepted
 
@@ -290,22 +288,22 @@ async def _take(svc: Services, report: IncidentReport, response: Response) -> Re
     if report.submission_id is None:
         report = report.model_copy(update={"submission_id": str(uuid.uuid4())})
     reported = await svc.workflows.report(report)
-    state = reported.state
     log.info(
         "incident reported",
-        incident_id=state.incident_id,
+        incident_id=report.incident_id,
         channel=report.channel.value,
         reporter=report.reporter_id,
         created=reported.created,
     )
     response.status_code = 201 if reported.created else 200
     return ReportAccepted(
-        incident_id=state.incident_id,
-        workflow_id=incident_workflow_id(state.incident_id),
+        incident_id=report.incident_id,
+        workflow_id=incident_workflow_id(report.incident_id),
         submission_id=reported.submission_id,
         created=reported.created,
-        stage=state.stage,
-        state_url=f"/incidents/{state.incident_id}",
+        stage=Stage.discovered if reported.created else None,
+        entry=reported.entry,
+        state_url=f"/incidents/{report.incident_id}",
     )
 
 

@@ -12,9 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
+from starter import decide
 from yuqing.drill.scenario import Step
-from yuqing.state import IncidentState, PostState, TrailEntry
+from yuqing.state import IncidentState, TrailEntry
 
 # How long to wait for the worker to decide a step (real time, not the skipped clock).
 PATIENCE = 60.0
@@ -64,33 +66,20 @@ class Player:
     async def send(
         self, step: Step, discovered_at: datetime, speed: float, now: datetime | None = None
     ) -> TrailEntry:
-        """Send `step`; the trail entry it produced (accepted or refused)."""
+        """Have the incident (or the step's post) decide `step`: the trail entry it added."""
         payload = step.wire_payload(discovered_at, speed, now)
         if step.post is None:
-            before = len((await self.state()).trail)
-            await self.handle.signal(step.signal, payload)
-            state = await self.until(
-                lambda s: any(e.signal == step.signal for e in s.trail[before:])
-            )
-            return next(e for e in state.trail[before:] if e.signal == step.signal)
+            return await decide(self.client, self.handle.id, step.signal, payload)
         post_id = step.post
-        post = self.client.get_workflow_handle(f"{self.handle.id}-post-{post_id}")
         await self.until(lambda s: s.post(post_id) is not None)
+        workflow_id = f"{self.handle.id}-post-{post_id}"
         loop = asyncio.get_running_loop()
         give_up = loop.time() + PATIENCE
-        seen: int | None = None
-        while seen is None:
+        while True:
             try:
-                seen = len((await post.query("state", result_type=PostState)).trail)
-            except Exception:  # the post's workflow is still starting
-                if loop.time() > give_up:
-                    raise
+                return await decide(self.client, workflow_id, step.signal, payload)
+            except RPCError as err:
+                # The post's workflow may still be starting.
+                if err.status != RPCStatusCode.NOT_FOUND or loop.time() > give_up:
+                    raise PlayerError(f"post {post_id} could not decide {step.signal}") from err
                 await asyncio.sleep(POLL)
-        await post.signal(step.signal, payload)
-        while loop.time() < give_up:
-            trail = (await post.query("state", result_type=PostState)).trail[seen:]
-            entry = next((e for e in trail if e.signal == step.signal), None)
-            if entry is not None:
-                return entry
-            await asyncio.sleep(POLL)
-        raise PlayerError(f"post {step.post} never decided {step.signal}")

@@ -29,6 +29,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -117,21 +118,21 @@ async def simulate(
     policies: Sequence[Path],
     settings: Settings,
 ) -> list[SimulatedRun]:
-    """Every scenario under every policy, on one time-skipping server of its own."""
+    """Every scenario under every policy, each run on a time-skipping server of its own."""
     for policy in policies:
         load_policy(policy)  # a malformed policy stops here, naming the file and entry
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=test_server_binary(),
-    )
+    binary = test_server_binary()
     runs = []
-    try:
-        await _register_search_attributes(env.client)
-        for policy in policies:
-            for path, scenario in scenarios:
+    for policy in policies:
+        for path, scenario in scenarios:
+            env = await WorkflowEnvironment.start_time_skipping(
+                data_converter=pydantic_data_converter, test_server_existing_path=binary
+            )
+            try:
+                await _register_search_attributes(env.client)
                 runs.append(await _run(env, path, scenario, policy, settings))
-    finally:
-        await env.shutdown()
+            finally:
+                await env.shutdown()
     return runs
 
 
@@ -177,7 +178,11 @@ async def _run(
             state = await player.settled()
         as_of = await env.get_current_time()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate("simulation finished")
+            try:
+                await handle.terminate("simulation finished")
+            except RPCError as err:  # it completed meanwhile, which is all this wanted
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
     return SimulatedRun(
         scenario_file=str(path),
         policy_file=str(policy),

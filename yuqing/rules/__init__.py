@@ -56,9 +56,17 @@ class PlanRules(
         if self.state.drill is not None:
             self.mark_drill()
 
-    def apply(self, signal: str, raw: Any, at: datetime, problem: str | None = None) -> Outcome:
+    def apply(
+        self,
+        signal: str,
+        raw: Any,
+        at: datetime,
+        problem: str | None = None,
+        *,
+        internal: bool = False,
+    ) -> Outcome:
         grade = self.state.grade
-        outcome = super().apply(signal, raw, at, problem)
+        outcome = super().apply(signal, raw, at, problem, internal=internal)
         if outcome.refusal is None and self.rules_on:
             outcome.effects.extend(self.after_decision(grade, at))
         return outcome

@@ -93,9 +93,10 @@ class GroupRules(RulesBase):
                 f"the group is still deciding {', '.join(pending)}: its members can change "
                 "once that is decided"
             )
-        number = 1 + sum(1 for e in self.state.trail if e.kind == "group_members")
+        earlier = self.state.group_choice
+        number = earlier.number + 1 if earlier else 1
         self.state.group_choice = GroupChoice(
-            members=members, chosen_by=choice.chosen_by, reason=choice.reason, at=at
+            members=members, chosen_by=choice.chosen_by, reason=choice.reason, at=at, number=number
         )
         why = f" ({choice.reason})" if choice.reason else ""
         self.record(
