@@ -64,9 +64,7 @@ def parse_signal(signal: str, data: Any) -> dict[str, Any]:
         raise InvalidInput(f"the {signal} payload is invalid: {describe(err)}") from err
 
 
-def _start(
-    report: IncidentReport, task_queue: str, **options: Any
-) -> dict[str, Any]:
+def _start(report: IncidentReport, task_queue: str, **options: Any) -> dict[str, Any]:
     return dict(
         id=incident_workflow_id(report.incident_id),
         task_queue=task_queue,

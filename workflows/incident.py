@@ -220,8 +220,10 @@ class IncidentWorkflow(Inboxed):
         before = incident.state.trail_total
         if item.refusal is not None:
             incident.refuse(item.signal, item.payload, item.received_at, item.refusal)
-        elif item.origin == UPDATE and item.signal == "add_evidence" and (
-            echo := incident.start_echo(item.payload)
+        elif (
+            item.origin == UPDATE
+            and item.signal == "add_evidence"
+            and (echo := incident.start_echo(item.payload))
         ):
             if item.ticket is not None:
                 self._answers[item.ticket] = echo

@@ -107,9 +107,7 @@ class NetizenPostWorkflow(Inboxed):
         if item.refusal is not None:
             post.refuse(item.signal, item.payload, item.received_at, item.refusal)
         else:
-            self._carry_out(
-                post.apply(item.signal, item.payload, item.received_at, item.problem)
-            )
+            self._carry_out(post.apply(item.signal, item.payload, item.received_at, item.problem))
         self._file_answer(item, post.state, before)
 
     async def _run_as_before(self, projector: asyncio.Task[None] | None) -> None:

@@ -157,6 +157,9 @@ class PostRules(_Strict):
     escalate_to: list[Role] = Field(default_factory=lambda: [Role.unit_head])
     # The department leader who approves a formal reply (部门领导).
     reply_approver: Role = Role.unit_head
+    # Set only in a drill's policy (Policy.scaled): its posts count elapsed time, this many
+    # times faster, instead of working time.
+    drill_speed: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _extension_fits(self) -> PostRules:
@@ -254,6 +257,7 @@ class Policy(_Strict):
                 "deadlines": deadlines,
                 "reminders": reminders,
                 "chains": chains,
+                "posts": self.posts.model_copy(update={"drill_speed": speed}),
             }
         )
 

@@ -34,6 +34,7 @@ from yuqing.models import (
     NonEmpty,
     NoResponseApproval,
 )
+from yuqing.replan import replan_provisional
 from yuqing.roles import Role
 from yuqing.state import IncidentState, TrailEntry
 
@@ -162,6 +163,40 @@ async def notify_department(
 ) -> TrailEntry:
     """`notify_department` (§4.4): once per `request_id`, through the notification outbox."""
     return await send(svc, incident_id, "notify_department", body, "requested_by", me)
+
+
+# -- working time --------------------------------------------------------------------------------
+
+
+class CalendarLoaded(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="e.g. the State Council notice")
+
+
+class Replanned(BaseModel):
+    incident_id: str
+    entry: TrailEntry
+
+
+@router.post(
+    "/calendar/changed",
+    response_model=list[Replanned],
+    summary="A year's schedule is loaded: re-plan provisional due times",
+)
+async def calendar_changed_everywhere(body: CalendarLoaded, me: Me, svc: Svc) -> list[Replanned]:
+    """After the override file gains a year's official schedule: every running incident with
+    a deadline planned provisionally (Monday–Friday) is sent `calendar_changed` in your name,
+    and its posts plan those deadlines again. The Office's to do; the answer lists each."""
+    if not any(grant.role is Role.office for grant in me.roles):
+        raise ApiError(403, f"{me.id} is not of the Office: only the Office loads calendars")
+
+    async def decide(workflow_id: str, signal: str, payload: dict[str, str]) -> TrailEntry:
+        return await svc.workflows.decide(workflow_id, signal, payload, me.id)
+
+    told = await replan_provisional(svc.workflows.client, decide, me.id, body.reason)
+    return [
+        Replanned(incident_id=workflow_id.removeprefix("incident-"), entry=entry)
+        for workflow_id, entry in told
+    ]
 
 
 # -- drills (§5.3) ----------------------------------------------------------------------------

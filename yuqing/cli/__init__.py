@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from yuqing.cli import audit, incidents, posts, tokens
+from yuqing.cli import audit, incidents, plan, posts, tokens
 
 app = typer.Typer(
     name="yuqing",
@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 
 # In this order in --help.
-for group in (incidents, posts, audit, tokens):
+for group in (incidents, posts, plan, audit, tokens):
     app.add_typer(group.app)
 
 

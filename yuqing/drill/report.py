@@ -181,15 +181,15 @@ def _plain(detail: str) -> str:
 
 
 def _when(at: datetime | None) -> str:
-    return at.astimezone(SHANGHAI).strftime("%H:%M:%S") if at else ""
+    return at.astimezone(SHANGHAI).strftime("%m-%d %H:%M:%S") if at else ""
 
 
 def _margin(clock: Clock) -> str:
     if clock.margin is None:
         return ""
     if clock.margin >= timedelta(0):
-        return f"{show_span(clock.margin)} to spare"
-    return f"late by {show_span(-clock.margin)}"
+        return f"({show_span(clock.margin)} to spare)"
+    return f"(late by {show_span(-clock.margin)})"
 
 
 def _plus(span: timedelta | None) -> str:

@@ -54,7 +54,7 @@ def parse_span(text: str) -> timedelta:
 
 def show_span(span: timedelta) -> str:
     """The inverse of `parse_span`, to the second: `1h30min`, `20min`, `4s`."""
-    seconds = int(span.total_seconds())
+    seconds = round(span.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
     days, rest = divmod(seconds, 86400)
