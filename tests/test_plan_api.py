@@ -4,19 +4,20 @@ report, an interview asked for in the token's name, the calendar re-plan route."
 from __future__ import annotations
 
 import asyncio
-import tomllib
+import json
 
 from typer.testing import CliRunner
 
 from tests.test_api import Api, api, assessed  # noqa: F401 - the fixture
 from yuqing.cli import app
+from yuqing.drill.scenario import load_scenario
 from yuqing.settings import PROJECT_ROOT
 
 SCENARIO = PROJECT_ROOT / "drills" / "expired-milk-2025.toml"
 
 
 async def test_the_office_starts_a_drill_and_reads_its_report(api: Api) -> None:  # noqa: F811
-    scenario = tomllib.loads(SCENARIO.read_text(encoding="utf-8"))
+    scenario = load_scenario(SCENARIO).model_dump(mode="json")
     body = {"file_name": SCENARIO.name, "scenario": scenario, "speed": 600}
     refused = await api.post("/drills", body, "chen.jing")
     assert refused.status_code == 403 and "only the Office" in refused.text
@@ -24,9 +25,13 @@ async def test_the_office_starts_a_drill_and_reads_its_report(api: Api) -> None:
     malformed = await api.post("/drills", broken, "li.ming")
     assert malformed.status_code == 422 and "'nod' is not a signal" in malformed.text
 
-    started = await api.post("/drills", body, "li.ming")
-    assert started.status_code == 201, started.text
-    answer = started.json()
+    # The Office starts it with `yuqing drill`, which reads the file and posts it.
+    env = {"YUQING_API_URL": str(api.http.base_url), "YUQING_TOKEN": "dev-li.ming"}
+    started = await asyncio.to_thread(
+        CliRunner().invoke, app, ["drill", str(SCENARIO), "--speed", "600", "--json"], env=env
+    )
+    assert started.exit_code == 0, started.output
+    answer = json.loads(started.output)
     incident_id = answer["incident_id"]
     api.incidents.add(incident_id)
     assert incident_id.startswith("drill-expired-milk-2025-") and answer["speed"] == 600
@@ -47,7 +52,6 @@ async def test_the_office_starts_a_drill_and_reads_its_report(api: Api) -> None:
     assert page.status_code == 200 and "演练 DRILL" in page.text
 
     # The same report with `yuqing`.
-    env = {"YUQING_API_URL": str(api.http.base_url), "YUQING_TOKEN": "dev-li.ming"}
     result = await asyncio.to_thread(
         CliRunner().invoke, app, ["drill-report", incident_id], env=env
     )

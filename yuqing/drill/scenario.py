@@ -80,10 +80,10 @@ class Step(BaseModel):
 
     @field_validator("after", mode="before")
     @classmethod
-    def _span(cls, value: Any) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        return parse_span(value)
+    def _span(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith(("P", "-P")):
+            return parse_span(value)
+        return value  # a timedelta, or its JSON form (ISO 8601 "PT25M", or seconds)
 
     @model_validator(mode="after")
     def _known_payload(self) -> Step:
