@@ -22,11 +22,13 @@ from activities.post_deadlines import PostDeadlineActivities
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import db, log
+from yuqing.authorization import load_authorization
 from yuqing.channels import load_channels
 from yuqing.client import connect
 from yuqing.policy import load_policy
 from yuqing.roster import load_roster
 from yuqing.settings import Settings
+from yuqing.signing import KeysError, load_keyring
 
 logger = structlog.get_logger("yuqing.worker")
 
@@ -35,12 +37,21 @@ def check_configuration(settings: Settings) -> None:
     """Refuse to start on a malformed policy, roster or calendar: better now than mid-incident."""
     policy = load_policy(settings.policy_path)
     roster = load_roster(settings.roster_path)
+    authorization = load_authorization(settings.authorization_path)
+    if settings.keys_path is None:
+        raise KeysError(
+            "YUQING_KEYS is not set: name the public keys file decisions are checked against "
+            "(README, Security)"
+        )
+    keys = load_keyring(settings.keys_path)
     calendar = PostDeadlineActivities(settings).calendar()
     channels = load_channels(settings.channels_path)
     logger.info(
         "configuration loaded",
         policy=policy.version,
         roster=roster.version,
+        authorization=authorization.version,
+        keys=f"{keys.version} ({len(keys.keys)} keys)",
         calendar=calendar.version,
         calendar_sources=list(calendar.sources),
         channels=channels.describe(),

@@ -26,6 +26,7 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
     channels = load_channels(settings.channels_path)
     return [
         ConfigurationActivities(settings).load_configuration,
+        ConfigurationActivities(settings).load_keys,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
         NotificationActivities(pool, channels).send_notification,

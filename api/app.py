@@ -7,13 +7,15 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
+from api import console
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
-from api.routes import incidents, plan, posts, reports, statements
-from api.signals import Workflows
+from api.routes import incidents, listing, plan, posts, reports, statements
+from api.signals import Workflows, api_signer
 from yuqing.settings import Settings
 
 DESCRIPTION = """\
@@ -29,6 +31,8 @@ named), 403 not yours (role or unit), 409 wrong stage or stale draft version, 40
 A refused signal changes nothing. 503: Temporal is unreachable.
 
 **Statements** are public: `/statements/<incident_id>-v<version>`.
+
+**The console** for people (Chinese first) is at `/console/`.
 """
 
 
@@ -41,28 +45,36 @@ def create_app(
 ) -> FastAPI:
     """The API over this Temporal client and database; `patience` bounds each wait for a
     decision. Reads the roster and the tokens file now, so a bad one stops start-up."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in the fastapi-offline wheel: no CDN, so /docs
+    # works on an intranet with no way out.
+    app: FastAPI = FastAPIOffline(
         title="Yuqing",
         summary="舆情 incident response: report, approve, publish, close, review",
         description=DESCRIPTION,
         version="1",
     )
     app.state.services = Services(
-        workflows=Workflows(client, settings.task_queue, patience=patience),
+        workflows=Workflows(
+            client, settings.task_queue, patience=patience, signer=api_signer(settings)
+        ),
         pool=pool,
         settings=settings,
-        directory=Directory.load(settings.roster_path, settings.tokens_path),
+        directory=Directory.load(
+            settings.roster_path, settings.tokens_path, settings.authorization_path
+        ),
     )
     app.add_exception_handler(ApiError, api_error_handler)
     app.include_router(reports.router)
+    app.include_router(listing.router)
     app.include_router(incidents.router)
     app.include_router(posts.router)
     app.include_router(statements.router)
     app.include_router(plan.router)
+    console.install(app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/console/", status_code=303)
 
     @app.get("/health", tags=["service"], summary="Liveness")
     async def health() -> dict[str, str]:

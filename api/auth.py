@@ -1,8 +1,8 @@
 """Who is calling: a bearer token names one person of the roster, who then acts as themself.
 
 The tokens file keeps only SHA-256 hashes, so reading it (or a backup of it) gives no token
-away. Both the tokens file and the roster are read again when they change on disk, so a new
-token or a new person needs no restart.
+away. The tokens file, the roster and the authorization file are read again when they change
+on disk, so a new token, a new person or a new rule needs no restart.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from yuqing.authorization import DEFAULT_PATH, Authorization, ReadScope, load_authorization
 from yuqing.roster import Person, Roster, load_roster
 from yuqing.toml_files import load_toml_model
 
@@ -98,14 +99,21 @@ class Reloading(Generic[T]):
 
 @dataclass(frozen=True)
 class Directory:
-    """The roster and the tokens, as the API reads them."""
+    """The roster, the tokens and the authorization, as the API reads them."""
 
     roster_file: Reloading[Roster]
     tokens_file: Reloading[Tokens]
+    authorization_file: Reloading[Authorization]
 
     @classmethod
-    def load(cls, roster_path: Path, tokens_path: Path) -> Directory:
-        directory = cls(Reloading(roster_path, load_roster), Reloading(tokens_path, load_tokens))
+    def load(
+        cls, roster_path: Path, tokens_path: Path, authorization_path: Path = DEFAULT_PATH
+    ) -> Directory:
+        directory = cls(
+            Reloading(roster_path, load_roster),
+            Reloading(tokens_path, load_tokens),
+            Reloading(authorization_path, load_authorization),
+        )
         roster, tokens = directory.roster, directory.tokens_file.get()
         unknown = sorted({e.person for e in tokens.tokens if roster.person(e.person) is None})
         if unknown:
@@ -123,6 +131,20 @@ class Directory:
     @property
     def roster(self) -> Roster:
         return self.roster_file.get()
+
+    @property
+    def authorization(self) -> Authorization:
+        return self.authorization_file.get()
+
+    def read_scope(self, person: Person) -> ReadScope:
+        """The incidents `person` may see: what the API's reads, the console's list and its
+        pages all ask (SPEC §8: the Office, the publicity lead and the leading group see every
+        incident, a unit its own)."""
+        return self.authorization.read_scope(self.roster, person.id)
+
+    def report_refusal(self, person: Person, unit: str) -> str | None:
+        """Why `person` may not report an incident for `unit`, or None if they may."""
+        return self.authorization.report_refusal(self.roster, person.id, unit)
 
     def authenticate(self, token: str) -> Person | None:
         person_id = self.tokens_file.get().person_for(token)

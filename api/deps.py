@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
+import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -14,6 +15,8 @@ from api.errors import ApiError
 from api.signals import Workflows
 from yuqing.roster import Person
 from yuqing.settings import Settings
+
+log = structlog.get_logger("yuqing.api")
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,17 @@ _bearer = HTTPBearer(
 
 
 def current_person(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     svc: Annotated[Services, Depends(services)],
 ) -> Person:
     if credentials is None:
         raise ApiError(401, "no token: send the header `Authorization: Bearer <token>`")
+    scheme = request.headers.get("authorization", "").split(" ", 1)[0]
+    if scheme != "Bearer":
+        # RFC 9110 lets a scheme be any case; we take one spelling, so that a proxy or a log
+        # filter keyed on "Bearer" never lets a token through unseen.
+        raise ApiError(401, f"the scheme is {scheme!r}: write it `Bearer`, capital B")
     person = svc.directory.authenticate(credentials.credentials)
     if person is None:
         raise ApiError(401, "the token is not known (or its person has left the roster)")
@@ -49,6 +58,28 @@ def current_person(
 
 Svc = Annotated[Services, Depends(services)]
 Me = Annotated[Person, Depends(current_person)]
+
+
+def readable(svc: Services, me: Person, unit: str, what: str) -> None:
+    """404 unless `me` may see a workflow of `unit` (the authorization's read scope).
+
+    Not found rather than forbidden, so a unit's people learn nothing of other units'
+    incidents, not even that they exist. No incident's trail records a read; the refusal is
+    logged here.
+    """
+    if svc.directory.read_scope(me).allows(unit):
+        return
+    log.warning("read refused", person=me.id, what=what, unit=unit)
+    raise ApiError(404, f"{what} does not exist, or is not yours to see")
+
+
+def may_report(svc: Services, me: Person, unit: str) -> None:
+    """403 unless `me` may report incidents for `unit`. Nothing has reached an incident yet,
+    so no trail records it: the refusal is logged here."""
+    refusal = svc.directory.report_refusal(me, unit)
+    if refusal is not None:
+        log.warning("report refused", person=me.id, unit=unit, reason=refusal)
+        raise ApiError(403, refusal)
 IncidentIdPath = Annotated[
     str,
     Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="the incident's id"),

@@ -9,6 +9,7 @@ is one round trip too: update-with-start starts the incident or joins the open o
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -26,6 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import ApiError, Refusal, temporal_error
 from starter import DECIDE_UPDATE, report_incident
 from yuqing.models import IncidentReport
+from yuqing.settings import Settings
+from yuqing.signing import KeysError, Signer, signer_from_env
 from yuqing.state import Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
@@ -54,10 +57,14 @@ class Workflows:
         task_queue: str,
         *,
         patience: timedelta = timedelta(seconds=30),
+        signer: Signer,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.patience = patience
+        # The API's service key: every decision sent through here is signed with it, in the
+        # name of the person the token authenticated (who is named in the payload).
+        self.signer = signer
 
     @property
     def address(self) -> str:
@@ -84,13 +91,16 @@ class Workflows:
 
         `actor` is the person the API acts for (the token's); the payload names them already.
         Raises `Refusal` when the workflow refuses, `ApiError` when Temporal cannot answer.
+        The one way a decision leaves the API: signed here for `workflow_id` with the API's
+        service key, so the workflow can check who made it (yuqing.signing).
         """
+        signed = self.signer.sign(workflow_id, signal, payload)
         what = describe_workflow(workflow_id)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
             entry: TrailEntry = await handle.execute_update(
                 DECIDE_UPDATE,
-                {"signal": signal, "payload": payload},
+                {"signal": signal, "payload": signed},
                 result_type=TrailEntry,
                 rpc_timeout=self.patience,
             )
@@ -162,3 +172,18 @@ class Workflows:
             return ApiError(502, f"{what} is running but did not take the update")
         status = description.status.name.lower() if description.status else "gone"
         return ApiError(409, f"{what} has ended ({status}): it takes no more signals")
+
+
+def api_signer(settings: Settings) -> Signer:
+    """The API's service key (YUQING_SIGNING_KEY and YUQING_SIGNING_KEY_ID, or
+    YUQING_SIGNING_KEY_B64); without it the API cannot send a decision, so it does not start."""
+    env = dict(os.environ)
+    if settings.signing_key_id:
+        env["YUQING_SIGNING_KEY_ID"] = settings.signing_key_id
+    signer = signer_from_env(env, key_path=settings.signing_key_path)
+    if signer is None:
+        raise KeysError(
+            "the API signs every decision it sends: set YUQING_SIGNING_KEY (its private key "
+            "file) and YUQING_SIGNING_KEY_ID (README, Security)"
+        )
+    return signer

@@ -58,10 +58,14 @@ def parse_signal(signal: str, data: Any) -> dict[str, Any]:
     model = SIGNAL_PAYLOADS.get(signal)
     if model is None:
         raise InvalidInput(f"unknown signal {signal!r}; one of: {', '.join(SIGNAL_PAYLOADS)}")
+    signed = isinstance(data, dict) and "proof" in data
+    bare = {k: v for k, v in data.items() if k != "proof"} if signed else data
     try:
-        return model.model_validate(data).model_dump(mode="json")
+        checked = model.model_validate(bare).model_dump(mode="json")
     except ValidationError as err:
         raise InvalidInput(f"the {signal} payload is invalid: {describe(err)}") from err
+    # A signed payload (`yuqing sign`) goes exactly as signed: its proof covers that JSON.
+    return dict(data) if signed else checked
 
 
 def _start(report: IncidentReport, task_queue: str, **options: Any) -> dict[str, Any]:
@@ -105,6 +109,7 @@ async def report_incident(
         summary=report.summary or report.title,
         source_url=report.source_url,
         evidence=report.evidence,
+        source=report.source,
     )
     start = WithStartWorkflowOperation(
         IncidentWorkflow.run,

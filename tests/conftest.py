@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests import keys
 from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
@@ -56,7 +57,8 @@ async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 def settings(postgres: EmbeddedPostgres) -> Settings:
-    return Settings.from_env({"DATABASE_URL": postgres.url})
+    # The tests' own keys (tests/keys.py): made for this run, never committed.
+    return Settings.from_env({"DATABASE_URL": postgres.url, **keys.settings_env()})
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

@@ -18,11 +18,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from starter import decide
+from tests.keys import signed
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
 from yuqing.models import IncidentReport
+from yuqing.signing import Signer
 from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
+
+# How `send` signs: with the tests' service key (default), a person's own, or not at all.
+UNSIGNED = "unsigned"
 
 HISTORIES = Path(__file__).parent / "histories"
 # Waiting here is for the worker to process what was sent, not for time to pass: the
@@ -127,16 +132,24 @@ class IncidentDriver:
             lambda s: s.current_draft is not None and s.current_draft.status == "published"
         )
 
-    async def send(self, signal: str, payload: Any) -> TrailEntry:
-        """Have the incident decide `signal` (the `decide` update): the trail entry it added."""
-        assert self.handle is not None
-        return await decide(self.client, self.handle.id, signal, payload)
+    async def send(
+        self, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
+        """Have the incident decide `signal` (the `decide` update): the trail entry it added.
 
-    async def signal(self, signal: str, payload: Any) -> TrailEntry:
+        Signed for this incident by the tests' service key, by `signer`, or (UNSIGNED) not.
+        """
+        assert self.handle is not None
+        signed_payload = self.signed(self.handle.id, signal, payload, signer)
+        return await decide(self.client, self.handle.id, signal, signed_payload)
+
+    async def signal(
+        self, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
         """Send `signal` as a signal, and wait for the trail entry it produced."""
         assert self.handle is not None
         before = (await self.state()).trail_total
-        await self.handle.signal(signal, payload)
+        await self.handle.signal(signal, self.signed(self.handle.id, signal, payload, signer))
 
         def decided(state: IncidentState) -> bool:
             return any(e.signal == signal for e in state.trail[before - state.trail_offset :])
@@ -144,15 +157,26 @@ class IncidentDriver:
         state = await self.until(decided)
         return next(e for e in state.trail[before - state.trail_offset :] if e.signal == signal)
 
-    async def accepted(self, signal: str, payload: Any) -> TrailEntry:
-        entry = await self.send(signal, payload)
+    async def accepted(
+        self, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
+        entry = await self.send(signal, payload, signer)
         assert not entry.refused, f"{signal} was refused: {entry.detail}"
         return entry
 
-    async def refused(self, signal: str, payload: Any) -> TrailEntry:
-        entry = await self.send(signal, payload)
+    async def refused(
+        self, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
+        entry = await self.send(signal, payload, signer)
         assert entry.refused, f"{signal} was accepted: {entry.detail}"
         return entry
+
+    @staticmethod
+    def signed(workflow_id: str, signal: str, payload: Any, signer: Signer | str | None) -> Any:
+        if signer == UNSIGNED:
+            return payload
+        assert not isinstance(signer, str)
+        return signed(workflow_id, signal, payload, signer)
 
     async def sleep(self, duration: timedelta) -> None:
         """Let `duration` pass on the time-skipping server, once the incident is idle."""
@@ -195,15 +219,21 @@ class IncidentDriver:
         assert post is not None
         return post
 
-    async def to_post(self, post_id: str, signal: str, payload: Any) -> TrailEntry:
+    async def to_post(
+        self, post_id: str, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
         """Have a post decide `signal` (its `decide` update): the trail entry it added."""
-        return await decide(self.client, self.post(post_id).id, signal, payload)
+        workflow_id = self.post(post_id).id
+        signed_payload = self.signed(workflow_id, signal, payload, signer)
+        return await decide(self.client, workflow_id, signal, signed_payload)
 
-    async def signal_post(self, post_id: str, signal: str, payload: Any) -> TrailEntry:
+    async def signal_post(
+        self, post_id: str, signal: str, payload: Any, signer: Signer | str | None = None
+    ) -> TrailEntry:
         """Signal a post and return the trail entry it produced (accepted or refused)."""
         handle = self.post(post_id)
         before = len((await self.post_state(post_id)).trail)
-        await handle.signal(signal, payload)
+        await handle.signal(signal, self.signed(handle.id, signal, payload, signer))
         loop = asyncio.get_running_loop()
         give_up = loop.time() + PATIENCE
         while loop.time() < give_up:

@@ -39,7 +39,8 @@ EXPECTED = [
     ("approval", "zhou.min", "publicity lead approves: rejected draft version 1 (口径不一致)"),
     ("stage", None, "stage: handling"),
     ("refused", "zhou.min", "draft version 1 was returned"),
-    ("metrics", "weibo-monitor", "figures from weibo-monitor"),
+    # The person who sent the figures acts; the monitor is their source (issue 10).
+    ("metrics", "li.ming", "figures from weibo-monitor"),
     ("upgraded", "automatic", "major: weibo_reposts: 25 reposts (threshold 20)"),
     ("draft", "chen.jing", "draft version 2 submitted"),
     ("stage", None, "stage: approving"),
@@ -90,7 +91,9 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
         "publicity_lead_approval", approval("zhou.min", 1, "reject", "口径不一致")
     )
     await driver.refused("publicity_lead_approval", approval("zhou.min", 1))
-    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 25})
+    await driver.accepted(
+        "update_metrics", {"source": "weibo-monitor", "reported_by": "li.ming", "weibo_reposts": 25}
+    )
     await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "第二稿"})
     await driver.accepted("unit_head_approval", approval("huang.wei", 2))
     await driver.accepted("section_head_review", approval("wu.hua", 2))

@@ -14,6 +14,7 @@ import pytest
 from api.errors import ApiError
 from api.signals import Workflows
 from starter import report_incident
+from tests import keys
 from tests.conftest import installed_binary
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from yuqing.state import TrailEntry
@@ -79,7 +80,7 @@ async def test_an_ended_incident_answers_no_more_decisions(driver: IncidentDrive
     created = await report_incident(driver.client, incident, driver.task_queue)
     assert created.kind == "discovered"
     driver.handle = driver.client.get_workflow_handle(f"incident-{incident.incident_id}")
-    workflows = Workflows(driver.client, driver.task_queue)
+    workflows = Workflows(driver.client, driver.task_queue, signer=keys.SERVICE)
     entry = await workflows.decide(driver.handle.id, "submit_report", UPWARD_REPORT, "li.ming")
     assert entry.kind == "reported"
     await driver.handle.terminate("test: the incident is over")
@@ -151,7 +152,10 @@ async def test_the_wire_contract_with_the_temporal_cli(
         "--name",
         "submit_report",
         "--input",
-        json.dumps(UPWARD_REPORT),
+        # Signed by its author's key, as `yuqing sign` does (tests/test_signed_decisions.py).
+        json.dumps(
+            keys.signed(workflow_id, "submit_report", UPWARD_REPORT, keys.PERSONAL["li.ming"])
+        ),
     )
     state = await driver.until(lambda s: s.stage == "reported")
     assert state.report is not None and state.report.reporter_id == "li.ming"
@@ -166,7 +170,17 @@ async def test_the_wire_contract_with_the_temporal_cli(
         "--name",
         "decide",
         "--input",
-        json.dumps({"signal": "submit_assessment", "payload": {"assessor_id": "li.ming"}}),
+        json.dumps(
+            {
+                "signal": "submit_assessment",
+                "payload": keys.signed(
+                    workflow_id,
+                    "submit_assessment",
+                    {"assessor_id": "li.ming"},
+                    keys.PERSONAL["li.ming"],
+                ),
+            }
+        ),
     )
     entry = TrailEntry.model_validate(answer["result"])
     assert entry.kind == "graded" and entry.actor == "li.ming" and not entry.refused

@@ -72,9 +72,10 @@ async def test_upgrade_from_general_to_major_by_reposts(driver: IncidentDriver) 
     await driver.accepted("unit_head_approval", approval("huang.wei", 1))
     assert (await driver.state()).grade == "general"
 
-    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 19})
+    figures = {"source": "weibo-monitor", "reported_by": "li.ming"}
+    await driver.accepted("update_metrics", {**figures, "weibo_reposts": 19})
     assert (await driver.state()).grade == "general"
-    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 20})
+    await driver.accepted("update_metrics", {**figures, "weibo_reposts": 20})
     state = await driver.until(lambda s: any(n.kind == "major_notice" for n in s.notifications))
 
     assert state.grade == "major"

@@ -56,6 +56,9 @@ def test_histories_are_saved() -> None:
         "reported_through_two_channels",
         "audit_major_rejection_upgrade_posts",
         "audit_major_rejection_upgrade_posts.p1",
+        "signed_approvals_forgeries_refused",
+        "signed_post_forgeries_refused",
+        "signed_post_forgeries_refused.p1",
         # Recorded with the `decide` update and posts that nudge (patch core-decision-path).
         "general_published_in_time-decide",
         "refused_signals-decide",

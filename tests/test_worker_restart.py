@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
+from tests import keys as test_keys
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from yuqing.effects import PublishStatement, SendNotification
 from yuqing.models import Decision, Grade, PublicationChannel
@@ -44,6 +45,7 @@ def worker_process(
         "TEMPORAL_NAMESPACE": server.namespace,
         "YUQING_TASK_QUEUE": task_queue,
         "DATABASE_URL": database_url,
+        **test_keys.settings_env(),
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -78,8 +80,11 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
 
     # The rest of the chain arrives while no worker runs; the signals wait in the history.
     assert incident.handle is not None
-    await incident.handle.signal("section_head_review", approval("wu.hua", 1))
-    await incident.handle.signal("leadership_group_approval", approval("tang.guo", 1))
+    for name, payload in (
+        ("section_head_review", approval("wu.hua", 1)),
+        ("leadership_group_approval", approval("tang.guo", 1)),
+    ):
+        await incident.handle.signal(name, test_keys.signed(incident.handle.id, name, payload))
 
     with worker_process(dev_server, postgres.url, task_queue):
         state = await incident.until_published()

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.keys import SIGNED_DECISIONS_PATCH, keys_for
     from workflows.plan_effects import (
         drill_evidence,
         drill_notice,
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         ReadPost,
         SendNotification,
     )
+    from yuqing.listing import MEMO_KEY, incident_memo
     from yuqing.models import SIGNAL_PAYLOADS, EvidenceItem, IncidentReport, PublicationChannel
     from yuqing.outcomes import (
         FixMoreEvidence,
@@ -89,6 +91,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Incidents that began before the console's memo existed replay without it.
+LIST_MEMO_PATCH = "console-list-memo"
+
+
 @workflow.defn(name=INCIDENT_WORKFLOW)
 @contract_signals(SIGNAL_PAYLOADS)
 class IncidentWorkflow(Inboxed):
@@ -107,6 +113,7 @@ class IncidentWorkflow(Inboxed):
         self._effects: set[asyncio.Task[None]] = set()
         self._incident: Incident | None = None
         self._search: dict[str, object] = {}
+        self._memo: dict[str, Any] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         self._responsible: str | None = None
         self._ending = False
@@ -204,7 +211,10 @@ class IncidentWorkflow(Inboxed):
             )
             if not self._inbox:
                 break
-            self._decide(incident, self._inbox.pop(0))
+            item = self._inbox.pop(0)
+            # A key the incident has not seen (or an old copy): read the keys first.
+            await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
+            self._decide(incident, item)
             self._publish_search_attributes()
         self._ending = True
         self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
@@ -278,8 +288,19 @@ class IncidentWorkflow(Inboxed):
             state.drill = DrillInfo(
                 scenario=drill.scenario, speed=drill.speed, started_by=drill.started_by
             )
-        incident = Incident(state, policy, roster, self._features)
-        incident.record_discovery()
+        if workflow.patched(SIGNED_DECISIONS_PATCH):
+            incident = Incident(
+                state,
+                policy,
+                roster,
+                self._features,
+                authorization=config.authorization,
+                keys=config.keys,
+                keys_loaded_at=workflow.now(),
+            )
+        else:
+            incident = Incident(state, policy, roster, self._features)
+        incident.record_discovery(self._report.source)
         incident.record_submission(self._report.submission_id, len(self._report.evidence))
         if self._report.evidence:
             request = FixEvidence(incident_id=state.incident_id, items=self._report.evidence)
@@ -472,6 +493,7 @@ class IncidentWorkflow(Inboxed):
                 responsible_person=self._responsible,
                 features=self._features,
                 drill=incident.state.drill is not None,
+                **self._post_proofs(incident),
             ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
@@ -481,6 +503,18 @@ class IncidentWorkflow(Inboxed):
         if self._current:
             final.trail = []  # the post keeps its own trail
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    @staticmethod
+    def _post_proofs(incident: Incident) -> dict[str, Any]:
+        """What a post needs to check its decisions as the incident does (nothing for an
+        incident from before signed decisions, whose posts take them unsigned)."""
+        if incident.keys is None:
+            return {}
+        return {
+            "authorization": incident.authorization,
+            "keys": incident.keys,
+            "keys_loaded_at": incident.keys_loaded_at,
+        }
 
     async def _read_posts(self) -> None:
         """Read the state of each post that said it changed, one read per nudge burst."""
@@ -569,6 +603,17 @@ class IncidentWorkflow(Inboxed):
         if updates:
             workflow.upsert_search_attributes(updates)
             self._search.update(wanted)
+        self._publish_memo()
+
+    def _publish_memo(self) -> None:
+        # The console's lists read this memo (yuqing.listing) instead of querying each incident.
+        assert self._incident is not None
+        if not workflow.patched(LIST_MEMO_PATCH):
+            return
+        memo = incident_memo(self._incident.state, self._incident.policy)
+        if memo != self._memo:
+            workflow.upsert_memo({MEMO_KEY: memo})
+            self._memo = memo
 
     def _details(self) -> str:
         assert self._incident is not None

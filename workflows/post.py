@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.keys import keys_for
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
@@ -85,13 +86,13 @@ class NetizenPostWorkflow(Inboxed):
             )
             if not self._inbox:
                 break
-            self._decide(self._inbox.pop(0))
+            self._decide(await self._next())
             await self._tell_incident()
         self._finished = True
         await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         while self._inbox or self._effects:
             if self._inbox:
-                self._decide(self._inbox.pop(0))
+                self._decide(await self._next())
             await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         self._closed = f"post {post.state.post_id} is {post.state.status}: it takes no more signals"
         self._ending = True
@@ -100,6 +101,12 @@ class NetizenPostWorkflow(Inboxed):
         await workflow.wait_condition(workflow.all_handlers_finished)
         # The incident has this state as the child's result; it keeps no copy of the trail.
         return post.state.model_copy(update={"trail": []})
+
+    async def _next(self) -> Inbound:
+        """The next inbox item, once the keys it is signed with are known (workflows.keys)."""
+        item = self._inbox.pop(0)
+        await keys_for(self._post, self._post.state.incident_id, item.signal, item.payload)
+        return item
 
     def _decide(self, item: Inbound) -> None:
         post = self._post

@@ -1,26 +1,39 @@
 """The mechanics every decided workflow shares: validate, decide, refuse, record.
 
-A subclass maps signal names to (payload model, decision). `apply` validates the raw payload,
-runs the decision, and on a refusal records why. Decisions check everything before they change
-anything, so a refused signal leaves the state as it was. Deadlines
-(reminders, breaches) are decided here too, the same way for an incident and for a post.
+A subclass maps signal names to (payload model, decision). `apply` checks the proof of a
+deciding payload (`yuqing.signing`: the author's signature, against the keys the incident
+loaded), validates the raw payload, runs the decision, and on a refusal records why.
+Decisions check everything before they change anything, so a refused signal leaves the state
+as it was. Deadlines (reminders, breaches) are decided here too, the same way for an incident
+and for a post.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from yuqing.authorization import LEGACY, Authorization, SignalRule, Workflow
+from yuqing.models import Grade
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
 from yuqing.roster import Roster
+from yuqing.signing import KEY_ID, PROOF, Keyring, PublicKey, SignatureRefused
 from yuqing.state import DeadlineStatus, Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
 DecideFn = Callable[[Any, datetime], Outcome]
+# A signal passed on from the incident to its posts carries the incident's signed payload here.
+FORWARDED = "forwarded"
+# The keys are read again before a decision when its key is unknown (a key added since the
+# incident began), at most this many times, or when the copy is older than KEYS_FRESH (so a
+# key withdrawn early stops counting within the hour).
+KEY_FETCHES = 8
+KEYS_FRESH = timedelta(hours=1)
 
 # A trail line quotes what it records (an opinion, a reason) up to this many characters; the
 # whole text stays in the state and in the signal's own event.
@@ -31,20 +44,53 @@ class Decider(Generic[S]):
     # What the workflow is called in refusals: "incident", "post".
     noun = "workflow"
 
-    def __init__(self, state: S, roster: Roster, unit: str, label: str) -> None:
+    # Which rules of the authorization file apply: "incident" or "post".
+    workflow: Workflow = "incident"
+
+    def __init__(
+        self,
+        state: S,
+        roster: Roster,
+        unit: str,
+        label: str,
+        *,
+        authorization: Authorization | None = None,
+        keys: Keyring | None = None,
+        keys_loaded_at: datetime | None = None,
+        parent_workflow_id: str | None = None,
+    ) -> None:
         self.state = state
         self.roster = roster
         self.unit = unit
         # How notices name what they concern, e.g. "[t-42]" or "[t-42 post p1]".
         self.label = label
+        # Who may send what; without a file (a history from before it), the rules of old.
+        self.authorization = authorization or LEGACY
+        # The public keys decisions are checked against; None: nothing is checked (a history
+        # from before signed decisions, which must replay as it ran).
+        self.keys = keys
+        self.keys_loaded_at = keys_loaded_at
+        self._key_fetches: set[str] = set()
+        # Signatures of the decisions taken: a proof read from the history and sent again
+        # decides nothing twice.
+        self.used_proofs: set[str] = set()
+        self.parent_workflow_id = parent_workflow_id
         self._decisions: dict[str, tuple[type[BaseModel], DecideFn]] = {}
         # Signals only the workflow itself may send (an effect's failure, a child's state).
         self._internal: set[str] = set()
         # The signal being decided: every trail entry it causes names it.
         self._signal: str | None = None
+        # The key that proved it, and its payload as signed (for passing on to the posts).
+        self._key: PublicKey | None = None
+        self._signed: dict[str, Any] | None = None
         # Workflows that began before trail lines were bounded keep their lines as they were
         # (the workflow sets this from its patch); new ones clip quotes and name a NUL's sender.
         self.bounded = True
+
+    @property
+    def workflow_id(self) -> str:
+        """What a proof must name: the workflow the payload was sent to."""
+        return str(getattr(self.state, "workflow_id", ""))
 
     def decides(
         self, signal: str, model: type[BaseModel], decision: DecideFn, *, internal: bool = False
@@ -85,18 +131,130 @@ class Decider(Generic[S]):
             reason = f"{signal} is not a signal this {self.noun} takes"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.unknown))
         model, decide = self._decisions[signal]
+        rule = self.authorization.rule(self.workflow, signal)
+        key: PublicKey | None = None
+        signed = raw
+        if isinstance(raw, dict):
+            raw = {k: v for k, v in raw.items() if k not in (PROOF, FORWARDED)}
+            if self.keys is not None and rule is not None and rule.signed and not rule.internal:
+                try:
+                    key = self._proven(signal, rule, signed, raw, at)
+                except SignatureRefused as err:
+                    claim = _sender(raw)
+                    who = f" (in the name of {claim}, unproven)" if claim else ""
+                    reason = f"{signal}{who} refused: {err}"
+                    refusal = Refused(reason, RefusalKind.forbidden)
+                    return self._refuse(signal, raw, at, refusal, actor=None)
         try:
             payload = model.model_validate(raw)
         except ValidationError as err:
             reason = f"malformed {signal}: {describe(err)}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
-        self._signal = signal
+        if key is not None and _signature(signed) in self.used_proofs:
+            # Proven (its author did sign it), but decided once already: a proof read from the
+            # history and sent again changes nothing. Refused for what the decision itself
+            # would say now, if anything, else as a repeat.
+            return self._refuse(signal, raw, at, self._repeat(signal, decide, payload, at))
+        self._signal, self._key, self._signed = signal, key, signed if key else None
         try:
-            return decide(payload, at)
+            outcome = decide(payload, at)
         except Refused as refusal:
             return self._refuse(signal, raw, at, refusal)
         finally:
-            self._signal = None
+            self._signal, self._key, self._signed = None, None, None
+        if key is not None and outcome.refusal is None:
+            self.used_proofs.add(_signature(signed))
+        return outcome
+
+    # -- proofs ------------------------------------------------------------------------------
+
+    def _repeat(self, signal: str, decide: DecideFn, payload: BaseModel, at: datetime) -> Refused:
+        kept = self.state
+        self.state = kept.model_copy(deep=True)
+        try:
+            decide(payload, at)
+        except Refused as refusal:
+            return refusal
+        finally:
+            self.state = kept
+        return Refused(
+            f"this signed {signal} was already decided: the same signed payload counts once "
+            "(a new decision needs a new signature)"
+        )
+
+    def _proven(
+        self,
+        signal: str,
+        rule: SignalRule,
+        signed: dict[str, Any],
+        raw: dict[str, Any],
+        at: datetime,
+    ) -> PublicKey:
+        """The key that proves this payload; SignatureRefused when none does."""
+        assert self.keys is not None
+        if rule.forwarded_from is None:
+            if FORWARDED in signed:
+                raise SignatureRefused(f"{signal} is not a signal passed on from the incident")
+            verified = self.keys.verify(self.workflow_id, signal, signed, at)
+        else:
+            # Passed on by the incident: the person's proof is over the incident's payload.
+            forwarded = signed.get(FORWARDED)
+            if not isinstance(forwarded, dict) or not isinstance(forwarded.get("payload"), dict):
+                raise SignatureRefused(
+                    f"{signal} comes only from the incident, with the signed {rule.forwarded_from}"
+                )
+            if forwarded.get("signal") != rule.forwarded_from:
+                raise SignatureRefused(f"{signal} must carry a signed {rule.forwarded_from}")
+            origin = forwarded["payload"]
+            verified = self.keys.verify(
+                self.parent_workflow_id or "", rule.forwarded_from, origin, at
+            )
+            if not self.derived(signal, verified.payload, raw):
+                raise SignatureRefused(
+                    f"{signal} does not follow from the signed {rule.forwarded_from} it carries"
+                )
+        holder = verified.key.holder
+        named = raw.get(rule.actor) if rule.actor else None
+        if holder is not None and named != holder:
+            raise SignatureRefused(
+                f"key {verified.key.key_id} is {holder}'s: it cannot sign for {named}"
+            )
+        return verified.key
+
+    def derived(self, signal: str, origin: dict[str, Any], payload: dict[str, Any]) -> bool:
+        """Whether `payload`, passed on from the incident, says what the signed `origin` said."""
+        return all(origin.get(field) == value for field, value in payload.items())
+
+    def forwarding(self) -> dict[str, Any] | None:
+        """What a signal passed on to the posts carries: the decision as its author signed it."""
+        if self._signed is None or self._signal is None:
+            return None
+        if FORWARDED in self._signed:
+            return dict(self._signed[FORWARDED])
+        return {"signal": self._signal, "payload": self._signed}
+
+    def key_wanted(self, signal: str, raw: Any, at: datetime) -> bool:
+        """Whether to read the keys again before deciding this payload: its key is not in the
+        incident's copy (added since), or the copy is older than KEYS_FRESH."""
+        rule = self.authorization.rule(self.workflow, signal)
+        if self.keys is None or rule is None or not rule.signed or not isinstance(raw, dict):
+            return False
+        carrier = raw.get(FORWARDED, {}).get("payload") if FORWARDED in raw else raw
+        proof = carrier.get(PROOF) if isinstance(carrier, dict) else None
+        key_id = proof.get("key_id") if isinstance(proof, dict) else None
+        if not isinstance(key_id, str) or not re.match(KEY_ID, key_id):
+            return False
+        if self.keys.key(key_id) is None:
+            if key_id in self._key_fetches or len(self._key_fetches) >= KEY_FETCHES:
+                return False
+            self._key_fetches.add(key_id)
+            return True
+        loaded = self.keys_loaded_at
+        return loaded is not None and at - loaded > KEYS_FRESH
+
+    def keys_reloaded(self, keys: Keyring, at: datetime) -> None:
+        self.keys = keys
+        self.keys_loaded_at = at
 
     def refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
         """Record `signal` as refused for a reason of the workflow's (e.g. no such update)."""
@@ -170,6 +328,23 @@ class Decider(Generic[S]):
 
     # -- roster checks -----------------------------------------------------------------------
 
+    def authorized(self, signal: str, person_id: str, grade: Grade | None = None) -> Role:
+        """The role in which `person_id` may send `signal` (the authorization file's entry)."""
+        rule = self.authorization.rule(self.workflow, signal)
+        roles = rule.roles_for(grade) if rule is not None else None
+        if not roles:
+            raise Refused(
+                f"no role may send {signal} (authorization {self.authorization.version})",
+                RefusalKind.forbidden,
+            )
+        return self.require_any(person_id, tuple(roles))
+
+    def checks(self, signal: str) -> bool:
+        """Whether the authorization names who may send `signal` (the rules of old did not,
+        for some)."""
+        rule = self.authorization.rule(self.workflow, signal)
+        return rule is not None and (rule.roles is not None or bool(rule.by_grade))
+
     def require(self, person_id: str, role: Role) -> Role:
         refusal = self.roster.role_refusal(person_id, role, self.unit)
         if refusal is not None:
@@ -199,7 +374,10 @@ class Decider(Generic[S]):
         actor: str | None = None,
         role: str | None = None,
         signal: str | None = None,
+        source: str | None = None,
     ) -> None:
+        """Append to the trail; an entry naming its actor names the key that proved it too."""
+        key = self._key.key_id if self._key is not None and actor is not None else None
         self.state.trail.append(
             TrailEntry(
                 at=at,
@@ -208,11 +386,15 @@ class Decider(Generic[S]):
                 role=role,
                 detail=self._quote(detail),
                 signal=signal or self._signal,
+                source=source,
+                key_id=key,
             )
         )
 
-    def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
-        actor = _sender(raw)
+    def _refuse(
+        self, signal: str, raw: Any, at: datetime, refusal: Refused, **who: str | None
+    ) -> Outcome:
+        actor = who["actor"] if "actor" in who else _sender(raw)
         if self.bounded:
             self.state.refused_total += 1
             if actor is not None:
@@ -269,9 +451,17 @@ def describe(err: ValidationError) -> str:
     )
 
 
+def _signature(signed: dict[str, Any]) -> str:
+    """What identifies a signed decision: its signature (for a post, the incident's it carries)."""
+    carrier = signed.get(FORWARDED, {}).get("payload", {}) if FORWARDED in signed else signed
+    proof = carrier.get(PROOF) if isinstance(carrier, dict) else None
+    return str(proof.get("signature")) if isinstance(proof, dict) else ""
+
+
 def _sender(raw: Any) -> str | None:
     if isinstance(raw, dict):
         for key in (
+            "reported_by",
             "approver_id",
             "author_id",
             "reporter_id",

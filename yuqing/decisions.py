@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from yuqing.authorization import Authorization
 from yuqing.chain import approval_step, chain_complete
-from yuqing.decider import describe, moment
+from yuqing.decider import FORWARDED, describe, moment
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.models import (
     SIGNAL_PAYLOADS,
@@ -38,6 +39,7 @@ from yuqing.outcomes import (
     Notify,
     Outcome,
     Publish,
+    RefusalKind,
     Refused,
     SignalPosts,
     StartPost,
@@ -46,6 +48,7 @@ from yuqing.policy import APPROVAL_SIGNALS, Policy
 from yuqing.roles import Role
 from yuqing.roster import Roster
 from yuqing.rules import AUDIT_LINES, PlanRules
+from yuqing.signing import Keyring
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
@@ -81,10 +84,6 @@ POST_CHANGED_SIGNAL = "post_changed"
 EFFECT_FAILED_SIGNAL = "effect_failed"
 AFTER_PUBLICATION = (Stage.published, Stage.monitoring, Stage.closed, Stage.reviewed)
 ENDED = (Stage.closed, Stage.reviewed)
-# Who may send the upward report: the Office, or the responsible unit and its head.
-REPORTERS = (Role.office, Role.unit, Role.unit_head)
-DRAFTERS = (Role.unit, Role.unit_head)
-POST_TAKERS = (Role.unit, Role.unit_head, Role.office)
 
 
 class Incident(PlanRules):
@@ -102,8 +101,22 @@ class Incident(PlanRules):
         policy: Policy,
         roster: Roster,
         features: Iterable[str] = (),
+        *,
+        authorization: Authorization | None = None,
+        keys: Keyring | None = None,
+        keys_loaded_at: datetime | None = None,
     ) -> None:
-        super().__init__(state, roster, state.unit, state.incident_id)
+        # Who may send what (config/authorization.toml) and the keys that prove it: both as the
+        # incident loaded them; without them, the rules of old and no proofs (old histories).
+        super().__init__(
+            state,
+            roster,
+            state.unit,
+            state.incident_id,
+            authorization=authorization,
+            keys=keys,
+            keys_loaded_at=keys_loaded_at,
+        )
         self.policy = policy
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
             "submit_report": self._submit_report,
@@ -127,7 +140,8 @@ class Incident(PlanRules):
 
     # -- what intake, the activities and the children report back ---------------------------
 
-    def record_discovery(self) -> None:
+    def record_discovery(self, source: str | None = None) -> None:
+        """The first line of the trail; `source`: the system the report came through."""
         state = self.state
         detail = (
             f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
@@ -137,7 +151,14 @@ class Incident(PlanRules):
         if AUDIT_LINES in self.features:
             detail = f"{detail[:-1]}; calendar {state.calendar_version})"
             role = self.acting_role(state.reporter_id)
-        self.record(state.discovered_at, "discovered", detail, actor=state.reporter_id, role=role)
+        self.record(
+            state.discovered_at,
+            "discovered",
+            detail,
+            actor=state.reporter_id,
+            role=role,
+            source=source,
+        )
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
         """The first report: its submission id, and the evidence numbers it takes."""
@@ -205,7 +226,7 @@ class Incident(PlanRules):
     def _submit_report(self, report: UpwardReport, at: datetime) -> Outcome:
         if self.state.stage is not Stage.discovered:
             raise Refused(f"the incident was already reported at {moment(self.state.reported_at)}")
-        role = self.require_any(report.reporter_id, REPORTERS)
+        role = self.authorized("submit_report", report.reporter_id)
         self.state.report = report
         self.state.reported_at = at
         self.record(
@@ -238,7 +259,7 @@ class Incident(PlanRules):
             raise Refused("the incident must be reported before it is assessed")
         if self.state.grade is not None:
             raise Refused("the incident is already assessed; new figures go through update_metrics")
-        self.require(assessment.assessor_id, Role.office)
+        self.authorized("submit_assessment", assessment.assessor_id)
         self.state.assessment = assessment
         criteria = fired_criteria(self.policy.grading, assessment, self.state.metrics)
         effects = self._set_grade(
@@ -257,15 +278,29 @@ class Incident(PlanRules):
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
+        if self.checks("update_metrics"):
+            # The person whose token sent the figures acts; the system they came from is its
+            # source, recorded beside them.
+            if update.reported_by is None:
+                raise Refused(
+                    "malformed update_metrics: reported_by: the person who sends the figures "
+                    "is required",
+                    RefusalKind.malformed,
+                )
+            actor: str = update.reported_by
+            role: Role | None = self.authorized("update_metrics", actor)
+        else:
+            actor, role = update.source, None
         self.state.metrics = self.state.metrics.merged(update)
         figures = self.state.metrics.model_dump_json(exclude_defaults=True)
-        role = self.acting_role(update.source) if AUDIT_LINES in self.features else None
+        source = update.source if update.source != actor else None
         self.record(
             at,
             "metrics",
             f"figures from {update.source}: {figures}",
-            actor=update.source,
+            actor=actor,
             role=role,
+            source=source,
         )
         if self.state.grade is not Grade.general:
             return Outcome()
@@ -282,7 +317,7 @@ class Incident(PlanRules):
             raise Refused("the incident is not assessed yet: drafts follow the assessment")
         if self.state.stage in AFTER_PUBLICATION:
             raise Refused(f"the incident is {self.state.stage}: its statement is already out")
-        role = self.require_any(submission.author_id, DRAFTERS)
+        role = self.authorized("submit_draft", submission.author_id)
         previous = self.state.current_draft
         if previous is not None and previous.status is DraftStatus.approved:
             raise Refused(f"draft version {previous.version} is approved and being published")
@@ -310,9 +345,9 @@ class Incident(PlanRules):
     def _legal_opinion(self, opinion: LegalOpinion, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
-        self.require(opinion.author_id, Role.legal)
+        role = self.authorized("legal_opinion", opinion.author_id)
         self.state.legal_opinions.append(opinion)
-        self.record(at, "legal_opinion", opinion.opinion, actor=opinion.author_id, role=Role.legal)
+        self.record(at, "legal_opinion", opinion.opinion, actor=opinion.author_id, role=role)
         return Outcome()
 
     def _approval_for(self, signal: str) -> Callable[[Any, datetime], Outcome]:
@@ -391,6 +426,7 @@ class Incident(PlanRules):
             f"({len(report.evidence)} evidence item(s))",
             actor=report.reporter_id,
             role=self.acting_role(report.reporter_id) if AUDIT_LINES in self.features else None,
+            source=report.source,
         )
         if not report.evidence:
             return Outcome()
@@ -406,7 +442,7 @@ class Incident(PlanRules):
                 f"post {post.post_id} was already received by {existing.received_by} "
                 f"(learnt {moment(existing.learnt_at)}): nothing new is started"
             )
-        role = self.require_any(post.received_by, POST_TAKERS)
+        role = self.authorized("netizen_post", post.received_by)
         learnt_at = post.learnt_at or at
         if learnt_at > at:
             raise Refused(f"learnt_at {moment(learnt_at)} is in the future")
@@ -463,7 +499,7 @@ class Incident(PlanRules):
         return Outcome()
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:
-        self.require(change.changed_by, Role.office)
+        role = self.authorized("calendar_changed", change.changed_by)
         open_posts = [p.post_id for p in self.state.posts if p.open]
         # The incident's own deadlines run on calendar hours; only posts use working time.
         where = ", ".join(open_posts) if open_posts else "no open post"
@@ -472,11 +508,11 @@ class Incident(PlanRules):
             "calendar_changed",
             f"{change.reason}: re-planning pending working-time deadlines of {where}",
             actor=change.changed_by,
-            role=Role.office,
+            role=role,
         )
         if not open_posts:
             return Outcome()
-        payload = change.model_dump(mode="json")
+        payload = self._passed_on(change.model_dump(mode="json"))
         return Outcome(effects=[SignalPosts(open_posts, "calendar_changed", payload)])
 
     def _close_incident(self, close: CloseIncident, at: datetime) -> Outcome:
@@ -495,17 +531,19 @@ class Incident(PlanRules):
         not_open = sorted(set(close.open_posts) - open_posts)
         if not_open:
             raise Refused(f"open_posts names {', '.join(not_open)}, which are not open posts")
-        closers = [Role.leadership_group]
-        if self.state.grade is Grade.general and not open_posts:
-            closers.append(Role.office)  # the Office closes a general incident (SPEC §2.8)
-        role = self.require_any(close.closed_by, tuple(closers))
+        if open_posts:
+            closers = self.authorization.action("leave_posts_open")
+            role = self.require_any(close.closed_by, tuple(closers))
+        else:
+            # The Office closes a general incident (SPEC §2.8): by_grade in the authorization.
+            role = self.authorized("close_incident", close.closed_by, self.state.grade)
         self.state.closed_at = at
         self.state.close_reason = close.reason
         self.record(at, "closed", close.reason, actor=close.closed_by, role=role)
         effects: list[Effect] = []
         for post_id, why in sorted(close.open_posts.items()):
             self.record(at, "post_left_open", f"post {post_id} left unanswered: {why}")
-            withdrawal = {"closed_by": close.closed_by, "reason": why}
+            withdrawal = self._passed_on({"closed_by": close.closed_by, "reason": why})
             effects.append(SignalPosts([post_id], "withdraw", withdrawal))
         self._stage(Stage.closed, at)
         return Outcome(effects=effects)
@@ -513,15 +551,25 @@ class Incident(PlanRules):
     def _submit_review(self, review: Review, at: datetime) -> Outcome:
         if self.state.stage is not Stage.closed:
             raise Refused(f"the incident is {self.state.stage}: a review follows its closure")
-        if self.roster.person(review.author_id) is None:
+        role: Role | None = None
+        if self.checks("submit_review"):
+            role = self.authorized("submit_review", review.author_id)
+        elif self.roster.person(review.author_id) is None:
             raise Refused(f"{review.author_id!r} is not in the roster")
         self.state.review = review
-        role = self.acting_role(review.author_id) if AUDIT_LINES in self.features else None
+        if role is None and AUDIT_LINES in self.features:
+            role = self.acting_role(review.author_id)
         self.record(at, "reviewed", review.what_to_change, actor=review.author_id, role=role)
         self._stage(Stage.reviewed, at)
         return Outcome()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _passed_on(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A payload for the posts, carrying the decision as its author signed it, so each
+        post checks the person's own proof (yuqing.decider.FORWARDED)."""
+        forwarded = self.forwarding()
+        return {**payload, FORWARDED: forwarded} if forwarded is not None else payload
 
     def _set_grade(
         self, grade: Grade, criteria: list[str], by: str, reason: str, at: datetime

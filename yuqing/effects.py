@@ -6,10 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from yuqing.authorization import Authorization
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy
 from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
+from yuqing.signing import Keyring
 from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState, TrailEntry
 
 
@@ -22,9 +24,19 @@ class LoadConfiguration(BaseModel):
 class Configuration(BaseModel):
     policy: Policy
     roster: Roster
+    # Absent from histories recorded before they existed (then: the rules of old, no proofs).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
     # The working calendar in force when the incident began (SPEC §7); None in histories
     # recorded before it was kept.
     calendar_version: str | None = None
+
+
+class LoadKeys(BaseModel):
+    """Read the keys file again: a decision names a key the incident has not seen."""
+
+    incident_id: str
+    key_id: str | None = None
 
 
 class FixEvidence(BaseModel):
@@ -100,6 +112,10 @@ class PostStart(BaseModel):
     policy: Policy
     roster: Roster
     responsible_person: str | None
+    # The incident's authorization and keys (none: an incident from before signed decisions).
+    authorization: Authorization | None = None
+    keys: Keyring | None = None
+    keys_loaded_at: datetime | None = None
     # The incident's patch ids for the rules that came later (yuqing.rules.PLAN_FEATURES).
     features: list[str] = Field(default_factory=list)
     # A drill's post (§5.3): its lines and notices are marked, its notices go to the sink.

@@ -8,6 +8,11 @@ The incident is keyed like every other intake (yuqing.intake): by the first link
 when there is one, so the e-mail about a Weibo post joins the incident the monitoring system
 opened for it; otherwise by the Message-ID. The e-mail as received and each attachment are
 evidence items, with the Date header as their capture time.
+
+A From header proves nothing by itself. The mail is reported in its roster sender's name only
+when a DKIM signature of the bureau's domain verifies (`Senders`, with dkimpy) or when it came
+through a trusted relay; otherwise the intake account reports it, and the trail's source says
+the sender is unverified.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import errors, policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
+import dkim
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import ValidationError
@@ -63,8 +72,95 @@ class EmailRefused(InvalidInput):
     """The e-mail was refused before anything was started; the message says what is wrong."""
 
 
-def parse_email(data: bytes, *, roster: Roster, default_reporter: str, unit: str) -> IncidentReport:
-    """The incident report an e-mail (RFC 822 bytes) makes, or EmailRefused saying why not."""
+DnsTxt = Callable[..., bytes | None]
+
+
+@dataclass(frozen=True)
+class Senders:
+    """How an e-mail's sender is proven: a DKIM signature of `domain` that verifies (its key
+    from DNS, or from `records` instead), or delivery by one of `relays` (addresses)."""
+
+    domain: str | None = None
+    relays: frozenset[str] = frozenset()
+    records: dict[str, str] | None = None
+    dns: DnsTxt | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Senders:
+        records = None
+        if settings.dkim_keys_path is not None:
+            records = _dkim_records(settings.dkim_keys_path)
+        return cls(
+            domain=settings.email_domain,
+            relays=frozenset(settings.email_trusted_relays),
+            records=records,
+        )
+
+    def _lookup(self) -> DnsTxt:
+        if self.dns is not None:
+            return self.dns
+        if self.records is not None:
+            records = {name.lower().rstrip("."): text for name, text in self.records.items()}
+
+            def from_file(name: bytes, timeout: int = 5) -> bytes | None:
+                text = records.get(name.decode("ascii", "replace").lower().rstrip("."))
+                return text.encode("ascii") if text is not None else None
+
+            return from_file
+        return cast(DnsTxt, dkim.get_txt)
+
+    def proof(self, data: bytes, sender: str, peer: str | None = None) -> str | None:
+        """How the sender is proven ("DKIM d=…", "trusted relay …"), or None if it is not."""
+        if peer is not None and peer in self.relays:
+            return f"trusted relay {peer}"
+        if self.domain is None or not sender.endswith("@" + self.domain):
+            return None
+        try:
+            message = dkim.DKIM(data, minkey=1024)
+            signatures = sum(1 for name, _ in message.headers if name.lower() == b"dkim-signature")
+            for index in range(signatures):
+                if not message.verify(index, dnsfunc=self._lookup()):
+                    continue
+                domain = (message.domain or b"").decode("ascii", "replace").lower()
+                fields = message.signature_fields or {}
+                # Aligned with the From domain, covering From, and the whole body (no l=).
+                if domain == self.domain and b"from" in message.include_headers:
+                    if b"l" not in fields:
+                        return f"DKIM d={domain} s={fields.get(b's', b'').decode()}"
+        except dkim.DKIMException as err:
+            log.info("DKIM signature not usable", sender=sender, error=str(err))
+        return None
+
+
+def _dkim_records(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"DKIM keys file {path} (YUQING_DKIM_KEYS) cannot be read: {err}") from err
+    records = data.get("records")
+    if not isinstance(records, dict) or not all(isinstance(v, str) for v in records.values()):
+        raise ValueError(
+            f"DKIM keys file {path} needs a [records] table of "
+            '"<selector>._domainkey.<domain>" = "<TXT record>"'
+        )
+    return {str(name): str(text) for name, text in records.items()}
+
+
+def parse_email(
+    data: bytes,
+    *,
+    roster: Roster,
+    default_reporter: str,
+    unit: str,
+    senders: Senders | None = None,
+    peer: str | None = None,
+) -> IncidentReport:
+    """The incident report an e-mail (RFC 822 bytes) makes, or EmailRefused saying why not.
+
+    Its reporter is the roster person who sent it only when `senders` proves the sender
+    (DKIM, or `peer` a trusted relay); otherwise `default_reporter`. The report's `source`
+    says which, for the trail.
+    """
     if not data.strip():
         raise EmailRefused("the e-mail is empty")
     # policy.default parses each header into an object (addresses, dates) and notes defects.
@@ -99,11 +195,19 @@ def parse_email(data: bytes, *, roster: Roster, default_reporter: str, unit: str
         "content_base64": base64.b64encode(data).decode("ascii"),
         "captured_at": captured_at,
     }
+    person = _reporter(roster, sender)
+    proven = (senders or Senders()).proof(data, sender, peer)
+    if proven is not None:
+        source = f"e-mail from {sender} (sender verified: {proven})"
+    else:
+        source = f"e-mail from {sender} (sender unverified: no DKIM signature of the bureau's"
+        source += " domain verifies, and it came through no trusted relay)"
     fields: dict[str, Any] = {
         "incident_id": incident_id_for(key),
         "title": title,
         "channel": IntakeChannel.email,
-        "reporter_id": _reporter(roster, sender) or default_reporter,
+        "reporter_id": (person if proven is not None else None) or default_reporter,
+        "source": source,
         "unit": unit,
         "sensitivity": Sensitivity.important,
         "summary": _clip(text),
@@ -136,15 +240,22 @@ def check_intake_unit(roster: Roster, unit: str) -> None:
         )
 
 
-async def report_email(client: Client, settings: Settings, data: bytes) -> IncidentReport:
-    """Report the incident an e-mail describes: a new one, or evidence for the open one."""
+async def report_email(
+    client: Client, settings: Settings, data: bytes, *, peer: str | None = None
+) -> IncidentReport:
+    """Report the incident an e-mail describes: a new one, or evidence for the open one.
+    `peer`: the address it was delivered from (a trusted relay proves its sender)."""
     roster = load_roster(settings.roster_path)
     check_intake_unit(roster, settings.email_intake_unit)
-    report = parse_email(
+    # DKIM asks DNS for the signer's key: off the event loop.
+    report = await asyncio.to_thread(
+        parse_email,
         data,
         roster=roster,
         default_reporter=settings.email_intake_reporter,
         unit=settings.email_intake_unit,
+        senders=Senders.from_settings(settings),
+        peer=peer,
     )
     try:
         answer = await report_incident(client, report, settings.task_queue)
@@ -236,8 +347,9 @@ class SmtpIntake:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else None
         try:
-            report = await report_email(self._client, self._settings, data)
+            report = await report_email(self._client, self._settings, data, peer=peer)
         except EmailRefused as err:
             log.warning("e-mail refused", sender=envelope.mail_from, reason=str(err))
             return f"554 5.6.0 {_reply_text(str(err))}"

@@ -159,6 +159,11 @@ class IncidentReport(Model):
     submission_id: str | None = Field(
         default=None, description="names this submission, so a repeated delivery adds nothing"
     )
+    source: str | None = Field(
+        default=None,
+        description="the system it came through, beside the reporter (a monitor; an e-mail's "
+        "sender, verified or not)",
+    )
     drill: DrillMark | None = Field(
         default=None, description="set when the incident is a drill (§5.3), never a real one"
     )
@@ -173,6 +178,7 @@ class AdditionalReport(Model):
     summary: str = ""
     source_url: str | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
+    source: str | None = None
 
 
 class BasicFacts(Model):
@@ -215,7 +221,10 @@ class Assessment(Model):
 class MetricsUpdate(Model):
     """`update_metrics`: new figures from monitoring; may upgrade the incident."""
 
-    source: NonEmpty
+    source: NonEmpty = Field(description="where the figures come from: a system, or the sender")
+    reported_by: NonEmpty | None = Field(
+        default=None, description="the person who sends them (required by the authorization)"
+    )
     weibo_reposts: int | None = Field(default=None, ge=0)
     districts: list[NonEmpty] | None = None
     beyond_city: bool | None = None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from yuqing import incident_workflow_id
 from yuqing.decider import moment
 from yuqing.effects import PostStart
 from yuqing.models import (
@@ -23,22 +24,32 @@ from yuqing.models import (
 )
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
-from yuqing.roles import Role
 from yuqing.rules.base import AUDIT_LINES
 from yuqing.rules.drill import DrillMarking
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
 FORMAL = "netizen_formal_reply"
-RESPONDERS = (Role.unit, Role.unit_head, Role.office)
 
 
 class Post(DrillMarking[PostState]):
     noun = "post"
+    workflow = "post"
 
     def __init__(self, start: PostStart) -> None:
         post = start.post
-        super().__init__(post, start.roster, post.unit, f"{post.incident_id} post {post.post_id}")
+        # The incident's authorization and keys come with the start; none: an incident from
+        # before signed decisions, whose posts decide as they always did.
+        super().__init__(
+            post,
+            start.roster,
+            post.unit,
+            f"{post.incident_id} post {post.post_id}",
+            authorization=start.authorization,
+            keys=start.keys,
+            keys_loaded_at=start.keys_loaded_at,
+            parent_workflow_id=incident_workflow_id(post.incident_id),
+        )
         self.policy: Policy = start.policy
         self.rules = start.policy.posts
         self.features = frozenset(start.features)
@@ -146,7 +157,7 @@ class Post(DrillMarking[PostState]):
                 f"the initial response was given at {moment(self.state.initial_response.at)}"
             )
         self._require_open()
-        role = self.require_any(response.responder_id, RESPONDERS)
+        role = self.authorized("initial_response", response.responder_id)
         self.state.initial_response = PostAction(
             by=response.responder_id, at=at, text=response.text
         )
@@ -178,7 +189,7 @@ class Post(DrillMarking[PostState]):
         self._require_open()
         if self.state.status is not PostStatus.awaiting_reply:
             raise Refused("no formal reply is due, so there is nothing to extend")
-        role = self.require_any(request.requested_by, (Role.unit, Role.unit_head))
+        role = self.authorized("request_extension", request.requested_by)
         if not request.reason.strip():
             raise Refused("an extension needs a stated reason")
         if self.state.extension is not None:
@@ -217,10 +228,10 @@ class Post(DrillMarking[PostState]):
         return Outcome(effects=[plan])
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:
-        self.require(change.changed_by, Role.office)
+        acting = self.authorized("calendar_changed", change.changed_by)
         pending = [d for d in self.state.deadlines if d.status is DeadlineStatus.pending]
         keys = ", ".join(d.key for d in pending) or "none"
-        role = Role.office if AUDIT_LINES in self.features else None
+        role = acting if AUDIT_LINES in self.features else None
         self.record(
             at,
             "calendar_changed",
@@ -233,7 +244,7 @@ class Post(DrillMarking[PostState]):
 
     def _withdraw(self, withdrawal: Withdrawal, at: datetime) -> Outcome:
         self._require_open()
-        self.require(withdrawal.closed_by, Role.leadership_group)
+        role = self.authorized("withdraw", withdrawal.closed_by)
         self.state.status = PostStatus.closed_unanswered
         self.state.closed_reason = withdrawal.reason
         for deadline in self.state.deadlines:
@@ -244,11 +255,22 @@ class Post(DrillMarking[PostState]):
             "closed_unanswered",
             f"left unanswered when the incident closed: {withdrawal.reason}",
             actor=withdrawal.closed_by,
-            role=Role.leadership_group,
+            role=role,
         )
         return Outcome()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def derived(self, signal: str, origin: dict[str, Any], payload: dict[str, Any]) -> bool:
+        if signal == "withdraw":
+            # The incident's close names this post, with why it is left open.
+            reasons = origin.get("open_posts")
+            return (
+                payload.get("closed_by") == origin.get("closed_by")
+                and isinstance(reasons, dict)
+                and payload.get("reason") == reasons.get(self.state.post_id)
+            )
+        return super().derived(signal, origin, payload)
 
     def _require_open(self) -> None:
         if not self.state.open:

@@ -44,10 +44,19 @@ class Contact(_Strict):
     email: str | None = None
 
 
+class Unit(_Strict):
+    """A unit's name as people read it; incidents and roles name units by `id`."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    name_en: str | None = None
+
+
 class Roster(_Strict):
     version: str = Field(min_length=1)
     people: list[Person]
     contacts: list[Contact] = Field(default_factory=list)
+    units: list[Unit] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Roster:
@@ -100,6 +109,13 @@ class Roster(_Strict):
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.id == person_id), None)
+
+    def unit_name(self, unit_id: str, lang: str = "zh") -> str:
+        """The unit's name in `lang` (zh, en), or its id when the roster does not name it."""
+        unit = next((u for u in self.units if u.id == unit_id), None)
+        if unit is None:
+            return unit_id
+        return (unit.name_en or unit.name) if lang == "en" else unit.name
 
     def holds(self, person_id: str, role: Role, unit: str | None = None) -> bool:
         person = self.person(person_id)

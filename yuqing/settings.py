@@ -39,6 +39,18 @@ class Settings:
     # handles an incident first reported by e-mail (a roster unit with a unit head).
     email_intake_reporter: str = "office-intake"
     email_intake_unit: str = "xixiangtang-branch"
+    # Who may send what (README, "Security"): the authorization file; the public keys that
+    # decisions are checked against (required by the worker); the API's own signing key.
+    authorization_path: Path = PROJECT_ROOT / "config" / "authorization.toml"
+    keys_path: Path | None = None
+    signing_key_path: Path | None = None
+    signing_key_id: str | None = None
+    # E-mail senders: attributed only with a valid DKIM signature of this domain, or when the
+    # mail came through one of these relays (addresses); DKIM public keys in a file instead of
+    # DNS (a TOML table of "<selector>._domainkey.<domain>" = "<TXT record>").
+    email_domain: str | None = None
+    email_trusted_relays: tuple[str, ...] = ()
+    dkim_keys_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -68,7 +80,23 @@ class Settings:
                 env.get("YUQING_EMAIL_REPORTER") or default.email_intake_reporter
             ),
             email_intake_unit=env.get("YUQING_EMAIL_UNIT") or default.email_intake_unit,
+            authorization_path=_path(env, "YUQING_AUTHORIZATION") or default.authorization_path,
+            keys_path=_path(env, "YUQING_KEYS"),
+            signing_key_path=_path(env, "YUQING_SIGNING_KEY"),
+            signing_key_id=env.get("YUQING_SIGNING_KEY_ID") or None,
+            email_domain=(env.get("YUQING_EMAIL_DOMAIN") or "").strip().lower() or None,
+            email_trusted_relays=tuple(
+                relay.strip()
+                for relay in (env.get("YUQING_EMAIL_TRUSTED_RELAYS") or "").split(",")
+                if relay.strip()
+            ),
+            dkim_keys_path=_path(env, "YUQING_DKIM_KEYS"),
         )
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    return Path(value) if value else None
 
 
 def _port(value: str | None, default: int) -> int:

@@ -143,6 +143,10 @@ class TrailEntry(BaseModel):
     refused: bool = False
     # malformed, forbidden, conflict or unknown (yuqing.outcomes.RefusalKind), when refused.
     refusal_kind: str | None = None
+    # A system the input came through, beside the person acting (a monitor, an e-mail's
+    # claimed sender); and the key whose signature proved the actor (yuqing.signing).
+    source: str | None = None
+    key_id: str | None = None
 
 
 class Replan(BaseModel):

@@ -14,7 +14,7 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import IncidentIdPath, Me, Services, Svc
+from api.deps import IncidentIdPath, Me, Services, Svc, readable
 from api.errors import RESPONSES, Refusal
 from api.schemas import (
     ApprovalBody,
@@ -30,7 +30,7 @@ from api.schemas import (
     acting,
 )
 from yuqing import incident_workflow_id
-from yuqing.models import SIGNAL_PAYLOADS, MetricsUpdate
+from yuqing.models import SIGNAL_PAYLOADS
 from yuqing.roster import Person
 from yuqing.state import IncidentState, TrailEntry
 
@@ -93,10 +93,13 @@ async def deliver(
 @router.get("/{incident_id}", response_model=IncidentState, summary="The incident's state")
 async def incident_state(incident_id: IncidentIdPath, me: Me, svc: Svc) -> IncidentState:
     """The `state` query: stage, grade and criteria, deadlines, drafts, approvals,
-    publications, notifications, posts and the decision trail."""
-    return await svc.workflows.state(
-        incident_workflow_id(incident_id), IncidentState, f"incident {incident_id}"
-    )
+    publications, notifications, posts and the decision trail. The Office, Legal, the
+    publicity lead and the leading group see every incident; a unit's people see their unit's
+    (404 for any other)."""
+    what = f"incident {incident_id}"
+    state = await svc.workflows.state(incident_workflow_id(incident_id), IncidentState, what)
+    readable(svc, me, state.unit, what)
+    return state
 
 
 @router.post("/{incident_id}/report", response_model=TrailEntry, summary="Upward report")
@@ -120,12 +123,11 @@ async def update_metrics(
     incident_id: IncidentIdPath, body: MetricsUpdateBody, me: Me, svc: Svc
 ) -> TrailEntry:
     """`update_metrics`: reposts, districts, media; may upgrade a general incident.
-    `source` names where the figures come from (default: you)."""
-    # The source names a system more often than a person, so it is kept as given.
-    data = body.model_dump(mode="json")
-    data["source"] = body.source or me.id
-    payload = MetricsUpdate.model_validate(data).model_dump(mode="json")
-    return await deliver(svc, incident_id, "update_metrics", payload, payload["source"])
+    You send them (`reported_by`); `source` names the system they come from (default: you),
+    kept beside you in the trail."""
+    # The source names a system more often than a person: recorded as given, never as actor.
+    body = body.model_copy(update={"source": body.source or me.id})
+    return await send(svc, incident_id, "update_metrics", body, "reported_by", me)
 
 
 @router.post("/{incident_id}/drafts", response_model=TrailEntry, summary="Submit a draft")

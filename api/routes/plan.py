@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import IncidentIdPath, Me, Svc
+from api.deps import IncidentIdPath, Me, Svc, readable
 from api.errors import RESPONSES, ApiError
 from api.routes.incidents import send
 from yuqing import incident_workflow_id
@@ -253,9 +253,9 @@ async def report(
     fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.text,
 ) -> PlainTextResponse | HTMLResponse:
     """Who acted when, against the drill's scaled deadlines."""
-    state = await svc.workflows.state(
-        incident_workflow_id(incident_id), IncidentState, f"incident {incident_id}"
-    )
+    what = f"incident {incident_id}"
+    state = await svc.workflows.state(incident_workflow_id(incident_id), IncidentState, what)
+    readable(svc, me, state.unit, what)
     if state.drill is None:
         raise ApiError(409, f"incident {incident_id} is not a drill")
     text = render(drill_report(state, datetime.now(UTC)), fmt.value)

@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import IncidentIdPath, Me, PostIdPath, Services, Svc
+from api.deps import IncidentIdPath, Me, PostIdPath, Services, Svc, readable
 from api.errors import RESPONSES, Refusal
 from api.schemas import ExtensionBody, FormalReplyBody, InitialResponseBody, acting
 from yuqing import incident_workflow_id
@@ -60,12 +60,12 @@ async def send(
 async def post_state(
     incident_id: IncidentIdPath, post_id: PostIdPath, me: Me, svc: Svc
 ) -> PostState:
-    """The post's `state` query: status, deadlines, the steps taken and who took them."""
-    return await svc.workflows.state(
-        post_workflow_id(incident_id, post_id),
-        PostState,
-        f"post {post_id} of incident {incident_id}",
-    )
+    """The post's `state` query: status, deadlines, the steps taken and who took them.
+    Seen by whoever may see its incident."""
+    what = f"post {post_id} of incident {incident_id}"
+    state = await svc.workflows.state(post_workflow_id(incident_id, post_id), PostState, what)
+    readable(svc, me, state.unit, what)
+    return state
 
 
 @router.post("/{post_id}/initial-response", response_model=TrailEntry, summary="Initial response")

@@ -7,6 +7,7 @@ when there is one, else from the channel and the channel's own id (`yuqing.intak
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -18,11 +19,11 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import Me, Services, Svc
+from api.deps import Me, Services, Svc, may_report
 from api.errors import RESPONSES, ApiError, field_error
 from api.schemas import IncidentReportBody, MonitorAlert, ReportAccepted
 from yuqing import incident_workflow_id
-from yuqing.email_intake import EmailRefused, parse_email
+from yuqing.email_intake import EmailRefused, Senders, parse_email
 from yuqing.intake import incident_id_for, intake_key
 from yuqing.models import (
     EvidenceItem,
@@ -33,6 +34,7 @@ from yuqing.models import (
     Sensitivity,
 )
 from yuqing.roles import Role
+from yuqing.roster import Person
 from yuqing.state import Stage
 from yuqing.working_time import SHANGHAI
 
@@ -81,7 +83,7 @@ async def report_incident(
         reporter_id=me.id,
         intake_key=body.intake_key or key,
     )
-    return await _take(svc, _report(**data), response)
+    return await _take(svc, _report(**data), response, me)
 
 
 @router.post(
@@ -146,18 +148,21 @@ async def monitor_alert(
         evidence=evidence,
         metrics=Metrics(weibo_reposts=reposts or 0),
         intake_key=key,
+        # The monitor is the system it came through; the token's person reports it.
+        source=f"media_monitor:{alert.platform}",
         # The same alert delivered twice (a webhook retry) is one submission.
         submission_id="media_monitor:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:24],
     )
-    accepted = await _take(svc, report, response)
+    accepted = await _take(svc, report, response, me)
     if not accepted.created and reposts is not None:
-        # The report joined an open incident, whose figures only update_metrics moves on.
+        # The report joined an open incident, whose figures only update_metrics moves on:
+        # sent by the token's person, from the monitor.
         source = f"media_monitor:{alert.platform}"
         accepted.metrics_update = await svc.workflows.decide(
             accepted.workflow_id,
             "update_metrics",
-            {"source": source, "weibo_reposts": reposts},
-            source,
+            {"source": source, "weibo_reposts": reposts, "reported_by": me.id},
+            me.id,
         )
     return accepted
 
@@ -225,7 +230,7 @@ async def hotline_ticket(
         # One ticket is one submission, however often the form is sent.
         submission_id=f"hotline_12315:{ticket.lower()}",
     )
-    return await _take(svc, report, response)
+    return await _take(svc, report, response, me)
 
 
 @router.post(
@@ -246,18 +251,22 @@ async def email_report(
     ] = None,
 ) -> ReportAccepted:
     """An e-mail as an incident report, its attachments and the message itself kept as
-    evidence; the reporter is the roster person who sent it, else you."""
+    evidence. The reporter is the roster person who sent it when a DKIM signature of the
+    bureau's domain proves it (YUQING_EMAIL_DOMAIN), else you; the trail says which."""
     data = await request.body()
     try:
-        report = parse_email(
+        # DKIM asks DNS for the signer's key: off the event loop.
+        report = await asyncio.to_thread(
+            parse_email,
             data,
             roster=svc.directory.roster,
             default_reporter=me.id,
             unit=unit or svc.settings.email_intake_unit,
+            senders=Senders.from_settings(svc.settings),
         )
     except EmailRefused as err:
         raise field_error("body", str(err), None) from err
-    return await _take(svc, report, response)
+    return await _take(svc, report, response, me)
 
 
 def _key(channel: IntakeChannel, *, external_id: str | None = None, url: str | None = None) -> str:
@@ -275,7 +284,9 @@ def _beijing_time(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
-async def _take(svc: Services, report: IncidentReport, response: Response) -> ReportAccepted:
+async def _take(
+    svc: Services, report: IncidentReport, response: Response, me: Person
+) -> ReportAccepted:
     # An incident whose unit has no head could never have its statement signed; the workflow
     # would fail at intake, so say so now, naming the field.
     roster = svc.directory.roster
@@ -285,6 +296,8 @@ async def _take(svc: Services, report: IncidentReport, response: Response) -> Re
             f"unit {report.unit!r} has no unit head in roster {roster.version}",
             report.unit,
         )
+    # Only for a unit the token's person may report for (the authorization's report scope).
+    may_report(svc, me, report.unit)
     if report.submission_id is None:
         report = report.model_copy(update={"submission_id": str(uuid.uuid4())})
     reported = await svc.workflows.report(report)

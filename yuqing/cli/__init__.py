@@ -9,15 +9,16 @@ Exit codes: 0 done; 1 refused (the reason is printed); 2 bad input (the file or 
 named); 3 the API, or Temporal behind it, cannot be reached.
 
 One module per command group: `incidents` (reporting and the plan's steps), `posts`, `audit`
-(the decision trail and compliance), `tokens`; `api_client`, `options` and `output` are
-shared by all of them. A new group is a module with its own `typer.Typer()`, added below.
+(the decision trail and compliance), `tokens`, `keys` (signing for the `temporal` CLI);
+`api_client`, `options` and `output` are shared by all of them. A new group is a module
+with its own `typer.Typer()`, added below.
 """
 
 from __future__ import annotations
 
 import typer
 
-from yuqing.cli import audit, incidents, plan, posts, tokens
+from yuqing.cli import audit, incidents, keys, plan, posts, tokens
 
 app = typer.Typer(
     name="yuqing",
@@ -30,7 +31,7 @@ app = typer.Typer(
 )
 
 # In this order in --help.
-for group in (incidents, posts, plan, audit, tokens):
+for group in (incidents, posts, plan, audit, tokens, keys):
     app.add_typer(group.app)
 
 

@@ -49,6 +49,13 @@ class RulesBase(Decider[IncidentState]):
     def rules_on(self) -> bool:
         return PLAN_RULES in self.features
 
+    def may_send(self, signal: str, person_id: str, roles: tuple[Role, ...]) -> Role:
+        """The role in which `person_id` sends `signal`: as the authorization file says
+        (config/authorization.toml), or, without an entry for it, one of `roles`."""
+        if self.checks(signal):
+            return self.authorized(signal, person_id, self.state.grade)
+        return self.require_any(person_id, roles)
+
     def acting_role(self, person_id: str) -> Role | None:
         """The role a sender acts in where the decision asks for none in particular."""
         return self.roster.role_of(person_id, self.unit)

@@ -29,11 +29,22 @@ class DrillMarking(Decider[S]):
         actor: str | None = None,
         role: str | None = None,
         signal: str | None = None,
+        source: str | None = None,
     ) -> None:
-        super().record(at, kind, self.drill_mark + detail, actor=actor, role=role, signal=signal)
+        super().record(
+            at,
+            kind,
+            self.drill_mark + detail,
+            actor=actor,
+            role=role,
+            signal=signal,
+            source=source,
+        )
 
-    def _refuse(self, signal: str, raw: Any, at: datetime, refusal: Refused) -> Outcome:
-        outcome = super()._refuse(signal, raw, at, refusal)
+    def _refuse(
+        self, signal: str, raw: Any, at: datetime, refusal: Refused, **who: str | None
+    ) -> Outcome:
+        outcome = super()._refuse(signal, raw, at, refusal, **who)
         if self.drill_mark:
             entry = self.state.trail[-1]
             entry.detail = self.drill_mark + entry.detail

@@ -67,6 +67,11 @@ class GroupRules(RulesBase):
 
     def _choose_members(self, choice: GroupMembers, at: datetime) -> Outcome:
         self.require_open()
+        self.may_send(
+            "choose_group_members",
+            choice.chosen_by,
+            (Role.leadership_group_head, Role.leadership_group),
+        )
         heads = self.group_heads()
         if heads:
             self.require(choice.chosen_by, Role.leadership_group_head)

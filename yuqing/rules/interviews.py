@@ -35,7 +35,7 @@ class InterviewRules(GroupRules, RulesBase):
 
     def _request_interview(self, request: InterviewRequest, at: datetime) -> Outcome:
         self.require_open()
-        role = self.require_any(request.requested_by, REQUESTERS)
+        role = self.may_send("request_interview", request.requested_by, REQUESTERS)
         interview_id = request.interview_id or self._next_id()
         if self.interview(interview_id) is not None:
             raise Refused(f"interview {interview_id} was already asked for")
@@ -74,6 +74,7 @@ class InterviewRules(GroupRules, RulesBase):
             raise Refused(f"no interview {decision.interview_id} was asked for")
         if interview.status is not InterviewStatus.requested:
             raise Refused(f"interview {interview.interview_id} is {interview.status}")
+        self.may_send("interview_decision", decision.decided_by, (Role.leadership_group,))
         verdict = self.group_vote(
             f"interview-{interview.interview_id}",
             f"interview {interview.interview_id}",
@@ -116,7 +117,7 @@ class InterviewRules(GroupRules, RulesBase):
 
     def _interview_held(self, held: InterviewHeld, at: datetime) -> Outcome:
         self.require_open()
-        role = self.require_any(held.reported_by, REPORTERS)
+        role = self.may_send("interview_held", held.reported_by, REPORTERS)
         if held.held_at > at:
             raise Refused(f"held_at {moment(held.held_at)} is in the future")
         if held.interview_id is not None:

@@ -47,6 +47,7 @@ class RegradeRules(GroupRules, RulesBase):
         draft = state.current_draft
         if draft is not None and draft.status is DraftStatus.approved:
             raise Refused(f"draft version {draft.version} is approved and being published")
+        self.may_send("downgrade", downgrade.decided_by, (Role.leadership_group,))
         number = 1 + sum(1 for m in state.group_decided if m.startswith("downgrade-"))
         verdict = self.group_vote(
             f"downgrade-{number}-to-{downgrade.to_grade}",

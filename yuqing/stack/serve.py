@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from yuqing.settings import Settings
 from yuqing.stack.common import StackError, prepare_dir, redact, tail
+from yuqing.stack.keys import ensure_dev_keys
 from yuqing.stack.postgres import EmbeddedPostgres, start_postgres
 from yuqing.stack.temporal import TemporalDevServer, ensure_search_attributes, start_temporal
 
@@ -126,6 +127,8 @@ async def serve(
             settings = dataclasses.replace(
                 settings, temporal_address=temporal_address, database_url=database_url
             )
+            # Decisions are signed: the stack's own keys on first start (yuqing.stack.keys).
+            settings = ensure_dev_keys(data_dir, settings)
             if api_port is not None:
                 settings = dataclasses.replace(settings, api_port=api_port)
             if not os.environ.get("YUQING_STATEMENT_BASE_URL"):

@@ -1,0 +1,105 @@
+"""The message catalog: every key in both languages, and every key the code uses is in it."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from yuqing import i18n
+from yuqing.i18n import catalog
+from yuqing.listing import Light
+from yuqing.models import EvidenceKind, Grade, IntakeChannel, PublicationChannel
+from yuqing.policy import DeadlineKey
+from yuqing.roles import Role
+from yuqing.state import DraftStatus, PostStatus, Stage
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "api" / "console" / "templates"
+SOURCES = [*TEMPLATES.glob("*.html"), *(ROOT / "api" / "console").glob("*.py")]
+# t("key"), t('key'), r.t("key"), and the name of an enumerated value: label("stage", …).
+USED = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
+PREFIXES = re.compile(r"""\b(?:label\(\s*|t\(\s*)["']([a-z_]+)\.?["']\s*(?:,|~)""")
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_key_has_both_languages() -> None:
+    zh, en = catalog("zh"), catalog("en")
+    assert zh, "the Chinese catalog is empty"
+    missing_en = sorted(set(zh) - set(en))
+    missing_zh = sorted(set(en) - set(zh))
+    assert not missing_en, f"keys without English: {missing_en}"
+    assert not missing_zh, f"keys without Chinese: {missing_zh}"
+
+
+def test_both_languages_fill_the_same_placeholders() -> None:
+    zh, en = catalog("zh"), catalog("en")
+    differ = {
+        key: (placeholders(zh[key]), placeholders(en[key]))
+        for key in zh
+        if placeholders(zh[key]) != placeholders(en.get(key, ""))
+    }
+    assert not differ, differ
+
+
+def test_every_key_the_console_uses_is_in_the_catalog() -> None:
+    keys = set(catalog("zh"))
+    used: dict[str, str] = {}
+    for source in SOURCES:
+        for key in USED.findall(source.read_text(encoding="utf-8")):
+            used.setdefault(key, source.name)
+    unknown = {key: where for key, where in used.items() if key not in keys}
+    assert not unknown, f"keys used but not in the catalog: {unknown}"
+    prefixes = set()
+    for source in SOURCES:
+        prefixes |= set(PREFIXES.findall(source.read_text(encoding="utf-8")))
+    empty = sorted(p for p in prefixes if not any(k.startswith(f"{p}.") for k in keys))
+    assert not empty, f"families named in the code with no key in the catalog: {empty}"
+
+
+@pytest.mark.parametrize(
+    ("family", "values"),
+    [
+        ("stage", list(Stage)),
+        ("grade", list(Grade)),
+        ("role", list(Role)),
+        ("intake", list(IntakeChannel)),
+        ("channel", list(PublicationChannel)),
+        ("evidence", list(EvidenceKind)),
+        ("draft", list(DraftStatus)),
+        ("post", list(PostStatus)),
+        ("light", list(Light)),
+        ("deadline", list(DeadlineKey)),
+    ],
+)
+def test_every_enumerated_value_has_a_name(family: str, values: list[str]) -> None:
+    missing = [v for v in values if not i18n.has(f"{family}.{v}")]
+    assert not missing, f"{family}: {missing}"
+
+
+def test_texts_times_and_durations_read_in_the_readers_language() -> None:
+    assert i18n.t("work.approve", "zh", version=2, step="审定") == "第 2 稿待您审定（审定）"
+    assert i18n.t("work.approve", "en", version=2, step="x") == "Draft v2 awaits your approval (x)"
+    assert i18n.t("no.such.key", "en") == "no.such.key"
+    moment = datetime(2026, 12, 1, 4, 30, tzinfo=UTC)
+    assert i18n.when(moment) == "2026-12-01 12:30（北京时间）"
+    assert i18n.when(moment, "en") == "2026-12-01 12:30 (Beijing time)"
+    late = timedelta(days=1, hours=2, minutes=5)
+    assert i18n.span(late, "zh", "working") == "1 天 2 小时 05 分（工作时间）"
+    assert i18n.span(late, "en") == "1 d 2 h 05 min (calendar time)"
+
+
+def test_the_readers_language_from_accept_language() -> None:
+    assert i18n.negotiate("en-GB,en;q=0.9,zh;q=0.8") == "en"
+    assert i18n.negotiate("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert i18n.negotiate("fr-FR,en;q=0.5") == "en"
+    assert i18n.negotiate("fr-FR") == "zh"
+    assert i18n.negotiate(None) == "zh"
+    assert i18n.negotiate("en;q=0.1,zh;q=0.2") == "zh"
+    assert i18n.negotiate("en;q=bogus") == "zh"

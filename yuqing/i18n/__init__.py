@@ -1,0 +1,116 @@
+"""The message catalog: every text an official reads, in Chinese first and English second.
+
+Messages are keyed (`nav.todo`, `stage.approving`) and kept in gettext PO files beside this
+module, one per language, read with Babel. `t(key, lang, **params)` gives the text with its
+`{name}` placeholders filled; a key missing in a language falls back to Chinese, then to the
+key itself, and `tests/test_i18n.py` fails on any key that lacks a language.
+
+Times a person reads are Beijing time and say so (`when`); durations say whether they count
+working or calendar time (`span`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from babel.messages.pofile import read_po
+
+from yuqing.working_time import SHANGHAI
+
+Lang = Literal["zh", "en"]
+LANGUAGES: tuple[Lang, ...] = ("zh", "en")
+DEFAULT: Lang = "zh"
+CATALOG_DIR = Path(__file__).parent
+
+# Accept-Language: `zh-CN,zh;q=0.9,en;q=0.8`.
+_RANGE = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
+
+
+@cache
+def catalog(lang: Lang) -> Mapping[str, str]:
+    """Every key of one language and its text (an untranslated entry counts as missing)."""
+    with (CATALOG_DIR / f"{lang}.po").open("rb") as po:
+        messages = read_po(po, locale=lang)
+    return {str(m.id): str(m.string) for m in messages if m.id and m.string}
+
+
+def t(key: str, lang: str = DEFAULT, /, **params: Any) -> str:
+    """The text of `key` in `lang`, with `{name}` placeholders filled from `params`."""
+    text = catalog(language(lang)).get(key) or catalog(DEFAULT).get(key)
+    if text is None:
+        return key
+    return text.format(**params) if params else text
+
+
+def has(key: str) -> bool:
+    return key in catalog(DEFAULT)
+
+
+def label(prefix: str, value: str | None, lang: str = DEFAULT) -> str:
+    """The name of an enumerated value (`stage.approving`), or the value itself if unnamed."""
+    if value is None:
+        return ""
+    key = f"{prefix}.{value}"
+    return t(key, lang) if has(key) else value
+
+
+def language(value: str | None) -> Lang:
+    """One of LANGUAGES for a language tag (`en-GB` is English); anything else is Chinese."""
+    if value:
+        primary = value.split("-")[0].split("_")[0].lower()
+        for lang in LANGUAGES:
+            if primary == lang:
+                return lang
+    return DEFAULT
+
+
+def negotiate(accept_language: str | None) -> Lang:
+    """The reader's language from an Accept-Language header: the best supported range."""
+    best: tuple[float, int, Lang] | None = None
+    for index, part in enumerate((accept_language or "").split(",")[:20]):
+        match = _RANGE.match(part)
+        if match is None:
+            continue
+        primary = match[1].lower()
+        try:
+            quality = float(match[2]) if match[2] is not None else 1.0
+        except ValueError:
+            continue
+        if primary not in LANGUAGES or quality <= 0:
+            continue
+        candidate = (quality, -index, language(primary))
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best else DEFAULT
+
+
+def when(moment: datetime | None, lang: str = DEFAULT, *, seconds: bool = False) -> str:
+    """`2026-12-01 14:30（北京时间）` / `2026-12-01 14:30 (Beijing time)`."""
+    if moment is None:
+        return ""
+    pattern = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    shown = moment.astimezone(SHANGHAI).strftime(pattern)
+    return t("time.beijing", lang, time=shown)
+
+
+def span(
+    amount: timedelta,
+    lang: str = DEFAULT,
+    clock: Literal["calendar", "working"] = "calendar",
+) -> str:
+    """`2 天 3 小时 05 分（日历时间）` / `2 d 3 h 05 min (calendar time)`, to the minute."""
+    minutes = max(int(amount.total_seconds()) // 60, 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        text = t("span.days", lang, d=days, h=hours, m=f"{mins:02d}")
+    elif hours:
+        text = t("span.hours", lang, h=hours, m=f"{mins:02d}")
+    else:
+        text = t("span.minutes", lang, m=mins)
+    return t(f"span.{clock}", lang, span=text)

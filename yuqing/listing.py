@@ -1,0 +1,148 @@
+"""What an incident shows in lists without being asked: its memo, and the light of each clock.
+
+The incident keeps a small memo current in Temporal's visibility store (the `console` memo
+key), so the list of incidents and each person's work ("待办") are one visibility call, not
+one query per incident. The memo holds no person's identity: roles, units, versions, times,
+the title and a returned draft's reason, each bounded in size. Pure code: the workflow builds
+the memo, the API reads it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from yuqing.chain import missing_steps
+from yuqing.policy import Policy
+from yuqing.state import Deadline, DeadlineStatus, DraftStatus, IncidentState
+
+MEMO_KEY = "console"
+MEMO_VERSION = 1
+TITLE_LIMIT = 200
+REASON_LIMIT = 300
+POSTS_LIMIT = 20
+
+
+class Light(StrEnum):
+    """A clock as a traffic light: breached (or late), inside its reminder window, on time."""
+
+    red = "red"
+    yellow = "yellow"
+    green = "green"
+    done = "done"  # met in time: nothing more to watch
+    waived = "waived"
+
+
+class ClockMemo(BaseModel):
+    key: str
+    title: str
+    clock: str
+    due_at: datetime
+    # The first reminder: from then on the clock is inside its reminder window.
+    remind_from: datetime | None = None
+    status: DeadlineStatus
+    met_at: datetime | None = None
+
+    def light(self, now: datetime) -> Light:
+        if self.status is DeadlineStatus.waived:
+            return Light.waived
+        if self.status is DeadlineStatus.breached:
+            return Light.red
+        if self.status is DeadlineStatus.met:
+            return Light.red if self.met_at and self.met_at > self.due_at else Light.done
+        if now >= self.due_at:
+            return Light.red
+        if self.remind_from is not None and now >= self.remind_from:
+            return Light.yellow
+        return Light.green
+
+
+class PostMemo(BaseModel):
+    post_id: str
+    status: str
+    clocks: list[ClockMemo] = Field(default_factory=list)
+
+
+class IncidentMemo(BaseModel):
+    """The `console` memo of an incident (version 1)."""
+
+    v: int = MEMO_VERSION
+    title: str
+    stage: str
+    grade: str | None
+    unit: str
+    sensitivity: str
+    discovered_at: datetime
+    clocks: list[ClockMemo] = Field(default_factory=list)
+    draft_version: int | None = None
+    draft_status: str | None = None
+    returned_reason: str | None = None
+    # The roles of the chain's next step for the current draft, when it awaits approval.
+    awaiting: list[str] = Field(default_factory=list)
+    posts: list[PostMemo] = Field(default_factory=list)
+    posts_open: int = 0
+
+
+def clock_of(deadline: Deadline) -> ClockMemo:
+    return ClockMemo(
+        key=deadline.key,
+        title=_cut(deadline.title, TITLE_LIMIT) or "",
+        clock=deadline.clock,
+        due_at=deadline.due_at,
+        remind_from=min(deadline.reminders_at, default=None),
+        status=deadline.status,
+        met_at=deadline.met_at,
+    )
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
+    """The memo as JSON, built from the state alone (deterministic: the workflow calls it)."""
+    draft = state.current_draft
+    awaiting: list[str] = []
+    if draft is not None and draft.status is DraftStatus.in_review and state.grade is not None:
+        missing = missing_steps(policy, state.grade, state.approvals, draft.version)
+        if missing:
+            awaiting = [missing[0].role.value]
+    open_posts = [p for p in state.posts if p.open]
+    memo = IncidentMemo(
+        title=_cut(state.title, TITLE_LIMIT) or "",
+        stage=state.stage.value,
+        grade=state.grade.value if state.grade else None,
+        unit=state.unit,
+        sensitivity=state.sensitivity.value,
+        discovered_at=state.discovered_at,
+        clocks=[clock_of(d) for d in state.deadlines],
+        draft_version=draft.version if draft else None,
+        draft_status=draft.status.value if draft else None,
+        returned_reason=_cut(draft.returned_reason, REASON_LIMIT) if draft else None,
+        awaiting=awaiting,
+        posts=[
+            PostMemo(
+                post_id=p.post_id,
+                status=p.status.value,
+                clocks=[clock_of(d) for d in p.deadlines if d.status is DeadlineStatus.pending],
+            )
+            for p in open_posts[:POSTS_LIMIT]
+        ],
+        posts_open=len(open_posts),
+    )
+    return memo.model_dump(mode="json")
+
+
+def read_memo(value: Any) -> IncidentMemo | None:
+    """The memo as the workflow wrote it, or None for an incident that began without one."""
+    if not isinstance(value, dict) or value.get("v") != MEMO_VERSION:
+        return None
+    try:
+        return IncidentMemo.model_validate(value)
+    except ValueError:
+        return None
