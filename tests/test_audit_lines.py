@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from starter import decide
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from tests.keys import signed
 from tests.test_posts import post, respond
 from yuqing.cli import app
 from yuqing.replan import replan_provisional
@@ -151,7 +152,9 @@ async def test_a_provisional_due_time_later_than_the_official_one_is_planned_aga
     own_clock.calendar_override.write_text(MAKEUP_2027.read_text(encoding="utf-8"))
 
     async def deciding(workflow_id: str, signal: str, payload: dict[str, str]) -> TrailEntry:
-        return await decide(own_clock.client, workflow_id, signal, payload)
+        return await decide(
+            own_clock.client, workflow_id, signal, signed(workflow_id, signal, payload)
+        )
 
     told = await replan_provisional(
         own_clock.client, deciding, "li.ming", "2027年部分节假日安排已发布", [own_clock.handle.id]

@@ -172,8 +172,12 @@ async def test_a_returned_draft_then_the_publicity_lead_approves_from_todo(
 
     # The unit head returns the first draft, with the reason, from the incident's page.
     head = await page_for(browser, console, "huang.wei")
-    await reload_until(head, "/console/todo", lambda p: shows(p, ".work", incident_id),
-                       "the draft in the unit head's work")
+    await reload_until(
+        head,
+        "/console/todo",
+        lambda p: shows(p, ".work", incident_id),
+        "the draft in the unit head's work",
+    )
     assert await shows(head, ".work", "第 1 稿待您审定")
     await head.click(f".work a[href='{page_url}']")
     await head.fill("#a-comment", "请补充处理结果")
@@ -183,8 +187,12 @@ async def test_a_returned_draft_then_the_publicity_lead_approves_from_todo(
 
     # The unit's work shows the returned draft with the reason; it submits the second draft.
     unit = await page_for(browser, console, "chen.jing")
-    await reload_until(unit, "/console/todo", lambda p: shows(p, ".work", "请补充处理结果"),
-                       "the returned draft with its reason")
+    await reload_until(
+        unit,
+        "/console/todo",
+        lambda p: shows(p, ".work", "请补充处理结果"),
+        "the returned draft with its reason",
+    )
     assert await shows(unit, ".work", "第 1 稿被退回")
     await unit.click(f".work a[href='{page_url}']")
     await unit.fill("#d-text", SECOND)
@@ -197,8 +205,12 @@ async def test_a_returned_draft_then_the_publicity_lead_approves_from_todo(
 
     # The publicity lead finds draft 2 in 待办, sees the diff and the legal opinion, approves.
     lead = await page_for(browser, console, "zhou.min")
-    await reload_until(lead, "/console/todo", lambda p: shows(p, ".work", "第 2 稿待您审定"),
-                       "draft 2 in the publicity lead's work")
+    await reload_until(
+        lead,
+        "/console/todo",
+        lambda p: shows(p, ".work", "第 2 稿待您审定"),
+        "draft 2 in the publicity lead's work",
+    )
     await lead.click(f".work a[href='{page_url}']")
     assert await lead.locator("#diff ins").count() >= 1
     assert "全部过期牛奶" in " ".join(await lead.locator("#diff ins").all_inner_texts())
@@ -325,12 +337,24 @@ async def test_the_same_pages_in_english_after_the_switch(
     await page.click("a.lang")
     await page.wait_for_url("**/console/todo")
     assert "My work" in await page.inner_text("nav")
-    await reload_until(page, "/console/todo", lambda p: shows(p, ".work", "awaits your approval"),
-                       "the English work list")
+    await reload_until(
+        page,
+        "/console/todo",
+        lambda p: shows(p, ".work", "awaits your approval"),
+        "the English work list",
+    )
     await page.goto(f"/console/incidents/{incident_id}")
     main = await page.inner_text("main")
-    for words in ("Deadlines", "Statement drafts", "Approvals", "Evidence", "Timeline",
-                  "(Beijing time)", "Approve", "Return"):
+    for words in (
+        "Deadlines",
+        "Statement drafts",
+        "Approvals",
+        "Evidence",
+        "Timeline",
+        "(Beijing time)",
+        "Approve",
+        "Return",
+    ):
         assert words in main, words
     assert await page.get_attribute("html", "lang") == "en"
     await page.goto("/console/incidents")
@@ -379,7 +403,8 @@ async def test_a_sign_on_proxy_in_front_names_the_person(console: Console) -> No
         )
         assert page.status_code == 200 and "周敏" in page.text
         stranger = await console.http.get(
-            "/console/todo", headers={"X-Forwarded-Email": "someone@else.example"},
+            "/console/todo",
+            headers={"X-Forwarded-Email": "someone@else.example"},
             follow_redirects=True,
         )
         assert "不在人员名册中" in stranger.text
@@ -399,14 +424,18 @@ async def test_every_page_is_accessible_and_shown_on_desktop_and_phone(
     """axe-core finds no serious or critical violation on any page, desktop or phone, and the
     Chinese is drawn with a CJK font; the screenshots in docs/ come from here."""
     incident_id = await console.drafted("pages")
-    await console.post(f"/incidents/{incident_id}/approvals/unit_head",
-                       {"decision": "reject", "draft_version": 1, "comment": "请补充处理结果"},
-                       "huang.wei")
+    await console.post(
+        f"/incidents/{incident_id}/approvals/unit_head",
+        {"decision": "reject", "draft_version": 1, "comment": "请补充处理结果"},
+        "huang.wei",
+    )
     await console.post(f"/incidents/{incident_id}/drafts", {"text": SECOND}, "chen.jing")
     await console.post(f"/incidents/{incident_id}/legal-opinions", {"opinion": LEGAL}, "zhao.lei")
-    await console.post(f"/incidents/{incident_id}/approvals/unit_head",
-                       {"decision": "approve", "draft_version": 2, "comment": "同意"},
-                       "huang.wei")
+    await console.post(
+        f"/incidents/{incident_id}/approvals/unit_head",
+        {"decision": "approve", "draft_version": 2, "comment": "同意"},
+        "huang.wei",
+    )
     await console.incident("breached", hours_ago=5)
     write = os.environ.get("YUQING_SCREENSHOTS") == "1"
     out = DOCS if write else tmp_path
@@ -424,8 +453,9 @@ async def test_every_page_is_accessible_and_shown_on_desktop_and_phone(
         for name in PAGES:
             if name == "todo":
                 await sign_in(page, "zhou.min")
-                await reload_until(page, urls[name],
-                                   lambda p: shows(p, ".work", "第 2 稿待您审定"), "the work")
+                await reload_until(
+                    page, urls[name], lambda p: shows(p, ".work", "第 2 稿待您审定"), "the work"
+                )
             else:
                 await page.goto(urls[name])
             results = await axe.run(page)
@@ -448,4 +478,3 @@ def test_screenshots_are_committed() -> None:
             path = DOCS / f"console-{name}-{width}.png"
             assert path.exists(), f"{path} is missing: run with YUQING_SCREENSHOTS=1"
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-

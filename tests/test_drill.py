@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.keys import SERVICE
 from tests.test_channels import MailCollector, WebhookReceiver, write_channels
 from worker import create_worker
 from yuqing.drill.player import Player
@@ -69,7 +70,7 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
             incident_id, handle = await start_drill(
                 client, task_queue, scenario, SCENARIO.name, "li.ming", speed=SPEED
             )
-            player = Player(client, handle)
+            player = Player(client, handle, SERVICE)
             state = await player.until(lambda s: bool(s.deadlines))
             start = state.discovered_at
             # The clocks run 1200 times faster: 4 h in 12 s, 24 h in 72 s.

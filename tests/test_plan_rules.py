@@ -118,7 +118,7 @@ def test_interview_authorised_then_held() -> None:
     story = Story()
     story.ok("request_interview", INTERVIEW)
     assert story.state.interviews[0].interview_id == "i1"
-    assert "does not hold the role leadership_group" in story.no(
+    assert "is not leadership_group" in story.no(
         "interview_decision",
         {"decided_by": "zhou.min", "interview_id": "i1", "decision": "approve"},
     )

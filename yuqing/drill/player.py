@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter import decide
 from yuqing.drill.scenario import Step
+from yuqing.signing import Signer
 from yuqing.state import IncidentState, TrailEntry
 
 # How long to wait for the worker to decide a step (real time, not the skipped clock).
@@ -30,9 +31,14 @@ class PlayerError(RuntimeError):
 class Player:
     """Sends a scenario's steps to one incident and waits for each to be decided."""
 
-    def __init__(self, client: Client, handle: WorkflowHandle[Any, Any]) -> None:
+    def __init__(
+        self, client: Client, handle: WorkflowHandle[Any, Any], signer: Signer | None = None
+    ) -> None:
         self.client = client
         self.handle = handle
+        # Decisions are accepted only with their proof: the player signs each step with a
+        # service key the worker's keys file names (none: an unsigned workflow, of old).
+        self.signer = signer
 
     async def state(self) -> IncidentState:
         return await self.handle.query("state", result_type=IncidentState)
@@ -69,7 +75,12 @@ class Player:
         """Have the incident (or the step's post) decide `step`: the trail entry it added."""
         payload = step.wire_payload(discovered_at, speed, now)
         if step.post is None:
-            return await decide(self.client, self.handle.id, step.signal, payload)
+            return await decide(
+                self.client,
+                self.handle.id,
+                step.signal,
+                self._signed(self.handle.id, step, payload),
+            )
         post_id = step.post
         await self.until(lambda s: s.post(post_id) is not None)
         workflow_id = f"{self.handle.id}-post-{post_id}"
@@ -77,9 +88,15 @@ class Player:
         give_up = loop.time() + PATIENCE
         while True:
             try:
-                return await decide(self.client, workflow_id, step.signal, payload)
+                signed = self._signed(workflow_id, step, payload)
+                return await decide(self.client, workflow_id, step.signal, signed)
             except RPCError as err:
                 # The post's workflow may still be starting.
                 if err.status != RPCStatusCode.NOT_FOUND or loop.time() > give_up:
                     raise PlayerError(f"post {post_id} could not decide {step.signal}") from err
                 await asyncio.sleep(POLL)
+
+    def _signed(self, workflow_id: str, step: Step, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.signer is None:
+            return payload
+        return self.signer.sign(workflow_id, step.signal, payload)

@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
+import structlog
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -34,11 +37,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.clocks import plan_clock
-from activities.configuration import ConfigurationActivities
-from activities.deadlines import plan_deadlines
+from activities import all_activities
 from activities.drill_sink import DrillSinkActivities, MemoryDrillStore
-from activities.post_deadlines import PostDeadlineActivities
 from yuqing import incident_workflow_id
 from yuqing.drill.player import Player
 from yuqing.drill.report import DrillReport, drill_report
@@ -47,10 +47,14 @@ from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.policy import load_policy
 from yuqing.search_attributes import CLI_TYPES
 from yuqing.settings import Settings
+from yuqing.signing import Signer, key_entry_toml, load_private_key, new_key_pair
 from yuqing.state import IncidentState
 from yuqing.working_time import SHANGHAI
 
+log = structlog.get_logger(__name__)
+
 TEST_SERVER = "temporal-test-server"
+SIMULATION_KEY = "simulation-1"
 # How long one skip of the server's clock may take (real time) before it is asked again.
 SKIP_PATIENCE = 30.0
 # After the last step, every deadline is let come due; a few rounds catch those planned late.
@@ -88,17 +92,21 @@ async def keep_no_trail(request: RecordTrail) -> TrailRecorded:
 
 
 def simulation_activities(settings: Settings, store: MemoryDrillStore) -> list[Any]:
+    """The worker's own activities, but the drill sink in memory and no audit table.
+
+    A drill touches no table but the audit projection's (its notices, statements and evidence
+    go to the sink), so the activities are made without a database: the two that would use
+    one are replaced, and every other activity the workflows call stays the worker's own.
+    """
     sink = DrillSinkActivities(store)
-    return [
-        ConfigurationActivities(settings).load_configuration,
-        plan_deadlines,
-        PostDeadlineActivities(settings).plan_post_deadline,
-        plan_clock,
-        sink.drill_notice,
-        sink.drill_statement,
-        sink.drill_evidence,
-        keep_no_trail,
-    ]
+    replaced = {
+        "record_trail": keep_no_trail,
+        "drill_notice": sink.drill_notice,
+        "drill_statement": sink.drill_statement,
+        "drill_evidence": sink.drill_evidence,
+    }
+    no_database = cast(asyncpg.Pool, None)
+    return [replaced.get(a.__name__, a) for a in all_activities(settings, no_database)]
 
 
 def same_moment_after(now: datetime, original: datetime | None) -> datetime:
@@ -125,6 +133,7 @@ async def simulate(
     for policy in policies:
         load_policy(policy)  # a malformed policy stops here, naming the file and entry
     binary = test_server_binary()
+    settings, signer = _simulation_keys(settings)
     runs = []
     for policy in policies:
         for path, scenario in scenarios:
@@ -133,14 +142,30 @@ async def simulate(
             )
             try:
                 await _register_search_attributes(env.client)
-                runs.append(await _run(env, path, scenario, policy, settings))
+                runs.append(await _run(env, path, scenario, policy, settings, signer))
             finally:
                 await env.shutdown()
     return runs
 
 
+def _simulation_keys(settings: Settings) -> tuple[Settings, Signer]:
+    """A key of the simulation's own, made afresh and thrown away: it signs every step (as
+    the API signs for people), and the worker here checks each decision against it."""
+    directory = Path(tempfile.mkdtemp(prefix="yuqing-simulation-keys-"))
+    since = datetime.now(UTC) - timedelta(days=1)
+    path, entry = new_key_pair(directory, SIMULATION_KEY, valid_from=since, service="simulation")
+    keys = directory / "keys.toml"
+    keys.write_text(f'version = "simulation"\n\n{key_entry_toml(entry)}', encoding="utf-8")
+    return replace(settings, keys_path=keys), Signer(SIMULATION_KEY, load_private_key(path))
+
+
 async def _run(
-    env: WorkflowEnvironment, path: Path, scenario: Scenario, policy: Path, settings: Settings
+    env: WorkflowEnvironment,
+    path: Path,
+    scenario: Scenario,
+    policy: Path,
+    settings: Settings,
+    signer: Signer,
 ) -> SimulatedRun:
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
@@ -164,11 +189,12 @@ async def _run(
             id=incident_workflow_id(incident_id),
             task_queue=task_queue,
         )
-        player = Player(env.client, handle)
+        player = Player(env.client, handle, signer)
         await player.until(lambda s: bool(s.deadlines))
         refused = []
         for step in scenario.steps:
             await _skip(env, start + step.after)
+            log.debug("simulated step", signal=step.signal, after=str(step.after))
             entry = await player.send(step, start, 1)
             if entry.refused:
                 refused.append(f"{step.signal} at +{step.after}: {entry.detail}")
@@ -217,10 +243,18 @@ def _pending_dues(state: IncidentState) -> list[datetime]:
 
 async def _skip(env: WorkflowEnvironment, moment: datetime) -> None:
     """Move the server's clock to `moment` (never back)."""
+    stuck = 0
     while (remaining := moment - await env.get_current_time()) > timedelta(0):
+        log.debug("skipping", to=moment.isoformat(), remaining=str(remaining))
         try:
             await asyncio.wait_for(env.sleep(remaining), SKIP_PATIENCE)
-        except (RPCError, TimeoutError):
+        except (RPCError, TimeoutError) as err:
             # The test server now and then drops or stalls a long skip; the clock has moved
-            # part of the way, so skip the rest.
-            continue
+            # part of the way, so skip the rest. It does not move while an activity keeps
+            # failing, though: then say so rather than wait for ever.
+            stuck = stuck + 1 if moment - await env.get_current_time() == remaining else 0
+            if stuck >= 3:
+                raise SimulationError(
+                    "the simulation's clock does not move: a workflow task or an activity keeps "
+                    "failing (see the log)"
+                ) from err
