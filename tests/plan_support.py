@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from yuqing.authorization import load_authorization
 from yuqing.decisions import Incident
 from yuqing.models import Grade, IntakeChannel, Sensitivity
 from yuqing.outcomes import Effect, Outcome, PlanClock
@@ -18,6 +19,7 @@ from yuqing.state import Deadline, IncidentState
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 POLICY = load_policy(Settings().policy_path)
 ROSTER = load_roster(Settings().roster_path)
+AUTHORIZATION = load_authorization(Settings().authorization_path)
 
 # Three members of the leading group besides its head: the deputy (the publicity lead, §3) and
 # two unit heads, as the plan has it ("小组成员由各科室、分局…主要领导组成").
@@ -108,7 +110,7 @@ class Story:
             calendar_version="holidays-test",
             **fields,
         )
-        self.incident = Incident(state, policy, roster, features)
+        self.incident = Incident(state, policy, roster, features, authorization=AUTHORIZATION)
         self.incident.record_discovery()
         self.incident.record_deadlines(
             [deadline("report_important", 4), deadline("publish_statement", 24)], T0

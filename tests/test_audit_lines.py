@@ -46,7 +46,9 @@ async def test_audit_lines_carry_hashes_roles_and_the_calendar(
         },
     )
     await driver.accepted("submit_assessment", {"assessor_id": "li.ming"})
-    await driver.accepted("update_metrics", {"source": "li.ming", "weibo_reposts": 4})
+    await driver.accepted(
+        "update_metrics", {"reported_by": "li.ming", "source": "weibo-monitor", "weibo_reposts": 4}
+    )
     await driver.accepted(
         "legal_opinion", {"author_id": "zhao.lei", "opinion": "涉嫌违反食品安全法"}
     )

@@ -3,6 +3,8 @@ to a real channel; and the same scenario simulated on the time-skipping server."
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.driver import HISTORIES
 from tests.keys import SERVICE
 from tests.test_channels import MailCollector, WebhookReceiver, write_channels
 from worker import create_worker
@@ -93,6 +96,10 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
                 assert not entry.refused, (step.signal, entry.detail)
             await handle.result()
             state = await player.state()
+            if os.environ.get("YUQING_RECORD_HISTORIES") == "1":
+                history = await handle.fetch_history()
+                path = HISTORIES / "plan_drill_on_the_dev_server.json"
+                path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
         # Nothing reached a real channel: the test's receivers count zero.
         assert mail.messages == []

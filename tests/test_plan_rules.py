@@ -74,9 +74,13 @@ def test_refused_waiver_leaves_the_duty() -> None:
 def test_duty_returns_on_upgrade_with_a_fresh_clock() -> None:
     story = Story().reported_and_assessed(response_needed=False, response_reason="影响小")
     story.ok("no_response_approval", {"approver_id": "zhou.min", "decision": "approve"})
-    story.later(300).ok("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 5})
+    story.later(300).ok(
+        "update_metrics", {"reported_by": "li.ming", "source": "weibo-monitor", "weibo_reposts": 5}
+    )
     assert story.state.response.status == "waived"  # type: ignore[union-attr]
-    story.later(60).ok("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 30})
+    story.later(60).ok(
+        "update_metrics", {"reported_by": "li.ming", "source": "weibo-monitor", "weibo_reposts": 30}
+    )
     assert story.state.grade == "major"
     assert story.state.response.status == "duty_returned"  # type: ignore[union-attr]
     assert story.state.stage == "handling"
@@ -192,7 +196,9 @@ def test_downgrade_voids_approvals_the_general_chain_lacks() -> None:
     voided = [(a.signal, a.void) for a in state.approvals]
     assert voided == [("unit_head_approval", False), ("section_head_review", True)]
     # The criteria the group overruled do not upgrade it again by themselves …
-    story.ok("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 3})
+    story.ok(
+        "update_metrics", {"reported_by": "li.ming", "source": "weibo-monitor", "weibo_reposts": 3}
+    )
     assert story.state.grade == "general"
     # … the general chain goes on from where it is.
     outcome = story.ok("publicity_lead_approval", approval("zhou.min"))
@@ -305,7 +311,7 @@ def test_contact_recorded_and_department_notified_once() -> None:
         "request_id": "eo-1",
     }
     story.ok("notify_department", notice)
-    story.ok("notify_department", notice)
+    assert "already sent" in story.no("notify_department", notice)
     sent = notices(story, "department_notice")
     assert [(n.key, n.roles) for n in sent] == [("department/eo-1", ["emergency_office"])]
     assert "no contact for stability_office" in story.no(

@@ -76,7 +76,9 @@ async def test_no_response_approved_waives_the_statement_and_an_upgrade_brings_i
     ]
 
     # New figures upgrade it: the duty comes back with a fresh 24 h from that moment.
-    await driver.accepted("update_metrics", {"source": "weibo-monitor", "weibo_reposts": 26})
+    await driver.accepted(
+        "update_metrics", {"reported_by": "li.ming", "source": "weibo-monitor", "weibo_reposts": 26}
+    )
     state = await driver.until(lambda s: s.deadline("publish_statement#2") is not None)
     assert state.grade == "major" and state.stage == "handling"
     assert state.response is not None and state.response.status == "duty_returned"
@@ -424,8 +426,9 @@ async def test_a_contact_is_recorded_and_the_emergency_office_notified_once(
     }
     entry = await driver.accepted("notify_department", notice)
     assert entry.kind == "department_notice" and entry.role == "office"
-    again = await driver.accepted("notify_department", notice)
-    assert again.kind == "department_notice_repeated"
+    # Sent again, the same request is refused: nothing goes out twice.
+    again = await driver.refused("notify_department", notice)
+    assert "already" in again.detail
     state = await driver.until(
         lambda s: any(n.kind == "department_notice" for n in s.notifications)
     )

@@ -4,7 +4,7 @@
 recorded (who, which department, when, what was said), and a notice goes to a named department
 on demand,
 through the notification activity, once per request: a request sent again (the same
-`request_id`) adds nothing.
+`request_id`) is refused, and nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -73,15 +73,10 @@ class ContactRules(RulesBase):
         sent = next((n for n in self.state.department_notices if n.request_id == request_id), None)
         if sent is not None:
             # The same request again (a retry, say): it was sent once and is not sent twice.
-            self.record(
-                at,
-                "department_notice_repeated",
+            raise Refused(
                 f"notice {request_id} to {sent.department_name} was already sent at "
-                f"{moment(sent.at)}",
-                actor=notice.requested_by,
-                role=role,
+                f"{moment(sent.at)}: a notice is sent once"
             )
-            return Outcome()
         if len(self.state.department_notices) >= MAX_CONTACTS:
             raise Refused(f"an incident sends at most {MAX_CONTACTS} department notices")
         self.state.department_notices.append(
