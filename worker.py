@@ -1,7 +1,11 @@
 """The Yuqing worker: runs incident workflows and their activities on the task queue.
 
     TEMPORAL_ADDRESS=localhost:7233 DATABASE_URL=postgresql://... python worker.py
+    (or `yuqing-worker`; with YUQING_OPS_PORT set it also serves /health/live, /health/ready
+    and /metrics there)
 
+Run as many as the load needs, on as many machines: they share the task queue. On SIGTERM a
+worker stops polling, lets the tasks in hand finish (YUQING_DRAIN_SECONDS) and exits 0.
 `create_worker(client, pool, settings)` builds the same worker for tests and tools, against
 any server.
 """
@@ -9,8 +13,8 @@ any server.
 from __future__ import annotations
 
 import asyncio
-import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -21,11 +25,14 @@ from activities import all_activities
 from activities.post_deadlines import PostDeadlineActivities
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
-from yuqing import db, log
+from yuqing import db, process
 from yuqing.authorization import load_authorization
 from yuqing.channels import load_channels
 from yuqing.client import connect
+from yuqing.health import Readiness, database_check, temporal_check
+from yuqing.metrics import TrailMetrics
 from yuqing.policy import load_policy
+from yuqing.probes import serving_probes
 from yuqing.roster import load_roster
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, load_keyring
@@ -64,7 +71,9 @@ def create_worker(
     settings: Settings,
     *,
     task_queue: str | None = None,
+    drain: timedelta = timedelta(seconds=30),
 ) -> Worker:
+    """The worker; `drain` is how long activities in progress get to finish at shutdown."""
     check_configuration(settings)
     return Worker(
         client,
@@ -73,42 +82,74 @@ def create_worker(
         activities=all_activities(settings, pool),
         # Activities are all async; the executor is only for the SDK's own sync needs.
         activity_executor=ThreadPoolExecutor(max_workers=4),
+        # Breached deadlines and approval times, counted from the audit projection.
+        interceptors=[TrailMetrics(pool)],
+        graceful_shutdown_timeout=drain,
     )
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    options: process.ProcessSettings | None = None,
+) -> None:
     """Run until `stop` is set (or forever), then finish the tasks in hand and return."""
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set: the worker keeps its records in PostgreSQL")
-    pool = await db.create_pool(settings.database_url)
+    options = options or process.ProcessSettings()
+    url = settings.database_url
+    pool = await process.wait_for("PostgreSQL", lambda: db.create_pool(url), options.start_timeout)
     try:
         await db.migrate(pool)
-        client = await connect(settings)
-        worker = create_worker(client, pool, settings)
-        logger.info(
-            "worker started",
-            temporal=settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            task_queue=settings.task_queue,
+        client = await process.wait_for(
+            f"Temporal at {settings.temporal_address}",
+            lambda: connect(settings),
+            options.start_timeout,
         )
-        async with worker:
-            await (stop or asyncio.Event()).wait()
+        worker = create_worker(
+            client, pool, settings, drain=timedelta(seconds=options.drain_seconds)
+        )
+        readiness = Readiness(
+            {"temporal": temporal_check(client), "postgresql": database_check(pool)}
+        )
+        running = asyncio.create_task(worker.run())
+
+        def alive() -> str | None:
+            if running.done() and not running.cancelled() and running.exception():
+                return f"the worker failed: {running.exception()}"
+            return None
+
+        async with serving_probes(
+            readiness, options.listen_host, options.ops_port, what="worker", alive=alive
+        ):
+            logger.info(
+                "worker started",
+                temporal=settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                task_queue=settings.task_queue,
+            )
+            stopping = asyncio.create_task((stop or asyncio.Event()).wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            readiness.stopping = True
+            if running.done():
+                running.result()  # a fatal error: raise it, so the process exits non-zero
+                raise SystemExit("the worker stopped by itself")
+            # Stop polling; activities in hand get `drain` to finish, workflow tasks end now
+            # (another worker takes them up from the history).
+            await worker.shutdown()
+            await running
         logger.info("worker stopped")
     finally:
         await pool.close()
 
 
 def cli() -> None:
-    log.configure()
-    stop = asyncio.Event()
+    async def main(stop: asyncio.Event) -> None:
+        await run_worker(Settings.from_env(), stop=stop, options=process.ProcessSettings.from_env())
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await run_worker(Settings.from_env(), stop=stop)
-
-    asyncio.run(main())
+    process.run(main, name="worker")
 
 
 if __name__ == "__main__":

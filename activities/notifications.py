@@ -4,14 +4,20 @@ The PostgreSQL outbox is the record of every notice: the row is written before d
 keyed by the workflow and step, so a retried activity finds it. Delivery goes through the
 channels of the channels file (e-mail, chat robots), each copy recorded per channel and target
 in `deliveries`: a retry sends only to the targets still owed the notice, and a channel that is
-down makes the activity fail, so that Temporal retries it with backoff (DELIVERY_RETRY) until
-every target has it. With no channel configured the notice is recorded for the duty officer.
+down makes the activity fail, so that Temporal tries again (workflows/delivery.py says how
+often, and how the workflow learns that the notice is waiting) until every target has it. With
+no channel configured the notice is recorded for the duty officer.
+
+Each copy keeps to its channel's deadline; the activity heartbeats after each one and starts
+no copy that could not end before its own timeout, so a long notice goes on in the next
+attempt instead of being cut off mid-copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from functools import partial
 
 import asyncpg
@@ -19,8 +25,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from yuqing.channels import NO_CHANNELS, Channels, NoticeChannel, notice_channels
-from yuqing.channels.ledger import Delivery, Ledger
+from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, NoticeChannel, notice_channels
+from yuqing.channels.ledger import OVERRUN_SECONDS, Delivery, Ledger, hold_back
 from yuqing.db import fetch_one
 from yuqing.effects import SendNotification
 from yuqing.state import Notification
@@ -55,20 +61,27 @@ class NotificationActivities:
             purpose="notice",
         )
         settled = {(d.channel, d.target) for d in await ledger.deliveries() if d.settled}
+        budget = Budget.of_this_attempt()
         # Channels are independent: one robot that times out must not hold up the e-mail.
-        await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
                 _deliver(
-                    ledger, channel, request, [t for t in ts if (channel.name, t) not in settled]
+                    ledger,
+                    channel,
+                    request,
+                    [t for t in ts if (channel.name, t) not in settled],
+                    budget,
                 )
                 for channel, ts in routes
             )
         )
         planned = {(c.name, t) for c, targets in routes for t in targets}
         deliveries = await ledger.deliveries()
+        done = {(d.channel, d.target) for d in deliveries if d.settled}
         waiting = [d for d in deliveries if (d.channel, d.target) in planned and not d.settled]
-        result = _tally(planned, deliveries, self._unreachable(request), waiting)
-        if waiting:
+        untried = sorted(planned - done - {(d.channel, d.target) for d in waiting})
+        result = _tally(planned, deliveries, self._unreachable(request), waiting, untried)
+        if waiting or untried:
             await self._pool.execute(
                 "UPDATE notification_outbox SET result = $2 WHERE idempotency_key = $1",
                 request.idempotency_key,
@@ -81,8 +94,14 @@ class NotificationActivities:
                 key=request.idempotency_key,
                 result=result,
             )
-            # Retryable on purpose: DELIVERY_RETRY backs off and tries again until it is through.
-            raise ApplicationError(result, type="ChannelUnavailable")
+            unanswered = any(o is DeliveryStatus.unconfirmed for per in outcomes for o in per)
+            # Retryable on purpose: the workflow's delivery rounds try again until it is through.
+            raise ApplicationError(
+                result,
+                {"channel": label},
+                type="ChannelUnavailable",
+                next_retry_delay=hold_back(activity.info().attempt) if unanswered else None,
+            )
         return await self._finish(request, result)
 
     async def _enter(self, request: SendNotification, channel: str) -> asyncpg.Record:
@@ -148,14 +167,55 @@ class NotificationActivities:
         return [name for c in self._channels for name in c.unreachable(request)]
 
 
+class Budget:
+    """The time this activity attempt has left, so that no copy starts that could not end."""
+
+    # Left over after the last copy, to record it and answer before the activity's timeout.
+    MARGIN_SECONDS = 5.0
+
+    def __init__(self, seconds: float | None) -> None:
+        self._ends = None if seconds is None else time.monotonic() + seconds
+        self._started = False
+
+    @classmethod
+    def of_this_attempt(cls) -> Budget:
+        timeout = activity.info().start_to_close_timeout
+        return cls(timeout.total_seconds() if timeout else None)
+
+    def allows(self, deadline: float) -> bool:
+        """Whether a copy with this deadline may start; the first of an attempt always may,
+        so that every attempt gets somewhere."""
+        fits = self._ends is None or (
+            time.monotonic() + deadline + OVERRUN_SECONDS + self.MARGIN_SECONDS < self._ends
+        )
+        if fits or not self._started:
+            self._started = True
+            return True
+        return False
+
+
 async def _deliver(
-    ledger: Ledger, channel: NoticeChannel, request: SendNotification, targets: list[str]
-) -> None:
+    ledger: Ledger,
+    channel: NoticeChannel,
+    request: SendNotification,
+    targets: list[str],
+    budget: Budget,
+) -> list[DeliveryStatus]:
+    """Each target's outcome; targets left when the attempt's time ran out have none."""
     if not targets:
-        return
+        return []
+    statuses: list[DeliveryStatus] = []
     async with channel.session(request) as send:
         for target in targets:
-            await ledger.attempt(channel.name, target, partial(send, target))
+            if not budget.allows(channel.deadline):
+                break  # the next attempt takes the rest
+            outcome = await ledger.attempt(
+                channel.name, target, partial(send, target), deadline=channel.deadline
+            )
+            statuses.append(outcome.status)
+            # A notice to many mailboxes takes a while: say that this attempt is alive.
+            activity.heartbeat(len(statuses))
+    return statuses
 
 
 def _tally(
@@ -163,17 +223,22 @@ def _tally(
     deliveries: list[Delivery],
     unreachable: list[str],
     waiting: list[Delivery],
+    untried: list[tuple[str, str]],
 ) -> str:
     # Targets settled under an earlier configuration still count: they did get the notice.
     counted = planned | {(d.channel, d.target) for d in deliveries if d.settled}
     delivered = [d for d in deliveries if d.status == "delivered"]
     rejected = [d for d in deliveries if d.status == "rejected"]
     result = f"delivered to {len(delivered)} of {len(counted)}"
-    if waiting:
+    if waiting or untried:
         # One line per reason: a mail server that is down is said once, not per mailbox.
         reasons: dict[str, list[str]] = {}
         for d in waiting:
             reasons.setdefault(d.detail, []).append(_name(d))
+        if untried:
+            reasons["not tried yet (this attempt ran out of time)"] = [
+                f"{channel} {target}" for channel, target in untried
+            ]
         result += " so far; waiting on " + "; ".join(
             f"{', '.join(names)}: {detail}" for detail, names in reasons.items()
         )
@@ -199,4 +264,5 @@ def _notification(row: asyncpg.Record) -> Notification:
         channel=row["channel"],
         result=row["result"],
         sent_at=row["sent_at"],
+        attempts=row["attempts"],
     )

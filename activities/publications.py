@@ -6,8 +6,10 @@ draft version and channel, so a retry returns the first publication instead of a
 
 The website's publication is the row itself: the HTTP API serves it at its address. Another
 channel with a gateway in the channels file is handed to the gateway first (the attempt
-recorded in `deliveries`, like a notice's), and its row is written once the gateway has taken
-it; a channel without a gateway is recorded only, for the Office to post by hand.
+recorded in `deliveries`, like a notice's, within the gateway's deadline), and its row is
+written once the gateway has taken it; a channel without a gateway is recorded only, for the
+Office to post by hand. A gateway that took the statement but did not answer in time is asked
+again only after a pause (`hold_back`), like a notice's receiver.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from yuqing.chain import chain_complete, missing_steps
 from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, statement_channel
-from yuqing.channels.ledger import Ledger
+from yuqing.channels.ledger import Ledger, hold_back
 from yuqing.db import fetch_one
 from yuqing.effects import PublishStatement
 from yuqing.models import PublicationChannel
@@ -56,6 +58,10 @@ class PublicationActivities:
             )
         if row is None:
             row = await self._publish(request)
+        attempts = await self._pool.fetchval(
+            "SELECT max(attempts) FROM deliveries WHERE idempotency_key = $1",
+            request.idempotency_key,
+        )
         return Publication(
             channel=row["channel"],
             draft_version=row["draft_version"],
@@ -63,6 +69,7 @@ class PublicationActivities:
             content_sha256=row["content_sha256"],
             published_at=row["published_at"],
             idempotency_key=row["idempotency_key"],
+            attempts=attempts or 1,
         )
 
     async def _publish(self, request: PublishStatement) -> asyncpg.Record:
@@ -120,8 +127,12 @@ class PublicationActivities:
             purpose="statement",
         )
         outcome = await ledger.attempt(
-            request.channel.value, gateway.target, lambda: gateway.publish(request, website)
+            request.channel.value,
+            gateway.target,
+            lambda: gateway.publish(request, website),
+            deadline=gateway.deadline,
         )
+        activity.heartbeat()
         if outcome.status is not DeliveryStatus.delivered:
             log.warning(
                 "statement not published yet",
@@ -130,10 +141,12 @@ class PublicationActivities:
                 gateway=gateway.target,
                 detail=outcome.detail,
             )
-            # Retryable on purpose: DELIVERY_RETRY tries again until the gateway takes it.
+            unanswered = outcome.status is DeliveryStatus.unconfirmed
+            # Retryable on purpose: the workflow's delivery rounds try again until it is taken.
             raise ApplicationError(
                 f"the {request.channel.value} gateway {gateway.target} did not take statement"
                 f" v{request.draft_version} of {request.incident_id}: {outcome.detail}",
                 type="ChannelUnavailable",
+                next_retry_delay=hold_back(activity.info().attempt) if unanswered else None,
             )
         return outcome.address or fallback, f"handed to {gateway.target} ({outcome.detail})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
@@ -14,8 +14,11 @@ from api import console
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
+from api.health import measure, requires_database
+from api.health import router as health_router
 from api.routes import incidents, listing, plan, posts, reports, statements
 from api.signals import Workflows, api_signer
+from yuqing.health import Readiness, database_check, temporal_check
 from yuqing.settings import Settings
 
 DESCRIPTION = """\
@@ -28,7 +31,11 @@ roster, and you act as that person: the API fills in `approver_id`, `author_id`,
 **Answers at once.** Every signal waits for the incident's decision: 200 with the entry it
 added to the decision trail, or the refusal with its reason: 422 malformed (the field is
 named), 403 not yours (role or unit), 409 wrong stage or stale draft version, 404 unknown.
-A refused signal changes nothing. 503: Temporal is unreachable.
+A refused signal changes nothing. 503: Temporal is unreachable, or (for a call that records
+something) PostgreSQL is.
+
+**Health.** `/health/live` answers while the process runs; `/health/ready` is 503, naming what
+is down, while Temporal or PostgreSQL is unreachable. `/metrics` is for Prometheus.
 
 **Statements** are public: `/statements/<incident_id>-v<version>`.
 
@@ -63,21 +70,24 @@ def create_app(
             settings.roster_path, settings.tokens_path, settings.authorization_path
         ),
     )
+    app.state.readiness = Readiness(
+        {"temporal": temporal_check(client), "postgresql": database_check(pool)}
+    )
     app.add_exception_handler(ApiError, api_error_handler)
-    app.include_router(reports.router)
-    app.include_router(listing.router)
-    app.include_router(incidents.router)
-    app.include_router(posts.router)
+    app.middleware("http")(measure)
+    # Calls that record something answer 503 while PostgreSQL is down (api/health.py).
+    recording = [Depends(requires_database)]
+    app.include_router(reports.router, dependencies=recording)
+    app.include_router(listing.router, dependencies=recording)
+    app.include_router(incidents.router, dependencies=recording)
+    app.include_router(posts.router, dependencies=recording)
     app.include_router(statements.router)
     app.include_router(plan.router)
+    app.include_router(health_router)
     console.install(app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=303)
-
-    @app.get("/health", tags=["service"], summary="Liveness")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

@@ -67,9 +67,22 @@ def temporal_error(err: BaseException, address: str, what: str) -> ApiError:
             return ApiError(503, f"Temporal at {address} is unreachable: {err.message}")
         if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
             return ApiError(504, f"Temporal at {address} did not answer in time for {what}")
+        if _retrying_workflow_task(err):
+            return ApiError(
+                503,
+                f"{what} is being taken over by another worker (its last workflow task did not"
+                " complete, e.g. its worker stopped); nothing was decided: send it again in a"
+                " few seconds",
+            )
         return ApiError(502, f"Temporal at {address} refused the call for {what}: {err.message}")
     # A lazily connected client that never reached its server raises this instead.
     return ApiError(503, f"Temporal at {address} is unreachable: {err}")
+
+
+def _retrying_workflow_task(err: RPCError) -> bool:
+    # (ops) Temporal refuses an update while the workflow task that would take it is being
+    # retried (after a worker died mid-task, or a task failed); the update was not admitted.
+    return "Workflow Task in failed state" in err.message
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -7,37 +7,31 @@ up with each notice or statement once, with every attempt on record.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.testing import WorkflowEnvironment
 
-from activities import all_activities
 from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
 from tests.driver import UPWARD_REPORT, IncidentDriver, report
-from worker import check_configuration
-from workflows.incident import IncidentWorkflow
-from workflows.post import NetizenPostWorkflow
+from tests.receivers import (
+    MailCollector,
+    WebhookReceiver,
+    channel_worker,
+    delivery_env,
+    write_channels,
+)
 from yuqing.channels import Channels, ChannelsError, load_channels, notice_channels
 from yuqing.channels.smtp import message_id
 from yuqing.channels.webhook import RobotChannel
@@ -48,147 +42,6 @@ from yuqing.roles import Role
 from yuqing.roster import Recipient
 from yuqing.settings import Settings
 from yuqing.state import ApprovalRecord
-
-# -- the receivers -----------------------------------------------------------------------------
-
-
-class MailCollector:
-    """The bureau's mail server: defers the first `deferrals` messages (451), refuses the
-    mailboxes in `unknown` (550), and keeps every other message it is given."""
-
-    def __init__(self, *, deferrals: int = 0, unknown: tuple[str, ...] = ()) -> None:
-        self.deferrals = deferrals
-        self.unknown = unknown
-        self.deferred = 0
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> MailCollector:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="mail.test", loop=loop), "127.0.0.1", 0
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.unknown:
-            return "550 5.1.1 no such mailbox here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.deferred < self.deferrals:
-            self.deferred += 1
-            return "451 4.3.0 busy, try again later"
-        msg = message_from_bytes(envelope.original_content or b"", policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [msg for rcpt, msg in self.messages if address in rcpt]
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass
-class WebhookReceiver:
-    """A chat robot or a publishing gateway: answers 500 to the first `failures` requests on
-    each path, then 200 with `answer`."""
-
-    failures: int = 0
-    answer: dict[str, Any] = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
-    requests: list[Request] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> WebhookReceiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    def url(self, path: str) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}{path}"
-
-    def delivered(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == path and r.status == 200]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        _, target, _ = (await reader.readline()).decode().split(" ", 2)
-        headers = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))))
-        path = target.split("?")[0]
-        failing = len([r for r in self.requests if r.path == path]) < self.failures
-        status = 500 if failing else 200
-        answer = json.dumps({"error": "down"} if failing else self.answer).encode()
-        self.requests.append(Request(path, headers, body, status))
-        writer.write(
-            f"HTTP/1.1 {status} {'Internal Server Error' if failing else 'OK'}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(answer)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + answer
-        )
-        await writer.drain()
-        writer.close()
-
-
-# -- a worker with channels -------------------------------------------------------------------
-
-
-def channel_worker(
-    client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str
-) -> Worker:
-    """The real worker, its notices and statements going out through `settings.channels_path`."""
-    check_configuration(settings)
-    channels = load_channels(settings.channels_path)
-    wired = {
-        "send_notification": NotificationActivities(pool, channels).send_notification,
-        "publish_statement": PublicationActivities(
-            pool, settings.statement_base_url, channels
-        ).publish_statement,
-    }
-    activities = [wired.get(a.__name__, a) for a in all_activities(settings, pool)]
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[IncidentWorkflow, NetizenPostWorkflow],
-        activities=activities,
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-    )
-
-
-def write_channels(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 # -- notices -----------------------------------------------------------------------------------
 
@@ -288,7 +141,7 @@ async def until_notified(driver: IncidentDriver, env: WorkflowEnvironment, kind:
     """The state once a notice of `kind` is recorded, letting retry backoffs pass meanwhile."""
     for _ in range(20):
         state = await driver.state()
-        if any(n.kind == kind for n in state.notifications):
+        if any(n.kind == kind and n.status == "sent" for n in state.notifications):
             return state
         # The retry waits on the server's clock: move it on rather than wait it out.
         await env.sleep(timedelta(seconds=5))
@@ -337,8 +190,8 @@ async def test_a_mailbox_refused_for_good_does_not_hold_up_the_notice(
     async with MailCollector(unknown=("yuqing@propaganda.example",)) as mail:
         send = NotificationActivities(pool, smtp_only(tmp_path, mail.port)).send_notification
         request = notice([POLICE, PROPAGANDA, EMERGENCY])
-        sent = await ActivityEnvironment().run(send, request)
-        again = await ActivityEnvironment().run(send, request)
+        sent = await delivery_env().run(send, request)
+        again = await delivery_env().run(send, request)
     assert sent == again
     assert sent.channel == "email"
     assert sent.result == (
@@ -356,7 +209,7 @@ async def test_a_mail_server_that_is_down_fails_the_activity_for_a_retry(
     send = NotificationActivities(pool, smtp_only(tmp_path, port)).send_notification
     request = notice([POLICE, PROPAGANDA])
     with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(send, request)
+        await delivery_env().run(send, request)
     assert failed.value.type == "ChannelUnavailable" and not failed.value.non_retryable
     assert "delivered to 0 of 2 so far" in failed.value.message
     [row] = await pool.fetch(
@@ -367,13 +220,13 @@ async def test_a_mail_server_that_is_down_fails_the_activity_for_a_retry(
 
     async with MailCollector() as mail:
         send = NotificationActivities(pool, smtp_only(tmp_path, mail.port)).send_notification
-        sent = await ActivityEnvironment().run(send, request)
+        sent = await delivery_env().run(send, request)
     assert sent.result == "delivered to 2 of 2"
     assert len(mail.messages) == 2
 
 
 async def test_without_channels_a_notice_is_recorded_only(pool: asyncpg.Pool) -> None:
-    sent = await ActivityEnvironment().run(
+    sent = await delivery_env().run(
         NotificationActivities(pool).send_notification, notice([POLICE])
     )
     assert (sent.channel, sent.result) == (
@@ -430,17 +283,17 @@ async def test_statement_goes_through_its_gateway_exactly_once(
         publish = PublicationActivities(pool, base, channels).publish_statement
         weibo = statement(PublicationChannel.weibo, incident_id, settings)
         with pytest.raises(ApplicationError) as failed:
-            await ActivityEnvironment().run(publish, weibo)
+            await delivery_env().run(publish, weibo)
         assert failed.value.type == "ChannelUnavailable"
         assert (
             await pool.fetch("SELECT 1 FROM publications WHERE incident_id = $1", incident_id) == []
         )
-        published = await ActivityEnvironment().run(publish, weibo)
-        again = await ActivityEnvironment().run(publish, weibo)
-        website = await ActivityEnvironment().run(
+        published = await delivery_env().run(publish, weibo)
+        again = await delivery_env().run(publish, weibo)
+        website = await delivery_env().run(
             publish, statement(PublicationChannel.website, incident_id, settings)
         )
-        wechat = await ActivityEnvironment().run(
+        wechat = await delivery_env().run(
             publish, statement(PublicationChannel.wechat, incident_id, settings)
         )
 
@@ -506,6 +359,11 @@ async def test_statement_goes_through_its_gateway_exactly_once(
             "the website serves statements from the publications table itself",
         ),
         ('[publications.tiktok]\nurl = "http://127.0.0.1/t"\n', "publications.tiktok.[key]"),
+        # One copy must end well inside its activity's 30 s heartbeat timeout.
+        (
+            '[publications.weibo]\nurl = "http://127.0.0.1/w"\ntimeout_seconds = 30\n',
+            "publications.weibo.timeout_seconds: Input should be less than or equal to 20",
+        ),
         ("[smtp\n", "is not valid TOML"),
     ],
 )

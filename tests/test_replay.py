@@ -67,6 +67,15 @@ def test_histories_are_saved() -> None:
         "audit_major_rejection_upgrade_posts-decide.p1",
         "post_closing_with_open_post-decide",
         "post_closing_with_open_post-decide.p1",
+        # Deliveries in rounds (the patch delivery-bounded-rounds): the ordinary path, and
+        # notices and statements kept waiting by a channel that is down or slow.
+        "delivery_rounds_general_published_in_time",
+        "delivery_rounds_major_three_step_chain",
+        "delivery_rounds_post_missed_across_weekend",
+        "delivery_rounds_post_missed_across_weekend.p1",
+        "delivery_email_down_then_sent",
+        "delivery_gateway_down_then_published",
+        "delivery_trickling_robot",
     } <= names
 
 

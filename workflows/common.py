@@ -18,8 +18,8 @@ with workflow.unsafe.imports_passed_through():
 
 QUICK = timedelta(seconds=30)
 RECORD_TIMEOUT = timedelta(seconds=5)
-# A notice or a publication must not be lost while a channel is down: retry without end,
-# backing off to one attempt every five minutes; the UI shows the pending activity meanwhile.
+# How workflows from before delivery rounds (workflows/delivery.py) retry a notice or a
+# publication: without end, backing off to one attempt every five minutes, unseen by the state.
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,

@@ -41,6 +41,16 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.delivery import (
+        DELIVERY_HEARTBEAT,
+        DELIVERY_PATCH,
+        DELIVERY_TIMEOUT,
+        deliver,
+        forget,
+        incident_waiting_lines,
+        pending_notice,
+        with_wait,
+    )
     from workflows.keys import SIGNED_DECISIONS_PATCH, keys_for
     from workflows.plan_effects import (
         drill_evidence,
@@ -87,7 +97,11 @@ with workflow.unsafe.imports_passed_through():
         DrillInfo,
         IncidentState,
         IncidentSummary,
+        Notification,
         PostState,
+        Publication,
+        Waiting,
+        put,
     )
 
 
@@ -440,6 +454,10 @@ class IncidentWorkflow(Inboxed):
         if state.drill is not None:
             incident.record_notification(await drill_notice(request, notice.summary))
             return
+        if workflow.patched(DELIVERY_PATCH):
+            incident.record_notification(await self._notify_in_rounds(notice, request))
+            workflow.set_current_details(self._details())
+            return
         sent = await workflow.execute_activity_method(
             NotificationActivities.send_notification,
             request,
@@ -448,6 +466,32 @@ class IncidentWorkflow(Inboxed):
             summary=notice.summary,
         )
         incident.record_notification(sent)
+
+    async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:
+        """The notice sent, shown `pending` in the state meanwhile (workflows/delivery.py)."""
+        state = self._incident.state  # type: ignore[union-attr]
+        key = request.idempotency_key
+
+        async def waiting(waited: Waiting, channel: str | None) -> None:
+            names = [r.name for r in request.recipients]
+            entry = pending_notice(key, request.kind, request.subject, names, waited, channel)
+            put(state.notifications, entry)
+            workflow.set_current_details(self._details())
+
+        sent, waited = await deliver(
+            lambda policy, summary: workflow.execute_activity_method(
+                NotificationActivities.send_notification,
+                request,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                retry_policy=policy,
+                summary=summary,
+            ),
+            summary=notice.summary,
+            on_wait=waiting,
+            on_give_up=lambda: forget(state.notifications, key),
+        )
+        return with_wait(sent, waited)
 
     async def _publish_on(self, publish: Publish, channel: PublicationChannel) -> None:
         """Publish on one channel; each is recorded as it goes out, the first meets the 24 h."""
@@ -465,19 +509,53 @@ class IncidentWorkflow(Inboxed):
             approvals=state.approvals,
             policy=incident.policy,
         )
+        summary = f"publish statement v{draft.version} on {channel}"
         if state.drill is not None:
-            publication = await drill_statement(request, f"statement v{draft.version} on {channel}")
+            publication = await drill_statement(request, summary)
+        elif workflow.patched(DELIVERY_PATCH):
+            publication = await self._publish_in_rounds(request, summary)
         else:
             publication = await workflow.execute_activity_method(
                 PublicationActivities.publish_statement,
                 request,
                 start_to_close_timeout=QUICK,
                 retry_policy=DELIVERY_RETRY,
-                summary=f"publish statement v{draft.version} on {channel}",
+                summary=summary,
             )
         incident.published_on(publication, workflow.now())
         self._publish_search_attributes()
         workflow.set_current_details(self._details())
+
+    async def _publish_in_rounds(self, request: PublishStatement, summary: str) -> Publication:
+        """The statement published, shown `pending` in the state meanwhile."""
+        state = self._incident.state  # type: ignore[union-attr]
+        key = request.idempotency_key
+
+        async def waiting(waited: Waiting, channel: str | None) -> None:
+            entry = Publication(
+                channel=request.channel,
+                draft_version=request.draft_version,
+                idempotency_key=key,
+                status="pending",
+                **waited.model_dump(),
+            )
+            put(state.publications, entry)
+            workflow.set_current_details(self._details())
+
+        publication, waited = await deliver(
+            lambda policy, label: workflow.execute_activity_method(
+                PublicationActivities.publish_statement,
+                request,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                retry_policy=policy,
+                summary=label,
+            ),
+            summary=summary,
+            on_wait=waiting,
+            on_give_up=lambda: forget(state.publications, key),
+        )
+        return with_wait(publication, waited)
 
     async def _run_post(self, start: StartPost) -> None:
         incident = self._incident
@@ -631,6 +709,7 @@ class IncidentWorkflow(Inboxed):
         refused = state.refusal_count
         if refused:
             lines.append(f"Refused signals: {refused} (see the state query's trail)")
+        lines.extend(incident_waiting_lines(state))
         return "\n".join(lines)
 
     @staticmethod

@@ -30,6 +30,16 @@ with workflow.unsafe.imports_passed_through():
         project_trail,
         settled_by,
     )
+    from workflows.delivery import (
+        DELIVERY_HEARTBEAT,
+        DELIVERY_PATCH,
+        DELIVERY_TIMEOUT,
+        deliver,
+        forget,
+        pending_notice,
+        waiting_lines,
+        with_wait,
+    )
     from workflows.keys import keys_for
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
@@ -38,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
-    from yuqing.state import DeadlineStatus, PostState
+    from yuqing.state import DeadlineStatus, Notification, PostState, Waiting, put
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
@@ -247,6 +257,8 @@ class NetizenPostWorkflow(Inboxed):
         )
         if self._start.drill:
             sent = await drill_notice(request, notice.summary)
+        elif workflow.patched(DELIVERY_PATCH):
+            sent = await self._notify_in_rounds(notice, request)
         else:
             sent = await workflow.execute_activity_method(
                 NotificationActivities.send_notification,
@@ -255,8 +267,50 @@ class NetizenPostWorkflow(Inboxed):
                 retry_policy=DELIVERY_RETRY,
                 summary=notice.summary,
             )
+        assert sent.sent_at is not None
         self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
         await self._tell_incident()
+
+    async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:
+        """The notice sent; while a channel keeps it waiting, the post lists it as pending (and
+        so does its incident's state, which lists the post)."""
+        pending = self._post.state.pending_notifications
+        key = request.idempotency_key
+
+        async def waiting(waited: Waiting, channel: str | None) -> None:
+            names = [r.name for r in request.recipients]
+            put(pending, pending_notice(key, request.kind, request.subject, names, waited, channel))
+            self._show_waiting()
+            await self._tell_incident()
+
+        def given_up() -> None:
+            forget(pending, key)
+            self._show_waiting()
+
+        sent, waited = await deliver(
+            lambda policy, summary: workflow.execute_activity_method(
+                NotificationActivities.send_notification,
+                request,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                retry_policy=policy,
+                summary=summary,
+            ),
+            summary=notice.summary,
+            on_wait=waiting,
+            on_give_up=given_up,
+        )
+        if waited is not None:
+            forget(pending, key)
+            self._show_waiting()
+        return with_wait(sent, waited)
+
+    def _show_waiting(self) -> None:
+        """The Temporal UI's current details: the post's notices still waiting, if any."""
+        state = self._post.state
+        lines = waiting_lines(state.pending_notifications, [])
+        head = f"**Post {state.post_id}** on {state.platform}: {state.status}"
+        workflow.set_current_details("\n".join([head, *lines]) if lines else head)
 
     async def _tell_incident(self) -> None:
         parent = workflow.info().parent

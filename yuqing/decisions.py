@@ -64,6 +64,7 @@ from yuqing.state import (
     Publication,
     Stage,
     TrailEntry,
+    put,
 )
 
 __all__ = [
@@ -193,7 +194,9 @@ class Incident(PlanRules):
             self.record(at, "deadline_planned", f"{d.title}: due {moment(d.due_at)}")
 
     def record_notification(self, notification: Notification) -> None:
-        self.state.notifications.append(notification)
+        assert notification.sent_at is not None, "only a notice that went out is recorded"
+        # In place of its pending entry, if a channel kept it waiting (workflows/delivery.py).
+        put(self.state.notifications, notification)
         self.record(
             notification.sent_at,
             "notified",
@@ -204,8 +207,8 @@ class Incident(PlanRules):
     def published_on(self, publication: Publication, at: datetime) -> None:
         """One channel's publication; the first meets the statement deadline."""
         version = publication.draft_version
-        first = not any(p.draft_version == version for p in self.state.publications)
-        self.state.publications.append(publication)
+        first = not any(p.draft_version == version for p in self._published())
+        put(self.state.publications, publication)
         detail = (
             f"draft version {version} published on {publication.channel}: {publication.address}"
         )
@@ -217,9 +220,13 @@ class Incident(PlanRules):
             self._meet("publication", at)
             self._stage(Stage.published, at)
             self._stage(Stage.monitoring, at)
-        done = {p.channel for p in self.state.publications if p.draft_version == version}
+        done = {p.channel for p in self._published() if p.draft_version == version}
         if done >= set(draft.channels):
             draft.status = DraftStatus.published
+
+    def _published(self) -> list[Publication]:
+        """Publications that went out: not those still waiting for their gateway."""
+        return [p for p in self.state.publications if p.published]
 
     # -- the signals -------------------------------------------------------------------------
 
@@ -485,7 +492,7 @@ class Incident(PlanRules):
         self.record(at, "effect_failed", f"{failure.what} failed: {failure.error}")
         if failure.draft_version is not None:
             draft = self._draft(failure.draft_version)
-            published = any(p.draft_version == draft.version for p in self.state.publications)
+            published = any(p.draft_version == draft.version for p in self._published())
             if draft.status is DraftStatus.approved and not published:
                 # Nothing went out: give the draft back, so the unit can try again.
                 draft.status = DraftStatus.returned

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,8 @@ from yuqing.models import (
     UpwardReport,
 )
 from yuqing.roles import Role
+
+_Keyed = TypeVar("_Keyed", "Notification", "Publication")
 
 
 class Stage(StrEnum):
@@ -104,23 +107,58 @@ class ApprovalRecord(BaseModel):
     void_reason: str | None = None
 
 
-class Publication(BaseModel):
+class Waiting(BaseModel):
+    """How a notice or a statement is faring while a channel keeps it waiting (all empty once it
+    went out at the first try). The workflow learns this after each bounded round of attempts
+    (see workflows/delivery.py), so `last_error` is the error of the round's last attempt."""
+
+    waiting_since: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    # Set only when the next try is held back on purpose: a receiver that took the message but
+    # did not answer in time is not sent another copy before this.
+    retry_at: datetime | None = None
+
+
+class Publication(Waiting):
+    """A statement on one channel: `published`, or `pending` while its gateway has not taken it
+    (then it has no address, hash or time yet, and `last_error` says why)."""
+
     channel: PublicationChannel
     draft_version: int
-    address: str
-    content_sha256: str
-    published_at: datetime
+    status: Literal["published", "pending"] = "published"
+    address: str | None = None
+    content_sha256: str | None = None
+    published_at: datetime | None = None
     idempotency_key: str
 
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
 
-class Notification(BaseModel):
+
+class Notification(Waiting):
+    """A notice: `sent` (every target has it, or refused it for good), or `pending` while a
+    channel is down (then `sent_at` is empty and `last_error` says what is keeping it)."""
+
     idempotency_key: str
     kind: str
     subject: str
     recipients: list[str]
     channel: str
+    status: Literal["sent", "pending"] = "sent"
     result: str
-    sent_at: datetime
+    sent_at: datetime | None = None
+
+
+def put(entries: list[_Keyed], entry: _Keyed) -> None:
+    """`entry` in place of the one with its idempotency key (a pending one), else appended."""
+    for index, existing in enumerate(entries):
+        if existing.idempotency_key == entry.idempotency_key:
+            entries[index] = entry
+            return
+    entries.append(entry)
 
 
 class GradeChange(BaseModel):
@@ -228,6 +266,9 @@ class PostState(Tracked):
     closed_reason: str | None = None
     # Counts the snapshots the post has sent its incident, so an older one never wins.
     revision: int = 0
+    # Its notices still waiting for a channel (status `pending`); a notice once sent leaves
+    # this list and is in the trail as `notified`.
+    pending_notifications: list[Notification] = Field(default_factory=list)
 
     @property
     def open(self) -> bool:

@@ -18,6 +18,9 @@ class DeliveryStatus(StrEnum):
     # Refused for good by the final authority (a mail server's 5xx for a mailbox): trying the
     # same message again cannot succeed, so the notice goes on without this target.
     rejected = "rejected"
+    # Sent in full, but no answer came within the deadline: the receiver may well have it. Not
+    # settled (nothing may be lost), but the next copy is held back a while (see the ledger).
+    unconfirmed = "unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,16 @@ class Outcome:
     def rejected(cls, detail: str) -> Outcome:
         return cls(DeliveryStatus.rejected, detail)
 
+    @classmethod
+    def unconfirmed(cls, detail: str) -> Outcome:
+        return cls(DeliveryStatus.unconfirmed, detail)
+
     @property
     def final(self) -> bool:
-        return self.status is not DeliveryStatus.failed
+        return self.status in (DeliveryStatus.delivered, DeliveryStatus.rejected)
 
 
-# Delivers the notice of a session to one target.
+# Delivers the notice of a session to one target, within the channel's deadline.
 Send = Callable[[str], Awaitable[Outcome]]
 
 
@@ -61,9 +68,13 @@ class NoticeChannel(ABC):
         """Recipients this channel serves but cannot reach (no e-mail address), by name."""
         return []
 
+    # The most one copy may take, opening the connection included (seconds).
+    deadline: float
+
     @abstractmethod
     def session(self, notice: SendNotification) -> AbstractAsyncContextManager[Send]:
-        """The channel opened for one notice: one connection for all its targets."""
+        """The channel opened for one notice: one connection for all its targets. Each copy
+        sent through it answers within `deadline` seconds, and leaving the session does too."""
 
 
 class StatementChannel(ABC):
@@ -71,7 +82,10 @@ class StatementChannel(ABC):
 
     # The target of the deliveries table: where the statement is handed over.
     target: str
+    # The most handing it over may take (seconds).
+    deadline: float
 
     @abstractmethod
     async def publish(self, statement: PublishStatement, website_address: str) -> Outcome:
-        """Hand the statement over; a delivered outcome carries its address if known."""
+        """Hand the statement over within `deadline` seconds; a delivered outcome carries its
+        address if known."""

@@ -27,6 +27,16 @@ from yuqing.toml_files import load_toml_model
 NoticeKind = Literal["report", "draft_returned", "major_notice", "reminder", "escalation"]
 
 
+# The most one copy may take: one HTTP request, or one e-mail with the SMTP session opened for
+# it. A delivery activity heartbeats after every copy with a 30 s heartbeat timeout and runs for
+# at most 2 minutes (workflows/delivery.py), so a copy must end well inside both.
+MAX_DEADLINE_SECONDS = 20.0
+
+
+def _deadline(description: str) -> Any:
+    return Field(default=10.0, gt=0, le=MAX_DEADLINE_SECONDS, description=description)
+
+
 class ChannelsError(ValueError):
     """The channels file cannot be used; the message names the file and the entry."""
 
@@ -64,7 +74,9 @@ class SmtpServer(_Strict):
     security: SmtpSecurity = SmtpSecurity.none
     username: str | None = None
     password_env: str | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    timeout_seconds: float = _deadline(
+        "the whole of one e-mail: connecting, TLS and login for the first, then MAIL to DATA"
+    )
 
     @field_validator("from_address")
     @classmethod
@@ -116,7 +128,7 @@ class Webhook(_Strict):
     kinds: list[NoticeKind] = Field(
         default_factory=list, description="post these kinds of notice; empty: every kind"
     )
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    timeout_seconds: float = _deadline("the whole of one request, connecting to the last byte")
 
     @field_validator("url")
     @classmethod
@@ -164,7 +176,7 @@ class Gateway(_Strict):
     token_env: str | None = Field(
         default=None, description="the variable holding a bearer token for the gateway"
     )
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    timeout_seconds: float = _deadline("the whole of one request, connecting to the last byte")
 
     @field_validator("url")
     @classmethod

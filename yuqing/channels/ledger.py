@@ -2,14 +2,18 @@
 
 `attempt` is the one way anything is sent: it refuses to send again to a target whose
 delivery is settled (delivered, or rejected for good), so a retried activity only reaches the
-targets that are still owed the message.
+targets that are still owed the message. An attempt that sent the message but heard nothing
+back in time (`unconfirmed`) leaves the target owed (`failed` here, the attempt `unknown` in
+`delivery_attempts`): it is sent again later, and the receiver can tell the copies apart by
+the idempotency key.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import asyncpg
@@ -21,6 +25,18 @@ from yuqing.db import fetch_one
 log = structlog.get_logger(__name__)
 
 Purpose = Literal["notice", "statement"]
+# How far past its own deadline a channel may run before the attempt is cut off regardless.
+OVERRUN_SECONDS = 2.0
+# A receiver that took a copy but did not answer in time gets the next one no sooner than
+# this, doubling with each attempt up to an hour: nothing is lost, and a receiver that is slow
+# rather than down is not sent a copy every few seconds.
+HOLD_BACK = timedelta(minutes=5)
+HOLD_BACK_MAX = timedelta(hours=1)
+
+
+def hold_back(attempt: int) -> timedelta:
+    """The pause before the attempt after `attempt` (1, 2, …), when that one went unanswered."""
+    return min(HOLD_BACK * 2 ** min(max(attempt - 1, 0), 8), HOLD_BACK_MAX)
 
 
 @dataclass(frozen=True)
@@ -55,9 +71,19 @@ class Ledger:
         return [_delivery(row) for row in rows]
 
     async def attempt(
-        self, channel: str, target: str, send: Callable[[], Awaitable[Outcome]]
+        self,
+        channel: str,
+        target: str,
+        send: Callable[[], Awaitable[Outcome]],
+        *,
+        deadline: float,
     ) -> Outcome:
-        """Send to one target unless it is settled already; record the attempt and its end."""
+        """Send to one target unless it is settled already; record the attempt and its end.
+
+        `send` keeps to `deadline` seconds itself; should it overrun, the attempt ends shortly
+        after anyway, its outcome unknown, so that nothing waits on it until the activity's
+        own timeout (when the attempt would end unrecorded, and the message go out again).
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT * FROM deliveries WHERE idempotency_key = $1 AND channel = $2"
@@ -94,7 +120,14 @@ class Ledger:
                 self._incident_id,
                 self._purpose,
             )
-        outcome = await send()
+        try:
+            async with asyncio.timeout(deadline + OVERRUN_SECONDS):
+                outcome = await send()
+        except TimeoutError:
+            outcome = Outcome.unconfirmed(
+                f"{channel} {target}: no outcome within {deadline:g} s; it may have it"
+            )
+        unconfirmed = outcome.status is DeliveryStatus.unconfirmed
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE deliveries SET status = $4, detail = $5, address = $6,"
@@ -103,7 +136,7 @@ class Ledger:
                 self._key,
                 channel,
                 target,
-                outcome.status.value,
+                DeliveryStatus.failed.value if unconfirmed else outcome.status.value,
                 outcome.detail,
                 outcome.address,
             )
@@ -114,7 +147,7 @@ class Ledger:
                 channel,
                 target,
                 started["attempts"],
-                outcome.status.value,
+                "unknown" if unconfirmed else outcome.status.value,
                 outcome.detail,
                 started["last_attempt_at"],
             )

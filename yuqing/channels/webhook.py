@@ -1,14 +1,17 @@
 """HTTP channels: chat robots (WeCom, DingTalk) for notices, gateways for statements.
 
 Every request carries the idempotency key, in the `Idempotency-Key` header and in the body,
-so a receiver can de-duplicate the one case we cannot rule out: a worker that dies after the
-receiver took the request and before the answer was recorded. Any answer but success is worth
-another try (a wrong robot key or gateway address is mended in the configuration, and the
-notice or statement must not be lost meanwhile), so nothing here is `rejected`.
+so a receiver can de-duplicate the cases we cannot rule out: a worker that dies after the
+receiver took the request and before the answer was recorded, and a receiver that took the
+whole request but did not answer within the deadline (`unconfirmed`: sent again, but only after
+a pause). Any answer but success is worth another try (a wrong robot key or gateway address is
+mended in the configuration, and the notice or statement must not be lost meanwhile), so
+nothing here is `rejected`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -35,15 +38,32 @@ async def post_json(
     timeout_seconds: float,
     token: str | None = None,
 ) -> tuple[Outcome, dict[str, Any]]:
-    """POST `payload`; the outcome, and the answer's JSON object (empty if it had none)."""
+    """POST `payload`; the outcome, and the answer's JSON object (empty if it had none).
+
+    `timeout_seconds` bounds the whole request, from connecting to the answer's last byte:
+    httpx's own timeouts are per read, and a receiver that trickles a byte every few seconds
+    would otherwise hold the request until the activity itself timed out.
+    """
     headers = {IDEMPOTENCY_HEADER: idempotency_key}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    sent = _BodySent()
     try:
-        async with httpx.AsyncClient(timeout=timeout_seconds) as http:
-            response = await http.post(url, json=payload, headers=headers)
-    except httpx.HTTPError as err:
-        return Outcome.failed(f"{safe_url(url)}: {type(err).__name__}: {err}"), {}
+        async with asyncio.timeout(timeout_seconds):
+            async with httpx.AsyncClient(timeout=timeout_seconds) as http:
+                response = await http.post(
+                    url, json=payload, headers=headers, extensions={"trace": sent}
+                )
+    except (httpx.HTTPError, TimeoutError) as err:
+        what = (
+            f"no answer within {timeout_seconds:g} s"
+            if isinstance(err, TimeoutError)
+            else f"{type(err).__name__}: {err}".rstrip(": ")
+        )
+        if sent.complete:
+            # The receiver has the whole request: it may have acted on it.
+            return Outcome.unconfirmed(f"{safe_url(url)}: sent, but {what}"), {}
+        return Outcome.failed(f"{safe_url(url)}: {what}"), {}
     try:
         answer = response.json()
     except ValueError:
@@ -59,6 +79,17 @@ async def post_json(
     return Outcome.delivered(f"HTTP {response.status_code}"), answer
 
 
+class _BodySent:
+    """httpcore's trace hook: whether the request's body went out in full."""
+
+    def __init__(self) -> None:
+        self.complete = False
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".send_request_body.complete"):
+            self.complete = True
+
+
 def safe_url(url: str) -> str:
     """The URL without its query, which for a robot holds its key."""
     parts = urlsplit(url)
@@ -71,6 +102,7 @@ class RobotChannel(NoticeChannel):
     def __init__(self, hook: Webhook) -> None:
         self._hook = hook
         self.name = hook.kind.value
+        self.deadline = hook.timeout_seconds
 
     def targets(self, notice: SendNotification) -> list[str]:
         roles = {r.role for r in notice.recipients}
@@ -119,6 +151,7 @@ class GatewayChannel(StatementChannel):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self.target = safe_url(gateway.url)
+        self.deadline = gateway.timeout_seconds
 
     async def publish(self, statement: PublishStatement, website_address: str) -> Outcome:
         text = statement.text

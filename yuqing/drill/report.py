@@ -136,7 +136,9 @@ def drill_report(
         clocks=clocks,
         notices_kept=sum(1 for n in state.notifications if n.channel == "drill-sink"),
         withheld=withheld,
-        statements_kept=sum(1 for p in state.publications if p.address.startswith("drill-sink:")),
+        statements_kept=sum(
+            1 for p in state.publications if (p.address or "").startswith("drill-sink:")
+        ),
     )
 
 

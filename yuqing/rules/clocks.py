@@ -60,7 +60,7 @@ class ClockRules(RulesBase):
         rule = next((r for k, r in self.policy.deadlines.items() if k == base), None)
         if rule is not None and rule.met_by == "publication":
             # The statement went out while its deadline was being planned.
-            out = [p.published_at for p in self.state.publications]
+            out = [p.published_at for p in self.state.publications if p.published_at]
             if out:
                 self.meet(deadline.key, min(out))
         return self.reconcile_clocks(at)

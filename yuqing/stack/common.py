@@ -1,13 +1,18 @@
-"""What the parts of the stack share: its error, its data directory, ports, child processes."""
+"""What the parts of the stack share: its error, its data directory and its lock, ports,
+child processes."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -78,3 +83,43 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+class DataDirLock:
+    """One stack per data directory: an exclusive lock on `<data dir>/stack.lock`, held while
+    the stack runs and released by the kernel however the process ends (SIGKILL included).
+
+    Taken before anything else is started or touched, so a second stack on the same directory
+    leaves the first one's PostgreSQL, Temporal and logs alone."""
+
+    NAME = "stack.lock"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.NAME
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        file = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise StackError(
+                f"another Yuqing stack ({holder}) is already running on the data directory "
+                f"{self.path.parent}; it was left as it is. Stop that one first (Ctrl-C in its "
+                "terminal), or give this one another --data-dir (or YUQING_DATA_DIR)."
+            ) from err
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the lock
+            self._file = None

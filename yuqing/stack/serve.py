@@ -1,4 +1,9 @@
-"""`serve`: the whole stack in the foreground, started in order and stopped in reverse."""
+"""`serve`: the whole stack in the foreground, started in order and stopped in reverse.
+
+PostgreSQL and the Temporal dev server are started here; the service's own processes (the
+workers, the API, the SMTP intake) are started as the separate processes a deployment runs,
+from their real entry points, and supervised: one that ends by itself stops the stack.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,33 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
 from temporalio.client import Client
 
+from yuqing.process import ProcessSettings
 from yuqing.settings import Settings
-from yuqing.stack.common import StackError, prepare_dir, redact, tail
+from yuqing.stack.children import Child, python_command
+from yuqing.stack.common import (
+    DataDirLock,
+    StackError,
+    check_port_free,
+    free_port,
+    prepare_dir,
+    redact,
+    tail,
+)
 from yuqing.stack.keys import ensure_dev_keys
 from yuqing.stack.postgres import EmbeddedPostgres, start_postgres
-from yuqing.stack.temporal import TemporalDevServer, ensure_search_attributes, start_temporal
+from yuqing.stack.temporal import (
+    DEFAULT_RETENTION,
+    TemporalDevServer,
+    ensure_search_attributes,
+    start_temporal,
+)
 
 log = structlog.get_logger("yuqing.stack")
 
@@ -35,6 +56,19 @@ async def _start_postgres_in_thread(data_dir: Path) -> EmbeddedPostgres:
         raise
 
 
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """Every TCP port the stack opens (0: a free one, chosen at start and reported)."""
+
+    temporal: int = 7233
+    ui: int = 8233
+    temporal_http: int = 7243
+    temporal_metrics: int = 7244
+    api: int | None = None  # None: $YUQING_API_PORT or 8000
+    # The workers' probe and metrics ports are ops, ops+1, ...; the SMTP intake's follows them.
+    ops: int = 8001
+
+
 async def serve(
     data_dir: Path,
     *,
@@ -42,16 +76,31 @@ async def serve(
     ui_port: int = 8233,
     headless: bool = False,
     api_port: int | None = None,
+    ports: Ports | None = None,
+    workers: int = 1,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> None:
-    """Run PostgreSQL, Temporal, the worker and the HTTP API until SIGINT/SIGTERM, then stop
-    them in reverse (the API and the worker together, first).
+    """Run PostgreSQL, Temporal, the workers and the HTTP API (and the SMTP intake when its port
+    is set) until SIGINT/SIGTERM, then stop them in reverse (the API, the intake and the workers
+    together, first).
 
     `DATABASE_URL` / `TEMPORAL_ADDRESS` in the environment replace the embedded servers.
     """
-    import worker  # the top-level worker module; imported late as it pulls in every workflow
-
+    ports = ports or Ports(port, ui_port, api=api_port)
     data_dir = prepare_dir(data_dir)
+    lock = DataDirLock(data_dir)
+    lock.acquire()  # before anything is started: a second stack here touches nothing
+    try:
+        await _serve(data_dir, ports, headless=headless, workers=workers, retention=retention)
+    finally:
+        lock.release()
+
+
+async def _serve(
+    data_dir: Path, ports: Ports, *, headless: bool, workers: int, retention: timedelta
+) -> None:
     settings = Settings.from_env()
+    options = ProcessSettings.from_env()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -94,15 +143,19 @@ async def serve(
             if stop.is_set():
                 return
 
+            opened: dict[str, str] = {}
             temporal_address = os.environ.get("TEMPORAL_ADDRESS") or None
             if temporal_address is None:
                 started = time.monotonic()
                 temporal = await start_temporal(
                     data_dir,
-                    port=port,
-                    ui_port=ui_port,
+                    port=ports.temporal,
+                    ui_port=ports.ui,
+                    http_port=ports.temporal_http,
+                    metrics_port=ports.temporal_metrics,
                     namespace=settings.temporal_namespace,
                     headless=headless,
+                    retention=retention,
                 )
                 stack.push_async_callback(_stop_temporal, temporal)
                 temporal_address = temporal.address
@@ -111,11 +164,19 @@ async def serve(
                     "Temporal ready",
                     ui=temporal.ui_url or "(headless)",
                     grpc=temporal.address,
+                    http=temporal.http_url,
+                    metrics=temporal.metrics_url,
                     namespace=temporal.namespace,
+                    retention_days=retention / timedelta(days=1),
                     sqlite=str(data_dir / "temporal.sqlite"),
                     log=str(temporal.log_path),
                     seconds=round(time.monotonic() - started, 1),
                 )
+                opened["Temporal gRPC"] = temporal.address
+                if temporal.ui_url:
+                    opened["Temporal UI"] = temporal.ui_url
+                opened["Temporal HTTP API"] = str(temporal.http_url)
+                opened["Temporal server metrics"] = str(temporal.metrics_url)
             else:
                 log.info("using Temporal from TEMPORAL_ADDRESS", grpc=temporal_address)
                 await _ensure_search_attributes_elsewhere(
@@ -129,74 +190,167 @@ async def serve(
             )
             # Decisions are signed: the stack's own keys on first start (yuqing.stack.keys).
             settings = ensure_dev_keys(data_dir, settings)
-            if api_port is not None:
-                settings = dataclasses.replace(settings, api_port=api_port)
-            if not os.environ.get("YUQING_STATEMENT_BASE_URL"):
-                # Publications record their address: make it the page this API serves.
-                settings = dataclasses.replace(
-                    settings,
-                    statement_base_url=f"http://localhost:{settings.api_port}/statements",
-                )
-            await _start_api(stack, settings, stop)
-            if settings.smtp_intake_port is not None:
-                from yuqing.client import connect
-                from yuqing.email_intake import run_smtp_intake  # late: it pulls in workflows
-
-                intake = await run_smtp_intake(
-                    await connect(settings), settings, port=settings.smtp_intake_port
-                )
-                stack.push_async_callback(intake.stop)
-            log.info("starting worker", task_queue=settings.task_queue, data_dir=str(data_dir))
-            await worker.run_worker(settings, stop=stop)
-            if not stop.is_set():
-                log.warning("worker ended by itself; stopping the stack")
+            if ports.api is not None:
+                settings = dataclasses.replace(settings, api_port=ports.api)
+            children = _children(settings, ports, workers)
+            for child in children:
+                for what, number in child.ports.items():
+                    opened[f"{child.name} {what}"] = f"127.0.0.1:{number}"
+            stack.push_async_callback(_stop_children, children, options.drain_seconds + 5)
+            for child in children:
+                await child.start()
+                stack.enter_context(_stop_when_ended(child, stop))
+            if not await _until_ready(children, stop):
+                return
+            log.info(
+                "stack ready",
+                api=f"http://127.0.0.1:{children[0].ports['HTTP']}",
+                docs=f"http://127.0.0.1:{children[0].ports['HTTP']}/docs",
+                ports=opened,
+                data_dir=str(data_dir),
+            )
+            await stop.wait()
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("stack stopped")
 
 
-async def _start_api(
-    stack: contextlib.AsyncExitStack, settings: Settings, stop: asyncio.Event
-) -> None:
-    """Serve the HTTP API beside the worker; the stack's unwinding stops it before Temporal
-    and PostgreSQL, and `stop` makes it stop taking requests at once."""
-    from api import create_app  # imported late, like the worker: it pulls in FastAPI
-    from api.server import serving
-    from yuqing import db
-    from yuqing.client import connect
+def _children(settings: Settings, ports: Ports, workers: int) -> list[Child]:
+    """The service's processes, on the ports asked for (0: free ones), every port checked free
+    first so that a busy one is named here rather than by a child's failure."""
+    host = "127.0.0.1"
 
-    assert settings.database_url is not None
-    pool = await db.create_pool(settings.database_url)
-    # The worker applies the migrations as it starts; until then a statement page says
-    # "unavailable" (503).
-    stack.push_async_callback(pool.close)
-    client = await connect(settings)
+    def pick(number: int, what: str) -> int:
+        number = number or free_port(host)
+        check_port_free(host, number, what)
+        return number
+
+    api_port = pick(settings.api_port, "API")
+    base = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "YUQING_TASK_QUEUE": settings.task_queue,
+        "DATABASE_URL": str(settings.database_url),
+        "YUQING_LISTEN_HOST": host,
+        # The keys decisions are checked against, and the API's own signing key.
+        **_key_variables(settings),
+        # Publications record their address: make it the page this API serves.
+        "YUQING_STATEMENT_BASE_URL": os.environ.get("YUQING_STATEMENT_BASE_URL")
+        or f"http://localhost:{api_port}/statements",
+    }
+
+    def child(name: str, command: list[str], env: dict[str, str], ready: int) -> Child:
+        # The SDK's exporter, read by the process's own /metrics: loopback, pinned here too.
+        sdk = free_port(host)
+        return Child(
+            name,
+            command,
+            {**base, **env, "YUQING_SDK_METRICS_PORT": str(sdk)},
+            ready_url=f"http://{host}:{ready}/health/ready",
+            ports={
+                **{what: int(env[var]) for what, var in _PORT_VARIABLES.items() if var in env},
+                "SDK metrics (loopback)": sdk,
+            },
+        )
+
+    children = [
+        child(
+            "API", python_command("-m", "api.server"), {"YUQING_API_PORT": str(api_port)}, api_port
+        )
+    ]
+    ops = ports.ops
+    for index in range(1, workers + 1):
+        probes = pick(ops, f"worker {index} probes")
+        ops = ops and ops + 1
+        children.append(
+            child(
+                f"worker {index}" if workers > 1 else "worker",
+                python_command("worker.py"),
+                {"YUQING_OPS_PORT": str(probes)},
+                probes,
+            )
+        )
+    if settings.smtp_intake_port is not None:
+        probes = pick(ops, "SMTP intake probes")
+        smtp = pick(settings.smtp_intake_port, "SMTP intake")
+        children.append(
+            child(
+                "SMTP intake",
+                python_command("-m", "yuqing.smtp_intake"),
+                {"YUQING_SMTP_INTAKE_PORT": str(smtp), "YUQING_OPS_PORT": str(probes)},
+                probes,
+            )
+        )
+    return children
+
+
+def _key_variables(settings: Settings) -> dict[str, str]:
+    found = {
+        "YUQING_KEYS": settings.keys_path,
+        "YUQING_SIGNING_KEY": settings.signing_key_path,
+        "YUQING_SIGNING_KEY_ID": settings.signing_key_id,
+    }
+    return {name: str(value) for name, value in found.items() if value is not None}
+
+
+_PORT_VARIABLES = {
+    "HTTP": "YUQING_API_PORT",
+    "SMTP": "YUQING_SMTP_INTAKE_PORT",
+    "probes and metrics": "YUQING_OPS_PORT",
+}
+
+
+async def _until_ready(children: list[Child], stop: asyncio.Event) -> bool:
+    """Wait until every child is ready (False: told to stop first)."""
+
+    async def all_ready() -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for child in children:
+                    group.create_task(child.until_ready())
+        except* StackError as failed:  # the first child that failed says why
+            raise failed.exceptions[0] from None
+
+    async def told_to_stop() -> None:
+        await stop.wait()
+
+    ready = asyncio.create_task(all_ready())
+    stopping = asyncio.create_task(told_to_stop())
     try:
-        app = create_app(client, pool, settings)
-    except ValueError as err:  # the roster or the tokens file
-        raise StackError(f"the API cannot start: {err}") from err
+        await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if ready.done():
+        ready.result()  # a child that failed to start: StackError saying which
+        return True
+    ready.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StackError):
+        await ready
+    return False
 
-    @contextlib.asynccontextmanager
-    async def served() -> AsyncIterator[str]:
-        async with serving(app, "127.0.0.1", settings.api_port, stop=stop) as url:
-            yield url
-        log.info("API stopped")
 
+@contextlib.contextmanager
+def _stop_when_ended(child: Child, stop: asyncio.Event) -> Iterator[asyncio.Task[None]]:
+    # A process of the service that ends by itself leaves the stack half there: stop it all,
+    # saying which one and how.
+    async def watch() -> None:
+        code = await child.wait()
+        if not stop.is_set():
+            log.error(f"the {child.name} exited; stopping the stack", exit_code=code)
+            stop.set()
+
+    task = asyncio.create_task(watch())
     try:
-        url = await stack.enter_async_context(served())
-    except OSError as err:
-        raise StackError(
-            f"the API cannot listen on 127.0.0.1:{settings.api_port} ({err.strerror}); "
-            "choose another port with --api-port or YUQING_API_PORT"
-        ) from err
-    log.info(
-        "API ready",
-        url=url,
-        docs=f"{url}/docs",
-        statements=f"{url}/statements/<incident_id>-v<version>",
-        tokens=str(settings.tokens_path),
-    )
+        yield task
+    finally:
+        task.cancel()
+
+
+async def _stop_children(children: list[Child], grace: float) -> None:
+    await asyncio.gather(*(child.stop(grace) for child in children))
+    log.info("API, workers and intake stopped")
 
 
 async def _stop_postgres(postgres: EmbeddedPostgres) -> None:
