@@ -3,6 +3,7 @@ interviews, a downgrade, late approvers, the leading group as a group, contacts.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from worker import create_worker
-from yuqing.audit.compliance import deadlines_in, step_lateness
+from yuqing.audit.compliance import DeadlineRow, deadlines_in, step_lateness
 from yuqing.settings import Settings
 
 DRAFT = {"author_id": "chen.jing", "text": "经核查，涉事超市已下架相关商品。"}
@@ -268,15 +269,20 @@ async def test_a_draft_left_at_the_publicity_leads_step_is_reminded_then_escalat
     assert timedelta(minutes=30) <= step.met_at - step.due_at < timedelta(minutes=32)
     assert state.deadline("publish_statement").status == "met"  # type: ignore[union-attr]
 
-    # The compliance report shows it as the publicity lead's own lateness.
-    await driver.settle()
-    rows = [
-        r
-        for r in await deadlines_in(
-            driver.pool, step.starts_at - timedelta(days=1), step.due_at + timedelta(days=1)
-        )
-        if r.incident_id == state.incident_id
-    ]
+    # The compliance report shows it as the publicity lead's own lateness. (The projection
+    # copies the deadlines as the trail goes: wait until it has the publication's.)
+    window = (step.starts_at - timedelta(days=1), step.due_at + timedelta(days=1))
+
+    async def projected() -> list[DeadlineRow]:
+        rows = await deadlines_in(driver.pool, *window)
+        return [r for r in rows if r.incident_id == state.incident_id]
+
+    rows = await projected()
+    for _ in range(200):
+        if any(r.key == "publish_statement" and r.outcome == "met" for r in rows):
+            break
+        await asyncio.sleep(0.05)
+        rows = await projected()
     [late] = [r for r in rows if r.is_step and r.outcome == "met_late"]
     assert (late.kind, late.responsible_unit, late.responsible_person) == (
         "step.publicity_lead_approval",
