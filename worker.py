@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.post_deadlines import PostDeadlineActivities
+from workflows.archive import HistoryArchiveWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import db, process
@@ -34,6 +35,7 @@ from yuqing.metrics import TrailMetrics
 from yuqing.policy import load_policy
 from yuqing.probes import serving_probes
 from yuqing.roster import load_roster
+from yuqing.sandbox import lean_runner
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, load_keyring
 
@@ -78,7 +80,9 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, NetizenPostWorkflow],
+        workflows=[IncidentWorkflow, NetizenPostWorkflow, HistoryArchiveWorkflow],
+        # The SDK's sandbox, minus its per-payload compile and import-hook work (yuqing.sandbox).
+        workflow_runner=lean_runner(),
         activities=all_activities(settings, pool),
         # Activities are all async; the executor is only for the SDK's own sync needs.
         activity_executor=ThreadPoolExecutor(max_workers=4),
@@ -101,7 +105,8 @@ async def run_worker(
     url = settings.database_url
     pool = await process.wait_for("PostgreSQL", lambda: db.create_pool(url), options.start_timeout)
     try:
-        await db.migrate(pool)
+        # record: migrations run as the owner (YUQING_DB_OWNER_URL), never as the service.
+        await db.prepare(pool, settings.owner_database_url)
         client = await process.wait_for(
             f"Temporal at {settings.temporal_address}",
             lambda: connect(settings),

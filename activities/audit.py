@@ -3,6 +3,7 @@ every deadline as it stands, for the compliance report across incidents (SPEC §
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from typing import Any
 
@@ -10,8 +11,10 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from yuqing.audit.archive import ArchiveHistory, HistoryArchived, archive_runs
 from yuqing.audit.projection import CONTENT_FIELDS, GENESIS, canonical_content, chain_hash
 from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.state import Deadline
@@ -82,7 +85,8 @@ class AuditActivities:
                 await conn.execute(_CHAIN_LOCK)
                 written, last_hash = await _append(conn, request, wanted)
             await _upsert_deadlines(conn, request)
-        log.info(
+        # Detail of a decision (its unit of work is logged where it is taken): debug.
+        log.debug(
             "decision trail recorded",
             incident_id=request.incident_id,
             workflow_id=request.workflow_id,
@@ -92,6 +96,54 @@ class AuditActivities:
             deadlines=len(request.deadlines),
         )
         return TrailRecorded(rows=written, last_hash=last_hash)
+
+    @activity.defn
+    async def start_archiver(self, request: ArchiveHistory) -> str:
+        """Start the run's archiver (`workflows.archive`); one already started is as good."""
+        # Imported here: the workflow module imports this one.
+        from workflows.archive import HISTORY_ARCHIVE_WORKFLOW, archiver_id
+
+        archiver = archiver_id(request.workflow_id, request.run_id)
+        try:
+            await activity.client().start_workflow(
+                HISTORY_ARCHIVE_WORKFLOW,
+                request,
+                id=archiver,
+                task_queue=activity.info().task_queue,
+                static_summary=f"archive {request.workflow_id} once it has closed",
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+        return archiver
+
+    @activity.defn
+    async def archive_history(self, request: ArchiveHistory) -> HistoryArchived:
+        """Copy the closed run `request.run_id`, and any run before it not archived yet, into
+        `history_archive`, each anchored in the chain. Retried until the run has closed."""
+        await _until_closed(request)
+        return await archive_runs(activity.client(), self._pool, request)
+
+
+# How long one attempt waits for the run to close before Temporal's retries take over.
+_CLOSE_PATIENCE = 20.0
+
+
+async def _until_closed(request: ArchiveHistory) -> None:
+    handle = activity.client().get_workflow_handle(request.workflow_id, run_id=request.run_id)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + _CLOSE_PATIENCE
+    delay = 0.05
+    while True:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return
+        if loop.time() > give_up:
+            raise ApplicationError(
+                f"{request.workflow_id} run {request.run_id} is still running", type="NotClosed"
+            )
+        activity.heartbeat()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 async def _append(

@@ -20,8 +20,10 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.configuration import ConfigurationSnapshots
 from yuqing.chain import chain_complete, missing_steps
 from yuqing.effects import FixedEvidenceList, FixEvidence, PublishStatement, SendNotification
+from yuqing.policy import Policy
 from yuqing.roles import OUTSIDE_BODIES
 from yuqing.state import FixedEvidence, Notification, Publication
 
@@ -96,8 +98,21 @@ class PostgresDrillStore:
 
 
 class DrillSinkActivities:
-    def __init__(self, store: DrillStore) -> None:
+    def __init__(self, store: DrillStore, snapshots: ConfigurationSnapshots | None = None) -> None:
         self._store = store
+        # The policies statements name by digest (the worker's own cache and table).
+        self._snapshots = snapshots or ConfigurationSnapshots(None)
+
+    async def _policy(self, request: PublishStatement) -> Policy:
+        if request.policy is not None:
+            return request.policy
+        if request.policy_sha256 is None:
+            raise ApplicationError(
+                "the statement names no policy to check its chain against",
+                type="ApprovalChainIncomplete",
+                non_retryable=True,
+            )
+        return await self._snapshots.policy(request.policy_sha256)
 
     @activity.defn
     async def drill_notice(self, request: SendNotification) -> Notification:
@@ -133,10 +148,10 @@ class DrillSinkActivities:
     @activity.defn
     async def drill_statement(self, request: PublishStatement) -> Publication:
         version = request.draft_version
-        if not chain_complete(request.policy, request.grade, request.approvals, version):
+        policy = await self._policy(request)
+        if not chain_complete(policy, request.grade, request.approvals, version):
             missing = ", ".join(
-                s.title
-                for s in missing_steps(request.policy, request.grade, request.approvals, version)
+                s.title for s in missing_steps(policy, request.grade, request.approvals, version)
             )
             raise ApplicationError(
                 f"draft version {version} of {request.incident_id} lacks approval: {missing}",

@@ -9,11 +9,45 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from yuqing.db import fetch_one
 from yuqing.effects import FixedEvidenceList, FixEvidence
+from yuqing.models import EvidenceItem, StagedContent
 from yuqing.state import FixedEvidence
 
 log = structlog.get_logger(__name__)
+
+
+# The row as returned to the workflow: everything but the content itself.
+_FIXED = (
+    "SELECT evidence_id, incident_id, kind, source_url, description, sha256, size_bytes,"
+    " captured_at FROM evidence WHERE evidence_id = $1"
+)
+
+
+async def stage_evidence(pool: asyncpg.Pool, items: list[EvidenceItem]) -> list[EvidenceItem]:
+    """Store each item's content in PostgreSQL before any incident exists; the items returned
+    refer to it by SHA-256 and size, so only that reference travels through Temporal."""
+    staged: list[EvidenceItem] = []
+    async with pool.acquire() as conn:
+        for item in items:
+            if item.content_ref is not None:
+                staged.append(item)
+                continue
+            content = item.content
+            digest = hashlib.sha256(content).hexdigest()
+            await conn.execute(
+                "INSERT INTO evidence_staged (sha256, content, size_bytes) VALUES ($1, $2, $3)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                digest,
+                content,
+                len(content),
+            )
+            ref = StagedContent(sha256=digest, size_bytes=len(content))
+            staged.append(
+                item.model_copy(
+                    update={"content_text": None, "content_base64": None, "content_ref": ref}
+                )
+            )
+    return staged
 
 
 class EvidenceActivities:
@@ -26,28 +60,51 @@ class EvidenceActivities:
         fixed: list[FixedEvidence] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for offset, item in enumerate(request.items):
-                content = item.content
-                digest = hashlib.sha256(content).hexdigest()
                 evidence_id = f"{request.incident_id}-e{request.first_index + offset + 1}"
+                captured_at = item.captured_at or stored_at
                 # A retry finds the row already there and returns it unchanged.
-                await conn.execute(
-                    "INSERT INTO evidence (evidence_id, incident_id, kind, source_url,"
-                    " description, content, sha256, size_bytes, captured_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                    " ON CONFLICT (evidence_id) DO NOTHING",
-                    evidence_id,
-                    request.incident_id,
-                    item.kind.value,
-                    item.source_url,
-                    item.description,
-                    content,
-                    digest,
-                    len(content),
-                    item.captured_at or stored_at,
-                )
-                row = await fetch_one(
-                    conn, "SELECT * FROM evidence WHERE evidence_id = $1", evidence_id
-                )
+                if item.content_ref is not None:
+                    digest = item.content_ref.sha256
+                    await conn.execute(
+                        "INSERT INTO evidence (evidence_id, incident_id, kind, source_url,"
+                        " description, content, sha256, size_bytes, captured_at)"
+                        " SELECT $1, $2, $3, $4, $5, content, sha256, size_bytes, $7"
+                        " FROM evidence_staged WHERE sha256 = $6"
+                        " ON CONFLICT (evidence_id) DO NOTHING",
+                        evidence_id,
+                        request.incident_id,
+                        item.kind.value,
+                        item.source_url,
+                        item.description,
+                        digest,
+                        captured_at,
+                    )
+                else:
+                    content = item.content
+                    digest = hashlib.sha256(content).hexdigest()
+                    await conn.execute(
+                        "INSERT INTO evidence (evidence_id, incident_id, kind, source_url,"
+                        " description, content, sha256, size_bytes, captured_at)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        " ON CONFLICT (evidence_id) DO NOTHING",
+                        evidence_id,
+                        request.incident_id,
+                        item.kind.value,
+                        item.source_url,
+                        item.description,
+                        content,
+                        digest,
+                        len(content),
+                        captured_at,
+                    )
+                row = await conn.fetchrow(_FIXED, evidence_id)
+                if row is None:
+                    raise ApplicationError(
+                        f"evidence {evidence_id} refers to content sha256 {digest}, which was"
+                        " never stored",
+                        type="EvidenceMissing",
+                        non_retryable=True,
+                    )
                 if (row["incident_id"], row["sha256"]) != (request.incident_id, digest):
                     # A retry finds its own row; anything else under this id is another item,
                     # and returning it would put the wrong hash on the record.

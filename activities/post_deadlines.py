@@ -34,8 +34,11 @@ class PostDeadlineActivities:
 
     @activity.defn
     async def plan_post_deadline(self, request: PlanPostDeadline) -> PlannedPostDeadline:
-        if request.policy.posts.drill_speed is not None:
-            return drill_post_deadline(request, request.policy.posts.drill_speed)
+        speed = request.drill_speed
+        if speed is None and request.policy is not None:
+            speed = request.policy.posts.drill_speed
+        if speed is not None:
+            return drill_post_deadline(request, speed)
         try:
             calendar = self.calendar()
             if request.working_days is not None:
@@ -70,7 +73,7 @@ class PostDeadlineActivities:
             escalate_to=request.escalate_to,
             responsible_unit=request.unit,
             responsible_person=request.responsible_person,
-            policy_version=request.policy.version,
+            policy_version=_policy_version(request),
             calendar_version=calendar.version + (";provisional" if note else ""),
         )
         log.info(
@@ -84,11 +87,21 @@ class PostDeadlineActivities:
         return PlannedPostDeadline(deadline=deadline, provisional_note=note)
 
 
+def _policy_version(request: PlanPostDeadline) -> str:
+    if request.policy_version is not None:
+        return request.policy_version
+    if request.policy is not None:
+        return request.policy.version
+    raise ApplicationError("the plan names no policy version", non_retryable=True)
+
+
 def _reminders(
     calendar: WorkingCalendar, request: PlanPostDeadline, due: datetime
 ) -> list[datetime]:
     """The policy's reminder points, counted in working time: half time and 1 h before."""
-    reminders = request.policy.reminders
+    reminders = request.reminders or (request.policy.reminders if request.policy else None)
+    if reminders is None:
+        raise ApplicationError("the plan names no reminders", non_retryable=True)
     total = calendar.working_hours_between(request.starts_at, due)
     points = [total * fraction for fraction in reminders.at_fractions]
     points += [total - timedelta(hours=hours) for hours in reminders.hours_before]
@@ -105,7 +118,9 @@ def drill_post_deadline(request: PlanPostDeadline, speed: float) -> PlannedPostD
         span, clock = timedelta(hours=request.working_hours or 0), "drill_hours"
     start = request.starts_at
     due = start + span / speed
-    reminders = request.policy.reminders
+    reminders = request.reminders or (request.policy.reminders if request.policy else None)
+    if reminders is None:
+        raise ApplicationError("the plan names no reminders", non_retryable=True)
     moments = {start + (due - start) * f for f in reminders.at_fractions}
     moments |= {due - timedelta(hours=h) / speed for h in reminders.hours_before}
     deadline = Deadline(
@@ -119,6 +134,6 @@ def drill_post_deadline(request: PlanPostDeadline, speed: float) -> PlannedPostD
         escalate_to=request.escalate_to,
         responsible_unit=request.unit,
         responsible_person=request.responsible_person,
-        policy_version=request.policy.version,
+        policy_version=_policy_version(request),
     )
     return PlannedPostDeadline(deadline=deadline)

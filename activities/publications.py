@@ -22,30 +22,50 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.configuration import ConfigurationSnapshots
 from yuqing.chain import chain_complete, missing_steps
 from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, statement_channel
 from yuqing.channels.ledger import Ledger, hold_back
 from yuqing.db import fetch_one
 from yuqing.effects import PublishStatement
 from yuqing.models import PublicationChannel
+from yuqing.policy import Policy
 from yuqing.state import Publication
 
 log = structlog.get_logger(__name__)
 
 
 class PublicationActivities:
-    def __init__(self, pool: asyncpg.Pool, base_url: str, channels: Channels = NO_CHANNELS) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        base_url: str,
+        channels: Channels = NO_CHANNELS,
+        snapshots: ConfigurationSnapshots | None = None,
+    ) -> None:
         self._pool = pool
         self._base_url = base_url.rstrip("/")
         self._channels = channels
+        self._snapshots = snapshots or ConfigurationSnapshots(pool)
+
+    async def _policy(self, request: PublishStatement) -> Policy:
+        if request.policy is not None:
+            return request.policy
+        if request.policy_sha256 is None:
+            raise ApplicationError(
+                "the statement names no policy to check its chain against",
+                type="ApprovalChainIncomplete",
+                non_retryable=True,
+            )
+        return await self._snapshots.policy(request.policy_sha256)
 
     @activity.defn
     async def publish_statement(self, request: PublishStatement) -> Publication:
         version = request.draft_version
-        if not chain_complete(request.policy, request.grade, request.approvals, version):
+        policy = await self._policy(request)
+        if not chain_complete(policy, request.grade, request.approvals, version):
             missing = ", ".join(
-                s.title
-                for s in missing_steps(request.policy, request.grade, request.approvals, version)
+                s.title for s in missing_steps(policy, request.grade, request.approvals, version)
             )
             raise ApplicationError(
                 f"draft version {version} of {request.incident_id} lacks approval: {missing}",

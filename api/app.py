@@ -10,13 +10,13 @@ from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
-from api import console
+from api import console, errors
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
 from api.health import measure, requires_database
 from api.health import router as health_router
-from api.routes import incidents, listing, plan, posts, reports, statements
+from api.routes import codec, incidents, listing, plan, posts, reports, statements
 from api.signals import Workflows, api_signer
 from yuqing.health import Readiness, database_check, temporal_check
 from yuqing.settings import Settings
@@ -74,6 +74,7 @@ def create_app(
         {"temporal": temporal_check(client), "postgresql": database_check(pool)}
     )
     app.add_exception_handler(ApiError, api_error_handler)
+    errors.install(app)  # core: body limits (413), readable 422s, JSON wanted (415)
     app.middleware("http")(measure)
     # Calls that record something answer 503 while PostgreSQL is down (api/health.py).
     recording = [Depends(requires_database)]
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(health_router)
     console.install(app)
+    app.include_router(codec.router)  # record: the Temporal UI's codec server
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -6,6 +6,7 @@ once why), and Temporal's own troubles become 404, 503 or 504 rather than a bare
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import Request
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
+from yuqing.decider import clip, printable
 from yuqing.state import TrailEntry
 
 # yuqing.outcomes.RefusalKind → HTTP status.
@@ -96,6 +98,137 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "not yours to do: another person, role or unit"},
     404: {"model": ErrorBody, "description": "no such incident or post"},
     409: {"model": ErrorBody, "description": "wrong stage, stale draft version, already done"},
-    422: {"description": "malformed: the fields are named"},
+    413: {"model": ErrorBody, "description": "the body is larger than the route takes"},
+    415: {"model": ErrorBody, "description": "the body is not sent as JSON"},
+    422: {"description": "malformed: the fields are named, with their limits"},
     503: {"model": ErrorBody, "description": "Temporal is unreachable"},
 }
+
+
+# -- at the door: body sizes, bodies that are not JSON, errors that echo what they refuse -------
+
+# A body larger than this is refused (413) before anything reads it. Reports may carry evidence
+# (stored in PostgreSQL first, up to yuqing.limits.EVIDENCE_BYTES an item, base64 in JSON);
+# every other call is a few texts of at most STATEMENT_CHARS.
+INTAKE_BODY_BYTES = 40 * 1024 * 1024
+BODY_BYTES = 2 * 1024 * 1024
+# How much of a refused value an error echoes back.
+ECHO_CHARS = 200
+
+
+def body_limit(method: str, path: str) -> int:
+    if method == "POST" and (path == "/incidents" or path.startswith("/intake/")):
+        return INTAKE_BODY_BYTES
+    return BODY_BYTES
+
+
+class BodyLimit:
+    """ASGI middleware: a body over its route's limit is answered 413 unread (by size) or
+    read no further than the limit (a body without Content-Length)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["method"], scope["path"])
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, int(declared), limit)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _too_large(send, None, limit)
+                return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Any, size: int | None, limit: int) -> None:
+    said = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    detail = f"the body is {said}; this route takes at most {limit} bytes"
+    response = JSONResponse({"detail": detail}, 413)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _echo(value: Any) -> Any:
+    """What an error may say back of a refused value: short, and always encodable as JSON."""
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return clip(printable(value), ECHO_CHARS)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return f"<an object with {len(value)} field(s)>"
+    if isinstance(value, list | tuple):
+        return f"<a list of {len(value)} item(s)>"
+    return clip(printable(str(value)), ECHO_CHARS)
+
+
+def _json_wanted(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    """A sentence when the body could not be read as JSON because it was not sent as JSON."""
+    content_type = request.headers.get("content-type")
+    if content_type and "json" in content_type.lower():
+        return None
+    if not any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        return None
+    said = f"Content-Type {content_type}" if content_type else "no Content-Type"
+    return (
+        f"this call takes a JSON body, and the request said {said}: send the body with "
+        "Content-Type: application/json (curl: -H 'Content-Type: application/json')"
+    )
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each field and what is wrong with it; what it echoes is always encodable."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        shown: dict[str, Any] = {
+            "type": error.get("type"),
+            "loc": [_echo(part) for part in error.get("loc", ())],
+            "msg": clip(printable(str(error.get("msg", ""))), 1000),
+        }
+        if "input" in error:
+            shown["input"] = _echo(error["input"])
+        if error.get("ctx"):
+            shown["ctx"] = {str(k): _echo(v) for k, v in error["ctx"].items()}
+        errors.append(shown)
+    wanted = _json_wanted(request, errors)
+    if wanted is not None:
+        return JSONResponse({"detail": wanted}, 415)
+    return JSONResponse({"detail": errors}, 422)
+
+
+def install(app: Any) -> None:
+    """The door: body limits before anything is read, and readable 422s and 415s."""
+    app.add_middleware(BodyLimit)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -10,12 +10,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from api.errors import ApiError
 from yuqing.decider import describe
+from yuqing.limits import (
+    Count,
+    EvidenceBase64,
+    Name,
+    PersonId,
+    Statement,
+    Url,
+)
 from yuqing.models import (
     Approval,
     Assessment,
@@ -32,7 +48,6 @@ from yuqing.models import (
     MetricsUpdate,
     Model,
     NetizenPost,
-    NonEmpty,
     Review,
     Sensitivity,
     UpwardReport,
@@ -45,69 +60,76 @@ _YOU = "you, by your token; if given, it must be you"
 
 class IncidentReportBody(IncidentReport):
     """An `IncidentReport`. Without `incident_id`, the story's URL (`source_url`) or else the
-    channel's own id (`external_id`) names the incident, so one story is one incident."""
+    channel's own id (`external_id`) names the incident, so one story is one incident.
+
+    Its evidence may be as large as an evidence item may be: the API stores it in PostgreSQL
+    before the incident starts, and the incident is handed its SHA-256 only."""
 
     incident_id: IncidentId | None = Field(  # type: ignore[assignment]
         default=None, description="default: derived from source_url, else external_id"
     )
-    reporter_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
-    external_id: NonEmpty | None = Field(
+    reporter_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    external_id: Name | None = Field(
         default=None, description="the channel's own id of the story (ticket, message id)"
     )
 
+    @model_validator(mode="after")
+    def _small_inline(self, info: ValidationInfo) -> IncidentReportBody:
+        return self  # stored first: see the docstring
+
 
 class UpwardReportBody(UpwardReport):
-    reporter_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    reporter_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class AssessmentBody(Assessment):
-    assessor_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    assessor_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class MetricsUpdateBody(MetricsUpdate):
-    source: NonEmpty | None = Field(  # type: ignore[assignment]
+    source: Name | None = Field(  # type: ignore[assignment]
         default=None, description="where the figures come from; default: you"
     )
 
 
 class DraftBody(DraftSubmission):
-    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    author_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class LegalOpinionBody(LegalOpinion):
-    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    author_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class ApprovalBody(Approval):
-    approver_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    approver_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class NetizenPostBody(NetizenPost):
-    received_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    received_by: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class CloseBody(CloseIncident):
-    closed_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    closed_by: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class ReviewBody(Review):
-    author_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    author_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class CalendarChangedBody(CalendarChanged):
-    changed_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    changed_by: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class InitialResponseBody(InitialResponse):
-    responder_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    responder_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class FormalReplyBody(FormalReply):
-    approver_id: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
+    approver_id: PersonId | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
 
 
 class ExtensionBody(ExtensionRequest):
-    requested_by: NonEmpty | None = Field(  # type: ignore[assignment]
+    requested_by: PersonId | None = Field(  # type: ignore[assignment]
         default=None, description=_YOU
     )
 
@@ -137,16 +159,16 @@ class MonitorAlert(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    platform: NonEmpty = Field(description="e.g. weibo, 新浪微博, douyin, a forum's name")
-    url: NonEmpty = Field(description="the post or article found; it names the incident")
-    title: NonEmpty
-    excerpt: str = ""
-    reposts: int | None = Field(
-        default=None, ge=0, description="reposts so far; counted as Weibo reposts on Weibo only"
+    platform: Name = Field(description="e.g. weibo, 新浪微博, douyin, a forum's name")
+    url: Url = Field(min_length=1, description="the post or article found; it names the incident")
+    title: Name
+    excerpt: Statement | Literal[""] = ""
+    reposts: Count | None = Field(
+        default=None, description="reposts so far; counted as Weibo reposts on Weibo only"
     )
     captured_at: AwareDatetime | None = None
-    screenshot_base64: str | None = None
-    unit: NonEmpty | None = Field(
+    screenshot_base64: EvidenceBase64 | None = None
+    unit: PersonId | None = Field(
         default=None, description="the responsible unit; or `?unit=` on the webhook's URL"
     )
     sensitivity: Sensitivity = Sensitivity.important

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, Refusal, temporal_error
-from starter import DECIDE_UPDATE, report_incident
+from starter import decide, report_incident
 from yuqing.models import IncidentReport
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, Signer, signer_from_env
@@ -96,13 +96,10 @@ class Workflows:
         """
         signed = self.signer.sign(workflow_id, signal, payload)
         what = describe_workflow(workflow_id)
-        handle = self.client.get_workflow_handle(workflow_id)
         try:
-            entry: TrailEntry = await handle.execute_update(
-                DECIDE_UPDATE,
-                {"signal": signal, "payload": signed},
-                result_type=TrailEntry,
-                rpc_timeout=self.patience,
+            # One round trip (sent again only while the workflow continues as new).
+            entry = await decide(
+                self.client, workflow_id, signal, signed, patience=self.patience
             )
         except WorkflowUpdateFailedError as err:
             cause = err.cause

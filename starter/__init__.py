@@ -10,19 +10,24 @@ or joins the open one and answers likewise.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 
-from workflows.common import DECIDE_UPDATE
-from workflows.incident import IncidentWorkflow
-from yuqing import incident_workflow_id
-from yuqing.decider import describe
-from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport
+# No workflow module here: a starter needs only the wire contract's names (and starts fast).
+from yuqing import CONTINUING, DECIDE_UPDATE, INCIDENT_WORKFLOW, incident_workflow_id
+from yuqing.models import SIGNAL_PAYLOADS, AdditionalReport, IncidentReport, report_time_problem
 from yuqing.state import IncidentSummary, TrailEntry
 
 __all__ = [
@@ -41,17 +46,25 @@ __all__ = [
 # unless its workflow failed: a report refused at intake must not make its story a tomb.
 ID_REUSE = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 PATIENCE = timedelta(seconds=30)
+# How soon an update turned away while the workflow continues as new is sent again.
+AGAIN = 0.1
 
 
 class InvalidInput(ValueError):
     """The input was refused before anything was sent; the message names the fields."""
 
 
-def parse_report(data: Any) -> IncidentReport:
+def parse_report(data: Any, now: datetime | None = None) -> IncidentReport:
+    """The report, or InvalidInput naming what is wrong: its fields against their limits, and
+    its times against the clock (`now`, default the real one)."""
     try:
-        return IncidentReport.model_validate(data)
+        report = IncidentReport.model_validate(data)
     except ValidationError as err:
-        raise InvalidInput(f"the incident report is invalid: {describe(err)}") from err
+        raise InvalidInput(f"the incident report is invalid: {_describe(err)}") from err
+    problem = report_time_problem(report, now or datetime.now(UTC))
+    if problem is not None:
+        raise InvalidInput(f"the incident report is invalid: {problem}")
+    return report
 
 
 def parse_signal(signal: str, data: Any) -> dict[str, Any]:
@@ -63,9 +76,15 @@ def parse_signal(signal: str, data: Any) -> dict[str, Any]:
     try:
         checked = model.model_validate(bare).model_dump(mode="json")
     except ValidationError as err:
-        raise InvalidInput(f"the {signal} payload is invalid: {describe(err)}") from err
+        raise InvalidInput(f"the {signal} payload is invalid: {_describe(err)}") from err
     # A signed payload (`yuqing sign`) goes exactly as signed: its proof covers that JSON.
     return dict(data) if signed else checked
+
+
+def _describe(err: ValidationError) -> str:
+    from yuqing.decider import describe  # here: it brings the signing machinery along
+
+    return describe(err)
 
 
 def _start(report: IncidentReport, task_queue: str, **options: Any) -> dict[str, Any]:
@@ -81,9 +100,11 @@ def _start(report: IncidentReport, task_queue: str, **options: Any) -> dict[str,
 
 async def start_incident(
     client: Client, report: IncidentReport, task_queue: str
-) -> WorkflowHandle[IncidentWorkflow, IncidentSummary]:
+) -> WorkflowHandle[Any, IncidentSummary]:
     """Start the incident's workflow without waiting for anything (a plain start)."""
-    return await client.start_workflow(IncidentWorkflow.run, report, **_start(report, task_queue))
+    return await client.start_workflow(
+        INCIDENT_WORKFLOW, report, result_type=IncidentSummary, **_start(report, task_queue)
+    )
 
 
 async def report_incident(
@@ -111,9 +132,10 @@ async def report_incident(
         evidence=report.evidence,
         source=report.source,
     )
-    start = WithStartWorkflowOperation(
-        IncidentWorkflow.run,
+    start: WithStartWorkflowOperation[Any, IncidentSummary] = WithStartWorkflowOperation(
+        INCIDENT_WORKFLOW,
         report,
+        result_type=IncidentSummary,
         **_start(report, task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING),
     )
     try:
@@ -146,15 +168,29 @@ async def decide(
     *,
     patience: timedelta = PATIENCE,
 ) -> TrailEntry:
-    """Have the workflow decide `signal`: the trail entry of its acceptance or refusal."""
+    """Have the workflow decide `signal`: the trail entry of its acceptance or refusal.
+
+    A workflow readying to continue as new turns updates away for a moment (`CONTINUING`):
+    the update is sent again, to the next run, until `patience` runs out.
+    """
     handle = client.get_workflow_handle(workflow_id)
-    entry: TrailEntry = await handle.execute_update(
-        DECIDE_UPDATE,
-        {"signal": signal, "payload": payload},
-        result_type=TrailEntry,
-        rpc_timeout=patience,
-    )
-    return entry
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience.total_seconds()
+    while True:
+        try:
+            entry: TrailEntry = await handle.execute_update(
+                DECIDE_UPDATE,
+                {"signal": signal, "payload": payload},
+                result_type=TrailEntry,
+                rpc_timeout=patience,
+            )
+            return entry
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            continuing = isinstance(cause, ApplicationError) and cause.type == CONTINUING
+            if not continuing or loop.time() > give_up:
+                raise
+        await asyncio.sleep(AGAIN)
 
 
 async def signal_and_wait(

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -16,13 +16,16 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests import keys
 from tests.driver import IncidentDriver
 from worker import create_worker
 from yuqing import db, search_attributes
+from yuqing.audit.notary import ensure_schema
+from yuqing.client import data_converter
+from yuqing.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing
+from yuqing.db.roles import DatabaseRoles, provision, role_url
 from yuqing.settings import Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 
@@ -47,18 +50,48 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     server.stop()
 
 
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """The test database as each of its roles reaches it (`yuqing.db.roles`)."""
+
+    admin: str  # the superuser, for what only a DBA does
+    owner: str
+    service: str
+    notary: str
+
+
 @pytest.fixture(scope="session")
-async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(postgres.url)
-    await db.migrate(pool)
+async def database(postgres: EmbeddedPostgres) -> DatabaseUrls:
+    """Roles as the embedded stack makes them, and the schema migrated by the owner: the tests
+    run as the service does, with its privileges and no more."""
+    roles = DatabaseRoles()
+    await provision(postgres.url, roles)
+    urls = DatabaseUrls(
+        admin=postgres.url,
+        owner=role_url(postgres.url, roles.owner),
+        service=role_url(postgres.url, roles.service),
+        notary=role_url(postgres.url, roles.notary),
+    )
+    await db.migrate_as_owner(urls.owner, roles.service, roles.notary)
+    notary = await asyncpg.connect(urls.notary)
+    try:
+        await ensure_schema(notary, [roles.service, roles.owner])
+    finally:
+        await notary.close()
+    return urls
+
+
+@pytest.fixture(scope="session")
+async def pool(database: DatabaseUrls) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(database.service)
     yield pool
     await pool.close()
 
 
 @pytest.fixture(scope="session")
-def settings(postgres: EmbeddedPostgres) -> Settings:
+def settings(database: DatabaseUrls) -> Settings:
     # The tests' own keys (tests/keys.py): made for this run, never committed.
-    return Settings.from_env({"DATABASE_URL": postgres.url, **keys.settings_env()})
+    return Settings.from_env({"DATABASE_URL": database.service, **keys.settings_env()})
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
@@ -81,7 +114,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 async def start_time_skipping() -> WorkflowEnvironment:
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEYS),
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
     await register_search_attributes(environment.client)
@@ -124,8 +157,16 @@ async def driver(
         await incident.terminate_if_running()
 
 
+# The tests' own payload key ring, made afresh each session (nothing secret is committed). It
+# goes into the environment, so every client the tests make, the CLI's and a worker process's
+# included, encrypts under it like the service does under its own.
+TEST_KEYS = KeyRing.generate(f"test-{uuid.uuid4().hex[:8]}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("YUQING_TEST", "1")
+    os.environ.pop(KEYS_FILE_ENV, None)
+    os.environ[KEYS_ENV] = TEST_KEYS.to_env()
 
 
 @pytest.fixture(scope="session")

@@ -19,12 +19,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter import decide
 from tests.keys import signed
+from workflows.archive import archiver_id
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
+from yuqing.audit.history import load_history
 from yuqing.models import IncidentReport
 from yuqing.signing import Signer
-from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry
+from yuqing.state import IncidentState, IncidentSummary, PostState, TrailEntry, TrailPage
 
 # How `send` signs: with the tests' service key (default), a person's own, or not at all.
 UNSIGNED = "unsigned"
@@ -108,6 +110,21 @@ class IncidentDriver:
         assert self.handle is not None
         return await self.handle.query(IncidentWorkflow.state)
 
+    async def trail(self, workflow_id: str | None = None) -> list[TrailEntry]:
+        """The whole trail the workflow holds, page by page (the `trail` query)."""
+        assert self.handle is not None
+        handle = self.client.get_workflow_handle(workflow_id or self.handle.id)
+        lines: list[TrailEntry] = []
+        offset = 0
+        while True:
+            page = await handle.query(
+                "trail", {"offset": offset, "limit": 100}, result_type=TrailPage
+            )
+            lines.extend(page.lines)
+            offset = page.offset + len(page.lines)
+            if not page.lines or offset >= page.total:
+                return lines
+
     async def until(self, condition: Callable[[IncidentState], bool]) -> IncidentState:
         """The state once `condition` holds; fails, showing the trail, if it never does."""
         loop = asyncio.get_running_loop()
@@ -127,10 +144,13 @@ class IncidentDriver:
             await asyncio.sleep(POLL)
 
     async def until_published(self) -> IncidentState:
-        """The state once the current draft is out on every one of its channels."""
-        return await self.until(
+        """The state once the current draft is out on every one of its channels, and the
+        incident at rest (notices decided earlier may still have been on their way)."""
+        await self.until(
             lambda s: s.current_draft is not None and s.current_draft.status == "published"
         )
+        await self.settle()
+        return await self.state()
 
     async def send(
         self, signal: str, payload: Any, signer: Signer | str | None = None
@@ -284,9 +304,24 @@ class IncidentDriver:
         for post in (await self.state()).posts:
             handles[f"{name}.{post.post_id}"] = post.workflow_id
         for file_name, workflow_id in handles.items():
-            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            # Decrypted: the session's key ring dies with the session, the file must not.
+            history = await load_history(self.client, workflow_id)
             path = HISTORIES / f"{file_name}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+    async def save_runs(self, name: str) -> None:
+        """Keep each run of this incident (continued as new) for the replay test, as
+        `<name>.run<n>.json`, when recording is asked for."""
+        if os.environ.get("YUQING_RECORD_HISTORIES") != "1":
+            return
+        assert self.handle is not None
+        from yuqing.audit.history import load_runs
+
+        HISTORIES.mkdir(exist_ok=True)
+        name += os.environ.get("YUQING_HISTORY_SUFFIX", "")
+        for number, run in enumerate(await load_runs(self.client, self.handle.id), start=1):
+            path = HISTORIES / f"{name}.run{number}.json"
+            path.write_text(json.dumps(json.loads(run.to_json()), indent=1) + "\n")
 
     async def terminate_if_running(self) -> None:
         """End a workflow the test left running, once its activities in flight are done.
@@ -298,6 +333,7 @@ class IncidentDriver:
         if self.handle is None:
             return
         if (await self.handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            await self.archived()
             return
         await self.settle()
         try:
@@ -306,6 +342,29 @@ class IncidentDriver:
             # It finished by itself meanwhile, which is all this wanted.
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+
+    async def archived(self) -> list[str]:
+        """Wait for the archivers of the incident and its posts (started as each closed) to
+        finish; the workflow ids archived. None is left with work on this test's task queue."""
+        assert self.handle is not None
+        done = []
+        ids = [self.handle.id]
+        try:
+            ids += [p.workflow_id for p in (await self.state()).posts]
+        except Exception:  # a state that cannot be read (the incident's input was malformed)
+            pass
+        for workflow_id in ids:
+            run = (await self.client.get_workflow_handle(workflow_id).describe()).run_id
+            assert run is not None
+            archiver = self.client.get_workflow_handle(archiver_id(workflow_id, run))
+            try:
+                await asyncio.wait_for(archiver.result(), PATIENCE)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # none: not patched, or not closed
+                    raise
+                continue
+            done.append(workflow_id)
+        return done
 
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None

@@ -18,7 +18,6 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,6 +29,8 @@ from tests.driver import UPWARD_REPORT, IncidentDriver
 from worker import create_worker
 from workflows.incident import IncidentWorkflow
 from yuqing import incident_workflow_id
+from yuqing.client import data_converter
+from yuqing.codec import KeyRing
 from yuqing.intake import incident_id_for, intake_key
 from yuqing.settings import PROJECT_ROOT, Settings
 
@@ -229,7 +230,7 @@ async def test_incident_reported_approved_and_published_over_http(api: Api) -> N
     # Nothing refused changed the incident: only its trail grew.
     after = await api.state(incident_id)
     assert after["approvals"] == [] and after["stage"] == "approving"
-    moving = ("trail", "refused_total")
+    moving = ("trail", "refused_total", "trail_total", "trail_offset")
     assert {k: v for k, v in after.items() if k not in moving} == {
         k: v for k, v in before.items() if k not in moving
     }
@@ -456,7 +457,7 @@ async def test_temporal_unreachable_is_503(pool: asyncpg.Pool, settings: Setting
     # One retry, not the SDK's ten seconds of them, to keep the test quick.
     client = await Client.connect(
         address,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(KeyRing.from_environ()),
         retry_config=RetryConfig(max_retries=1, initial_interval_millis=10),
     )
     await gone.shutdown()

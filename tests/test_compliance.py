@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from rich.console import Console
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import AuditActivities
@@ -23,7 +23,8 @@ from yuqing.audit.compliance import (
     summarise,
     to_csv,
     to_html,
-    to_table,
+    to_json,
+    to_text,
     totals,
 )
 from yuqing.effects import RecordTrail
@@ -225,11 +226,54 @@ async def test_csv_and_terminal_table(pool: asyncpg.Pool, incidents: dict[str, s
     )
     assert parsed[4]["post_id"] == "p1"
 
-    console = Console(record=True, width=250)
-    console.print(to_table(rows))
-    shown = console.export_text()
-    assert "overdue by 12 d 14 h 00 min" in shown and "as of 2001-04-15 00:00" in shown
-    assert "early by 2 h 00 min" in shown and "late by 3 h 30 min" in shown
+
+async def test_terminal_report_fits_80_columns(
+    pool: asyncpg.Pool, incidents: dict[str, str]
+) -> None:
+    rows = await mine(pool, incidents)
+    shown = to_text(rows, start=START, end=END)
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert "…" not in shown  # nothing cut short
+    assert "as of 2001-04-15 00:00" in shown
+    for margin in ("12 d 14 h 00 min late", "2 h 00 min early", "3 h 30 min late"):
+        assert margin in shown
+    # Every deadline, named whole: the incident, the kind, the unit and the person.
+    for row in rows:
+        assert row.incident_id in shown
+    for name in ("netizen_initial_response", "publish_statement", "xixiangtang-branch"):
+        assert name in shown
+    # The summaries the help promises: per responsible unit and per deadline kind.
+    per_unit = shown[shown.index("per responsible unit") : shown.index("per deadline kind")]
+    assert re.search(rf"{A}\s+3\s+1\s+2 \(1/1\)\s+0 \(0\)\s+12 d 14 h 00 min", per_unit)
+    assert re.search(rf"{B}\s+4\s+1\s+1 \(0/1\)\s+1 \(1\)\s+3 d 0 h 00 min", per_unit), per_unit
+    per_kind = shown[shown.index("per deadline kind") :]
+    assert re.search(r"publish_statement\s+3\s+0\s+2 ", per_kind), per_kind
+
+
+async def test_json_report(pool: asyncpg.Pool, incidents: dict[str, str]) -> None:
+    rows = await mine(pool, incidents)
+    report = json.loads(to_json(rows, start=START, end=END))
+    assert report["period"] == {
+        "from": "2001-03-01T00:00:00+08:00",
+        "to": "2001-05-01T00:00:00+08:00",
+    }
+    assert report["as_of"] == "2001-04-15T00:00:00+08:00"
+    assert [set(d) for d in report["deadlines"]] == [set(CSV_HEADER)] * 7
+    late = report["deadlines"][1]
+    assert (late["outcome"], late["late_by_seconds"], late["early_by_seconds"]) == (
+        "met_late",
+        12600,
+        None,
+    )
+    per_unit = {s["unit"]: (s["total"], s["met"], s["missed"]) for s in report["per_unit"]}
+    assert per_unit == {A: (3, 1, 2), B: (4, 1, 1)}
+    per_kind = {s["kind"]: s["missed"] for s in report["per_kind"]}
+    assert per_kind == {
+        "netizen_initial_response": 0,
+        "publish_statement": 2,
+        "report_important": 1,
+    }
+    assert len(report["per_unit_and_kind"]) == len(summarise(rows))
 
 
 async def test_html_page(pool: asyncpg.Pool, incidents: dict[str, str]) -> None:

@@ -21,7 +21,6 @@ from axe_playwright_python.async_playwright import Axe
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, Route, async_playwright
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from api import create_app
@@ -38,6 +37,7 @@ from tests.browser import (
 from tests.driver import UPWARD_REPORT
 from worker import create_worker
 from yuqing import incident_workflow_id
+from yuqing.client import connect
 from yuqing.settings import Settings
 from yuqing.stack import TemporalDevServer
 
@@ -124,8 +124,10 @@ class Console:
 async def console(
     dev_server: TemporalDevServer, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[Console]:
-    client = await Client.connect(
-        dev_server.address, namespace=dev_server.namespace, data_converter=pydantic_data_converter
+    client = await connect(
+        replace(
+            settings, temporal_address=dev_server.address, temporal_namespace=dev_server.namespace
+        )
     )
     task_queue = f"console-{uuid.uuid4()}"
     own = replace(settings, task_queue=task_queue)
@@ -317,6 +319,24 @@ async def test_the_list_shows_each_clock_as_a_light_and_filters_by_grade(
     assert first.status_code == 200
     body = first.json()
     assert [i["grade"] for i in body["incidents"]] == ["major"]
+    seen = {body["incidents"][0]["incident_id"]}
+    while body["next_page_token"] and major not in seen:
+        more = await console.http.get(
+            "/incidents",
+            params={"grade": "major", "page_size": 1, "page_token": body["next_page_token"]},
+            headers=who("li.ming"),
+        )
+        assert more.status_code == 200, more.text
+        body = more.json()
+        assert len(body["incidents"]) <= 1
+        new = {i["incident_id"] for i in body["incidents"]}
+        assert not new & seen, "a page repeats an incident"
+        seen |= new
+    assert major in seen
+    forged = await console.http.get(
+        "/incidents", params={"page_token": "not-a-token"}, headers=who("li.ming")
+    )
+    assert forged.status_code == 422
     other_unit = await console.http.get("/incidents", headers=who("liu.yang"))
     assert all(i["unit"] == "qingxiu-branch" for i in other_unit.json()["incidents"])
     bad = await console.http.get("/incidents", params={"grade": "huge"}, headers=who("li.ming"))

@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from api import create_app
 from api.errors import ApiError
+from api.server import serving
 from api.signals import Workflows
 from starter import report_incident
 from tests import keys
 from tests.conftest import installed_binary
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from yuqing.settings import Settings
 from yuqing.state import TrailEntry
 
 
@@ -93,11 +97,13 @@ async def test_an_ended_incident_answers_no_more_decisions(driver: IncidentDrive
 
 
 class TemporalCli:
-    """The `temporal` binary in .venv/bin, pointed at the test's server."""
+    """The `temporal` binary in .venv/bin, pointed at the test's server, and at the API's codec
+    endpoint (payloads are encrypted: README, "The record"), as the Office's li.ming."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, codec: str) -> None:
         self.binary = installed_binary("temporal")
         self.address = address
+        self.codec = codec
 
     async def __call__(self, *args: str) -> Any:
         process = await asyncio.create_subprocess_exec(
@@ -107,6 +113,10 @@ class TemporalCli:
             self.address,
             "--namespace",
             "default",
+            "--codec-endpoint",
+            self.codec,
+            "--codec-auth",
+            "Bearer dev-li.ming",
             "--output",
             "json",
             stdout=asyncio.subprocess.PIPE,
@@ -119,8 +129,10 @@ class TemporalCli:
 
 
 @pytest.fixture
-def temporal(driver: IncidentDriver) -> TemporalCli:
-    return TemporalCli(driver.client.service_client.config.target_host)
+async def temporal(driver: IncidentDriver, settings: Settings) -> AsyncIterator[TemporalCli]:
+    app = create_app(driver.client, driver.pool, settings)
+    async with serving(app, access_log=False) as url:
+        yield TemporalCli(driver.client.service_client.config.target_host, f"{url}/codec")
 
 
 async def test_the_wire_contract_with_the_temporal_cli(

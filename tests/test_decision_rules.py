@@ -38,7 +38,8 @@ def new_post() -> Post:
         learnt_at=T0,
         received_by="chen.jing",
     )
-    return Post(PostStart(post=state, policy=POLICY, roster=ROSTER, responsible_person="huang.wei"))
+    start = PostStart(post=state, policy=POLICY, roster=ROSTER, responsible_person="huang.wei")
+    return Post(start, POLICY, ROSTER)
 
 
 def deadline(key: str, due: datetime) -> Deadline:
@@ -172,7 +173,7 @@ def test_internal_signals_from_outside_are_refused_and_recorded() -> None:
         POLICY,
         ROSTER,
     )
-    before = incident.state.model_dump(exclude={"trail", "refused_total"})
+    before = incident.state.model_dump(exclude={"trail", "refused_total", "trail_total"})
     forged = {"what": "publish on website", "error": "forged", "draft_version": 1}
     outcome = incident.apply("effect_failed", forged, T0)
     assert outcome.refusal is not None and outcome.refusal.kind == "forbidden"
@@ -180,7 +181,7 @@ def test_internal_signals_from_outside_are_refused_and_recorded() -> None:
     assert outcome.refusal is not None and outcome.refusal.kind == "forbidden"
     assert [e.kind for e in incident.state.trail] == ["refused", "refused"]
     assert "cannot be sent from outside" in incident.state.trail[0].detail
-    assert incident.state.model_dump(exclude={"trail", "refused_total"}) == before
+    assert incident.state.model_dump(exclude={"trail", "refused_total", "trail_total"}) == before
 
 
 async def test_evidence_id_holding_other_content_is_a_conflict(pool: object) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.driver import HISTORIES
 from tests.keys import SERVICE
 from tests.test_channels import MailCollector, WebhookReceiver, write_channels
 from worker import create_worker
+from yuqing.audit.history import load_history
+from yuqing.client import connect
 from yuqing.drill.player import Player
 from yuqing.drill.report import drill_report, render
 from yuqing.drill.scenario import ScenarioError, load_scenario, parse_span, show_span
@@ -63,8 +63,10 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
     dev_server: TemporalDevServer, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> None:
     scenario = load_scenario(SCENARIO)
-    client = await Client.connect(
-        dev_server.address, namespace=dev_server.namespace, data_converter=pydantic_data_converter
+    client = await connect(
+        replace(
+            settings, temporal_address=dev_server.address, temporal_namespace=dev_server.namespace
+        )
     )
     task_queue = f"drill-{uuid.uuid4()}"
     async with MailCollector() as mail, WebhookReceiver() as hooks:
@@ -96,8 +98,10 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
                 assert not entry.refused, (step.signal, entry.detail)
             await handle.result()
             state = await player.state()
+            # The state holds the latest lines; the report reads every line, page by page.
+            trails = await player.trails(state)
             if os.environ.get("YUQING_RECORD_HISTORIES") == "1":
-                history = await handle.fetch_history()
+                history = await load_history(client, handle.id)  # decrypted, as saved
                 path = HISTORIES / "plan_drill_on_the_dev_server.json"
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
@@ -118,13 +122,17 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
 
     # Marked 演练 in every line, every notice and every statement's address.
     assert state.drill is not None and state.drill.speed == SPEED
-    assert all(entry.detail.startswith(DRILL_MARK) for entry in state.trail)
+    lines = trails.incident + [e for post in trails.posts.values() for e in post]
+    assert len(trails.incident) == state.trail_total and len(lines) > len(state.trail)
+    assert all(entry.detail.startswith(DRILL_MARK) for entry in lines)
     assert all(DRILL_MARK in n.subject and n.channel == "drill-sink" for n in state.notifications)
     assert all(p.address.startswith("drill-sink:") for p in state.publications)
     assert state.policy_version is not None and "drill×1200" in state.policy_version
 
     # The drill report: who acted when, against the scaled deadlines.
-    report = drill_report(state, datetime.now(UTC))
+    report = drill_report(state, datetime.now(UTC), trails)
+    assert report.notices_kept == sum(1 for e in lines if e.kind == "notified")
+    assert report.statements_kept == len(state.publications) > 0
     acted = [(a.who, a.kind) for a in report.acted if not a.refused]
     for step in scenario.steps:
         who = next(v for k, v in step.payload.items() if k.endswith(("_id", "_by", "source")))

@@ -15,13 +15,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import create_app
 from api.server import bind, serving
 from tests.test_api import incident, who
 from yuqing import db
+from yuqing.client import connect
 from yuqing.settings import Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_postgres, start_temporal
 
@@ -51,8 +50,8 @@ async def own_temporal() -> AsyncIterator[TemporalDevServer]:
 async def test_ready_is_503_while_postgres_is_down_and_recording_calls_too(
     dev_server: TemporalDevServer, own_postgres: EmbeddedPostgres, settings: Settings
 ) -> None:
-    client = await Client.connect(
-        dev_server.address, namespace=dev_server.namespace, data_converter=pydantic_data_converter
+    client = await connect(
+        Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
     )
     pool = await db.create_pool(own_postgres.url)
     own = replace(settings, database_url=own_postgres.url, task_queue="nobody-polls-here")
@@ -98,10 +97,8 @@ async def test_ready_is_503_while_postgres_is_down_and_recording_calls_too(
 async def test_ready_is_503_while_temporal_is_down(
     own_temporal: TemporalDevServer, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    client = await Client.connect(
-        own_temporal.address,
-        namespace=own_temporal.namespace,
-        data_converter=pydantic_data_converter,
+    client = await connect(
+        Settings(temporal_address=own_temporal.address, temporal_namespace=own_temporal.namespace)
     )
     async with (
         serving(create_app(client, pool, settings), access_log=False) as url,

@@ -103,3 +103,18 @@ def test_the_readers_language_from_accept_language() -> None:
     assert i18n.negotiate(None) == "zh"
     assert i18n.negotiate("en;q=0.1,zh;q=0.2") == "zh"
     assert i18n.negotiate("en;q=bogus") == "zh"
+
+
+def test_a_message_kept_as_data_renders_in_the_readers_language() -> None:
+    from yuqing.i18n.render import Message, RosterNames, render
+    from yuqing.roster import load_roster
+
+    names = RosterNames(load_roster(ROOT / "config" / "roster.toml"))
+    message = Message(key="clock.responsible", params={"unit": "xixiangtang-branch",
+                                                       "person": "huang.wei"})
+    assert render(message, "zh", names) == "责任单位：西乡塘分局；责任人：黄伟 (西乡塘分局局长)"
+    assert render(message, "en", names).startswith("Responsible: Xixiangtang branch; 黄伟")
+    due = {"key": "clock.due", "params": {"when": "x"}}
+    assert render(due, "en") == "due x"
+    # A parameter the text needs but the record lacks still shows what there is.
+    assert render({"key": "clock.due", "params": {}}, "zh").startswith("截止")

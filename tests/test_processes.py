@@ -25,7 +25,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests import keys
 from tests.driver import IncidentDriver, report
@@ -36,7 +35,8 @@ from tests.monitoring import (
     family_names,
     metric_names,
 )
-from yuqing.settings import PROJECT_ROOT
+from yuqing.client import connect
+from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, free_port
 from yuqing.state import DeadlineStatus
 
@@ -158,10 +158,8 @@ async def service(
                 lambda p=process: answers(f"{p.base}/health/ready"),
                 process,
             )
-        client = await Client.connect(
-            dev_server.address,
-            namespace=dev_server.namespace,
-            data_converter=pydantic_data_converter,
+        client = await connect(
+            Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
         )
         yield Service(worker, api, intake, smtp_port, client, task_queue)
 

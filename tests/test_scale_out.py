@@ -23,14 +23,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import WorkflowExecutionStatus
 
 from tests import keys
 from tests.test_api import STATEMENT, incident, who
 from tests.test_processes import Process, answers, started, until
 from yuqing import db, incident_workflow_id
 from yuqing.audit.projection import verify
+from yuqing.client import connect
+from yuqing.settings import Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, free_port, start_postgres
 from yuqing.state import IncidentSummary
 
@@ -184,10 +185,8 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
         assert worker1.popen.wait(timeout=10) == -signal.SIGKILL
         assert worker2.popen.wait(timeout=10) == -signal.SIGKILL
 
-        temporal = await Client.connect(
-            dev_server.address,
-            namespace=dev_server.namespace,
-            data_converter=pydantic_data_converter,
+        temporal = await connect(
+            Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
         )
         summaries: dict[str, IncidentSummary] = {}
         for incident_id in ids:

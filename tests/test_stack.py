@@ -161,6 +161,35 @@ async def test_second_serve_on_the_same_data_dir_refuses_and_leaves_the_first_al
     assert "PostgreSQL stopped" not in events and "stack stopped" not in events
 
 
+# -- record (#11): the stack's database roles and keys (before the stack is stopped below) --
+
+
+async def test_the_stack_runs_the_service_as_a_role_that_may_only_append_to_the_audit(
+    running_stack: tuple[Path, dict[str, Any], subprocess.Popen[bytes]],
+) -> None:
+    data_dir, ready, _ = running_stack
+    import asyncpg
+
+    admin = await asyncpg.connect(ready["database_url"])  # the superuser, as the stack logs it
+    try:
+        connected = {
+            row["usename"]
+            for row in await admin.fetch(
+                "SELECT usename FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        }
+    finally:
+        await admin.close()
+    # The API and the worker as the service, the notary as itself; nobody as the superuser.
+    assert "yuqing_service" in connected and "postgres" not in connected, connected
+    roles = [line for line in log_lines(ready["log"]) if line.get("event") == "database roles"]
+    assert roles and roles[0]["service"].startswith("postgresql://yuqing_service@")
+    notary_key = data_dir / "keys" / "notary-ed25519.pem"
+    assert notary_key.stat().st_mode & 0o777 == 0o600
+    assert notary_key.with_suffix(".pub").exists()
+
+
 def test_serve_stops_in_order_on_sigterm(
     running_stack: tuple[Path, dict[str, Any], subprocess.Popen[bytes]],
 ) -> None:

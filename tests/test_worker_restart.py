@@ -15,21 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.notifications import NotificationActivities
 from activities.publications import PublicationActivities
 from tests import keys as test_keys
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from yuqing.client import connect
 from yuqing.effects import PublishStatement, SendNotification
 from yuqing.models import Decision, Grade, PublicationChannel
 from yuqing.policy import load_policy
 from yuqing.roles import Role
 from yuqing.roster import Recipient
 from yuqing.settings import PROJECT_ROOT, Settings
-from yuqing.stack import EmbeddedPostgres, TemporalDevServer
+from yuqing.stack import TemporalDevServer
 from yuqing.state import ApprovalRecord
 
 
@@ -60,15 +59,15 @@ def worker_process(
 
 
 async def test_worker_killed_mid_chain_finishes_exactly_once(
-    dev_server: TemporalDevServer, postgres: EmbeddedPostgres, pool: asyncpg.Pool
+    dev_server: TemporalDevServer, settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    client = await Client.connect(
-        dev_server.address, namespace=dev_server.namespace, data_converter=pydantic_data_converter
+    client = await connect(
+        Settings(temporal_address=dev_server.address, temporal_namespace=dev_server.namespace)
     )
     task_queue = f"restart-{uuid.uuid4()}"
     incident = IncidentDriver(client, pool, task_queue)
 
-    with worker_process(dev_server, postgres.url, task_queue) as first:
+    with worker_process(dev_server, settings.database_url or "", task_queue) as first:
         await incident.start(report(metrics={"weibo_reposts": 50}))
         await incident.accepted("submit_report", UPWARD_REPORT)
         await incident.accepted("submit_assessment", {"assessor_id": "li.ming"})
@@ -86,7 +85,7 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
     ):
         await incident.handle.signal(name, test_keys.signed(incident.handle.id, name, payload))
 
-    with worker_process(dev_server, postgres.url, task_queue):
+    with worker_process(dev_server, settings.database_url or "", task_queue):
         state = await incident.until_published()
         await incident.accepted("close_incident", {"closed_by": "tang.guo", "reason": "平息"})
         await incident.accepted(

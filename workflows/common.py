@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,8 +15,10 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
-    from yuqing.effects import RecordTrail
-    from yuqing.state import IncidentState, PostState, Tracked, TrailEntry
+    from yuqing import CONTINUING, DECIDE_UPDATE
+    from yuqing.audit.archive import ArchiveHistory
+    from yuqing.effects import CarriedInbound, RecordTrail
+    from yuqing.state import TRAIL_PAGE, IncidentState, PostState, Tracked, TrailEntry
 
 QUICK = timedelta(seconds=30)
 RECORD_TIMEOUT = timedelta(seconds=5)
@@ -47,10 +51,10 @@ SIGNAL = "signal"
 UPDATE = "update"
 INTERNAL = "internal"
 
-DECIDE_UPDATE = "decide"
+__all__ = ["CONTINUING", "DECIDE_UPDATE"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Inbound:
     """A signal as it arrived, waiting its turn to be decided."""
 
@@ -63,6 +67,37 @@ class Inbound:
     ticket: int | None = None
     # Why it is refused whatever it says (e.g. an update under a name that is no update).
     refusal: str | None = None
+    _size: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of its payload as JSON (what carrying it to the next run would cost)."""
+        if self._size is None:
+            # Its payload as JSON, and what goes around it (name, time, origin).
+            self._size = len(json.dumps(self.payload, default=str)) + len(self.signal) + 160
+        return self._size
+
+    def carried(self) -> CarriedInbound:
+        return CarriedInbound(
+            signal=self.signal,
+            payload=self.payload,
+            received_at=self.received_at,
+            problem=self.problem,
+            origin=self.origin,
+            refusal=self.refusal,
+        )
+
+    @classmethod
+    def of(cls, carried: CarriedInbound) -> Inbound:
+        return cls(
+            carried.signal,
+            carried.payload,
+            carried.received_at,
+            carried.problem,
+            carried.origin,
+            None,
+            carried.refusal,
+        )
 
 
 def inbound(signal: str, args: Sequence[Any]) -> Inbound:
@@ -92,7 +127,7 @@ def contract_signals(names: Iterable[str]) -> Callable[[W], W]:
 
     def handler_for(name: str) -> Callable[..., None]:
         def handler(self: Inboxed, *args: Any) -> None:
-            self._inbox.append(inbound(name, args))
+            self._put(inbound(name, args))
 
         handler.__name__ = handler.__qualname__ = f"signal_{name}"
         return workflow.signal(name=name)(handler)
@@ -115,7 +150,10 @@ class Inboxed:
     noun = "workflow"
 
     def _open_inbox(self) -> None:
-        self._inbox: list[Inbound] = []
+        self._inbox: deque[Inbound] = deque()
+        # Kept as items come and go, so that checking them costs nothing however many wait.
+        self._inbox_bytes = 0
+        self._updates_waiting = 0
         self._answers: dict[int, TrailEntry] = {}
         self._tickets = 0
         # Set once the workflow is on its way out: later updates are told so.
@@ -127,6 +165,23 @@ class Inboxed:
         signal, payload, problem = _read_request(request)
         return await self._await_decision(signal, payload, problem, None)
 
+    @decide.validator
+    def _decide_now(self, request: Any = None) -> None:
+        self._admit()
+
+    def _admit(self) -> None:
+        """Refuse an update before it is taken (nothing enters the history) while the workflow
+        readies to continue as new: it must answer every update it took before it goes on.
+        The caller sends it again (`starter.decide` does) and the next run decides it."""
+        if self._continuing():
+            raise ApplicationError(
+                f"the {self.noun} is moving to its next run: send the decision again",
+                type=CONTINUING,
+            )
+
+    def _continuing(self) -> bool:
+        return False
+
     @workflow.update(dynamic=True)
     async def other_update(self, name: str, args: Sequence[RawValue]) -> TrailEntry:
         values, problem = _raw_values(args)
@@ -137,14 +192,32 @@ class Inboxed:
         )
         return await self._await_decision(name, payload, problem, reason)
 
+    @other_update.validator
+    def _other_update_now(self, name: str, args: Sequence[RawValue]) -> None:
+        self._admit()
+
     @workflow.signal(dynamic=True)
     def other_signal(self, name: str, args: Sequence[RawValue]) -> None:
         # Recorded and refused rather than left waiting unseen in the history.
         values, problem = _raw_values(args)
         if problem is not None:
-            self._inbox.append(Inbound(name, None, workflow.now(), problem))
+            self._put(Inbound(name, None, workflow.now(), problem))
             return
-        self._inbox.append(inbound(name, values))
+        self._put(inbound(name, values))
+
+    def _put(self, item: Inbound, *, first: bool = False) -> None:
+        if first:
+            self._inbox.appendleft(item)
+        else:
+            self._inbox.append(item)
+        self._inbox_bytes += item.size
+        self._updates_waiting += item.ticket is not None
+
+    def _take(self) -> Inbound:
+        item = self._inbox.popleft()
+        self._inbox_bytes -= item.size
+        self._updates_waiting -= item.ticket is not None
+        return item
 
     async def _await_decision(
         self, signal: str, payload: Any, problem: str | None, refusal: str | None
@@ -153,9 +226,7 @@ class Inboxed:
             raise ApplicationError(self._closed, type="WorkflowEnded", non_retryable=True)
         self._tickets += 1
         ticket = self._tickets
-        self._inbox.append(
-            Inbound(signal, payload, workflow.now(), problem, UPDATE, ticket, refusal)
-        )
+        self._put(Inbound(signal, payload, workflow.now(), problem, UPDATE, ticket, refusal))
         await workflow.wait_condition(lambda: ticket in self._answers)
         return self._answers.pop(ticket)
 
@@ -170,6 +241,42 @@ class Inboxed:
                 at=item.received_at, kind="unchanged", detail="nothing changed", signal=item.signal
             )
         self._answers[item.ticket] = entry
+
+
+# At most this many inbox items are decided in one workflow task: a flood of signals arrives in
+# one task, and deciding thousands at once (each proof checked) would outlast the SDK's 2 s
+# deadlock detection, failing the task again at every retry and wedging the workflow.
+DECISIONS_PER_TASK = 100
+
+
+class Pacer:
+    """Ends the workflow task after `DECISIONS_PER_TASK` decisions when more are waiting."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._decided = 0
+
+    async def decided(self, waiting: bool) -> None:
+        self._decided += 1
+        if not self.enabled or not waiting:
+            self._decided = 0
+            return
+        if self._decided >= DECISIONS_PER_TASK:
+            self._decided = 0
+            # A timer is the one way to end a workflow task and come straight back.
+            await workflow.sleep(timedelta(milliseconds=1), summary="more signals waiting")
+
+
+def page_request(page: Any) -> tuple[int, int]:
+    """(offset, limit) of a `trail` query's `{"offset": n, "limit": m}`."""
+    if page is None:
+        return 0, TRAIL_PAGE
+    if not isinstance(page, dict):
+        raise ApplicationError('give {"offset": n, "limit": m} as whole numbers')
+    offset, limit = page.get("offset", 0), page.get("limit", TRAIL_PAGE)
+    if not isinstance(offset, int) or not isinstance(limit, int):
+        raise ApplicationError('give {"offset": n, "limit": m} as whole numbers')
+    return max(offset, 0), limit
 
 
 def _read_request(request: Any) -> tuple[str, Any, str | None]:
@@ -189,44 +296,141 @@ def _read_request(request: Any) -> tuple[str, Any, str | None]:
 
 # Workflows that began before the audit projection existed replay without it.
 AUDIT_PROJECTION_PATCH = "audit-projection"
+# A record_trail input stays far under Temporal's 2 MB payload limit: lines go in batches of at
+# most this many bytes (of JSON) and lines; a single line is at most ~4 KB (yuqing.decider).
+RECORD_BATCH_BYTES = 64 * 1024
+RECORD_BATCH_LINES = 200
+
+
+class Projector:
+    """Copies each new line of a trail, and the deadlines when they changed, to PostgreSQL.
+
+    Lines that come while a copy is under way go with the next one. `position` is the first
+    line not yet copied: a workflow that continues as new carries it (and the lines from it
+    on). Workflows older than the batches (`batched` false) copy all new lines at once, with
+    every deadline each time, as they always did.
+    """
+
+    def __init__(
+        self,
+        state: IncidentState | PostState,
+        post_id: str | None,
+        ending: Callable[[], bool],
+        *,
+        batched: bool,
+    ) -> None:
+        self.state = state
+        self.post_id = post_id
+        self.ending = ending
+        self.batched = batched
+        self.position = state.trail_offset
+        self.busy = False
+        # Set while the workflow readies to continue as new: no new copy begins.
+        self.hold = False
+        self._deadlines_sent: str | None = None
+
+    def unprojected(self) -> int:
+        """Lines not copied yet."""
+        return self.state.trail_total - self.position
+
+    async def run(self) -> None:
+        """Copy lines until `ending()` holds and everything is copied."""
+        state = self.state
+        while True:
+            await workflow.wait_condition(
+                lambda: (state.trail_total > self.position and not self.hold) or self.ending()
+            )
+            if self.hold and not self.ending():
+                continue  # woken together with the workflow's move to its next run
+            if state.trail_total == self.position:
+                return
+            entries = self._batch()
+            deadlines = state.deadlines
+            if self.batched:
+                sent = _deadlines_json(deadlines)
+                deadlines = [] if sent == self._deadlines_sent else deadlines
+            self.busy = True
+            try:
+                await workflow.execute_activity_method(
+                    AuditActivities.record_trail,
+                    RecordTrail(
+                        workflow_id=state.workflow_id,
+                        incident_id=state.incident_id,
+                        post_id=self.post_id,
+                        first_seq=self.position,
+                        entries=entries,
+                        deadlines=deadlines,
+                    ),
+                    # A few inserts: if an attempt takes longer, the database is in trouble
+                    # and a fresh attempt (which writes only what is missing) is the better bet.
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=CONFIG_RETRY,
+                    summary=f"record {len(entries)} line(s) of the decision trail",
+                )
+            finally:
+                self.busy = False
+            if self.batched and deadlines:
+                self._deadlines_sent = sent
+            self.position += len(entries)
+
+    def _batch(self) -> list[TrailEntry]:
+        held = self.state.trail[self.position - self.state.trail_offset :]
+        if not self.batched:
+            return held
+        batch: list[TrailEntry] = []
+        size = 0
+        for entry in held[:RECORD_BATCH_LINES]:
+            line = len(entry.model_dump_json())
+            if batch and size + line > RECORD_BATCH_BYTES:
+                break
+            batch.append(entry)
+            size += line
+        return batch
+
+
+def _deadlines_json(deadlines: Sequence[Any]) -> str:
+    return "[" + ",".join(d.model_dump_json() for d in deadlines) + "]"
 
 
 async def project_trail(
     state: IncidentState | PostState, post_id: str | None, ending: Callable[[], bool]
 ) -> None:
-    """Copy each new line of the trail, and the deadlines as they stand, to PostgreSQL.
-
-    Lines that come while a copy is under way go with the next one; once `ending()` holds and
-    everything is copied, it returns, and the workflow may complete.
-    """
-    projected = 0
-    while True:
-        await workflow.wait_condition(
-            lambda done=projected: len(state.trail) > done or ending()  # type: ignore[misc]
-        )
-        if len(state.trail) == projected:
-            return
-        entries = state.trail[projected:]
-        await workflow.execute_activity_method(
-            AuditActivities.record_trail,
-            RecordTrail(
-                workflow_id=state.workflow_id,
-                incident_id=state.incident_id,
-                post_id=post_id,
-                first_seq=projected,
-                entries=entries,
-                deadlines=state.deadlines,
-            ),
-            # A few inserts: if an attempt takes longer, the database is in trouble and a fresh
-            # attempt (which writes only what is missing) is the better bet.
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=CONFIG_RETRY,
-            summary=f"record {len(entries)} line(s) of the decision trail",
-        )
-        projected += len(entries)
+    """The projection as workflows older than `Projector`'s batches ran it."""
+    await Projector(state, post_id, ending, batched=False).run()
 
 
 # Workflows that began before the `decide` update and the guarded internal names decide every
 # signal as they always did (so their histories replay); new ones refuse internal names from
 # outside, bound their trail lines, and hear from their posts by nudge.
 DECISION_PATH_PATCH = "core-decision-path"
+# And those that began before the bounds: inputs checked against `yuqing.limits` (and dates
+# against `workflow.now()`), lean activity inputs, the trail projected in batches, a small
+# `state` answer, and continue-as-new when the history grows.
+BOUNDED_PATCH = "core-bounded"
+
+
+# -- record (#11): each closed run's history archived in PostgreSQL ---------------------------
+
+# Workflows that began before the archive existed end without asking for their archive.
+ARCHIVE_PATCH = "record-archive-history"
+
+
+async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
+    """Have this run archived once it has closed: an activity starts its archiver (a workflow
+    of its own, not a child, so it outlives this run). Call it last, before completing (or
+    continuing as new)."""
+    if not workflow.patched(ARCHIVE_PATCH):
+        return
+    info = workflow.info()
+    await workflow.execute_activity_method(
+        AuditActivities.start_archiver,
+        ArchiveHistory(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            incident_id=incident_id,
+            post_id=post_id,
+        ),
+        start_to_close_timeout=QUICK,
+        retry_policy=CONFIG_RETRY,
+        summary="archive this history once it has closed",
+    )

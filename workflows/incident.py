@@ -4,11 +4,16 @@ Signals land in an inbox and are decided one by one, in arrival order, by `yuqin
 deadlines run as durable timers beside them; notices and publications go out through
 activities. The workflow holds no clock of its own: due times come from an activity and are
 kept in the history, and `workflow.now()` only stamps what happens.
+
+An incident lives as long as its story: when its history grows long it continues as new
+(`Continued`), carrying its whole state but the trail lines already in the audit table, the
+effects under way (done again, idempotently), and its posts, which run on by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -16,7 +21,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
-from temporalio.workflow import ChildWorkflowHandle
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -29,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.publications import PublicationActivities
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
+        BOUNDED_PATCH,
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
@@ -37,8 +43,11 @@ with workflow.unsafe.imports_passed_through():
         UPDATE,
         Inbound,
         Inboxed,
+        Pacer,
+        Projector,
+        archive_when_closed,
         contract_signals,
-        project_trail,
+        page_request,
         settled_by,
     )
     from workflows.delivery import (
@@ -57,12 +66,13 @@ with workflow.unsafe.imports_passed_through():
         drill_notice,
         drill_statement,
         plan_features,
+        plan_features_carried,
         planned_clock,
         recipients,
     )
     from workflows.post import NetizenPostWorkflow
     from yuqing import INCIDENT_WORKFLOW, incident_workflow_id, search_attributes
-    from yuqing.decider import contains_nul, describe
+    from yuqing.decider import clip, contains_nul, describe
     from yuqing.decisions import (
         EFFECT_FAILED_SIGNAL,
         POST_CHANGED_SIGNAL,
@@ -70,6 +80,9 @@ with workflow.unsafe.imports_passed_through():
         Incident,
     )
     from yuqing.effects import (
+        CarriedEffect,
+        Configuration,
+        Continued,
         FixEvidence,
         LoadConfiguration,
         PlanDeadlines,
@@ -78,8 +91,16 @@ with workflow.unsafe.imports_passed_through():
         ReadPost,
         SendNotification,
     )
+    from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
     from yuqing.listing import MEMO_KEY, incident_memo
-    from yuqing.models import SIGNAL_PAYLOADS, EvidenceItem, IncidentReport, PublicationChannel
+    from yuqing.models import (
+        SIGNAL_PAYLOADS,
+        DrillMark,
+        EvidenceItem,
+        IncidentReport,
+        PublicationChannel,
+        report_time_problem,
+    )
     from yuqing.outcomes import (
         FixMoreEvidence,
         Notify,
@@ -94,12 +115,14 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.state import (
         Deadline,
         DeadlineStatus,
+        Draft,
         DrillInfo,
         IncidentState,
         IncidentSummary,
         Notification,
         PostState,
         Publication,
+        TrailPage,
         Waiting,
         put,
     )
@@ -116,56 +139,69 @@ class IncidentWorkflow(Inboxed):
 
     @workflow.init
     def __init__(self, report: Any) -> None:
-        info = workflow.info()
         self._open_inbox()
         # Posts whose child said it changed, to be read from the child.
         self._stale_posts: list[str] = []
         self._reading_post = False
         self._watched: set[str] = set()
-        # Set in `run` from the patch: whether this incident runs the current decision path.
+        # Set in `run` from the patches: which decision path this incident runs.
         self._current = False
+        self._bounded = False
         self._effects: set[asyncio.Task[None]] = set()
+        # Effects under way, as the next run would do them again (continue-as-new).
+        self._pending: dict[int, CarriedEffect] = {}
+        self._spawned = 0
         self._incident: Incident | None = None
+        self._config: Configuration | None = None
         self._search: dict[str, object] = {}
         self._memo: dict[str, Any] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
+        # Posts whose workflow is known to have started (by this run or an earlier one).
+        self._started_posts: set[str] = set()
         self._responsible: str | None = None
         self._ending = False
+        self._projector: Projector | None = None
+        self._runs = 0
+        # Inbox items decided by this run.
+        self._decided = 0
+        # The plan's later rules this incident runs under (workflows.plan_effects).
         self._features: list[str] = []
         self._input_error: str | None = None
+        self._report: IncidentReport | None = None
         self._state: IncidentState | None = None
-        if contains_nul(report):
-            self._input_error = "the IncidentReport is malformed: text contains a NUL character"
-            return
-        try:
-            self._report = IncidentReport.model_validate(report)
-        except ValidationError as err:
-            self._input_error = f"the IncidentReport is malformed: {describe(err)}"
-            return
-        self._state = IncidentState(
-            incident_id=self._report.incident_id,
-            workflow_id=info.workflow_id,
-            title=self._report.title,
-            channel=self._report.channel,
-            unit=self._report.unit,
-            reporter_id=self._report.reporter_id,
-            summary=self._report.summary,
-            source_url=self._report.source_url,
-            sensitivity=self._report.sensitivity,
-            discovered_at=self._report.discovered_at or info.start_time,
-            metrics=self._report.metrics,
-        )
 
-    # -- the wire contract: signals (one per payload table entry), `decide`, `state` -------
+    # -- the wire contract: signals (one per payload table entry), `decide`, the queries ------
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
+        """The incident; small however long it lives (README "The state")."""
+        state = self.full_state()
+        return state.view() if self._bounded else state
+
+    @workflow.query(name="trail")
+    def trail(self, page: Any = None) -> TrailPage:
+        """`{"offset": n, "limit": m}`: trail lines from position n (at most 100)."""
+        offset, limit = page_request(page)
+        return self.full_state().page(offset, limit)
+
+    @workflow.query(name="draft")
+    def draft(self, version: Any = None) -> Draft:
+        """A draft version with its whole text."""
+        found = self.full_state().draft(version) if isinstance(version, int) else None
+        if found is None:
+            raise ApplicationError(f"the incident has no draft version {version!r}")
+        return found
+
+    def full_state(self) -> IncidentState:
+        """The state as the workflow holds it (for replays and the queries above)."""
+        if self._incident is not None:
+            return self._incident.state
         if self._state is None:
-            raise ApplicationError(self._input_error or "the incident has no state")
-        return self._incident.state if self._incident else self._state
+            raise ApplicationError(self._input_error or "the incident has no state yet")
+        return self._state
 
     def _receive(self, signal: str, payload: Any) -> None:
-        self._inbox.append(Inbound(signal, payload, workflow.now(), origin=INTERNAL))
+        self._put(Inbound(signal, payload, workflow.now(), origin=INTERNAL))
 
     @workflow.signal(name=POST_CHANGED_SIGNAL)
     def post_changed(self, *args: Any) -> None:
@@ -181,10 +217,91 @@ class IncidentWorkflow(Inboxed):
 
     @workflow.run
     async def run(self, report: Any) -> IncidentSummary:
-        if self._state is None:
-            raise ApplicationError(
-                self._input_error or "malformed input", type="InvalidReport", non_retryable=True
+        self._current = workflow.patched(DECISION_PATH_PATCH)
+        self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        continued = _continued(report)
+        if continued is not None:
+            incident = self._resume(continued)
+        else:
+            state = self._take_report(report)
+            self._features = plan_features()
+            incident = await self._intake(state)
+        incident.clip_trail = self._current
+        incident.bounded = self._bounded
+        self._incident = incident
+        self._publish_search_attributes()
+        projector = None
+        if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
+            self._projector = Projector(
+                incident.state, None, lambda: self._ending, batched=self._bounded
             )
+            projector = asyncio.get_running_loop().create_task(self._projector.run())
+        self._arm_deadlines()
+        # Posts of this incident's own children say they changed (or, in workflows older than
+        # this, send their state); the reader reads each from the child.
+        reader = asyncio.get_running_loop().create_task(self._read_posts())
+        if continued is not None:
+            self._redo(continued.effects)
+        # Reviewed is the end; notices and posts still under way finish first, and whatever
+        # they or anyone send meanwhile is decided (or refused) like any other signal.
+        pacer = Pacer(self._bounded)
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._inbox) or self._done(incident) or self._continue_due()
+            )
+            if self._done(incident):
+                break
+            if self._continue_due() and self._carryable():
+                await self._continue_as_new(incident)  # unless an update came meanwhile
+                continue
+            if self._inbox:
+                item = self._take()
+                # A key the incident has not seen (or an old copy): read the keys first.
+                await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
+                self._decide(incident, item)
+                self._decided += 1
+                await pacer.decided(bool(self._inbox))
+        self._ending = True
+        self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
+        reader.cancel()
+        if projector is not None:
+            await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(incident.state.incident_id, None)
+        if self._current:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._summary(incident)
+
+    def _done(self, incident: Incident) -> bool:
+        state = incident.state
+        if state.stage != "reviewed" or self._effects or self._stale_posts or self._reading_post:
+            return False
+        # A post begun by an earlier run is no child of this one: its end is read from it.
+        return not self._bounded or not any(p.open for p in state.posts)
+
+    def _take_report(self, report: Any) -> IncidentState:
+        """The incident as reported, or the workflow fails saying what is wrong (SPEC §2.2)."""
+        info = workflow.info()
+        try:
+            self._report = _read_report(report, self._bounded)
+        except ValueError as err:
+            self._input_error = f"the IncidentReport is malformed: {err}"
+            raise ApplicationError(
+                self._input_error, type="InvalidReport", non_retryable=True
+            ) from err
+        self._state = IncidentState(
+            incident_id=self._report.incident_id,
+            workflow_id=info.workflow_id,
+            title=self._report.title,
+            channel=self._report.channel,
+            unit=self._report.unit,
+            reporter_id=self._report.reporter_id,
+            summary=self._report.summary,
+            source_url=self._report.source_url,
+            sensitivity=self._report.sensitivity,
+            discovered_at=self._report.discovered_at or info.start_time,
+            metrics=self._report.metrics,
+        )
         expected_id = incident_workflow_id(self._state.incident_id)
         if self._state.workflow_id != expected_id:
             # Keys of notices and publications derive from the id: keep it the contract's.
@@ -194,50 +311,7 @@ class IncidentWorkflow(Inboxed):
                 type="InvalidReport",
                 non_retryable=True,
             )
-        self._current = workflow.patched(DECISION_PATH_PATCH)
-        self._features = plan_features()
-        incident = await self._intake(self._state)
-        incident.bounded = self._current
-        self._incident = incident
-        self._publish_search_attributes()
-        projector = None
-        if workflow.patched(AUDIT_PROJECTION_PATCH):
-            projector = asyncio.get_running_loop().create_task(
-                project_trail(incident.state, None, lambda: self._ending)
-            )
-        self._arm_deadlines()
-        # Posts of this incident's own children say they changed (or, in workflows older than
-        # this, send their state); the reader reads each from the child.
-        reader = asyncio.get_running_loop().create_task(self._read_posts())
-        # Reviewed is the end; notices and posts still under way finish first, and whatever
-        # they or anyone send meanwhile is decided (or refused) like any other signal.
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    bool(self._inbox)
-                    or (
-                        incident.state.stage == "reviewed"
-                        and not self._effects
-                        and not self._stale_posts
-                        and not self._reading_post
-                    )
-                )
-            )
-            if not self._inbox:
-                break
-            item = self._inbox.pop(0)
-            # A key the incident has not seen (or an old copy): read the keys first.
-            await keys_for(incident, incident.state.incident_id, item.signal, item.payload)
-            self._decide(incident, item)
-            self._publish_search_attributes()
-        self._ending = True
-        self._closed = f"incident {incident.state.incident_id} has ended: it takes no more signals"
-        reader.cancel()
-        if projector is not None:
-            await projector
-        if self._current:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._summary(incident)
+        return self._state
 
     def _decide(self, incident: Incident, item: Inbound) -> None:
         """Decide one inbox item; an update's answer is the first trail entry it added."""
@@ -255,17 +329,21 @@ class IncidentWorkflow(Inboxed):
         else:
             # Before this decision path, every name was taken from anyone: kept for replay.
             internal = item.origin == INTERNAL or not self._current
-            self._carry_out(
-                incident.apply(
-                    item.signal, item.payload, item.received_at, item.problem, internal=internal
-                )
+            outcome = incident.apply(
+                item.signal, item.payload, item.received_at, item.problem, internal=internal
             )
+            # A refusal changes nothing but the trail: nothing to carry out or show anew.
+            if outcome.refusal is None:
+                self._carry_out(outcome)
+                self._publish_search_attributes()
         self._file_answer(item, incident.state, before)
 
-    @property
-    def _drill_report(self) -> bool:
-        """The input asks for a drill, and this run knows drills (§5.3)."""
-        return self._report.drill is not None and PLAN_RULES in self._features
+    def _drill_asked(self) -> DrillMark | None:
+        """The drill the input asks for, if this incident knows drills (§5.3)."""
+        report = self._report
+        if report is None or PLAN_RULES not in self._features:
+            return None
+        return report.drill
 
     async def _intake(self, state: IncidentState) -> Incident:
         """Load the rules in force, fix the evidence, and plan the deadlines."""
@@ -273,16 +351,13 @@ class IncidentWorkflow(Inboxed):
             ConfigurationActivities.load_configuration,
             LoadConfiguration(
                 incident_id=state.incident_id,
-                drill_speed=(
-                    self._report.drill.speed
-                    if self._drill_report and self._report.drill is not None
-                    else None
-                ),
+                drill_speed=drill.speed if (drill := self._drill_asked()) else None,
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
             summary="load the policy and the roster",
         )
+        self._config = config
         policy, roster = config.policy, config.roster
         heads = roster.recipients([Role.unit_head], state.unit)
         if not heads:
@@ -297,8 +372,7 @@ class IncidentWorkflow(Inboxed):
         state.roster_version = roster.version
         if AUDIT_LINES in self._features:
             state.calendar_version = config.calendar_version
-        if self._drill_report and self._report.drill is not None:
-            drill = self._report.drill
+        if (drill := self._drill_asked()) is not None:
             state.drill = DrillInfo(
                 scenario=drill.scenario, speed=drill.speed, started_by=drill.started_by
             )
@@ -314,36 +388,163 @@ class IncidentWorkflow(Inboxed):
             )
         else:
             incident = Incident(state, policy, roster, self._features)
-        incident.record_discovery(self._report.source)
-        incident.record_submission(self._report.submission_id, len(self._report.evidence))
-        if self._report.evidence:
-            request = FixEvidence(incident_id=state.incident_id, items=self._report.evidence)
-            summary = f"fix {len(self._report.evidence)} evidence item(s)"
+        report = self._report
+        assert report is not None
+        incident.record_discovery(report.source)
+        incident.record_submission(report.submission_id, len(report.evidence))
+        if report.evidence:
+            fix = FixEvidence(incident_id=state.incident_id, items=report.evidence)
+            summary = f"fix {len(report.evidence)} evidence item(s)"
             if state.drill is not None:
-                fixed = await drill_evidence(request, summary)
+                fixed = await drill_evidence(fix, summary)
             else:
                 fixed = await workflow.execute_activity_method(
                     EvidenceActivities.fix_evidence,
-                    request,
+                    fix,
                     start_to_close_timeout=QUICK,
                     summary=summary,
                 )
             incident.record_evidence(fixed.items, workflow.now())
-        plan = await workflow.execute_activity(
-            plan_deadlines,
-            PlanDeadlines(
-                incident_id=state.incident_id,
-                discovered_at=state.discovered_at,
-                sensitivity=state.sensitivity,
-                unit=state.unit,
-                responsible_person=heads[0].id,
-                policy=policy,
-            ),
-            start_to_close_timeout=QUICK,
-            summary="plan the report and statement deadlines",
+        request = PlanDeadlines(
+            incident_id=state.incident_id,
+            discovered_at=state.discovered_at,
+            sensitivity=state.sensitivity,
+            unit=state.unit,
+            responsible_person=heads[0].id,
+            policy=policy,
         )
+        if self._bounded:
+            # A computation, not I/O: a local activity keeps only its result in the history.
+            plan = await workflow.execute_local_activity(
+                plan_deadlines,
+                request,
+                start_to_close_timeout=QUICK,
+                summary="plan the report and statement deadlines",
+            )
+        else:
+            plan = await workflow.execute_activity(
+                plan_deadlines,
+                request,
+                start_to_close_timeout=QUICK,
+                summary="plan the report and statement deadlines",
+            )
         incident.record_deadlines(plan.deadlines, workflow.now())
         return incident
+
+    # -- continuing as new -------------------------------------------------------------------
+
+    def _continuing(self) -> bool:
+        return self._continue_due()
+
+    def _continue_due(self) -> bool:
+        if not self._bounded or self._ending:
+            return False
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > CONTINUE_AFTER_EVENTS
+            or info.get_current_history_size() > CONTINUE_AFTER_BYTES
+            # Servers that do not tell the history's length (the time-skipping test server):
+            # each item decided took at least one event, an update two.
+            or self._decided > self._continue_after()
+        )
+
+    def _continue_after(self) -> int:
+        """The bound this incident began under (kept in its history with its configuration)."""
+        config = self._config
+        found = config.continue_after_decisions if config is not None else None
+        return found or CONTINUE_AFTER_DECISIONS
+
+    def _carryable(self) -> bool:
+        """Whether the inbox can go to the next run: no update waiting for its answer here,
+        and its signals small enough to carry (else they are decided first)."""
+        return not self._updates_waiting and self._inbox_bytes <= CARRIED_INBOX_BYTES
+
+    async def _continue_as_new(self, incident: Incident) -> None:
+        """Continue as new once nothing is in hand; returns if an update came meanwhile.
+
+        The projection copies the lines it can first (the next run carries only what it has
+        not copied), and reads of posts under way finish; signals received meanwhile go with.
+        """
+        projector = self._projector
+        assert projector is not None and self._config is not None
+        # record (#11): this run is archived once it has closed, like a final one. Asked before
+        # waiting, so no update can arrive between the ask and the continue; asking again (when
+        # an update came meanwhile) names the same archiver.
+        await archive_when_closed(incident.state.incident_id, None)
+        while True:
+            await workflow.wait_condition(
+                lambda: not self._carryable()
+                or (
+                    not projector.busy
+                    and not self._reading_post
+                    and workflow.all_handlers_finished()
+                    and projector.unprojected() <= CARRIED_TRAIL_LINES
+                )
+            )
+            if not self._carryable():
+                return
+            # Tasks woken with this one may have begun a copy or a read: check again, now.
+            if not projector.busy and not self._reading_post and workflow.all_handlers_finished():
+                break
+        projector.hold = True  # no copy may begin in this run any more
+        state = incident.state
+        held = state.trail[projector.position - state.trail_offset :]
+        carried = state.carried().model_copy(
+            update={"trail": held, "trail_offset": projector.position}
+        )
+        workflow.continue_as_new(
+            Continued(
+                state=carried,
+                configuration=self._config,
+                responsible_person=self._responsible,
+                effects=list(self._pending.values()),
+                runs=self._runs + 1,
+                extras=incident.carried(),
+                stale_posts=self._stale_posts,
+                inbox=[item.carried() for item in self._inbox],
+            )
+        )
+
+    def _resume(self, continued: Continued) -> Incident:
+        """Take up the incident where the previous run left it."""
+        self._runs = continued.runs
+        # Signals the previous run received and had not decided: first in line here.
+        for item in reversed(continued.inbox):
+            self._put(Inbound.of(item), first=True)
+        self._config = continued.configuration
+        self._responsible = continued.responsible_person
+        self._state = state = continued.state
+        config = self._config
+        # The plan's later rules as the incident began under them (not as this run would find).
+        self._features = plan_features_carried(continued.extras)
+        incident = Incident(
+            state,
+            config.policy,
+            config.roster,
+            self._features,
+            authorization=config.authorization,
+            keys=config.keys,
+            keys_loaded_at=workflow.now() if config.keys is not None else None,
+        )
+        incident.restore(continued.extras)
+        unstarted = {e.data.get("post_id") for e in continued.effects if e.kind == "StartPost"}
+        self._started_posts = {p.post_id for p in state.posts if p.post_id not in unstarted}
+        # What changed in a post while the runs changed over: read every open one once.
+        for post_id in [*continued.stale_posts, *(p.post_id for p in state.posts if p.open)]:
+            if post_id in self._started_posts and post_id not in self._stale_posts:
+                self._stale_posts.append(post_id)
+        return incident
+
+    def _redo(self, effects: list[CarriedEffect]) -> None:
+        """The effects the previous run had under way; their keys make them happen once."""
+        for carried in effects:
+            effect = _effect(carried)
+            channel = carried.data.get("channel")
+            if isinstance(effect, Publish) and channel is not None:
+                self._start_publication(effect, PublicationChannel(channel))
+            else:
+                self._carry_out(Outcome(effects=[effect]))
 
     def _arm_deadlines(self) -> None:
         """Every pending deadline gets its timers, whenever a decision added it (SPEC §3)."""
@@ -394,24 +595,24 @@ class IncidentWorkflow(Inboxed):
 
     def _carry_out(self, outcome: Outcome) -> None:
         for effect in outcome.effects:
+            carried = _carried(effect) if self._bounded else None
             if isinstance(effect, Notify):
-                self._spawn(self._notify(effect), effect.summary)
+                self._spawn(self._notify(effect), effect.summary, carried)
             elif isinstance(effect, Publish):
                 draft = self._incident.state.drafts[effect.draft_version - 1]  # type: ignore[union-attr]
                 for channel in draft.channels:
-                    self._spawn(
-                        self._publish_on(effect, channel),
-                        f"publish on {channel}",
-                        draft_version=effect.draft_version,
-                    )
+                    self._start_publication(effect, channel)
             elif isinstance(effect, StartPost):
-                self._spawn(self._run_post(effect), "post workflow", post_id=effect.post_id)
+                self._spawn(
+                    self._run_post(effect), "post workflow", carried, post_id=effect.post_id
+                )
             elif isinstance(effect, SignalPosts):
-                self._spawn(self._signal_posts(effect), f"{effect.signal} to posts")
+                work = self._signal_posts(effect, carried)
+                self._spawn(work, f"{effect.signal} to posts", carried)
             elif isinstance(effect, FixMoreEvidence):
-                self._spawn(self._fix_more_evidence(effect), "fix more evidence")
+                self._spawn(self._fix_more_evidence(effect), "fix more evidence", carried)
             elif isinstance(effect, PlanClock):
-                self._spawn(self._plan_clock(effect), effect.summary)
+                self._spawn(self._plan_clock(effect), effect.summary, carried)
         self._arm_deadlines()
         workflow.set_current_details(self._details())
 
@@ -424,20 +625,47 @@ class IncidentWorkflow(Inboxed):
         self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
         self._publish_search_attributes()
 
-    def _spawn(self, work: Coroutine[Any, Any, None], what: str, **about: str | int) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(work, what, about))
+    def _start_publication(self, effect: Publish, channel: PublicationChannel) -> None:
+        carried = None
+        if self._bounded:
+            carried = CarriedEffect(
+                kind="Publish", data={"draft_version": effect.draft_version, "channel": channel}
+            )
+        self._spawn(
+            self._publish_on(effect, channel),
+            f"publish on {channel}",
+            carried,
+            draft_version=effect.draft_version,
+        )
+
+    def _spawn(
+        self,
+        work: Coroutine[Any, Any, None],
+        what: str,
+        carried: CarriedEffect | None = None,
+        **about: str | int,
+    ) -> None:
+        self._spawned += 1
+        if carried is not None:
+            self._pending[self._spawned] = carried
+        task = asyncio.get_running_loop().create_task(
+            self._guarded(work, what, about, self._spawned)
+        )
         self._effects.add(task)
         task.add_done_callback(self._effects.discard)
 
     async def _guarded(
-        self, work: Coroutine[Any, Any, None], what: str, about: dict[str, str | int]
+        self, work: Coroutine[Any, Any, None], what: str, about: dict[str, str | int], number: int
     ) -> None:
         """Run an effect; its failure is decided and recorded like any signal, not lost."""
         try:
             await work
         except FailureError as err:
-            failure = {"what": what, "error": str(err.cause or err), **about}
+            error = clip(str(err.cause or err), TEXT_CHARS)
+            failure = {"what": clip(what, NAME_CHARS), "error": error, **about}
             self._receive(EFFECT_FAILED_SIGNAL, failure)
+        finally:
+            self._pending.pop(number, None)
 
     async def _notify(self, notice: Notify) -> None:
         incident = self._incident
@@ -507,7 +735,7 @@ class IncidentWorkflow(Inboxed):
             text=draft.text,
             grade=state.grade,
             approvals=state.approvals,
-            policy=incident.policy,
+            **self._policy_by_digest(incident),
         )
         summary = f"publish statement v{draft.version} on {channel}"
         if state.drill is not None:
@@ -525,6 +753,13 @@ class IncidentWorkflow(Inboxed):
         incident.published_on(publication, workflow.now())
         self._publish_search_attributes()
         workflow.set_current_details(self._details())
+
+    def _policy_by_digest(self, incident: Incident) -> dict[str, Any]:
+        """The policy for an activity to check against: its digest, or (older runs) itself."""
+        config = self._config
+        if self._bounded and config is not None and config.policy_sha256 is not None:
+            return {"policy_sha256": config.policy_sha256}
+        return {"policy": incident.policy}
 
     async def _publish_in_rounds(self, request: PublishStatement, summary: str) -> Publication:
         """The statement published, shown `pending` in the state meanwhile."""
@@ -562,25 +797,44 @@ class IncidentWorkflow(Inboxed):
         assert incident is not None
         post = incident.state.post(start.post_id)
         assert post is not None
+        config = self._config
+        if self._bounded and config is not None and config.roster_sha256 is not None:
+            rules: dict[str, Any] = {
+                "policy_sha256": config.policy_sha256,
+                "roster_sha256": config.roster_sha256,
+            }
+        else:
+            rules = {"policy": incident.policy, "roster": incident.roster}
+        options: dict[str, Any] = {}
+        if self._bounded:
+            # The post runs on when the incident continues as new (or ends with it open).
+            options["parent_close_policy"] = ParentClosePolicy.ABANDON
         handle = await workflow.start_child_workflow(
             NetizenPostWorkflow.run,
             PostStart(
                 post=post,
-                policy=incident.policy,
-                roster=incident.roster,
                 responsible_person=self._responsible,
+                **rules,
                 features=self._features,
                 drill=incident.state.drill is not None,
                 **self._post_proofs(incident),
             ),
             id=post.workflow_id,
             static_summary=f"post {post.post_id} on {post.platform} by {post.author}",
+            **options,
         )
         self._posts[start.post_id] = handle
+        self._started_posts.add(start.post_id)
+        self._drop_pending("StartPost", start.post_id)
         final = await handle
         if self._current:
-            final.trail = []  # the post keeps its own trail
+            final = final.listed()  # the post keeps its own trail
         self._receive(POST_STATUS_SIGNAL, final.model_dump(mode="json"))
+
+    def _drop_pending(self, kind: str, post_id: str) -> None:
+        for number, carried in list(self._pending.items()):
+            if carried.kind == kind and carried.data.get("post_id") == post_id:
+                del self._pending[number]
 
     @staticmethod
     def _post_proofs(incident: Incident) -> dict[str, Any]:
@@ -611,7 +865,7 @@ class IncidentWorkflow(Inboxed):
                     start_to_close_timeout=QUICK,
                     summary=f"read post {post_id}",
                 )
-                self._receive(POST_STATUS_SIGNAL, read.model_dump(mode="json"))
+                self._receive(POST_STATUS_SIGNAL, read.listed().model_dump(mode="json"))
             except FailureError as err:  # the post cannot be read now; its end result will come
                 workflow.logger.warning(
                     "could not read a post", extra={"post_id": post_id, "error": str(err)}
@@ -644,20 +898,29 @@ class IncidentWorkflow(Inboxed):
             )
         incident.record_evidence(fixed.items, workflow.now())
 
-    async def _signal_posts(self, effect: SignalPosts) -> None:
-        for post_id in effect.post_ids:
+    async def _signal_posts(self, effect: SignalPosts, carried: CarriedEffect | None) -> None:
+        for number, post_id in enumerate(effect.post_ids):
             # The child may still be starting when the signal for it is decided.
             await workflow.wait_condition(
-                lambda: post_id in self._posts or not self._post_open(post_id)  # noqa: B023
+                lambda: post_id in self._started_posts  # noqa: B023
+                or post_id in self._posts  # noqa: B023
+                or not self._post_open(post_id)  # noqa: B023
             )
-            if post_id not in self._posts:
-                continue
-            try:
-                await self._posts[post_id].signal(effect.signal, effect.payload)
-            except FailureError:  # the post finished meanwhile; nothing is left to change
-                workflow.logger.info(
-                    "post already finished", extra={"post_id": post_id, "signal": effect.signal}
-                )
+            post = self._incident.state.post(post_id) if self._incident else None
+            target: Any = self._posts.get(post_id)
+            if target is None and post is not None and post_id in self._started_posts:
+                # Started by an earlier run: no child of this one, the same workflow all the same.
+                target = workflow.get_external_workflow_handle(post.workflow_id)
+            if target is not None:
+                try:
+                    await target.signal(effect.signal, effect.payload)
+                except FailureError:  # the post finished meanwhile; nothing is left to change
+                    workflow.logger.info(
+                        "post already finished",
+                        extra={"post_id": post_id, "signal": effect.signal},
+                    )
+            if carried is not None:
+                carried.data["post_ids"] = effect.post_ids[number + 1 :]
 
     # -- what the Temporal UI shows --------------------------------------------------------------
 
@@ -725,6 +988,77 @@ class IncidentWorkflow(Inboxed):
             close_reason=state.close_reason,
             deadlines={d.key: d.status for d in state.deadlines},
             publications=len(state.publications),
-            notifications=len(state.notifications),
+            notifications=state.count("notifications"),
             refused_signals=state.refusal_count,
         )
+
+
+# Continue as new past this many events or bytes of history (or when Temporal suggests it):
+# every run stays far under Temporal's limits of 51,200 events and 50 MB.
+CONTINUE_AFTER_EVENTS = 4000
+CONTINUE_AFTER_BYTES = 4 * 1024 * 1024
+CONTINUE_AFTER_DECISIONS = 2000
+# ... but not while more than this many trail lines (each at most ~4 KB) wait for the audit
+# table (PostgreSQL down): the next run's input stays small, and the history has room to wait.
+CARRIED_TRAIL_LINES = 50
+# ... and with at most this much of the signals received and not decided yet.
+CARRIED_INBOX_BYTES = 256 * 1024
+
+
+def _continued(report: Any) -> Continued | None:
+    if isinstance(report, dict) and "configuration" in report and "state" in report:
+        return Continued.model_validate(report)
+    return None
+
+
+def _read_report(report: Any, bounded: bool) -> IncidentReport:
+    """The report, checked as this run checks it; ValueError says what is wrong."""
+    if contains_nul(report):
+        raise ValueError("text contains a NUL character")
+    try:
+        read = IncidentReport.model_validate(report, context=None if bounded else UNBOUNDED)
+    except ValidationError as err:
+        raise ValueError(describe(err)) from err
+    if bounded and (problem := report_time_problem(read, workflow.now())) is not None:
+        raise ValueError(problem)
+    return read
+
+
+_EFFECTS: dict[str, type[Any]] = {
+    "Notify": Notify,
+    "Publish": Publish,
+    "StartPost": StartPost,
+    "SignalPosts": SignalPosts,
+    "FixMoreEvidence": FixMoreEvidence,
+    "PlanClock": PlanClock,
+}
+
+
+def _carried(effect: Any) -> CarriedEffect:
+    return CarriedEffect(kind=type(effect).__name__, data=dataclasses.asdict(effect))
+
+
+def _effect(carried: CarriedEffect) -> Any:
+    kind = _EFFECTS[carried.kind]
+    fields = {f.name for f in dataclasses.fields(kind)}
+    data = {k: v for k, v in carried.data.items() if k in fields}
+    if kind is Notify:
+        data["roles"] = [Role(r) for r in data["roles"]]
+        data["people"] = tuple(data.get("people", ()))
+    if kind is PlanClock:
+        data.update(_clock_fields(data))
+    return kind(**data)
+
+
+def _clock_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A step clock being planned, as it came through the next run's JSON input."""
+    starts_at = data["starts_at"]
+    remind_after = data.get("remind_after")
+    return {
+        "starts_at": starts_at if isinstance(starts_at, datetime) else datetime.fromisoformat(
+            starts_at
+        ),
+        "remind_after": tuple(remind_after) if remind_after is not None else None,
+        "remind": tuple(Role(r) for r in data["remind"]),
+        "escalate_to": tuple(Role(r) for r in data["escalate_to"]),
+    }

@@ -9,6 +9,8 @@ evidence activities.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -20,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.policy import Policy
     from yuqing.roles import Role
     from yuqing.roster import Recipient, Roster
-    from yuqing.rules import PLAN_FEATURES
+    from yuqing.rules import CARRIED_FEATURES, PLAN_FEATURES
     from yuqing.state import Deadline, Notification, Publication
 
 
@@ -28,6 +30,13 @@ def plan_features() -> list[str]:
     """The later rules this run applies: all of them for a workflow that starts now, none for
     one that began before they existed (its history has no marker), on replay and after."""
     return [feature for feature in PLAN_FEATURES if workflow.patched(feature)]
+
+
+def plan_features_carried(extras: dict[str, Any]) -> list[str]:
+    """The later rules a continued incident runs under: those its first run found (carried by
+    `Incident.carried()`), so continuing as new never turns a rule on mid-incident."""
+    carried = extras.get(CARRIED_FEATURES, [])
+    return [feature for feature in PLAN_FEATURES if feature in carried]
 
 
 def recipients(roster: Roster, notice: Notify, unit: str) -> list[Recipient]:

@@ -16,18 +16,23 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.configuration import ConfigurationActivities
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
+        BOUNDED_PATCH,
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         QUICK,
         Inbound,
         Inboxed,
+        Pacer,
+        Projector,
+        archive_when_closed,
         contract_signals,
-        project_trail,
+        page_request,
         settled_by,
     )
     from workflows.delivery import (
@@ -44,11 +49,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
-    from yuqing.effects import PlanPostDeadline, PostStart, SendNotification
+    from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
     from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
-    from yuqing.state import DeadlineStatus, Notification, PostState, Waiting, put
+    from yuqing.state import DeadlineStatus, Notification, PostState, TrailPage, Waiting, put
 
 
 @workflow.defn(name=NETIZEN_POST_WORKFLOW)
@@ -59,9 +64,16 @@ class NetizenPostWorkflow(Inboxed):
     @workflow.init
     def __init__(self, start: PostStart) -> None:
         self._start = start
-        self._post = Post(start)
+        # Older inputs carry the rules; newer ones their digests, read in `run`.
+        self._decider: Post | None = None
+        if start.policy is not None and start.roster is not None:
+            self._decider = Post(start, start.policy, start.roster)
         self._open_inbox()
         self._current = False
+        self._bounded = False
+        self._projector: Projector | None = None
+        # What the incident was last told of the post (it lists the post without its trail).
+        self._told: str | None = None
         self._effects: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
         # Plans are computed one at a time, in the order they were decided, so that the last
@@ -70,26 +82,62 @@ class NetizenPostWorkflow(Inboxed):
         self._finished = False
         self._ending = False
 
+    @property
+    def _post(self) -> Post:
+        assert self._decider is not None, "the post's rules are read first thing in run"
+        return self._decider
+
     @workflow.query(name="state")
     def state(self) -> PostState:
-        return self._post.state
+        """The post; its trail the latest lines only (the `trail` query pages the rest)."""
+        state = self._decider.state if self._decider is not None else self._start.post
+        return state.view() if self._bounded else state
+
+    @workflow.query(name="trail")
+    def trail(self, page: Any = None) -> TrailPage:
+        """`{"offset": n, "limit": m}`: trail lines from position n (at most 100)."""
+        offset, limit = page_request(page)
+        state = self._decider.state if self._decider is not None else self._start.post
+        return state.page(offset, limit)
+
+    def full_state(self) -> PostState:
+        """The state as the workflow holds it (for replays)."""
+        return self._decider.state if self._decider is not None else self._start.post
 
     @workflow.run
     async def run(self, start: PostStart) -> PostState:
-        post = self._post
         self._current = workflow.patched(DECISION_PATH_PATCH)
-        post.bounded = self._current
-        projector = None
-        if workflow.patched(AUDIT_PROJECTION_PATCH):
-            projector = asyncio.get_running_loop().create_task(
-                project_trail(post.state, post.state.post_id, lambda: self._ending)
+        self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        if self._decider is None:
+            assert start.policy_sha256 is not None and start.roster_sha256 is not None
+            config = await workflow.execute_local_activity_method(
+                ConfigurationActivities.load_snapshot,
+                LoadSnapshot(
+                    policy_sha256=start.policy_sha256, roster_sha256=start.roster_sha256
+                ),
+                start_to_close_timeout=QUICK,
+                retry_policy=CONFIG_RETRY,
+                summary="read the incident's policy and roster",
             )
+            self._decider = Post(start, config.policy, config.roster)
+        post = self._post
+        post.clip_trail = self._current
+        post.bounded = self._bounded
+        projector = None
+        if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
+            self._projector = Projector(
+                post.state, post.state.post_id, lambda: self._ending, batched=self._bounded
+            )
+            projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._plans.append(post.first_deadline())
         self._spawn(self._planner())
         if not self._current:
             await self._run_as_before(projector)
+            # record (#11): the whole history archived in PostgreSQL once this run has closed.
+            await archive_when_closed(post.state.incident_id, post.state.post_id)
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
+        pacer = Pacer(self._bounded)
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._inbox) or (post.finished and not self._plans)
@@ -98,23 +146,30 @@ class NetizenPostWorkflow(Inboxed):
                 break
             self._decide(await self._next())
             await self._tell_incident()
+            await pacer.decided(bool(self._inbox))
         self._finished = True
         await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         while self._inbox or self._effects:
             if self._inbox:
                 self._decide(await self._next())
+                await pacer.decided(bool(self._inbox))
             await workflow.wait_condition(lambda: bool(self._inbox) or not self._effects)
         self._closed = f"post {post.state.post_id} is {post.state.status}: it takes no more signals"
         self._ending = True
         if projector is not None:
             await projector
+        # record (#11): the whole history archived in PostgreSQL once this run has closed.
+        await archive_when_closed(post.state.incident_id, post.state.post_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._bounded:
+            # An incident that continued as new is no parent any more: it reads the end.
+            await self._tell_incident()
         # The incident has this state as the child's result; it keeps no copy of the trail.
-        return post.state.model_copy(update={"trail": []})
+        return post.state.listed() if self._bounded else post.state.model_copy(update={"trail": []})
 
     async def _next(self) -> Inbound:
         """The next inbox item, once the keys it is signed with are known (workflows.keys)."""
-        item = self._inbox.pop(0)
+        item = self._take()
         await keys_for(self._post, self._post.state.incident_id, item.signal, item.payload)
         return item
 
@@ -132,7 +187,7 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         while not post.finished:
             await workflow.wait_condition(lambda: bool(self._inbox))
-            inbound = self._inbox.pop(0)
+            inbound = self._take()
             self._carry_out(
                 post.apply(inbound.signal, inbound.payload, inbound.received_at, inbound.problem)
             )
@@ -175,7 +230,7 @@ class NetizenPostWorkflow(Inboxed):
                 escalate_to=post.rules.escalate_to,
                 unit=state.unit,
                 responsible_person=self._start.responsible_person,
-                policy=post.policy,
+                **self._plan_rules(),
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
@@ -187,6 +242,16 @@ class NetizenPostWorkflow(Inboxed):
         if plan.key not in self._watched:
             self._watched.add(plan.key)
             self._spawn(self._watch(plan.key))
+
+    def _plan_rules(self) -> dict[str, Any]:
+        """What the planning activity reads of the policy (or, in older runs, all of it)."""
+        policy = self._post.policy
+        if self._bounded:
+            lean: dict[str, Any] = {"policy_version": policy.version, "reminders": policy.reminders}
+            if policy.posts.drill_speed is not None:
+                lean["drill_speed"] = policy.posts.drill_speed
+            return lean
+        return {"policy": policy}
 
     async def _watch(self, key: str) -> None:
         """Remind before the deadline, escalate when it passes; follow it when it moves."""
@@ -214,7 +279,8 @@ class NetizenPostWorkflow(Inboxed):
                 continue
             if moment != due:
                 reminded.add(moment)
-                self._carry_out(post.deadline_reminder(key, len(reminded)))
+                index = len(deadline.reminders_sent) + 1 if self._bounded else len(reminded)
+                self._carry_out(post.deadline_reminder(key, index))
                 continue
             if any(plan.key == key for plan in self._plans):
                 # A re-plan of this deadline is under way; it may move the due time.
@@ -317,6 +383,14 @@ class NetizenPostWorkflow(Inboxed):
         if parent is None:
             return
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        if self._bounded:
+            # The incident lists the post without its trail: a refusal changes nothing there.
+            told = self._post.state.listed().model_dump_json(
+                exclude={"trail_offset", "refused_total", "revision", "omitted"}
+            )
+            if told == self._told:
+                return
+            self._told = told
         self._post.state.revision += 1
         try:
             if self._current:

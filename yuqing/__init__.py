@@ -6,6 +6,10 @@ Names here are the wire contract of SPEC §5: other languages and the `temporal`
 DEFAULT_TASK_QUEUE = "yuqing-incidents"
 INCIDENT_WORKFLOW = "IncidentWorkflow"
 NETIZEN_POST_WORKFLOW = "NetizenPostWorkflow"
+# The update that decides a signal and answers with its trail entry (README, "Deciding").
+DECIDE_UPDATE = "decide"
+# Its rejection while a workflow continues as new: send the update again.
+CONTINUING = "ContinuingAsNew"
 
 
 def incident_workflow_id(incident_id: str) -> str:

@@ -1,18 +1,101 @@
-"""One way to connect to Temporal: the pydantic data converter and tracing on every client."""
+"""The one way to connect to Temporal: payloads encrypted, TLS from the environment, tracing.
+
+Every client (worker, API, starter, CLI, tests, the audit's replayer) is made here, so none can
+send a payload in clear or forget the server's certificate. TLS settings use the names the
+`temporal` CLI reads, so one environment serves both:
+
+| variable | meaning |
+|---|---|
+| `TEMPORAL_TLS` | `true` for TLS with the system's root certificates (implied by any below) |
+| `TEMPORAL_TLS_SERVER_CA_CERT_PATH` (`_DATA`) | the CA that signed the server's certificate |
+| `TEMPORAL_TLS_CLIENT_CERT_PATH` (`_DATA`), `TEMPORAL_TLS_CLIENT_KEY_PATH` (`_DATA`) | mTLS |
+| `TEMPORAL_TLS_SERVER_NAME` | the name the server's certificate carries, if not the address |
+| `TEMPORAL_API_KEY` | an API key (Temporal Cloud), sent as a bearer token over TLS |
+
+The address and namespace come from `Settings` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import TLSConfig
 
+from yuqing.codec import EncryptionCodec, KeyRing
 from yuqing.settings import Settings
-from yuqing.telemetry import tracing_interceptor
+from yuqing.telemetry import tracing_interceptors
 
 
-async def connect(settings: Settings) -> Client:
+class ConnectionSettingsError(ValueError):
+    """The TLS settings in the environment cannot be used; the message names the variable."""
+
+
+def data_converter(ring: KeyRing) -> DataConverter:
+    """pydantic JSON, then AES-GCM under `ring`; failures' messages and stack traces too."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def tls_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`tls=` and `api_key=` for `Client.connect`, from the environment (see the module doc)."""
+    env = os.environ if env is None else env
+    try:
+        profile = ClientConfigProfile.load(disable_file=True, override_env_vars=dict(env))
+    except Exception as err:  # the bridge's own message names the variable
+        raise ConnectionSettingsError(f"Temporal TLS settings: {err}") from err
+    options: dict[str, Any] = {}
+    if profile.api_key:
+        options["api_key"] = profile.api_key
+        options["tls"] = True
+    if profile.tls is not None:
+        try:
+            tls = profile.tls.to_connect_tls_config()
+        except OSError as err:
+            raise ConnectionSettingsError(
+                f"Temporal TLS settings: cannot read {err.filename}: {err.strerror}"
+            ) from err
+        if isinstance(tls, TLSConfig) and bool(tls.client_cert) != bool(tls.client_private_key):
+            raise ConnectionSettingsError(
+                "Temporal TLS settings: mTLS needs both TEMPORAL_TLS_CLIENT_CERT_PATH and"
+                " TEMPORAL_TLS_CLIENT_KEY_PATH"
+            )
+        options["tls"] = tls
+    return options
+
+
+def payload_keys(settings: Settings, env: Mapping[str, str] | None = None) -> KeyRing:
+    """The key ring `settings` names (its key file), else the environment's."""
+    if settings.payload_keys_file is not None:
+        return KeyRing.from_file(settings.payload_keys_file)
+    return KeyRing.from_environ(env)
+
+
+async def connect(
+    settings: Settings,
+    *,
+    ring: KeyRing | None = None,
+    env: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Client:
+    """A client of `settings`' server; payloads under `ring` (default: the environment's).
+
+    `options` go to `Client.connect` as they are (`keep_alive_config=`, `retry_config=`…).
+    """
+    ring = ring or payload_keys(settings, env)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        interceptors=[tracing_interceptor()],
+        data_converter=data_converter(ring),
+        interceptors=tracing_interceptors(),
+        **{**tls_options(env), **options},
     )

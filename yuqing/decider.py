@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from yuqing.authorization import LEGACY, Authorization, SignalRule, Workflow
+from yuqing.limits import UNBOUNDED
 from yuqing.models import Grade
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
@@ -85,6 +86,8 @@ class Decider(Generic[S]):
         self._signed: dict[str, Any] | None = None
         # Workflows that began before trail lines were bounded keep their lines as they were
         # (the workflow sets this from its patch); new ones clip quotes and name a NUL's sender.
+        self.clip_trail = True
+        # And those that began before the inputs had limits decide by the rules they began with.
         self.bounded = True
 
     @property
@@ -125,7 +128,7 @@ class Decider(Generic[S]):
         if contains_nul(raw):
             # PostgreSQL text cannot hold it: taken, it would stall every record of this trail.
             reason = f"malformed {signal}: text contains a NUL character"
-            sender = raw if self.bounded else None
+            sender = raw if self.clip_trail else None
             return self._refuse(signal, sender, at, Refused(reason, RefusalKind.malformed))
         if signal not in self._decisions:
             reason = f"{signal} is not a signal this {self.noun} takes"
@@ -146,7 +149,8 @@ class Decider(Generic[S]):
                     refusal = Refused(reason, RefusalKind.forbidden)
                     return self._refuse(signal, raw, at, refusal, actor=None)
         try:
-            payload = model.model_validate(raw)
+            # Workflows older than the bounds decide by the rules they began with (replay).
+            payload = model.model_validate(raw, context=None if self.bounded else UNBOUNDED)
         except ValidationError as err:
             reason = f"malformed {signal}: {describe(err)}"
             return self._refuse(signal, raw, at, Refused(reason, RefusalKind.malformed))
@@ -255,6 +259,24 @@ class Decider(Generic[S]):
     def keys_reloaded(self, keys: Keyring, at: datetime) -> None:
         self.keys = keys
         self.keys_loaded_at = at
+
+    def carried(self) -> dict[str, Any]:
+        """What this decider keeps beside its state, for the workflow's next run: the
+        signatures already used (so none counts twice) and the keys as last read."""
+        carried: dict[str, Any] = {"used_proofs": sorted(self.used_proofs)}
+        if self.keys is not None:
+            carried["keys"] = self.keys.model_dump(mode="json")
+            loaded = self.keys_loaded_at
+            carried["keys_loaded_at"] = loaded.isoformat() if loaded is not None else None
+        return carried
+
+    def restore(self, carried: dict[str, Any]) -> None:
+        """Take back, in the workflow's next run, what `carried` gave."""
+        self.used_proofs = set(carried.get("used_proofs", []))
+        if carried.get("keys") is not None:
+            self.keys = Keyring.model_validate(carried["keys"])
+            loaded = carried.get("keys_loaded_at")
+            self.keys_loaded_at = datetime.fromisoformat(loaded) if loaded else None
 
     def refuse(self, signal: str, raw: Any, at: datetime, reason: str) -> Outcome:
         """Record `signal` as refused for a reason of the workflow's (e.g. no such update)."""
@@ -395,7 +417,7 @@ class Decider(Generic[S]):
         self, signal: str, raw: Any, at: datetime, refusal: Refused, **who: str | None
     ) -> Outcome:
         actor = who["actor"] if "actor" in who else _sender(raw)
-        if self.bounded:
+        if self.clip_trail:
             self.state.refused_total += 1
             if actor is not None:
                 actor = clip(printable(actor), 200)
@@ -414,7 +436,7 @@ class Decider(Generic[S]):
         return Outcome(refusal=refusal)
 
     def _quote(self, detail: str) -> str:
-        return clip(printable(detail), DETAIL_LIMIT) if self.bounded else detail
+        return clip(printable(detail), DETAIL_LIMIT) if self.clip_trail else detail
 
 
 def contains_nul(value: Any) -> bool:

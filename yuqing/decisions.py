@@ -16,6 +16,15 @@ from yuqing.authorization import Authorization
 from yuqing.chain import approval_step, chain_complete
 from yuqing.decider import FORWARDED, describe, moment
 from yuqing.grading import fired_criteria, grade_for
+from yuqing.limits import (
+    DRAFTS_MAX,
+    EVIDENCE_MAX,
+    LIST_ITEMS,
+    OPINIONS_MAX,
+    POSTS_MAX,
+    REPORTS_MAX,
+    instant_problem,
+)
 from yuqing.models import (
     SIGNAL_PAYLOADS,
     AdditionalReport,
@@ -32,6 +41,7 @@ from yuqing.models import (
     NetizenPost,
     Review,
     UpwardReport,
+    evidence_time_problem,
 )
 from yuqing.outcomes import (
     Effect,
@@ -285,6 +295,11 @@ class Incident(PlanRules):
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
+        if self.bounded and self.state.metrics.merged_size(update) > LIST_ITEMS:
+            raise Refused(
+                f"the incident would then list more than {LIST_ITEMS} districts or media",
+                RefusalKind.malformed,
+            )
         if self.checks("update_metrics"):
             # The person whose token sent the figures acts; the system they came from is its
             # source, recorded beside them.
@@ -325,6 +340,8 @@ class Incident(PlanRules):
         if self.state.stage in AFTER_PUBLICATION:
             raise Refused(f"the incident is {self.state.stage}: its statement is already out")
         role = self.authorized("submit_draft", submission.author_id)
+        if self.bounded and len(self.state.drafts) >= DRAFTS_MAX:
+            raise Refused(f"an incident takes at most {DRAFTS_MAX} draft versions")
         previous = self.state.current_draft
         if previous is not None and previous.status is DraftStatus.approved:
             raise Refused(f"draft version {previous.version} is approved and being published")
@@ -353,6 +370,8 @@ class Incident(PlanRules):
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}")
         role = self.authorized("legal_opinion", opinion.author_id)
+        if self.bounded and len(self.state.legal_opinions) >= OPINIONS_MAX:
+            raise Refused(f"an incident takes at most {OPINIONS_MAX} legal opinions")
         self.state.legal_opinions.append(opinion)
         self.record(at, "legal_opinion", opinion.opinion, actor=opinion.author_id, role=role)
         return Outcome()
@@ -423,6 +442,8 @@ class Incident(PlanRules):
             return Outcome()
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}: it takes no more evidence")
+        if self.bounded:
+            self._check_report(report, at)
         self.state.submissions.append(report.submission_id)
         first = self.state.evidence_numbered
         self.state.evidence_numbered += len(report.evidence)
@@ -440,6 +461,18 @@ class Incident(PlanRules):
         items = [item.model_dump(mode="json") for item in report.evidence]
         return Outcome(effects=[FixMoreEvidence(first_index=first, items=items)])
 
+    def _check_report(self, report: AdditionalReport, at: datetime) -> None:
+        if len(self.state.submissions) >= REPORTS_MAX:
+            raise Refused(f"an incident takes at most {REPORTS_MAX} reports")
+        if self.state.evidence_numbered + len(report.evidence) > EVIDENCE_MAX:
+            raise Refused(
+                f"an incident keeps at most {EVIDENCE_MAX} evidence items"
+                f" ({self.state.evidence_numbered} so far)"
+            )
+        problem = evidence_time_problem(report.evidence, at)
+        if problem is not None:
+            raise Refused(problem, RefusalKind.malformed)
+
     def _netizen_post(self, post: NetizenPost, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
             raise Refused(f"the incident is {self.state.stage}: posts go to a new incident")
@@ -450,9 +483,13 @@ class Incident(PlanRules):
                 f"(learnt {moment(existing.learnt_at)}): nothing new is started"
             )
         role = self.authorized("netizen_post", post.received_by)
+        if self.bounded and len(self.state.posts) >= POSTS_MAX:
+            raise Refused(f"an incident takes at most {POSTS_MAX} netizen posts")
         learnt_at = post.learnt_at or at
         if learnt_at > at:
             raise Refused(f"learnt_at {moment(learnt_at)} is in the future")
+        if self.bounded and (problem := instant_problem(learnt_at, at)) is not None:
+            raise Refused(f"learnt_at: {problem}", RefusalKind.malformed)
         self.state.posts.append(
             PostState(
                 post_id=post.post_id,

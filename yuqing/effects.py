@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from yuqing.authorization import Authorization
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
-from yuqing.policy import Policy
+from yuqing.policy import Policy, Reminders
 from yuqing.roles import Role
 from yuqing.roster import Recipient, Roster
 from yuqing.signing import Keyring
-from yuqing.state import ApprovalRecord, Deadline, FixedEvidence, PostState, TrailEntry
+from yuqing.state import (
+    ApprovalRecord,
+    Deadline,
+    FixedEvidence,
+    IncidentState,
+    PostState,
+    TrailEntry,
+)
 
 
 class LoadConfiguration(BaseModel):
@@ -30,6 +38,16 @@ class Configuration(BaseModel):
     # The working calendar in force when the incident began (SPEC §7); None in histories
     # recorded before it was kept.
     calendar_version: str | None = None
+    # Their digests (activities.configuration): what lean inputs carry instead of the texts.
+    policy_sha256: str | None = None
+    roster_sha256: str | None = None
+    # After how many decisions a run continues as new (Settings.continue_after_decisions).
+    continue_after_decisions: int | None = None
+
+
+class LoadSnapshot(BaseModel):
+    policy_sha256: str
+    roster_sha256: str
 
 
 class LoadKeys(BaseModel):
@@ -79,7 +97,9 @@ class PublishStatement(BaseModel):
     text: str
     grade: Grade
     approvals: list[ApprovalRecord]
-    policy: Policy
+    # The policy whose chain is checked once more: by digest (or, in older inputs, whole).
+    policy: Policy | None = None
+    policy_sha256: str | None = None
 
 
 class PlanPostDeadline(BaseModel):
@@ -96,7 +116,12 @@ class PlanPostDeadline(BaseModel):
     escalate_to: list[Role]
     unit: str
     responsible_person: str | None
-    policy: Policy
+    # Older inputs carry the whole policy; newer ones only what the plan reads of it.
+    policy: Policy | None = None
+    policy_version: str | None = None
+    reminders: Reminders | None = None
+    # A drill's post (§5.3): its clocks in elapsed time, this many times faster.
+    drill_speed: float | None = None
 
 
 class PlannedPostDeadline(BaseModel):
@@ -106,11 +131,17 @@ class PlannedPostDeadline(BaseModel):
 
 
 class PostStart(BaseModel):
-    """The input of a NetizenPostWorkflow: the post as received, and the incident's rules."""
+    """The input of a NetizenPostWorkflow: the post as received, and the incident's rules.
+
+    The rules come by digest (the post reads them through `load_snapshot`); inputs older than
+    that carry the whole policy and roster.
+    """
 
     post: PostState
-    policy: Policy
-    roster: Roster
+    policy: Policy | None = None
+    roster: Roster | None = None
+    policy_sha256: str | None = None
+    roster_sha256: str | None = None
     responsible_person: str | None
     # The incident's authorization and keys (none: an incident from before signed decisions).
     authorization: Authorization | None = None
@@ -146,3 +177,48 @@ class RecordTrail(BaseModel):
 class TrailRecorded(BaseModel):
     rows: int
     last_hash: str | None
+
+
+class CarriedEffect(BaseModel):
+    """An effect under way when the workflow continued as new, to be done again by the next run.
+
+    Every effect is keyed (notices and publications by workflow and step), so doing it again
+    sends or publishes nothing twice. `kind` is the `yuqing.outcomes` class; `data` its fields,
+    and for a publication also the channel still to publish on.
+    """
+
+    kind: str
+    data: dict[str, Any]
+
+
+class CarriedInbound(BaseModel):
+    """A signal received but not decided yet when the workflow continued as new."""
+
+    signal: str
+    payload: Any = None
+    received_at: datetime
+    problem: str | None = None
+    origin: str = "signal"
+    refusal: str | None = None
+
+
+class Continued(BaseModel):
+    """The input of an incident's next run (continue-as-new): everything it needs, and no more.
+
+    The state carries only the trail lines not yet copied to the audit table (`trail_offset`
+    is the first of them); due times are in its deadlines (with the reminders already sent);
+    the posts' workflows run on by themselves and are read by nudge.
+    """
+
+    state: IncidentState
+    configuration: Configuration
+    responsible_person: str | None
+    effects: list[CarriedEffect] = Field(default_factory=list)
+    # Runs before this one (the first run is 0).
+    runs: int = 1
+    # Posts that said they changed and were not read yet.
+    stale_posts: list[str] = Field(default_factory=list)
+    # Signals received and not decided yet, in the order they came: decided first.
+    inbox: list[CarriedInbound] = Field(default_factory=list)
+    # What a decider adds to carry (e.g. the signatures already used), by its own names.
+    extras: dict[str, Any] = Field(default_factory=dict)

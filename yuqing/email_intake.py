@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
+import asyncpg
 import dkim
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -41,21 +42,32 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.evidence import stage_evidence
 from starter import InvalidInput, report_incident
+from yuqing import db
 from yuqing.decider import describe
 from yuqing.intake import incident_id_for, intake_key, normalise_url
-from yuqing.models import EvidenceKind, IncidentReport, IntakeChannel, Sensitivity
+from yuqing.limits import EVIDENCE_BYTES, INLINE_EVIDENCE_BYTES, TEXT_CHARS
+from yuqing.models import (
+    EvidenceKind,
+    IncidentReport,
+    IntakeChannel,
+    Sensitivity,
+    report_time_problem,
+)
 from yuqing.roles import Role
 from yuqing.roster import Roster, load_roster
 from yuqing.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Evidence travels inside the workflow input (Temporal refuses payloads over 2 MB), and the
-# e-mail is kept twice: as received, and attachment by attachment. Larger mail is refused
-# with a reason, rather than failing at the Temporal server.
-MAX_REPORT_BYTES = 1_500_000
-MAX_SUMMARY_CHARS = 4000
+# The e-mail is kept as evidence twice: as received, and attachment by attachment. With a
+# database, evidence is stored there first (activities.evidence.stage_evidence) and an e-mail
+# may be as large as one evidence item; without one it travels inside the workflow input and
+# must be small. Larger mail is refused with a reason, rather than failing at Temporal.
+MAX_REPORT_BYTES = EVIDENCE_BYTES
+MAX_INLINE_REPORT_BYTES = INLINE_EVIDENCE_BYTES // 2
+MAX_SUMMARY_CHARS = TEXT_CHARS
 
 # Defects after which the parsed message is not the message that was sent.
 _FATAL_DEFECTS = (
@@ -154,6 +166,8 @@ def parse_email(
     unit: str,
     senders: Senders | None = None,
     peer: str | None = None,
+    staged: bool = False,
+    now: datetime | None = None,
 ) -> IncidentReport:
     """The incident report an e-mail (RFC 822 bytes) makes, or EmailRefused saying why not.
 
@@ -218,16 +232,21 @@ def parse_email(
         "submission_id": "email:"
         + (message_id or "sha256:" + hashlib.sha256(data).hexdigest()[:32]),
     }
+    limit = MAX_REPORT_BYTES if staged else MAX_INLINE_REPORT_BYTES
+    if len(data) > limit:
+        raise EmailRefused(
+            f"the e-mail is too large to fix as evidence: {len(data)} bytes, at most {limit}"
+            + ("" if staged else " without a database to store it in first")
+        )
     try:
-        report = IncidentReport.model_validate(fields)
+        # `staged`: the evidence is stored in PostgreSQL before the report goes anywhere.
+        context = {"staging": True} if staged else None
+        report = IncidentReport.model_validate(fields, context=context)
     except ValidationError as err:
         raise EmailRefused(f"the e-mail makes no valid report: {describe(err)}") from err
-    size = len(report.model_dump_json())
-    if size > MAX_REPORT_BYTES:
-        raise EmailRefused(
-            f"the e-mail is too large to fix as evidence: {size} bytes encoded, at most"
-            f" {MAX_REPORT_BYTES}"
-        )
+    problem = report_time_problem(report, now or datetime.now(UTC))
+    if problem is not None:
+        raise EmailRefused(f"the e-mail's Date makes no sense: {problem}")
     return report
 
 
@@ -241,10 +260,16 @@ def check_intake_unit(roster: Roster, unit: str) -> None:
 
 
 async def report_email(
-    client: Client, settings: Settings, data: bytes, *, peer: str | None = None
+    client: Client,
+    settings: Settings,
+    data: bytes,
+    *,
+    peer: str | None = None,
+    pool: asyncpg.Pool | None = None,
 ) -> IncidentReport:
     """Report the incident an e-mail describes: a new one, or evidence for the open one.
-    `peer`: the address it was delivered from (a trusted relay proves its sender)."""
+    `peer`: the address it was delivered from (a trusted relay proves its sender); `pool`:
+    where its evidence is stored first (without one, only a small e-mail can be taken)."""
     roster = load_roster(settings.roster_path)
     check_intake_unit(roster, settings.email_intake_unit)
     # DKIM asks DNS for the signer's key: off the event loop.
@@ -256,7 +281,12 @@ async def report_email(
         unit=settings.email_intake_unit,
         senders=Senders.from_settings(settings),
         peer=peer,
+        staged=pool is not None,
     )
+    if pool is not None:
+        report = report.model_copy(
+            update={"evidence": await stage_evidence(pool, report.evidence)}
+        )
     try:
         answer = await report_incident(client, report, settings.task_queue)
     except WorkflowAlreadyStartedError as err:
@@ -300,6 +330,8 @@ class SmtpIntake:
         self._host = host or settings.smtp_intake_host
         self._port = port
         self._server: asyncio.Server | None = None
+        # Where evidence is stored before the incident starts (DATABASE_URL).
+        self._pool: asyncpg.Pool | None = None
 
     @property
     def port(self) -> int:
@@ -311,13 +343,17 @@ class SmtpIntake:
 
     async def start(self) -> None:
         check_intake_unit(load_roster(self._settings.roster_path), self._settings.email_intake_unit)
+        if self._settings.database_url:
+            self._pool = await db.create_pool(self._settings.database_url)
+        limit = MAX_REPORT_BYTES if self._pool is not None else MAX_INLINE_REPORT_BYTES
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SMTP(
                 self,
                 hostname="yuqing-intake",
                 ident="Yuqing e-mail intake",
-                data_size_limit=MAX_REPORT_BYTES,
+                # Base64 makes attachments a third larger on the wire than once decoded.
+                data_size_limit=limit * 4 // 3 + 64 * 1024,
                 enable_SMTPUTF8=True,
                 loop=loop,
             ),
@@ -332,6 +368,9 @@ class SmtpIntake:
             await self._server.wait_closed()
             self._server = None
             log.info("SMTP intake stopped")
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def __aenter__(self) -> SmtpIntake:
         await self.start()
@@ -349,7 +388,9 @@ class SmtpIntake:
         data = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else None
         try:
-            report = await report_email(self._client, self._settings, data, peer=peer)
+            report = await report_email(
+                self._client, self._settings, data, peer=peer, pool=self._pool
+            )
         except EmailRefused as err:
             log.warning("e-mail refused", sender=envelope.mail_from, reason=str(err))
             return f"554 5.6.0 {_reply_text(str(err))}"

@@ -1,12 +1,18 @@
-"""Logging through structlog: a console renderer in a terminal, JSON lines elsewhere.
+"""Logging through structlog, as structlog's documentation sets it up: the console renderer
+when standard error is a terminal (a person is reading), JSON lines elsewhere (a log collector
+is), `YUQING_LOG_FORMAT=console` or `json` to choose. The standard library's records (the
+Temporal SDK's, uvicorn's, `workflow.logger`'s) go through the same processors, so every line of
+a process has one shape.
 
-The standard library's records (the Temporal SDK's, `workflow.logger`'s) go through the same
-processors, so every line of the service has one shape.
+What to log: one line per unit of work (a request answered, a decision taken, an activity's
+effect), with the incident id bound; what a unit did step by step (each trail line recorded,
+each delivery attempt) is debug.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -19,19 +25,32 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+def wants_json(stream: object = None) -> bool:
+    """JSON unless `stream` (standard error) is a terminal; YUQING_LOG_FORMAT decides first."""
+    chosen = os.environ.get("YUQING_LOG_FORMAT", "").strip().lower()
+    if chosen in ("json", "console"):
+        return chosen == "json"
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty is not None and isatty())
+
+
 def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     """Configure structlog and the standard library once, for the whole process."""
-    as_json = not sys.stderr.isatty() if json is None else json
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+    as_json = wants_json() if json is None else json
+    renderers: list[structlog.types.Processor] = (
+        [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ]
         if as_json
-        else structlog.dev.ConsoleRenderer()
+        # It renders exceptions itself, readably.
+        else [structlog.dev.ConsoleRenderer()]
     )
     structlog.configure(
         processors=[
             *_SHARED,
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -42,7 +61,7 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
         )
     )
     root = logging.getLogger()

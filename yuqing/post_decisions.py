@@ -24,6 +24,7 @@ from yuqing.models import (
 )
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
+from yuqing.roster import Roster
 from yuqing.rules.base import AUDIT_LINES
 from yuqing.rules.drill import DrillMarking
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
@@ -36,13 +37,14 @@ class Post(DrillMarking[PostState]):
     noun = "post"
     workflow = "post"
 
-    def __init__(self, start: PostStart) -> None:
+    def __init__(self, start: PostStart, policy: Policy, roster: Roster) -> None:
+        """`policy` and `roster`: the incident's, from the start input or its snapshot."""
         post = start.post
         # The incident's authorization and keys come with the start; none: an incident from
         # before signed decisions, whose posts decide as they always did.
         super().__init__(
             post,
-            start.roster,
+            roster,
             post.unit,
             f"{post.incident_id} post {post.post_id}",
             authorization=start.authorization,
@@ -50,8 +52,8 @@ class Post(DrillMarking[PostState]):
             keys_loaded_at=start.keys_loaded_at,
             parent_workflow_id=incident_workflow_id(post.incident_id),
         )
-        self.policy: Policy = start.policy
-        self.rules = start.policy.posts
+        self.policy: Policy = policy
+        self.rules = policy.posts
         self.features = frozenset(start.features)
         if start.drill:
             self.mark_drill()

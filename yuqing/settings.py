@@ -39,6 +39,10 @@ class Settings:
     # handles an incident first reported by e-mail (a roster unit with a unit head).
     email_intake_reporter: str = "office-intake"
     email_intake_unit: str = "xixiangtang-branch"
+    # (core) An incident continues as new after deciding this many signals in one run (or
+    # sooner, when Temporal suggests it): each run's history stays far under its limits. New
+    # incidents take the value in force when they begin; it is kept in their history.
+    continue_after_decisions: int = 2000
     # Who may send what (README, "Security"): the authorization file; the public keys that
     # decisions are checked against (required by the worker); the API's own signing key.
     authorization_path: Path = PROJECT_ROOT / "config" / "authorization.toml"
@@ -51,6 +55,17 @@ class Settings:
     email_domain: str | None = None
     email_trusted_relays: tuple[str, ...] = ()
     dkim_keys_path: Path | None = None
+    # -- the record (issue 11): payload keys, database roles, the notary ----------------------
+    # The payload key file (`yuqing.codec`); unset: YUQING_PAYLOAD_KEYS, or the data dir's.
+    payload_keys_file: Path | None = None
+    # The database owner's URL, for migrations only; the service itself uses DATABASE_URL, a
+    # role that may only append to the audit tables (`yuqing.db.roles`).
+    owner_database_url: str | None = None
+    # The codec server (`api/routes/codec.py`): the web UI origins that may call it from a
+    # browser, and whether a request from this machine with such an Origin needs no token
+    # (only `./dev serve` sets it: its UI has no login).
+    codec_origins: tuple[str, ...] = ("http://127.0.0.1:8233", "http://localhost:8233")
+    codec_trust_local_ui: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -80,6 +95,9 @@ class Settings:
                 env.get("YUQING_EMAIL_REPORTER") or default.email_intake_reporter
             ),
             email_intake_unit=env.get("YUQING_EMAIL_UNIT") or default.email_intake_unit,
+            continue_after_decisions=int(
+                env.get("YUQING_CONTINUE_AFTER") or default.continue_after_decisions
+            ),
             authorization_path=_path(env, "YUQING_AUTHORIZATION") or default.authorization_path,
             keys_path=_path(env, "YUQING_KEYS"),
             signing_key_path=_path(env, "YUQING_SIGNING_KEY"),
@@ -91,6 +109,18 @@ class Settings:
                 if relay.strip()
             ),
             dkim_keys_path=_path(env, "YUQING_DKIM_KEYS"),
+            payload_keys_file=(
+                Path(env["YUQING_PAYLOAD_KEYS_FILE"])
+                if env.get("YUQING_PAYLOAD_KEYS_FILE")
+                else None
+            ),
+            owner_database_url=env.get("YUQING_DB_OWNER_URL") or None,
+            codec_origins=(
+                tuple(o.strip() for o in env["YUQING_CODEC_ORIGINS"].split(",") if o.strip())
+                if "YUQING_CODEC_ORIGINS" in env
+                else default.codec_origins
+            ),
+            codec_trust_local_ui=env.get("YUQING_CODEC_TRUST_LOCAL_UI") == "1",
         )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from yuqing.models import (
     Assessment,
@@ -93,6 +94,8 @@ class Draft(BaseModel):
     submitted_at: datetime
     status: DraftStatus = DraftStatus.in_review
     returned_reason: str | None = None
+    # In the `state` answer, drafts before the latest two leave their text out (`draft` query).
+    text_omitted: bool = False
 
 
 class ApprovalRecord(BaseModel):
@@ -198,11 +201,27 @@ class Replan(BaseModel):
     at: datetime
 
 
+# How much of each list the `state` answer shows: the latest items (README "The state").
+RECENT_TRAIL = 20
+RECENT_ITEMS = 20
+RECENT_OPINIONS = 3
+DRAFT_TEXTS = 2
+# A page of the `trail` query holds at most this many lines.
+TRAIL_PAGE = 100
+# How much of a post's texts its incident lists (the post's own state has them whole).
+LISTED_CHARS = 300
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Tracked(BaseModel):
     """What every decided workflow keeps: its deadlines and its decision trail.
 
     `trail` holds the lines from position `trail_offset` on: lines already copied to the audit
-    table are left behind when the workflow continues as new, and counted in the offset.
+    table are left behind when the workflow continues as new, and counted in the offset. In the
+    `state` answer it is the latest lines only; `trail_total` counts them all.
     """
 
     deadlines: list[Deadline] = Field(default_factory=list)
@@ -211,13 +230,41 @@ class Tracked(BaseModel):
     trail_offset: int = 0
     # Refusals over the whole trail, including lines no longer held.
     refused_total: int = 0
+    # In the `state` answer: how many earlier items of each list it leaves out.
+    omitted: dict[str, int] = Field(default_factory=dict)
 
     def deadline(self, key: str) -> Deadline | None:
         return next((d for d in self.deadlines if d.key == key), None)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def trail_total(self) -> int:
         return self.trail_offset + len(self.trail)
+
+    def page(self, offset: int, limit: int) -> TrailPage:
+        """Lines `offset`.. of the trail, as far as this workflow still holds them."""
+        limit = max(0, min(limit, TRAIL_PAGE))
+        start = max(offset, self.trail_offset)
+        lines = self.trail[start - self.trail_offset : start - self.trail_offset + limit]
+        return TrailPage(
+            offset=start, lines=lines, total=self.trail_total, first_held=self.trail_offset
+        )
+
+    def _trimmed(self, recent: dict[str, int]) -> dict[str, object]:
+        """The latest items of each named list, and how many are left out."""
+        update: dict[str, object] = {}
+        omitted = dict(self.omitted)
+        for name, keep in recent.items():
+            items = getattr(self, name)
+            if len(items) > keep:
+                update[name] = items[len(items) - keep :]
+                omitted[name] = omitted.get(name, 0) + len(items) - keep
+        held = len(self.trail)
+        if held > RECENT_TRAIL:
+            update["trail"] = self.trail[held - RECENT_TRAIL :]
+            update["trail_offset"] = self.trail_offset + held - RECENT_TRAIL
+        update["omitted"] = omitted
+        return update
 
     @property
     def refusals(self) -> list[TrailEntry]:
@@ -227,6 +274,19 @@ class Tracked(BaseModel):
     def refusal_count(self) -> int:
         """Refusals in all, for workflows that count them; else those in the held trail."""
         return self.refused_total or len(self.refusals)
+
+
+class TrailPage(BaseModel):
+    """Part of a trail: `lines` begin at position `offset` of `total`.
+
+    A workflow holds its lines from `first_held` on; earlier ones are in the audit table
+    (`GET /incidents/{id}/trail` reads both).
+    """
+
+    offset: int
+    lines: list[TrailEntry]
+    total: int
+    first_held: int
 
 
 class PostStatus(StrEnum):
@@ -273,6 +333,25 @@ class PostState(Tracked):
     @property
     def open(self) -> bool:
         return self.status in (PostStatus.received, PostStatus.awaiting_reply)
+
+    def view(self) -> PostState:
+        """The `state` answer: the latest trail lines only."""
+        return self.model_copy(update=self._trimmed({"replans": RECENT_ITEMS}))
+
+    def listed(self) -> PostState:
+        """As its incident lists it: without its trail, which the post keeps, and its texts
+        shortened (the post's own `state` has them whole)."""
+        update: dict[str, object] = {
+            "trail": [],
+            "trail_offset": self.trail_total,
+            "content": clip(self.content, LISTED_CHARS),
+            "url": clip(self.url, LISTED_CHARS) if self.url else self.url,
+        }
+        for name in ("initial_response", "formal_reply", "extension"):
+            action = getattr(self, name)
+            if action is not None:
+                update[name] = action.model_copy(update={"text": clip(action.text, LISTED_CHARS)})
+        return self.model_copy(update=update)
 
 
 class ResponseStatus(StrEnum):
@@ -444,6 +523,88 @@ class IncidentState(Tracked):
     @property
     def current_draft(self) -> Draft | None:
         return self.drafts[-1] if self.drafts else None
+
+    def view(self) -> IncidentState:
+        """The `state` answer, small however long the incident lives (README "The state").
+
+        The latest trail lines and items of each growing list, with `omitted` counting the rest;
+        every draft, but only the latest two with their text; posts without their trails.
+        """
+        update = self._trimmed(
+            {
+                "evidence": RECENT_ITEMS,
+                "submissions": RECENT_ITEMS,
+                "grade_history": RECENT_ITEMS,
+                "legal_opinions": RECENT_OPINIONS,
+                "approvals": RECENT_ITEMS,
+                "publications": RECENT_ITEMS,
+                "notifications": RECENT_ITEMS,
+                "posts": RECENT_ITEMS,
+                "replans": RECENT_ITEMS,
+            }
+        )
+        cut = len(self.drafts) - DRAFT_TEXTS
+        update["drafts"] = [
+            d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
+            for i, d in enumerate(self.drafts)
+        ]
+        posts = update.get("posts", self.posts)
+        assert isinstance(posts, list)
+        update["posts"] = [p.listed() if p.trail else p for p in posts]
+        return self.model_copy(update=update)
+
+    def draft(self, version: int) -> Draft | None:
+        return next((d for d in self.drafts if d.version == version), None)
+
+    def carried(self) -> IncidentState:
+        """The state as the next run takes it (continue-as-new): all it decides by, but not
+        what only the record needs, which this run's history, the trail and PostgreSQL keep:
+        texts of drafts before the latest two and of legal opinions before the latest three,
+        evidence and notices but the latest (and any notice still waiting), approvals of
+        earlier draft versions but the latest; posts as listed. `omitted` counts what went."""
+        cut = len(self.drafts) - DRAFT_TEXTS
+        kept = len(self.legal_opinions) - RECENT_OPINIONS
+        current = self.current_draft.version if self.current_draft else None
+        omitted = dict(self.omitted)
+
+        def latest(name: str, items: list[Any], keep: Callable[[Any], bool]) -> list[Any]:
+            recent = set(range(max(0, len(items) - RECENT_ITEMS), len(items)))
+            chosen = [item for i, item in enumerate(items) if i in recent or keep(item)]
+            if len(chosen) < len(items):
+                omitted[name] = omitted.get(name, 0) + len(items) - len(chosen)
+            return chosen
+
+        update: dict[str, object] = {
+            "drafts": [
+                d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
+                for i, d in enumerate(self.drafts)
+            ],
+            "legal_opinions": [
+                o if i >= kept else o.model_copy(update={"opinion": "…", "legal_basis": ""})
+                for i, o in enumerate(self.legal_opinions)
+            ],
+            "evidence": latest("evidence", self.evidence, lambda _: False),
+            # A notice still waiting for its channel is still the incident's business.
+            "notifications": latest(
+                "notifications",
+                self.notifications,
+                lambda n: getattr(n, "status", "sent") != "sent",
+            ),
+            "approvals": latest(
+                "approvals", self.approvals, lambda a: a.draft_version == current
+            ),
+            # A post read from its workflow is listed already; one not started yet keeps
+            # its texts whole, for the workflow it starts.
+            "posts": [p.listed() if p.trail else p for p in self.posts],
+        }
+        update["omitted"] = omitted
+        return self.model_copy(update=update)
+
+    def count(self, name: str) -> int:
+        """How many items a list has had, including those a continued run left behind."""
+        items = getattr(self, name)
+        assert isinstance(items, list)
+        return len(items) + self.omitted.get(name, 0)
 
     def post(self, post_id: str) -> PostState | None:
         return next((p for p in self.posts if p.post_id == post_id), None)

@@ -19,6 +19,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from api.console.session import LANG_COOKIE, Session
 from yuqing import i18n
+from yuqing.i18n.render import RosterNames
+from yuqing.i18n.render import render as render_message
 from yuqing.listing import Light
 from yuqing.roster import Person, Roster
 from yuqing.working_time import OfficeHours, WorkingCalendar, load_calendar
@@ -101,6 +103,14 @@ class Reader:
 
     def light(self, light: Light | str) -> str:
         return self.t(f"light.{light}")
+
+    def says(self, entry: Any) -> str:
+        """A trail line in the reader's language: its message if it keeps one, else the text
+        it was recorded with (lines from before messages existed)."""
+        message = getattr(entry, "message", None)
+        if message is None:
+            return str(entry.detail)
+        return render_message(message, self.lang, RosterNames(self.roster))
 
 
 def calendar_for(office_hours: str, override: Path | None) -> WorkingCalendar:

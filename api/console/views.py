@@ -23,10 +23,12 @@ from api.console.pages import Reader, calendar_for, diff, now, reader_language, 
 from api.console.session import LANG_COOKIE, Sessions
 from api.deps import Services, services
 from api.errors import ApiError, Refusal
+from api.health import readiness
 from api.routes.incidents import STEP_SIGNALS, Step, deliver
 from api.routes.listing import Filters, Status, list_page
 from yuqing import i18n, incident_workflow_id
 from yuqing.audit.compliance import MISSED, DeadlineRow, deadlines_in
+from yuqing.authorization import Authorization, ReadScope
 from yuqing.decider import describe
 from yuqing.listing import MEMO_KEY, ClockMemo, clock_of, read_memo
 from yuqing.models import SIGNAL_PAYLOADS, Grade, PublicationChannel
@@ -80,6 +82,15 @@ class Visit:
             calendar=calendar_for(settings.office_hours, settings.calendar_override_path),
             now=now(),
         )
+
+    @property
+    def authz(self) -> Authorization:
+        return self.svc.directory.authorization
+
+    @property
+    def scope(self) -> ReadScope:
+        assert self.me is not None
+        return self.svc.directory.read_scope(self.me)
 
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         session = self.session or self.sessions.fresh()
@@ -188,7 +199,7 @@ async def todo(v: V) -> Response:
     for _ in range(TODO_PAGES):
         page, found = await list_page(
             v.svc.workflows.client,
-            v.me,
+            v.scope,
             Filters(status=Status.open),
             page_size=100,
             page_token=token,
@@ -198,7 +209,7 @@ async def todo(v: V) -> Response:
             if memo is None:
                 continue
             clocks = {c.key: c for c in memo.clocks}
-            for work in access.owed(v.me, listed.incident_id, memo):
+            for work in access.owed(v.authz, v.me, listed.incident_id, memo):
                 clock = clocks.get(work.clock_key or "")
                 if work.post_id is not None:
                     post = next((p for p in memo.posts if p.post_id == work.post_id), None)
@@ -246,15 +257,15 @@ async def incidents(
         breached=_optional_bool(breached),
         status=_choice(Status, status) or Status.all,
     )
+    scope = v.scope
     listing, _ = await list_page(
-        v.svc.workflows.client, v.me, filters, page_size=25, page_token=page, now=v.reader.now
+        v.svc.workflows.client, scope, filters, page_size=25, page_token=page, now=v.reader.now
     )
-    units = access.visible_units(v.me)
     roster_units = sorted(
         {g.unit for p in v.reader.roster.people for g in p.roles if g.unit}
         | {u.id for u in v.reader.roster.units}
     )
-    choices = [u for u in roster_units if units is None or u in units]
+    choices = [u for u in roster_units if scope.allows(u)]
     return v.page(
         "incidents.html",
         nav="incidents",
@@ -305,7 +316,7 @@ async def _incident_page(
     except ApiError as err:
         message = v.reader.t("incident.not_found") if err.status == 404 else err.detail
         return v.page("error.html", err.status, nav="incidents", message=message)
-    if not access.may_see(v.me, state.unit):
+    if not v.scope.allows(state.unit):
         # A refused decision still says why, without showing the incident itself.
         return v.page(
             "error.html",
@@ -335,7 +346,7 @@ async def _incident_page(
     previous = state.drafts[-2] if len(state.drafts) > 1 else None
     changes = diff(previous.text, current.text) if current and previous else []
     deliveries = await _deliveries(v.svc.pool, state.incident_id)
-    offered = access.actions(v.me, state, awaiting)
+    offered = access.actions(v.authz, v.me, state, awaiting)
     return v.page(
         "incident.html",
         status_code,
@@ -354,7 +365,9 @@ async def _incident_page(
         done=done,
         form=form or {},
         channels=list(PublicationChannel),
-        statement_versions=sorted({p.draft_version for p in state.publications}),
+        statement_versions=sorted(
+            {p.draft_version for p in state.publications if p.status == "published"}
+        ),
     )
 
 
@@ -434,6 +447,9 @@ async def act(v: V, incident_id: IncidentId, action: str) -> Response:
     if action not in (*ACTION_SIGNALS, "approve"):
         return v.page("error.html", 404, nav="incidents", message=v.reader.t("error.no_action"))
     kept = {k: val for k, val in fields.items() if k != "csrf"}
+    # Like the API's own writes: nothing is taken that could not be recorded.
+    if await readiness(v.request).problem("postgresql") is not None:
+        return v.page("error.html", 503, nav="incidents", message=v.reader.t("error.db"))
     try:
         signal, payload = _payload(action, fields, v.me)
         payload = SIGNAL_PAYLOADS[signal].model_validate(payload).model_dump(mode="json")
@@ -503,8 +519,8 @@ async def compliance(
     except (OSError, asyncpg.PostgresError) as err:
         log.error("compliance unavailable", error=str(err))
         return v.page("error.html", 503, nav="compliance", message=v.reader.t("error.db"))
-    units = access.visible_units(v.me)
-    rows = [r for r in rows if units is None or r.responsible_unit in units]
+    scope = v.scope
+    rows = [r for r in rows if scope.allows(r.responsible_unit)]
     months: list[str] = []
     cursor = first
     while cursor < until:

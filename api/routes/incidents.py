@@ -8,14 +8,14 @@ Every signal is sent in the name of the token's person and waits for the inciden
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import IncidentIdPath, Me, Services, Svc, readable
-from api.errors import RESPONSES, Refusal
+from api.errors import RESPONSES, ApiError, Refusal
 from api.schemas import (
     ApprovalBody,
     AssessmentBody,
@@ -32,7 +32,7 @@ from api.schemas import (
 from yuqing import incident_workflow_id
 from yuqing.models import SIGNAL_PAYLOADS
 from yuqing.roster import Person
-from yuqing.state import IncidentState, TrailEntry
+from yuqing.state import TRAIL_PAGE, Draft, IncidentState, TrailEntry, TrailPage
 
 log = structlog.get_logger("yuqing.api")
 
@@ -100,6 +100,55 @@ async def incident_state(incident_id: IncidentIdPath, me: Me, svc: Svc) -> Incid
     state = await svc.workflows.state(incident_workflow_id(incident_id), IncidentState, what)
     readable(svc, me, state.unit, what)
     return state
+
+
+@router.get("/{incident_id}/trail", response_model=TrailPage, summary="The decision trail")
+async def incident_trail(
+    incident_id: IncidentIdPath,
+    me: Me,
+    svc: Svc,
+    offset: Annotated[int, Query(ge=0, description="the first line's position (0-based)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=TRAIL_PAGE, description="lines at most")] = TRAIL_PAGE,
+) -> TrailPage:
+    """The trail from line `offset` on, a page at a time (`total` counts every line; the
+    `state` shows only the latest). Lines the incident no longer holds (it continued as new)
+    come from the audit table, the rest from the incident itself."""
+    workflow_id = incident_workflow_id(incident_id)
+    what = f"incident {incident_id}"
+    state = await svc.workflows.state(workflow_id, IncidentState, what)
+    readable(svc, me, state.unit, what)
+    held: TrailPage = await svc.workflows.query(
+        workflow_id, "trail", TrailPage, what, {"offset": offset, "limit": limit}
+    )
+    if offset >= held.first_held:
+        return held
+    end = min(offset + limit, held.first_held)
+    rows = await svc.pool.fetch(
+        "SELECT at, kind, actor, role, signal, refused, refusal_kind, detail FROM audit_log"
+        " WHERE workflow_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+        workflow_id,
+        offset,
+        end,
+    )
+    lines = [TrailEntry(**dict(row)) for row in rows]
+    if len(lines) == end - offset:
+        lines += held.lines[: limit - len(lines)] if held.offset == end else []
+    return TrailPage(offset=offset, lines=lines, total=held.total, first_held=held.first_held)
+
+
+@router.get("/{incident_id}/drafts/{version}", response_model=Draft, summary="A draft, whole")
+async def incident_draft(
+    incident_id: IncidentIdPath, version: Annotated[int, Path(ge=1)], me: Me, svc: Svc
+) -> Draft:
+    """A draft version with its whole text (the `state` gives the latest two whole)."""
+    workflow_id = incident_workflow_id(incident_id)
+    what = f"incident {incident_id}"
+    state = await svc.workflows.state(workflow_id, IncidentState, what)
+    readable(svc, me, state.unit, what)
+    if state.draft(version) is None:
+        raise ApiError(404, f"{what} has no draft version {version}")
+    found: Draft = await svc.workflows.query(workflow_id, "draft", Draft, what, version)
+    return found
 
 
 @router.post("/{incident_id}/report", response_model=TrailEntry, summary="Upward report")

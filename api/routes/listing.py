@@ -20,13 +20,12 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.console.access import visible_units
 from api.deps import Me, Svc
 from api.errors import RESPONSES, ApiError, temporal_error
 from yuqing import INCIDENT_WORKFLOW, search_attributes
+from yuqing.authorization import ReadScope
 from yuqing.listing import MEMO_KEY, IncidentMemo, Light, read_memo
 from yuqing.models import Grade
-from yuqing.roster import Person
 from yuqing.state import Stage
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=RESPONSES)
@@ -151,16 +150,16 @@ async def _listed(
 
 async def list_page(
     client: Client,
-    person: Person,
+    scope: ReadScope,
     filters: Filters,
     *,
     page_size: int = 20,
     page_token: str | None = None,
     now: datetime | None = None,
 ) -> tuple[IncidentPage, list[tuple[ListedIncident, IncidentMemo | None]]]:
-    """One page of the incidents `person` may see; also each one's memo, for the console."""
+    """One page of the incidents `scope` sees; also each one's memo, for the console."""
     now = now or datetime.now(UTC)
-    units = visible_units(person)
+    units = None if scope.every_unit else scope.units
     if units is not None and (not units or (filters.unit and filters.unit not in units)):
         return IncidentPage(incidents=[], as_of=now), []
     token = _decode_token(page_token)
@@ -214,6 +213,10 @@ async def list_incidents(
     Pass `next_page_token` back as `page_token` for the next page."""
     filters = Filters(grade=grade, stage=stage, unit=unit, breached=breached, status=status)
     page, _ = await list_page(
-        svc.workflows.client, me, filters, page_size=page_size, page_token=page_token
+        svc.workflows.client,
+        svc.directory.read_scope(me),
+        filters,
+        page_size=page_size,
+        page_token=page_token,
     )
     return page

@@ -20,7 +20,7 @@ from api.errors import RESPONSES, ApiError
 from api.routes.incidents import send
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
-from yuqing.drill.report import drill_report, render
+from yuqing.drill.report import drill_report, render, whole_trails
 from yuqing.drill.scenario import Scenario
 from yuqing.drill.start import start_drill
 from yuqing.models import (
@@ -36,7 +36,7 @@ from yuqing.models import (
 )
 from yuqing.replan import replan_provisional
 from yuqing.roles import Role
-from yuqing.state import IncidentState, TrailEntry
+from yuqing.state import TRAIL_PAGE, IncidentState, TrailEntry, TrailPage
 
 router = APIRouter(tags=["the rest of the plan"], responses=RESPONSES)
 _YOU = "you (the token's person); leave it out"
@@ -258,7 +258,14 @@ async def report(
     readable(svc, me, state.unit, what)
     if state.drill is None:
         raise ApiError(409, f"incident {incident_id} is not a drill")
-    text = render(drill_report(state, datetime.now(UTC)), fmt.value)
+
+    async def page(workflow_id: str, offset: int) -> TrailPage:
+        limits = {"offset": offset, "limit": TRAIL_PAGE}
+        answer: TrailPage = await svc.workflows.query(workflow_id, "trail", TrailPage, what, limits)
+        return answer
+
+    trails = await whole_trails(state, page)
+    text = render(drill_report(state, datetime.now(UTC), trails), fmt.value)
     if fmt is ReportFormat.html:
         return HTMLResponse(text)
     media = "application/json" if fmt is ReportFormat.json else "text/plain; charset=utf-8"

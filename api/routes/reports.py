@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from activities.evidence import stage_evidence
 from api.deps import Me, Services, Svc, may_report
 from api.errors import RESPONSES, ApiError, field_error
 from api.schemas import IncidentReportBody, MonitorAlert, ReportAccepted
@@ -26,12 +27,12 @@ from yuqing import incident_workflow_id
 from yuqing.email_intake import EmailRefused, Senders, parse_email
 from yuqing.intake import incident_id_for, intake_key
 from yuqing.models import (
-    EvidenceItem,
     EvidenceKind,
     IncidentReport,
     IntakeChannel,
     Metrics,
     Sensitivity,
+    report_time_problem,
 )
 from yuqing.roles import Role
 from yuqing.roster import Person
@@ -112,10 +113,10 @@ async def monitor_alert(
     if responsible is None:
         raise field_error("unit", "name the responsible unit in the alert or as ?unit=")
     key = _key(IntakeChannel.media_monitor, url=alert.url)
-    evidence: list[EvidenceItem] = []
+    evidence: list[dict[str, Any]] = []
     if alert.excerpt:
         evidence.append(
-            EvidenceItem(
+            dict(  # validated with the report, so a bad field is named
                 kind=EvidenceKind.web_page,
                 source_url=alert.url,
                 captured_at=alert.captured_at,
@@ -125,7 +126,7 @@ async def monitor_alert(
         )
     if alert.screenshot_base64:
         evidence.append(
-            EvidenceItem(
+            dict(  # validated with the report, so a bad field is named
                 kind=EvidenceKind.screenshot,
                 source_url=alert.url,
                 captured_at=alert.captured_at,
@@ -218,7 +219,7 @@ async def hotline_ticket(
         source_url=url or None,
         discovered_at=called_at,
         evidence=[
-            EvidenceItem(
+            dict(  # validated with the report, so a bad field is named
                 kind=EvidenceKind.text,
                 source_url=url or None,
                 captured_at=called_at,
@@ -263,6 +264,7 @@ async def email_report(
             default_reporter=me.id,
             unit=unit or svc.settings.email_intake_unit,
             senders=Senders.from_settings(svc.settings),
+            staged=True,
         )
     except EmailRefused as err:
         raise field_error("body", str(err), None) from err
@@ -298,8 +300,16 @@ async def _take(
         )
     # Only for a unit the token's person may report for (the authorization's report scope).
     may_report(svc, me, report.unit)
+    # Times that make no sense now would make no sense to the incident either.
+    problem = report_time_problem(report, datetime.now(UTC))
+    if problem is not None:
+        where, _, what = problem.partition(": ")
+        loc = ("body", *(int(p) if p.isdigit() else p for p in where.split(".")))
+        raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": what}])
     if report.submission_id is None:
         report = report.model_copy(update={"submission_id": str(uuid.uuid4())})
+    # The evidence goes to PostgreSQL first: the incident is handed its SHA-256 and size only.
+    report = report.model_copy(update={"evidence": await stage_evidence(svc.pool, report.evidence)})
     reported = await svc.workflows.report(report)
     log.info(
         "incident reported",
@@ -322,7 +332,8 @@ async def _take(
 
 def _report(**fields: Any) -> IncidentReport:
     try:
-        return IncidentReport.model_validate(fields)
+        # The evidence is stored before the report goes anywhere (`_take`): it may be large.
+        return IncidentReport.model_validate(fields, context={"staging": True})
     except ValidationError as err:
         # Derived from the body, so the body's fields are the ones to name.
         raise RequestValidationError(

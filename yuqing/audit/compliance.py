@@ -12,13 +12,17 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import asyncpg
+from rich import box
+from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from yuqing.rules.clocks import STEP_PREFIX, step_kind
 from yuqing.working_time import SHANGHAI
@@ -265,6 +269,33 @@ CSV_HEADER = (
 )
 
 
+def _record(row: DeadlineRow) -> tuple[object, ...]:
+    """One deadline's values in CSV_HEADER order: text as it is, times in ISO 8601 with the
+    Asia/Shanghai offset, spans in whole seconds, None where there is nothing."""
+    early, late = row.early_by, row.late_by
+    return (
+        row.incident_id,
+        row.post_id,
+        row.workflow_id,
+        row.key,
+        row.title,
+        row.clock,
+        row.responsible_unit,
+        row.responsible_person,
+        _iso(row.starts_at) or None,
+        _iso(row.due_at) or None,
+        _iso(row.met_at) or None,
+        _iso(row.breached_at) or None,
+        row.status,
+        row.outcome,
+        None if early is None else int(early.total_seconds()),
+        None if late is None else int(late.total_seconds()),
+        _iso(row.as_of) if row.still_overdue else None,
+        row.policy_version,
+        row.calendar_version,
+    )
+
+
 def to_csv(rows: Iterable[DeadlineRow]) -> str:
     """One line per deadline; times in ISO 8601 with the Asia/Shanghai offset. `late_as_of` is
     set when the deadline is still not met, its lateness then being measured to that time."""
@@ -272,30 +303,43 @@ def to_csv(rows: Iterable[DeadlineRow]) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     for row in rows:
-        writer.writerow(
-            (
-                row.incident_id,
-                row.post_id or "",
-                row.workflow_id,
-                row.key,
-                row.title,
-                row.clock,
-                row.responsible_unit,
-                row.responsible_person or "",
-                _iso(row.starts_at),
-                _iso(row.due_at),
-                _iso(row.met_at),
-                _iso(row.breached_at),
-                row.status,
-                row.outcome,
-                _seconds(row.early_by),
-                _seconds(row.late_by),
-                _iso(row.as_of) if row.still_overdue else "",
-                row.policy_version,
-                row.calendar_version or "",
-            )
-        )
+        writer.writerow("" if value is None else value for value in _record(row))
     return out.getvalue()
+
+
+def _summary_record(line: Summary) -> dict[str, object]:
+    worst = line.worst_lateness
+    return {
+        "unit": line.unit or None,
+        "kind": line.kind or None,
+        "total": line.total,
+        "met": line.met,
+        "missed": line.missed,
+        "met_late": line.met_late,
+        "still_overdue": line.still_overdue,
+        "pending": line.pending,
+        "waived": line.waived,
+        "worst_lateness_seconds": None if worst is None else int(worst.total_seconds()),
+        "worst_incident_id": line.worst_incident_id,
+        "incidents": len(line.incidents),
+    }
+
+
+def to_json(
+    rows: Sequence[DeadlineRow], *, start: datetime | None = None, end: datetime | None = None
+) -> str:
+    """The whole report as one JSON object: the period, the moment it is judged at, every
+    deadline (the CSV's fields, typed) and the summaries per unit, per kind and per both."""
+    summary = summarise(rows)
+    report = {
+        "period": {"from": _iso(start) or None, "to": _iso(end) or None},
+        "as_of": _iso(rows[0].as_of if rows else datetime.now(UTC)),
+        "deadlines": [dict(zip(CSV_HEADER, _record(row), strict=True)) for row in rows],
+        "per_unit": [_summary_record(s) for s in totals(summary, "unit")],
+        "per_kind": [_summary_record(s) for s in totals(summary, "kind")],
+        "per_unit_and_kind": [_summary_record(s) for s in summary.values()],
+    }
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
 _STYLE: dict[Outcome, str] = {
@@ -307,36 +351,135 @@ _STYLE: dict[Outcome, str] = {
     "waived": "dim",
 }
 
+_OUTCOME_WORDS: dict[Outcome, str] = {
+    "met": "met",
+    "met_late": "met late",
+    "missed": "missed",
+    "overdue": "overdue",
+    "pending": "pending",
+    "waived": "waived",
+}
 
-def to_table(rows: Sequence[DeadlineRow]) -> Table:
-    """The deadlines for a terminal; how overdue the open ones are is as of the caption's time."""
-    caption = f"as of {_local(rows[0].as_of)} (Beijing)" if rows else None
+
+def _span_years(rows: Sequence[DeadlineRow], start: datetime | None, end: datetime | None) -> bool:
+    moments = [m for r in rows for m in (r.due_at, r.met_at) if m is not None]
+    moments += [m for m in (start, end - timedelta(microseconds=1) if end else None) if m]
+    return len({m.astimezone(SHANGHAI).year for m in moments}) > 1
+
+
+def _table(title: str, *columns: tuple[str, bool]) -> Table:
+    """Columns (name, whole): a whole one is never wrapped (names, times, counts); the others
+    fold only when 80 columns cannot hold the row."""
     table = Table(
-        "incident",
-        "deadline",
-        "responsible",
-        "due (Beijing)",
-        "met (Beijing)",
-        "outcome",
-        "by how much",
-        title="deadlines",
-        caption=caption,
+        title=title,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for name, whole in columns:
+        table.add_column(name, no_wrap=whole, overflow="ellipsis" if whole else "fold")
+    return table
+
+
+def _span(row: DeadlineRow) -> str:
+    """How early or late, in few words: `2 h 00 min early`, `3 h 30 min late`."""
+    if row.early_by is not None:
+        return f"{describe(row.early_by)} early"
+    if row.late_by is not None:
+        return f"{describe(row.late_by)} late"
+    return ""
+
+
+def _summary_rows(table: Table, lines: Iterable[Summary], label: Callable[[Summary], str]) -> None:
+    for s in lines:
+        worst = describe(s.worst_lateness)
+        table.add_row(
+            label(s),
+            str(s.total),
+            str(s.met),
+            f"{s.missed} ({s.met_late}/{s.still_overdue})",
+            f"{s.pending} ({s.waived})",
+            f"{worst}\n{s.worst_incident_id}" if worst else "",
+            style="red" if s.still_overdue else None,
+        )
+
+
+def to_tables(
+    rows: Sequence[DeadlineRow], *, start: datetime | None = None, end: datetime | None = None
+) -> list[RenderableType]:
+    """The report for a terminal, readable in 80 columns: every deadline (two lines each), then
+    the totals per responsible unit and per deadline kind. How late the open deadlines are is
+    as of the heading's time."""
+    as_of = rows[0].as_of if rows else datetime.now(UTC)
+    full = _span_years(rows, start, end)
+
+    def short(moment: datetime | None) -> str:
+        if moment is None:
+            return "—"
+        return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M" if full else "%m-%d %H:%M")
+
+    period = f"{_local(start)} – {_local(end)}" if start and end else "all deadlines given"
+    heading = Text(
+        f"期限合规 Deadline compliance: due {period} (Beijing time, end excluded); "
+        f"as of {_local(as_of)}; {len(rows)} deadline(s)"
+    )
+    if not rows:
+        return [heading, Text("No deadline fell due in this period.")]
+    every = _table(
+        "every deadline",
+        ("incident · deadline", True),
+        ("responsible", False),
+        ("due · met", True),
+        ("outcome", True),
     )
     for row in rows:
-        who = row.responsible_unit + (
-            f" / {row.responsible_person}" if row.responsible_person else ""
-        )
-        table.add_row(
-            row.incident_id + (f" post {row.post_id}" if row.post_id else ""),
-            f"{row.title} ({row.key})",
-            who,
-            _local(row.due_at),
-            _local(row.met_at),
-            row.outcome,
-            margin(row, as_of=False),
+        where = row.incident_id + (f" post {row.post_id}" if row.post_id else "")
+        every.add_row(
+            f"{where}\n{row.key}",
+            "\n".join(filter(None, (row.responsible_unit, row.responsible_person))),
+            f"{short(row.due_at)}\n{short(row.met_at)}",
+            f"{_OUTCOME_WORDS[row.outcome]}\n{_span(row)}".rstrip(),
             style=_STYLE[row.outcome] or None,
+            end_section=True,
         )
-    return table
+    summary = summarise(rows)
+    counts = (
+        ("total", True),
+        ("met", True),
+        ("missed\nlate/open", True),
+        ("pending\nwaived", True),
+        ("worst lateness", False),
+    )
+    per_unit = _table("per responsible unit", ("unit", True), *counts)
+    _summary_rows(per_unit, totals(summary, "unit"), lambda s: s.unit)
+    per_kind = _table("per deadline kind", ("deadline kind", True), *counts)
+    _summary_rows(per_kind, totals(summary, "kind"), lambda s: s.kind)
+    return [heading, every, per_unit, per_kind]
+
+
+def to_text(
+    rows: Sequence[DeadlineRow],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    width: int = 80,
+) -> str:
+    """`to_tables` as plain text, `width` columns wide."""
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        color_system=None,
+        markup=False,
+        highlight=False,
+        emoji=False,
+    )
+    for part in to_tables(rows, start=start, end=end):
+        console.print(part)
+        console.print()
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
 
 
 # -- the HTML report --------------------------------------------------------------------------

@@ -10,13 +10,16 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -26,7 +29,9 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from yuqing.effects import RecordTrail
+from yuqing import NETIZEN_POST_WORKFLOW
+from yuqing.codec import decode_in_place, is_encrypted
+from yuqing.effects import RecordTrail, TrailRecorded
 from yuqing.state import IncidentState, PostState, TrailEntry
 
 RECORD_TRAIL = "record_trail"
@@ -64,11 +69,12 @@ class TrailLine:
             detail=entry.detail,
         )
 
-    def same_decision(self, other: TrailLine) -> bool:
-        """Equal in what was decided; `at` is compared to the microsecond as recorded."""
+    def same_decision(self, other: TrailLine, clock_slack: timedelta = timedelta(0)) -> bool:
+        """Equal in what was decided; `at` to the microsecond, or within `clock_slack`."""
+        if abs(self.at - other.at) > clock_slack:
+            return False
         return (
             self.seq,
-            self.at,
             self.kind,
             self.actor,
             self.role,
@@ -78,7 +84,6 @@ class TrailLine:
             self.detail,
         ) == (
             other.seq,
-            other.at,
             other.kind,
             other.actor,
             other.role,
@@ -90,7 +95,102 @@ class TrailLine:
 
 
 async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
-    return await client.get_workflow_handle(workflow_id).fetch_history()
+    """The workflow's whole history: every run of it, oldest first, as one event list, its
+    payloads decrypted (`decoded`)."""
+    runs = await load_runs(client, workflow_id)
+    return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
+
+
+async def decoded(history: WorkflowHistory, converter: DataConverter) -> WorkflowHistory:
+    """`history` with every payload decrypted by `converter`'s codec, in place.
+
+    Temporal holds ciphertext (`yuqing.codec`); everything below reads plain payloads, so a
+    history is decoded once, as it is loaded (from Temporal or from the archive).
+    """
+    codec = converter.payload_codec
+    if codec is not None:
+        for event in history.events:
+            await decode_in_place(event, codec)
+    return history
+
+
+# -- record (#11): a history from Temporal, or from the archive once Temporal has let it go ----
+
+
+@dataclass
+class Loaded:
+    """Every run of one workflow that could be read, decoded, oldest first, and from where."""
+
+    workflow_id: str
+    runs: list[WorkflowHistory]
+    source: str  # "Temporal" or "the archive"
+
+
+async def load_anywhere(
+    client: Client | None,
+    converter: DataConverter,
+    pool: asyncpg.Pool | None,
+    workflow_id: str,
+) -> Loaded:
+    """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
+    reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
+    if client is not None:
+        try:
+            return Loaded(workflow_id, await load_runs(client, workflow_id), "Temporal")
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND or pool is None:
+                raise
+    if pool is None:
+        raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
+    from yuqing.audit.archive import archived_runs  # the archive imports this module
+
+    runs = await archived_runs(pool, workflow_id)
+    if not runs:
+        raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
+    return Loaded(workflow_id, [await decoded(run, converter) for run in runs], "the archive")
+
+
+def post_workflow_ids(history: WorkflowHistory) -> list[str]:
+    """The netizen posts the incident started, in order (not its other children)."""
+    found = []
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            started = event.start_child_workflow_execution_initiated_event_attributes
+            if started.workflow_type.name == NETIZEN_POST_WORKFLOW:
+                found.append(started.workflow_id)
+    return found
+
+
+# -- reading across runs (core: an incident continues as new when its history grows) ----------
+
+
+async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of each run of a workflow id, following continue-as-new back to the first,
+    each decoded.
+
+    The latest run's start names the run it continued (`continued_execution_run_id`), and so
+    on back; a run that began afresh ends the chain.
+    """
+    # The latest run by its id, so that a run that continues as new meanwhile is read whole.
+    latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    runs = [await client.get_workflow_handle(workflow_id, run_id=latest).fetch_history()]
+    while True:
+        started = runs[0].events[0].workflow_execution_started_event_attributes
+        previous = started.continued_execution_run_id
+        if not previous:
+            return [await decoded(run, client.data_converter) for run in runs]
+        handle = client.get_workflow_handle(workflow_id, run_id=previous)
+        runs.insert(0, await handle.fetch_history())
+
+
+def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
+    """`load_history`'s events cut back into one history per run."""
+    runs: list[list[Any]] = []
+    for event in history.events:
+        if event.HasField("workflow_execution_started_event_attributes") or not runs:
+            runs.append([])
+        runs[-1].append(event)
+    return [WorkflowHistory(history.workflow_id, events) for events in runs]
 
 
 def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
@@ -103,33 +203,84 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
         attributes = event.activity_task_scheduled_event_attributes
         if attributes.activity_type.name != RECORD_TRAIL:
             continue
-        request = converter.from_payload(attributes.input.payloads[0], RecordTrail)
+        payload = attributes.input.payloads[0]
+        if is_encrypted(payload):
+            raise ValueError(
+                f"the history of {history.workflow_id} is still encrypted: load it with"
+                " load_history, or pass it through decoded(), first"
+            )
+        request = converter.from_payload(payload, RecordTrail)
         for offset, entry in enumerate(request.entries):
             seq = request.first_seq + offset
             lines.append(TrailLine.of(request.workflow_id, request.post_id, seq, entry))
     return lines
 
 
+def trail_head(history: WorkflowHistory) -> str | None:
+    """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
+    result of its last `record_trail`. An anchor of the audit chain outside its table."""
+    scheduled = {
+        event.event_id
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL
+    }
+    head = None
+    converter = pydantic_data_converter.payload_converter
+    for event in history.events:
+        if not event.HasField("activity_task_completed_event_attributes"):
+            continue
+        completed = event.activity_task_completed_event_attributes
+        if completed.scheduled_event_id not in scheduled or not completed.result.payloads:
+            continue
+        recorded = converter.from_payload(completed.result.payloads[0], TrailRecorded)
+        head = recorded.last_hash or head
+    return head
+
+
 @dataclass
 class Replayed:
-    """What today's code makes of a history: its state, or why it could not replay it."""
+    """What today's code makes of a history: its state, or why it could not replay it.
+
+    A history of several runs is replayed run by run; `trail` joins what each decided.
+    """
 
     state: IncidentState | PostState | None
     error: str | None
+    earlier: list[IncidentState | PostState] = field(default_factory=list)
 
     @property
     def trail(self) -> list[TrailLine]:
-        if self.state is None:
-            return []
-        post_id = self.state.post_id if isinstance(self.state, PostState) else None
-        return [
-            TrailLine.of(self.state.workflow_id, post_id, seq, entry)
-            for seq, entry in enumerate(self.state.trail)
-        ]
+        lines: dict[int, TrailLine] = {}
+        for state in [*self.earlier, *([self.state] if self.state else [])]:
+            post_id = state.post_id if isinstance(state, PostState) else None
+            for offset, entry in enumerate(state.trail):
+                seq = state.trail_offset + offset
+                lines[seq] = TrailLine.of(state.workflow_id, post_id, seq, entry)
+        return [lines[seq] for seq in sorted(lines)]
 
 
-async def replay(history: WorkflowHistory) -> Replayed:
-    """Run the history through today's workflow code and keep the state it arrives at."""
+async def replay(
+    history: WorkflowHistory, converter: DataConverter = pydantic_data_converter
+) -> Replayed:
+    """Run the history (each of its runs) through today's code; keep the states reached.
+
+    `converter`: the service's (`yuqing.client.data_converter`) for a history still encrypted;
+    a decoded one (`load_history`, `load_anywhere`) replays with the plain default as well.
+    """
+    runs = split_runs(history)
+    earlier: list[IncidentState | PostState] = []
+    for run in runs[:-1]:
+        replayed = await _replay_run(run, converter)
+        if replayed.error is not None or replayed.state is None:
+            return replayed
+        earlier.append(replayed.state)
+    last = await _replay_run(runs[-1], converter)
+    last.earlier = earlier
+    return last
+
+
+async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
     # Imported here: the workflows import this package's siblings at module level.
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
@@ -149,7 +300,7 @@ async def replay(history: WorkflowHistory) -> Replayed:
 
     replayer = Replayer(
         workflows=[IncidentWorkflow, NetizenPostWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         interceptors=[_Interceptor()],
         # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
         workflow_runner=UnsandboxedWorkflowRunner(),
@@ -158,10 +309,9 @@ async def replay(history: WorkflowHistory) -> Replayed:
     error = str(result.replay_failure) if result.replay_failure else None
     instance = captured.get("instance")
     state: IncidentState | PostState | None = None
-    if isinstance(instance, IncidentWorkflow):
-        state = instance.state()
-    elif isinstance(instance, NetizenPostWorkflow):
-        state = instance.state()
+    # The state as the workflow holds it: its `state` query shows the latest lines only.
+    if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
+        state = instance.full_state()
     return Replayed(state=state, error=error)
 
 
@@ -186,13 +336,23 @@ class Difference:
         )
 
 
-def compare(recorded: list[TrailLine], other: list[TrailLine]) -> list[Difference]:
-    """Row by row, by position in the trail."""
+# Replaying, the SDK takes a workflow task that completed with no commands and was followed at
+# once by another for a heartbeat, and hands what arrived before it (a signal) to the next one:
+# `workflow.now()` for that signal then reads a few milliseconds later than it did in the
+# original run. Replayed times are compared within this slack; the projection, a copy of the
+# history, must match it exactly.
+REPLAY_CLOCK_SLACK = timedelta(seconds=1)
+
+
+def compare(
+    recorded: list[TrailLine], other: list[TrailLine], *, clock_slack: timedelta = timedelta(0)
+) -> list[Difference]:
+    """Row by row, by position in the trail; times within `clock_slack` count as equal."""
     mine = {line.seq: line for line in recorded}
     theirs = {line.seq: line for line in other}
     differences = []
     for seq in sorted(mine.keys() | theirs.keys()):
         a, b = mine.get(seq), theirs.get(seq)
-        if a is None or b is None or not a.same_decision(b):
+        if a is None or b is None or not a.same_decision(b, clock_slack):
             differences.append(Difference(seq, a, b))
     return differences

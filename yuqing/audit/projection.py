@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -92,6 +92,8 @@ class Problem(BaseModel):
 class VerifyReport(BaseModel):
     ok: bool
     rows_checked: int
+    # Signed checkpoints of the head held against the table (`yuqing.audit.notary`).
+    checkpoints_checked: int = 0
     # The head of the chain as read: keep it elsewhere and pass it back as `anchor` later, and
     # a rewrite of the whole chain from some row onwards, or a cut of its tail, shows too.
     last_id: int | None
@@ -102,8 +104,25 @@ class VerifyReport(BaseModel):
 _COLUMNS = ", ".join(("id", *CONTENT_FIELDS, "prev_hash", "row_hash"))
 
 
+class SignedHead(Protocol):
+    """A checkpoint of the chain's head, its signature checked (`yuqing.audit.notary`)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def last_id(self) -> int: ...
+    @property
+    def last_hash(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+
+
 async def verify(
-    pool: asyncpg.Pool, *, batch_size: int = 1000, anchor: tuple[int, str] | None = None
+    pool: asyncpg.Pool,
+    *,
+    batch_size: int = 1000,
+    anchor: tuple[int, str] | None = None,
+    checkpoints: Sequence[SignedHead] = (),
 ) -> VerifyReport:
     """Walk `audit_log` in id order and check every link of the chain, and every workflow's seqs.
 
@@ -111,12 +130,17 @@ async def verify(
     snapshot, so rows appended meanwhile neither show half-written nor break the walk.
     `anchor` is an (id, row_hash) read earlier (a `VerifyReport`'s head, or the `last_hash` an
     activity returned into the Temporal history): that row must still be there, unchanged.
+    Each of `checkpoints` (signed heads) must find its row there with the hash it signed and
+    as many rows up to it as it counted: so a chain recomputed after an edit, a cut tail and
+    a removed incident show, though every link holds.
     """
     problems: list[Problem] = []
     rows = 0
     expected_prev = GENESIS
     last_id: int | None = None
     anchor_seen = False
+    signed = {c.last_id: c for c in checkpoints}
+    seen_signed: set[int] = set()
     async with (
         pool.acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
@@ -143,6 +167,11 @@ async def verify(
                         "the chain was rewritten from this row or before it"
                     )
                     problems.append(_at(row, what))
+            checkpoint = signed.get(row["id"])
+            if checkpoint is not None:
+                seen_signed.add(row["id"])
+                if row["row_hash"] != checkpoint.last_hash or rows != checkpoint.rows:
+                    problems.append(_against_checkpoint(row, checkpoint, rows))
             # The next row must link to what this row says it is, so that one edited row is
             # reported once, not again at every row after it.
             expected_prev = row["row_hash"]
@@ -157,9 +186,23 @@ async def verify(
                 what="the anchored row is gone (removed, or the tail of the chain was cut)",
             )
         )
+    for checkpoint in checkpoints:
+        if checkpoint.last_id not in seen_signed:
+            problems.append(
+                Problem(
+                    row_id=checkpoint.last_id,
+                    workflow_id=None,
+                    seq=None,
+                    what=(
+                        f"the row checkpoint {checkpoint.seq} signed is gone: the tail of the"
+                        " chain was cut, or rows were removed and the rest renumbered"
+                    ),
+                )
+            )
     report = VerifyReport(
         ok=not problems,
         rows_checked=rows,
+        checkpoints_checked=len(checkpoints),
         last_id=last_id,
         last_hash=expected_prev if last_id is not None else None,
         problems=problems,
@@ -169,6 +212,20 @@ async def verify(
     else:
         log.warning("audit chain broken", rows=rows, problems=len(problems))
     return report
+
+
+def _against_checkpoint(row: Row, checkpoint: SignedHead, rows: int) -> Problem:
+    if row["row_hash"] != checkpoint.last_hash:
+        what = (
+            f"row_hash is not the {checkpoint.last_hash[:16]}… checkpoint {checkpoint.seq}"
+            " signed: the chain was rewritten (recomputed) up to this row"
+        )
+    else:
+        what = (
+            f"{rows} row(s) up to here where checkpoint {checkpoint.seq} counted"
+            f" {checkpoint.rows}: rows before it were removed or added"
+        )
+    return _at(row, what)
 
 
 def _at(row: Row, what: str) -> Problem:

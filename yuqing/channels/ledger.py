@@ -151,7 +151,8 @@ class Ledger:
                 outcome.detail,
                 started["last_attempt_at"],
             )
-        log.info(
+        # One per target and attempt; "notice sent" is the notice's one line: debug.
+        log.debug(
             "delivery attempt",
             incident_id=self._incident_id,
             key=self._key,

@@ -1,24 +1,31 @@
-"""The one way the commands call the Yuqing HTTP API, and what its answers mean as exit codes."""
+"""The one way the commands call the Yuqing HTTP API, and what its answers mean as exit codes.
+
+Plain `urllib`: the commands send one small JSON request each, and start faster without an HTTP
+library to import.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pydantic import BaseModel
+from yuqing import tool
+from yuqing.cli.options import read_json, source_name
+from yuqing.cli.output import print_json, show_entry
 
-from yuqing.cli.options import read
-from yuqing.cli.output import (
-    EXIT_INPUT,
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
-    Failure,
-    fail,
-    print_json,
-    show_entry,
-)
+# A decision is answered once the incident has taken it, which may take a while under load.
+ANSWER_TIMEOUT_S = 60.0
+
+
+class ApiFailure(tool.ToolFailure):
+    """The API said no (or could not be reached); `body` is its answer, if any."""
+
+    def __init__(self, code: int, message: str, body: Any = None) -> None:
+        super().__init__(code, message)
+        self.body = body
 
 
 @dataclass(frozen=True)
@@ -27,72 +34,118 @@ class Api:
     token: str | None
     as_json: bool
 
-    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
-        if not self.token:
-            raise Failure(EXIT_INPUT, "no token: set YUQING_TOKEN or pass --token")
-        url = self.url.rstrip("/") + path
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        source: str = "the request",
+    ) -> Any:
+        """The API's answer to one request; any failure is an `ApiFailure` (with --json, the
+        API's own answer is printed first). `source` names what the body came from."""
         try:
-            headers = {"Authorization": f"Bearer {self.token}"}
-            if raw is not None:
-                headers["Content-Type"] = "message/rfc822"
-            response = httpx.request(
-                method,
-                url,
-                json=body,
-                content=raw,
-                headers=headers,
-                # A signal waits for the incident's decision, up to half a minute.
-                timeout=httpx.Timeout(60, connect=5),
-            )
-        except httpx.TransportError as error:
-            raise Failure(
-                EXIT_UNREACHABLE,
-                f"cannot reach the Yuqing API at {self.url} ({error or type(error).__name__}); "
-                "is it running? (YUQING_API_URL or --api-url say where it is)",
-            ) from error
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {"detail": response.text.strip() or response.reason_phrase}
-        if response.is_success:
-            return answer
-        raise self._failure(response.status_code, answer)
+            return self._call(method, path, body, raw, source)
+        except ApiFailure as failure:
+            if self.as_json and failure.body is not None:
+                print_json(failure.body)
+            raise
 
-    def _failure(self, status: int, answer: Any) -> Failure:
+    def _call(self, method: str, path: str, body: Any, raw: bytes | None, source: str) -> Any:
+        import urllib.error
+        import urllib.request
+
+        if not self.token:
+            raise ApiFailure(tool.BAD_INPUT, "no token: set YUQING_TOKEN or pass --token")
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        data: bytes | None = None
+        if raw is not None:
+            data, headers["Content-Type"] = raw, "message/rfc822"
+        elif body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(
+            self.url.rstrip("/") + path, data=data, headers=headers, method=method
+        )
+        timer = threading.Timer(
+            tool.PATIENCE_S,
+            tool.say,
+            [f"waiting for the Yuqing API at {self.url} … (Ctrl-C stops)"],
+        )
+        timer.daemon = True
+        timer.start()
+        try:
+            with urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT_S) as response:
+                return _decoded(response.read(), response.reason)
+        except urllib.error.HTTPError as error:
+            with error:
+                answer = _decoded(error.read(), error.reason)
+            raise self._failure(error.code, answer, source) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise self._unreachable(error) from None
+        finally:
+            timer.cancel()
+
+    def _unreachable(self, error: BaseException) -> ApiFailure:
+        import urllib.error
+
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(reason, TimeoutError):
+            why = f"no answer within {ANSWER_TIMEOUT_S:g} s"
+        else:
+            why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        return ApiFailure(
+            tool.UNREACHABLE,
+            f"cannot reach the Yuqing API at {self.url} ({why}): is it running (./dev serve)? "
+            "YUQING_API_URL or --api-url say where it is",
+        )
+
+    def _failure(self, status: int, answer: Any, source: str) -> ApiFailure:
         detail = answer.get("detail") if isinstance(answer, dict) else answer
         if isinstance(detail, list):  # FastAPI's own 422: each problem with its field
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
+                f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: "
+                f"{str(e.get('msg', '')).removeprefix('Value error, ')}"
                 for e in detail
                 if isinstance(e, dict)
             )
-            return Failure(EXIT_INPUT, f"the API refused the input: {problems}", answer)
-        if status == 503:
-            return Failure(EXIT_UNREACHABLE, f"the API at {self.url}: {detail}", answer)
+            return ApiFailure(tool.BAD_INPUT, f"{source} is invalid: {problems}", answer)
+        if status in (502, 503, 504):
+            return ApiFailure(
+                tool.UNREACHABLE,
+                f"the Yuqing API at {self.url} answered {status}: {detail}",
+                answer,
+            )
+        if status >= 500:
+            return ApiFailure(
+                tool.BUG,
+                f"the Yuqing API at {self.url} failed ({status}: {detail}); its log says why",
+                answer,
+            )
         kind = answer.get("refusal_kind") if isinstance(answer, dict) else None
         if kind:
-            return Failure(EXIT_REFUSED, f"refused ({kind}): {detail}", answer)
+            return ApiFailure(tool.REFUSED, f"refused ({kind}): {detail}", answer)
+        if status in (400, 413, 415, 422):
+            return ApiFailure(tool.BAD_INPUT, f"{source} was refused ({status}): {detail}", answer)
         labels = {401: "not authenticated", 403: "forbidden", 404: "not found", 409: "conflict"}
         label = labels.get(status, f"the API answered {status}")
-        return Failure(EXIT_REFUSED, f"{label}: {detail}", answer)
+        return ApiFailure(tool.REFUSED, f"{label}: {detail}", answer)
 
-    def fetch(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
-        """`call`, ending the command with the failure's message and code."""
-        try:
-            return self.call(method, path, body, raw=raw)
-        except Failure as failure:
-            fail(self.as_json, failure)
-
-    def signal(self, path: str, payload: dict[str, Any]) -> None:
-        entry = self.fetch("POST", path, payload)
+    def signal(self, path: str, payload: Any, *, source: str) -> None:
+        """Send one decision; print the trail entry it added (or its JSON)."""
+        entry = self.call("POST", path, payload, source=source)
         if self.as_json:
             print_json(entry)
         else:
             show_entry(entry)
 
-    def signal_file(self, path: str, file: Path, model: type[BaseModel]) -> None:
-        try:
-            payload = read(file, model)
-        except Failure as failure:
-            fail(self.as_json, failure)
-        self.signal(path, payload)
+    def signal_file(self, path: str, file: Path) -> None:
+        self.signal(path, read_json(file), source=source_name(file))
+
+
+def _decoded(content: bytes, reason: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return {"detail": content.decode("utf-8", "replace").strip() or reason}

@@ -1,26 +1,112 @@
 """The decision trail (SPEC §6) and deadline compliance, read from Temporal and PostgreSQL
-directly rather than through the API."""
+directly rather than through the API.
+
+Each command checks what it can before it reads anything (the output path, DATABASE_URL), so
+a mistake costs no wait; every service is named, with its address, when it cannot be reached.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import asyncpg
 import typer
 
-from yuqing.cli.options import IncidentArg
-from yuqing.cli.output import EXIT_INPUT, EXIT_UNREACHABLE, Failure, err, fail, out
-from yuqing.settings import Settings
-from yuqing.working_time import SHANGHAI
+from yuqing import tool
+from yuqing.cli.options import IncidentArg, commands
+from yuqing.cli.output import BEIJING, line
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from yuqing.settings import Settings
 
 T = TypeVar("T")
 
-app = typer.Typer()
+app = commands()
+
+# A PostgreSQL that does not answer its connection in this long is given up.
+POSTGRES_CONNECT_S = 10.0
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        metavar="FILE",
+        help="Write it to this file instead of standard output.",
+        show_default=False,
+    ),
+]
+
+
+def writable(output: Path | None) -> None:
+    """Exit 2 now, before any work, if `output` cannot be written."""
+    if output is None:
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise tool.cannot_write(output, "it is a directory")
+    if not folder.is_dir():
+        raise tool.cannot_write(output, f"there is no directory {folder}")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise tool.cannot_write(output, "permission denied")
+
+
+def write(output: Path, text: str, what: str) -> None:
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise tool.cannot_write(output, error.strerror or str(error)) from error
+    tool.say(f"wrote {what} to {output}")
+
+
+def database_url(what: str) -> str:
+    from yuqing.settings import Settings
+
+    url = Settings.from_env().database_url
+    if not url:
+        raise tool.database_url_missing(what)
+    return url
+
+
+async def open_pool(url: str) -> asyncpg.Pool:
+    """A pool to PostgreSQL at `url`; one that cannot be reached is a `ToolFailure` (exit 3)."""
+    import asyncio
+
+    import asyncpg
+
+    from yuqing import db
+
+    tool.quiet_logs()  # yuqing.db logs through structlog
+    try:
+        return await tool.waiting(
+            f"PostgreSQL at {tool.redact(url)}",
+            asyncio.wait_for(db.create_pool(url), POSTGRES_CONNECT_S),
+        )
+    except TimeoutError as error:
+        raise tool.postgres_unreachable(
+            url, f"no answer within {POSTGRES_CONNECT_S:g} s"
+        ) from error
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise tool.postgres_unreachable(url, str(error) or type(error).__name__) from error
+    except ValueError as error:  # a malformed URL
+        raise tool.bad_input(f"DATABASE_URL is not a PostgreSQL address: {error}") from error
+
+
+async def with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` on a pool to PostgreSQL at `url`, closed afterwards."""
+    pool = await open_pool(url)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+# -- the trail ---------------------------------------------------------------------------------
 
 
 class TrailFormat(StrEnum):
@@ -34,18 +120,21 @@ class TrailFormat(StrEnum):
 def audit(
     incident_id: IncidentArg,
     fmt: Annotated[
-        TrailFormat, typer.Option("--format", help="How to write the timeline.")
+        TrailFormat,
+        typer.Option("--format", metavar="[text|json|md|html]", help="How to write the timeline."),
     ] = TrailFormat.text,
-    output: Annotated[
-        Path | None, typer.Option(help="Write it to this file instead of standard output.")
-    ] = None,
+    output: OutputOption = None,
     check: Annotated[
         bool,
-        typer.Option(help="Compare the timeline with the PostgreSQL projection, row for row."),
+        typer.Option(
+            "--check", help="Compare the timeline with the PostgreSQL projection, row for row."
+        ),
     ] = False,
     replay: Annotated[
         bool,
-        typer.Option(help="Run the recorded history through today's code: same decisions?"),
+        typer.Option(
+            "--replay", help="Run the recorded history through today's code: same decisions?"
+        ),
     ] = False,
 ) -> None:
     """The incident's decision trail, rebuilt from its Temporal history alone.
@@ -54,168 +143,309 @@ def audit(
     and its netizen posts, in time order. Reads TEMPORAL_ADDRESS (and DATABASE_URL for
     --check). Exit code 1 when --check or --replay finds a difference.
     """
-    import asyncio
+    from yuqing.settings import Settings
 
-    differences = asyncio.run(_audit(incident_id, fmt, output, check, replay))
-    raise typer.Exit(1 if differences else 0)
+    tool.quiet_logs()
+    writable(output)
+    if check:
+        database_url("--check")
+    settings = Settings.from_env()
+    differences = tool.run(_audit(settings, incident_id, fmt, output, check, replay))
+    raise typer.Exit(tool.REFUSED if differences else tool.DONE)
 
 
 async def _audit(
-    incident_id: str, fmt: TrailFormat, output: Path | None, check: bool, replay: bool
+    settings: Settings,
+    incident_id: str,
+    fmt: TrailFormat,
+    output: Path | None,
+    check: bool,
+    replay: bool,
+) -> int:
+    from yuqing.client import data_converter, payload_keys
+    from yuqing.codec import PayloadKeyError
+
+    try:
+        converter = data_converter(payload_keys(settings))
+    except PayloadKeyError as error:
+        raise tool.bad_input(str(error)) from error
+    # PostgreSQL first: it holds the projection (--check) and the archive, read when Temporal
+    # has let a history go (its retention has passed) or cannot be reached; a --check that
+    # cannot check says so before any wait for Temporal.
+    pool = None
+    if settings.database_url:
+        try:
+            pool = await open_pool(settings.database_url)
+        except tool.ToolFailure as failure:
+            if check:
+                raise
+            tool.say(f"{failure.message}; reading Temporal alone")
+    try:
+        return await _trail(settings, converter, pool, incident_id, fmt, output, check, replay)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+async def _trail(
+    settings: Settings,
+    converter: Any,
+    pool: asyncpg.Pool | None,
+    incident_id: str,
+    fmt: TrailFormat,
+    output: Path | None,
+    check: bool,
+    replay: bool,
 ) -> int:
     from temporalio.service import RPCError
 
-    from yuqing import db, incident_workflow_id
-    from yuqing.audit.history import (
-        TrailLine,
-        compare,
-        load_history,
-        recorded_trail,
-    )
-    from yuqing.audit.history import replay as replay_history
-    from yuqing.audit.projection import projected_trail
+    from yuqing import incident_workflow_id
+    from yuqing.audit.history import Loaded, load_anywhere, post_workflow_ids, recorded_trail
     from yuqing.audit.timeline import render
-    from yuqing.client import connect
+    from yuqing.codec import PayloadKeyError
 
-    settings = Settings.from_env()
+    address = settings.temporal_address
     try:
-        client = await connect(settings)
-        first = await load_history(client, incident_workflow_id(incident_id))
-    except RPCError as error:
-        fail(False, Failure(EXIT_UNREACHABLE, f"Temporal at {settings.temporal_address}: {error}"))
-    loaded = {incident_workflow_id(incident_id): first}
-    for event in first.events:
-        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
-            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            loaded[child] = await load_history(client, child)
-    trails = {wf: recorded_trail(history) for wf, history in loaded.items()}
-    lines = [line for trail in trails.values() for line in trail]
+        client = await tool.connect_temporal(settings)
+    except tool.ToolFailure as failure:
+        if pool is None or failure.code != tool.UNREACHABLE:
+            raise
+        tool.say(f"{failure.message}; reading the archive in PostgreSQL")
+        client = None
+
+    async def load(workflow_id: str) -> Loaded:
+        try:
+            found: Loaded = await tool.waiting(
+                f"Temporal at {address}", load_anywhere(client, converter, pool, workflow_id)
+            )
+        except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
+            raise tool.temporal_failure(error, address, incident_id) from error
+        except LookupError as error:  # neither Temporal nor the archive has it
+            where = f"Temporal at {address} nor in the archive in PostgreSQL"
+            raise tool.unknown_incident(incident_id, where) from error
+        except PayloadKeyError as error:
+            raise tool.bad_input(str(error)) from error
+        if found.source != "Temporal":
+            tool.say(f"{workflow_id}: read from {found.source} ({len(found.runs)} run(s))")
+        return found
+
+    first = await load(incident_workflow_id(incident_id))
+    loaded = {first.workflow_id: first}
+    for child in post_workflow_ids(first.runs[-1]):
+        loaded[child] = await load(child)
+    trails = {
+        wf: [entry for run in found.runs for entry in recorded_trail(run)]
+        for wf, found in loaded.items()
+    }
+    lines = [entry for trail in trails.values() for entry in trail]
     text = render(incident_id, lines, fmt.value)
     if output is not None:
-        output.write_text(text, encoding="utf-8")  # noqa: ASYNC240 - one small file, once
-        err.print(f"wrote {len(lines)} line(s) to {output}")
+        write(output, text, f"{len(lines)} line(s)")
     else:
-        out.print(text, end="", soft_wrap=True, markup=False)
+        import sys
+
+        sys.stdout.write(text)
     if not lines:
-        err.print("no trail is recorded in this history (it began before the projection)")
+        tool.say("no trail is recorded in this history (it began before the projection)")
     found = 0
     if check:
-        if not settings.database_url:
-            fail(False, Failure(EXIT_INPUT, "--check needs DATABASE_URL (./dev serve logs it)"))
-        pool = await db.create_pool(settings.database_url)
-        try:
-            for workflow_id, recorded in trails.items():
-                rows = await projected_trail(pool, workflow_id)
-                diffs = compare(recorded, [TrailLine(**row) for row in rows])
-                found += len(diffs)
-                verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
-                err.print(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
-                for diff in diffs:
-                    err.print(f"  {diff.describe('the projection')}", soft_wrap=True)
-        finally:
-            await pool.close()
+        assert pool is not None  # checked before anything else
+        found += await _check(pool, trails, loaded)
     if replay:
+        from yuqing.audit.history import replay as replay_history
+
         for workflow_id, history in loaded.items():
-            replayed = await replay_history(history)
-            diffs = compare(trails[workflow_id], replayed.trail) if trails[workflow_id] else []
-            found += len(diffs) + (1 if replayed.error else 0)
-            if replayed.error:
-                err.print(
-                    f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}",
-                    soft_wrap=True,
-                )
-            elif diffs:
-                err.print(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
-                for diff in diffs:
-                    err.print(f"  {diff.describe('today' + chr(39) + 's code')}", soft_wrap=True)
-            else:
-                grade = getattr(replayed.state, "grade", None)
-                err.print(
-                    f"replay of {workflow_id}: the same decisions"
-                    + (f" (grade {grade})" if grade else "")
-                )
+            for run in history.runs:
+                replayed = await replay_history(run, converter)
+                found += _replayed(workflow_id, recorded_trail(run), replayed)
     return found
 
 
+async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[str, Any]) -> int:
+    from yuqing.audit.history import TrailLine, compare, trail_head
+    from yuqing.audit.projection import projected_trail
+
+    tool.quiet_logs()
+    found = 0
+    for workflow_id, recorded in trails.items():
+        rows = await projected_trail(pool, workflow_id, chain=True)
+        fields = [{k: row[k] for k in TrailLine.__dataclass_fields__} for row in rows]
+        diffs = compare(recorded, [TrailLine(**row) for row in fields])
+        found += len(diffs)
+        verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
+        tool.say(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
+        for diff in diffs:
+            tool.say(f"  {diff.describe('the projection')}")
+        # The history keeps the hash the last row had when it was written: the table's must be
+        # the same, or the chain was recomputed from some row before it.
+        anchored = trail_head(loaded[workflow_id].runs[-1])
+        if anchored is not None and rows and rows[-1]["row_hash"] != anchored:
+            found += 1
+            tool.say(
+                f"  the history anchors {workflow_id}'s last row at {anchored}; the table says "
+                f"{rows[-1]['row_hash']}: the chain was rewritten"
+            )
+    return found
+
+
+def _replayed(workflow_id: str, recorded: list[Any], replayed: Any) -> int:
+    """Say what replaying one run found; how many differences."""
+    from yuqing.audit.history import REPLAY_CLOCK_SLACK, compare
+
+    diffs = compare(recorded, replayed.trail, clock_slack=REPLAY_CLOCK_SLACK) if recorded else []
+    if replayed.error:
+        tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
+        return len(diffs) + 1
+    if diffs:
+        tool.say(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
+        for diff in diffs:
+            tool.say(f"  {diff.describe(chr(39).join(('today', 's code')))}")
+        return len(diffs)
+    grade = getattr(replayed.state, "grade", None)
+    graded = f" (grade {grade})" if grade else ""
+    tool.say(f"replay of {workflow_id}: the same decisions{graded}")
+    return 0
+
+
 @app.command("audit-verify")
-def audit_verify() -> None:
-    """Check the PostgreSQL audit table's hash chain: any edited or removed row is named.
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the whole record in PostgreSQL: any edited, removed or recomputed row is named.
 
-    Reads DATABASE_URL. Exit code 1 when the chain is broken.
+    The audit table's hash chain, each trail numbered without holes, the notary's signed
+    checkpoints of the chain's head (a recomputed chain, a cut tail, a removed incident), and
+    each archived history against its digest. Reads DATABASE_URL, and the notary's public key
+    from YUQING_NOTARY_PUBLIC_KEY (default: the data dir's keys/notary-ed25519.pub). Exit
+    code 1 when anything is wrong.
     """
-    import asyncio
+    tool.quiet_logs()
+    url = database_url("audit-verify")
+    from yuqing.audit.notary import trusted_public_key
 
-    from yuqing.audit.projection import verify
+    try:
+        key = trusted_public_key()
+    except ValueError as error:
+        raise tool.bad_input(str(error)) from error
 
     async def run() -> bool:
-        report = await _with_pool(verify)
+        from yuqing.audit.verify import verify_record
+
+        tool.quiet_logs()
+        report = await with_pool(url, lambda pool: verify_record(pool, key))
+        if as_json:
+            line(report.model_dump_json(indent=2))
+            return report.ok
         for problem in report.problems:
-            err.print(
-                f"row {problem.row_id} ({problem.workflow_id} #{problem.seq}): {problem.what}",
-                soft_wrap=True,
-            )
-        out.print(
-            f"{report.rows_checked} row(s) checked: "
+            where = f"row {problem.row_id}" if problem.row_id is not None else "the record"
+            if problem.workflow_id:
+                where += f" ({problem.workflow_id} #{problem.seq})"
+            tool.say(f"{where}: {problem.what}")
+        line(
+            f"{report.rows_checked} row(s), {report.checkpoints_checked} signed checkpoint(s)"
+            f" and {report.archives_checked} archived history(ies) checked: "
             + ("the chain is intact" if report.ok else "THE CHAIN IS BROKEN")
         )
+        if report.newest_checkpoint:
+            when = report.newest_checkpoint.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+            line(
+                f"newest checkpoint {when} (Beijing time), checked against"
+                f" {report.checkpoint_key}; {report.rows_after_checkpoint} row(s) since"
+            )
+        else:
+            line(
+                "no signed checkpoint yet: a recomputed chain would not show (run"
+                " `yuqing audit-checkpoint`)"
+            )
         return report.ok
 
-    raise typer.Exit(0 if asyncio.run(run()) else 1)
+    raise typer.Exit(tool.DONE if tool.run(run()) else tool.REFUSED)
 
 
-async def _with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` on a pool to DATABASE_URL, closed afterwards; exit 2 when it is not set."""
-    from yuqing import db
-
-    url = Settings.from_env().database_url
-    if not url:
-        fail(False, Failure(EXIT_INPUT, "DATABASE_URL is not set (./dev serve logs it)"))
-    pool = await db.create_pool(url)
-    try:
-        return await work(pool)
-    finally:
-        await pool.close()
+# -- compliance --------------------------------------------------------------------------------
 
 
 class ReportFormat(StrEnum):
     table = "table"
     csv = "csv"
+    json = "json"
     html = "html"
+
+
+def _day(value: str, option: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=BEIJING)
+    except ValueError as error:
+        raise tool.bad_input(f"{option} {value!r} is not a day: write it as YYYY-MM-DD") from error
 
 
 @app.command()
 def compliance(
-    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (Asia/Shanghai).")],
-    end: Annotated[str, typer.Option("--to", help="Day after the last, YYYY-MM-DD.")],
-    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.table,
-    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="YYYY-MM-DD",
+            help="The first day (Beijing time); default: 30 days before --to.",
+            show_default=False,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="YYYY-MM-DD",
+            help="The day after the last; default: tomorrow, i.e. up to today included.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", metavar="[table|csv|json|html]", help="How to write it."),
+    ] = ReportFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Every deadline due in the period: met or missed, by how much, and who was responsible.
 
-    Per unit and per deadline kind (SPEC §2.10). Reads DATABASE_URL.
+    Then the same per responsible unit and per deadline kind (SPEC §2.10): how many, met,
+    missed (met late, or still open), pending, and the worst lateness. Reads DATABASE_URL.
     """
-    import asyncio
+    from datetime import timedelta
+
+    tool.quiet_logs()
+    if end is None:
+        today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+        last = today + timedelta(days=1)
+    else:
+        last = _day(end, "--to")
+    first = last - timedelta(days=30) if start is None else _day(start, "--from")
+    if last <= first:
+        raise tool.bad_input(f"--to must come after --from ({end} is not after {start})")
+    writable(output)
+    url = database_url("compliance")
 
     from yuqing.audit import compliance as report
 
-    try:
-        first = datetime.fromisoformat(start).replace(tzinfo=SHANGHAI)
-        last = datetime.fromisoformat(end).replace(tzinfo=SHANGHAI)
-    except ValueError as error:
-        fail(False, Failure(EXIT_INPUT, f"--from/--to: {error}"))
-    if last <= first:
-        fail(False, Failure(EXIT_INPUT, "--to must come after --from"))
+    found = tool.run(with_pool(url, lambda pool: report.deadlines_in(pool, first, last)))
+    if fmt is ReportFormat.table and output is None:
+        from yuqing.cli.output import console
 
-    found = list(asyncio.run(_with_pool(lambda pool: report.deadlines_in(pool, first, last))))
-    if fmt is ReportFormat.table:
-        out.print(report.to_table(found))
+        out = console()  # the terminal's width and colours (80 columns, none, elsewhere)
+        for part in report.to_tables(found, start=first, end=last):
+            out.print(part)
+            out.print()
         return
-    if fmt is ReportFormat.csv:
+    if fmt is ReportFormat.table:
+        text = report.to_text(found, start=first, end=last)
+    elif fmt is ReportFormat.csv:
         text = report.to_csv(found)
+    elif fmt is ReportFormat.json:
+        text = report.to_json(found, start=first, end=last)
     else:
         text = report.to_html(found, report.summarise(found), start=first, end=last)
     if output is None:
+        import sys
+
         sys.stdout.write(text)  # as written: no markup, no wrapping
     else:
-        output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(found)} deadline(s) to {output}")
+        write(output, text, f"{len(found)} deadline(s)")

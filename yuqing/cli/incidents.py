@@ -7,19 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from api.schemas import (
-    ApprovalBody,
-    AssessmentBody,
-    CloseBody,
-    DraftBody,
-    IncidentReportBody,
-    LegalOpinionBody,
-    MetricsUpdateBody,
-    ReviewBody,
-    UpwardReportBody,
-)
+from yuqing import tool
 from yuqing.cli.api_client import Api
 from yuqing.cli.options import (
     DEFAULT_API_URL,
@@ -28,12 +17,16 @@ from yuqing.cli.options import (
     IncidentArg,
     JsonOption,
     TokenOption,
-    checked,
-    read,
+    commands,
+    read_json,
+    source_name,
 )
-from yuqing.cli.output import EXIT_INPUT, Failure, fail, out, print_json, when
+from yuqing.cli.output import console, line, print_json, table, when
 
-app = typer.Typer()
+app = commands()
+
+
+# -- reporting and reading -----------------------------------------------------------------
 
 
 @app.command()
@@ -49,26 +42,25 @@ def report(
     report of a story already open is added to that incident.
     """
     api = Api(api_url, token, as_json)
-    try:
-        answer = api.call("POST", "/incidents", read(file, IncidentReportBody))
-    except Failure as failure:
-        fail(api.as_json, failure)
+    answer = api.call("POST", "/incidents", read_json(file), source=source_name(file))
     if as_json:
         print_json(answer)
         return
-    how = "created" if answer["created"] else "added to the open"
-    out.print(
-        f"{how} incident {answer['incident_id']} (workflow {answer['workflow_id']}), "
-        f"stage {answer['stage']}",
-        soft_wrap=True,
-    )
+    line(_reported(answer))
 
 
 @app.command("report-email")
 def report_email(
-    file: Annotated[Path, typer.Argument(help="An e-mail as saved (.eml, RFC 822).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="An e-mail as saved (.eml, RFC 822).")
+    ],
     unit: Annotated[
-        str | None, typer.Option(help="The responsible unit (default: YUQING_EMAIL_UNIT).")
+        str | None,
+        typer.Option(
+            metavar="UNIT",
+            help="The responsible unit (default: YUQING_EMAIL_UNIT).",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonOption = False,
     token: TokenOption = None,
@@ -78,21 +70,27 @@ def report_email(
 
     The e-mail's first link names the story, so it joins the incident already open for it.
     """
+    from urllib.parse import quote
+
     api = Api(api_url, token, as_json)
     try:
         data = file.read_bytes()
     except OSError as error:
-        fail(False, Failure(EXIT_INPUT, f"cannot read {file}: {error.strerror or error}"))
-    path = "/intake/email" + (f"?unit={unit}" if unit else "")
-    try:
-        answer = api.call("POST", path, raw=data)
-    except Failure as failure:
-        fail(api.as_json, failure)
+        raise tool.bad_input(f"cannot read {file}: {error.strerror or error}") from error
+    path = "/intake/email" + (f"?unit={quote(unit)}" if unit else "")
+    answer = api.call("POST", path, raw=data, source=str(file))
     if as_json:
         print_json(answer)
         return
-    how = "created" if answer["created"] else "added to the open"
-    out.print(f"{how} incident {answer['incident_id']}, stage {answer['stage']}", soft_wrap=True)
+    line(_reported(answer))
+
+
+def _reported(answer: dict[str, Any]) -> str:
+    where = f"incident {answer['incident_id']} (workflow {answer['workflow_id']})"
+    if answer["created"]:
+        return f"created {where}, stage {answer.get('stage') or 'discovered'}"
+    entry = answer.get("entry") or {}
+    return f"added to the open {where}: {entry.get('detail') or 'reported again'}"
 
 
 @app.command()
@@ -108,10 +106,7 @@ def status(
     of its decision trail; --json gives all of it.
     """
     api = Api(api_url, token, as_json)
-    try:
-        state = api.call("GET", f"/incidents/{incident_id}")
-    except Failure as failure:
-        fail(api.as_json, failure)
+    state = api.call("GET", f"/incidents/{incident_id}")
     if as_json:
         print_json(state)
         return
@@ -119,10 +114,12 @@ def status(
 
 
 def _show_state(state: dict[str, Any]) -> None:
+    out = console()
     grade = state.get("grade") or "not assessed"
     if state.get("grade_criteria"):
         grade += ": " + "; ".join(state["grade_criteria"])
-    summary = Table(title=f"incident {state['incident_id']}", show_header=False)
+    summary = table("", "", title=f"incident {state['incident_id']}", wrap=("",))
+    summary.show_header = False
     for label, value in (
         ("title", state["title"]),
         ("stage", state["stage"]),
@@ -130,13 +127,20 @@ def _show_state(state: dict[str, Any]) -> None:
         ("unit", state["unit"]),
         ("sensitivity", state["sensitivity"]),
         ("channel", state["channel"]),
-        ("discovered", when(state["discovered_at"])),
+        ("discovered", when(state["discovered_at"]) + " (Beijing)"),
         ("policy", state.get("policy_version") or ""),
     ):
         summary.add_row(label, value)
     out.print(summary)
     if state["deadlines"]:
-        deadlines = Table("deadline", "due (Beijing)", "status", "responsible", title="deadlines")
+        deadlines = table(
+            "deadline",
+            "due (Beijing)",
+            "status",
+            "responsible",
+            title="deadlines",
+            wrap=("deadline",),
+        )
         for d in state["deadlines"]:
             deadlines.add_row(
                 d["title"],
@@ -146,7 +150,7 @@ def _show_state(state: dict[str, Any]) -> None:
             )
         out.print(deadlines)
     if state["drafts"]:
-        drafts = Table("version", "status", "author", "submitted", title="drafts")
+        drafts = table("version", "status", "author", "submitted (Beijing)", title="drafts")
         for draft in state["drafts"]:
             drafts.add_row(
                 str(draft["version"]),
@@ -156,7 +160,16 @@ def _show_state(state: dict[str, Any]) -> None:
             )
         out.print(drafts)
     if state["approvals"]:
-        approvals = Table("version", "role", "by", "decision", "at", "comment", title="approvals")
+        approvals = table(
+            "version",
+            "step",
+            "by",
+            "decision",
+            "at (Beijing)",
+            "comment",
+            title="approvals",
+            wrap=("comment",),
+        )
         for a in state["approvals"]:
             decision = a["decision"] + (" (void)" if a.get("void") else "")
             approvals.add_row(
@@ -169,24 +182,39 @@ def _show_state(state: dict[str, Any]) -> None:
             )
         out.print(approvals)
     if state["publications"]:
-        publications = Table("channel", "version", title="publications")
-        publications.add_column("address", overflow="fold")
+        publications = table(
+            "channel", "version", "status", "address", title="publications", wrap=("address",)
+        )
         for p in state["publications"]:
-            publications.add_row(p["channel"], str(p["draft_version"]), p["address"])
+            publications.add_row(
+                p["channel"],
+                str(p["draft_version"]),
+                p.get("status") or "published",
+                p.get("address") or p.get("last_error") or "",
+            )
         out.print(publications)
     if state["posts"]:
-        posts = Table("post", "status", "platform", "author", title="netizen posts")
+        posts = table(
+            "post",
+            "status",
+            "platform",
+            "author",
+            title="netizen posts",
+            wrap=("platform", "author"),
+        )
         for p in state["posts"]:
             posts.add_row(p["post_id"], p["status"], p["platform"], p["author"])
         out.print(posts)
-    trail = Table("at", "kind", "by", "detail", title="trail (latest 10)")
+    trail = table(
+        "at (Beijing)", "kind", "by", "detail", title="trail (latest 10)", wrap=("detail",)
+    )
     for entry in state["trail"][-10:]:
         kind = f"{entry['kind']} ({entry['refusal_kind']})" if entry["refused"] else entry["kind"]
         trail.add_row(when(entry["at"]), kind, entry.get("actor") or "", entry["detail"])
     out.print(trail)
     refused = sum(1 for e in state["trail"] if e["refused"])
     if refused:
-        out.print(f"{refused} refused signal(s) in the trail (--json shows them all)")
+        line(f"{refused} refused signal(s) in the trail (--json shows them all)")
 
 
 # -- the plan's steps ------------------------------------------------------------------------
@@ -201,8 +229,7 @@ def upward_report(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Send the upward report (medium, basic facts, tendency of comments) from a JSON file."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/report", file, UpwardReportBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/report", file)
 
 
 @app.command()
@@ -214,8 +241,7 @@ def assess(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Send the Office's assessment (an Assessment JSON file); the incident is graded."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/assessment", file, AssessmentBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/assessment", file)
 
 
 @app.command()
@@ -227,8 +253,7 @@ def metrics(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Send new figures (a MetricsUpdate JSON file); they may upgrade the incident."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/metrics", file, MetricsUpdateBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/metrics", file)
 
 
 @app.command()
@@ -240,8 +265,7 @@ def draft(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Submit a draft statement (a DraftSubmission JSON file); the incident numbers it."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/drafts", file, DraftBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/drafts", file)
 
 
 @app.command("legal-opinion")
@@ -253,8 +277,7 @@ def legal_opinion(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Record Legal's opinion (a LegalOpinion JSON file)."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/legal-opinions", file, LegalOpinionBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/legal-opinions", file)
 
 
 class Step(StrEnum):
@@ -268,17 +291,29 @@ class Step(StrEnum):
 def approve(
     incident_id: IncidentArg,
     step: Annotated[
-        Step, typer.Option("--step", help="Your step of the approval chain.", show_default=False)
+        Step,
+        typer.Option(
+            "--step",
+            metavar="[unit_head|section_head|publicity_lead|leadership_group]",
+            help="Your step of the approval chain.",
+            show_default=False,
+        ),
     ],
     version: Annotated[
         int,
-        typer.Option("--version", min=1, help="The draft version you approve.", show_default=False),
+        typer.Option(
+            "--version",
+            min=1,
+            metavar="N",
+            help="The draft version you approve.",
+            show_default=False,
+        ),
     ],
     reject: Annotated[
         bool, typer.Option("--reject", help="Return the draft instead (give --comment).")
     ] = False,
     comment: Annotated[
-        str, typer.Option("--comment", help="Your opinion; why, if rejecting.")
+        str, typer.Option("--comment", metavar="TEXT", help="Your opinion; why, if rejecting.")
     ] = "",
     as_json: JsonOption = False,
     token: TokenOption = None,
@@ -289,23 +324,22 @@ def approve(
     Steps: unit_head signs; section_head reviews (major incidents); publicity_lead approves
     (general); leadership_group approves (major).
     """
-    api = Api(api_url, token, as_json)
     body = {
         "decision": "reject" if reject else "approve",
         "draft_version": version,
         "comment": comment,
     }
-    try:
-        payload = checked(body, ApprovalBody, "the approval")
-    except Failure as failure:
-        fail(api.as_json, failure)
-    api.signal(f"/incidents/{incident_id}/approvals/{step.value}", payload)
+    path = f"/incidents/{incident_id}/approvals/{step.value}"
+    Api(api_url, token, as_json).signal(path, body, source="the approval")
 
 
 @app.command()
 def close(
     incident_id: IncidentArg,
-    reason: Annotated[str, typer.Option("--reason", help="Why it is over.", show_default=False)],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", metavar="TEXT", help="Why it is over.", show_default=False),
+    ],
     open_post: Annotated[
         list[str] | None,
         typer.Option(
@@ -320,18 +354,16 @@ def close(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Close the incident: the leading group, or the Office for a general incident."""
-    api = Api(api_url, token, as_json)
     open_posts: dict[str, str] = {}
     for item in open_post or []:
         post_id, sep, why = item.partition("=")
         if not sep or not post_id.strip() or not why.strip():
-            fail(api.as_json, Failure(EXIT_INPUT, f"--open-post {item!r}: write it as POST_ID=WHY"))
+            raise tool.bad_input(f"--open-post {item!r}: write it as POST_ID=WHY")
         open_posts[post_id.strip()] = why.strip()
-    try:
-        payload = checked({"reason": reason, "open_posts": open_posts}, CloseBody, "the closing")
-    except Failure as failure:
-        fail(api.as_json, failure)
-    api.signal(f"/incidents/{incident_id}/close", payload)
+    body = {"reason": reason, "open_posts": open_posts}
+    Api(api_url, token, as_json).signal(
+        f"/incidents/{incident_id}/close", body, source="the closing"
+    )
 
 
 @app.command()
@@ -343,5 +375,4 @@ def review(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Submit the review of a closed incident (a Review JSON file); the incident ends."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/review", file, ReviewBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/review", file)

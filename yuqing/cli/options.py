@@ -1,4 +1,4 @@
-"""The options the API commands share, and reading their JSON files."""
+"""What the commands share: their group factory, options and arguments, reading JSON files."""
 
 from __future__ import annotations
 
@@ -8,11 +8,42 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ValidationError
+from typer.core import TyperArgument, TyperCommand
 
-from yuqing.cli.output import EXIT_INPUT, Failure
-from yuqing.decider import describe
+from yuqing import tool
 from yuqing.settings import Settings
+
+
+class _Argument(TyperArgument):
+    """An argument shown as click shows it: `INCIDENT_ID` in the usage line and the help, with
+    no `<str>` beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+
+class _Command(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+
+
+class _Commands(typer.Typer):
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+def commands() -> typer.Typer:
+    """A group of commands, merged into `yuqing`: plain help (no markup to escape, nothing to
+    import for it), names in capitals where values go, no `<str>`."""
+    return _Commands(rich_markup_mode=None)
+
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the API's JSON answer (machine-readable).")
@@ -22,35 +53,40 @@ TokenOption = Annotated[
     typer.Option(
         "--token",
         envvar="YUQING_TOKEN",
+        metavar="TOKEN",
         help="Your API token; it names the person you act as.",
         show_default=False,
     ),
 ]
 ApiUrlOption = Annotated[
     str,
-    typer.Option("--api-url", envvar="YUQING_API_URL", help="Where the Yuqing API listens."),
+    typer.Option(
+        "--api-url", envvar="YUQING_API_URL", metavar="URL", help="Where the Yuqing API listens."
+    ),
 ]
-IncidentArg = Annotated[str, typer.Argument(help="The incident's id, e.g. demo-1.")]
-FileArg = Annotated[Path, typer.Argument(help="A JSON file, or - for standard input.")]
+IncidentArg = Annotated[
+    str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id, e.g. demo-1.")
+]
+FileArg = Annotated[
+    Path, typer.Argument(metavar="FILE", help="A JSON file, or - for standard input.")
+]
 DEFAULT_API_URL = Settings().api_url
 
 
-def read(path: Path, model: type[BaseModel]) -> dict[str, Any]:
-    """The file's JSON, checked against `model`; exit 2 naming the file and the fields."""
-    name = "standard input" if str(path) == "-" else str(path)
+def source_name(path: Path) -> str:
+    return "standard input" if str(path) == "-" else str(path)
+
+
+def read_json(path: Path) -> Any:
+    """The file's JSON; exit 2 naming the file when it cannot be read or is not JSON."""
+    name = source_name(path)
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as error:
-        raise Failure(EXIT_INPUT, f"cannot read {name}: {error.strerror}") from error
+        raise tool.bad_input(f"cannot read {name}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise tool.bad_input(f"{name} is not UTF-8 text: {error.reason}") from error
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise Failure(EXIT_INPUT, f"{name} is not JSON: {error}") from error
-    return checked(data, model, name)
-
-
-def checked(data: Any, model: type[BaseModel], name: str) -> dict[str, Any]:
-    try:
-        return model.model_validate(data).model_dump(mode="json", exclude_none=True)
-    except ValidationError as error:
-        raise Failure(EXIT_INPUT, f"{name} is invalid: {describe(error)}") from error
+        raise tool.bad_input(f"{name} is not JSON: {error}") from error

@@ -4,7 +4,6 @@ re-planning provisional due times once a year's schedule is loaded."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from enum import StrEnum
@@ -12,19 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 
-from api.routes.plan import (
-    ContactBody,
-    DepartmentNoticeBody,
-    DowngradeBody,
-    GroupMembersBody,
-    InterviewDecisionBody,
-    InterviewHeldBody,
-    InterviewRequestBody,
-    NoResponseApprovalBody,
-)
-from yuqing import log
+from yuqing import tool
 from yuqing.cli.api_client import Api
 from yuqing.cli.options import (
     DEFAULT_API_URL,
@@ -33,12 +21,11 @@ from yuqing.cli.options import (
     IncidentArg,
     JsonOption,
     TokenOption,
-    checked,
+    commands,
 )
-from yuqing.cli.output import EXIT_INPUT, Failure, err, fail, out, print_json
-from yuqing.settings import PROJECT_ROOT, Settings
+from yuqing.cli.output import line, print_json
 
-app = typer.Typer()
+app = commands()
 
 
 class ReportFormat(StrEnum):
@@ -49,7 +36,9 @@ class ReportFormat(StrEnum):
 
 @app.command()
 def drill(
-    scenario: Annotated[Path, typer.Argument(help="A scenario file (drills/*.toml).")],
+    scenario: Annotated[
+        Path, typer.Argument(metavar="SCENARIO", help="A scenario file (drills/*.toml).")
+    ],
     simulate: Annotated[
         bool,
         typer.Option(
@@ -61,16 +50,20 @@ def drill(
     policy: Annotated[
         list[Path] | None,
         typer.Option(
+            metavar="FILE",
             help="With --simulate: a policy file to run it under; repeat it to compare "
             "policies. Default: YUQING_POLICY (the Nanning plan).",
         ),
     ] = None,
     speed: Annotated[
         float | None,
-        typer.Option(help="How many times faster the drill's clocks run (the file's if unset)."),
+        typer.Option(
+            metavar="N", help="How many times faster the drill's clocks run (the file's if unset)."
+        ),
     ] = None,
     fmt: Annotated[
-        ReportFormat, typer.Option("--format", help="With --simulate: how to write the reports.")
+        ReportFormat,
+        typer.Option("--format", metavar="FORMAT", help="With --simulate: text, json or html."),
     ] = ReportFormat.text,
     as_json: JsonOption = False,
     token: TokenOption = None,
@@ -89,7 +82,7 @@ def drill(
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as error:
-        fail(as_json, Failure(EXIT_INPUT, str(error)))
+        raise tool.bad_input(str(error)) from error
     if simulate:
         _simulate(scenario, loaded, policy or [], fmt if not as_json else ReportFormat.json)
         return
@@ -99,11 +92,11 @@ def drill(
         "scenario": loaded.model_dump(mode="json"),
         "speed": speed,
     }
-    started = api.fetch("POST", "/drills", body)
+    started = api.call("POST", "/drills", body, source=str(scenario))
     if as_json:
         print_json(started)
         return
-    out.print(
+    line(
         f"演练 drill started: {started['incident_id']} ({loaded.name}); clocks "
         f"×{started['speed']:g}. Act on it as on any incident; the report: "
         f"yuqing drill-report {started['incident_id']}"
@@ -111,19 +104,18 @@ def drill(
 
 
 def _simulate(path: Path, scenario: Any, policies: list[Path], fmt: ReportFormat) -> None:
+    from yuqing import log
     from yuqing.drill.report import render
     from yuqing.drill.simulate import SimulationError, simulate
     from yuqing.policy import PolicyError
+    from yuqing.settings import Settings
 
     log.configure("WARNING")  # the report is the output; the service's own lines would bury it
     settings = Settings.from_env()
     try:
-        runs = asyncio.run(
-            simulate([(path, scenario)], policies or [settings.policy_path], settings)
-        )
+        runs = tool.run(simulate([(path, scenario)], policies or [settings.policy_path], settings))
     except (SimulationError, PolicyError) as error:
-        err.print(str(error))
-        raise typer.Exit(EXIT_INPUT) from error
+        raise tool.bad_input(str(error)) from error
     if fmt is ReportFormat.json:
         reports = [json.loads(render(run.report, "json")) for run in runs]
         for run, report in zip(runs, reports, strict=True):
@@ -150,6 +142,8 @@ def _simulate(path: Path, scenario: Any, policies: list[Path], fmt: ReportFormat
 
 
 def _short(path: str) -> str:
+    from yuqing.settings import PROJECT_ROOT
+
     try:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
@@ -159,57 +153,58 @@ def _short(path: str) -> str:
 @app.command("drill-report")
 def drill_report(
     incident_id: IncidentArg,
-    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
-    output: Annotated[Path | None, typer.Option(help="Write it to this file.")] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", metavar="FORMAT", help="text, json or html.")
+    ] = ReportFormat.text,
+    output: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write it to this file.")
+    ] = None,
     token: TokenOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """The drill report: who acted when, against the drill's scaled deadlines."""
-    import httpx
-
     api = Api(api_url, token, fmt is ReportFormat.json)
-    if not token:
-        fail(api.as_json, Failure(EXIT_INPUT, "no token: set YUQING_TOKEN or pass --token"))
-    try:
-        response = httpx.get(
-            f"{api_url.rstrip('/')}/drills/{incident_id}/report",
-            params={"format": fmt.value},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-    except httpx.TransportError:
-        api.fetch("GET", f"/drills/{incident_id}/report")  # says where it tried, exit 3
-        return
-    if not response.is_success:
-        api.fetch("GET", f"/drills/{incident_id}/report")  # the refusal, with its exit code
-        return
+    text = _text(api, f"/drills/{incident_id}/report?format={fmt.value}")
     if output is not None:
-        output.write_text(response.text, encoding="utf-8")
-        err.print(f"wrote the drill report to {output}")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise tool.cannot_write(output, error.strerror or str(error)) from error
+        tool.say(f"wrote the drill report to {output}")
     else:
-        sys.stdout.write(response.text)
+        sys.stdout.write(text)
 
 
-def _valid(body: dict[str, Any], model: type[BaseModel], as_json: bool) -> dict[str, Any]:
-    """`body` as the API takes it; exit 2 naming the field when it is not."""
+def _text(api: Api, path: str) -> str:
+    """The API's answer as text (a report in its format); a failure as every command's."""
+    import urllib.error
+    import urllib.request
+
+    if not api.token:
+        raise tool.bad_input("no token: set YUQING_TOKEN or pass --token")
+    request = urllib.request.Request(
+        api.url.rstrip("/") + path, headers={"Authorization": f"Bearer {api.token}"}
+    )
     try:
-        checked(body, model, "the input")
-    except Failure as failure:
-        fail(as_json, failure)
-    return body
-
-
-def _signal_file(
-    path: str, file: Path, model: type[BaseModel], as_json: bool, token: str | None, url: str
-) -> None:
-    Api(url, token, as_json).signal_file(path, file, model)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return str(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        with error:
+            body = error.read()
+        try:
+            answer: Any = json.loads(body)
+        except ValueError:
+            answer = {"detail": body.decode("utf-8", "replace").strip() or error.reason}
+        raise api._failure(error.code, answer, "the request") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise api._unreachable(error) from None
 
 
 @app.command("no-response-approval")
 def no_response_approval(
     incident_id: IncidentArg,
     reject: Annotated[bool, typer.Option(help="Refuse it: a statement is due after all.")] = False,
-    comment: Annotated[str, typer.Option(help="Why (needed to refuse).")] = "",
+    comment: Annotated[str, typer.Option(metavar="TEXT", help="Why (needed to refuse).")] = "",
     as_json: JsonOption = False,
     token: TokenOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
@@ -217,8 +212,8 @@ def no_response_approval(
     """Approve (or refuse) the assessment's "no response needed" (§4.3): approved, the
     statement deadline is waived and the incident stays under monitoring."""
     body = {"decision": "reject" if reject else "approve", "comment": comment}
-    _valid(body, NoResponseApprovalBody, as_json)
-    Api(api_url, token, as_json).signal(f"/incidents/{incident_id}/no-response-approval", body)
+    path = f"/incidents/{incident_id}/no-response-approval"
+    Api(api_url, token, as_json).signal(path, body, source="the options")
 
 
 @app.command("interview-request")
@@ -232,15 +227,17 @@ def interview_request(
     """Ask the leading group for a media interview (§4.4): interviewee, medium, scheduled_at,
     topic (a JSON file)."""
     path = f"/incidents/{incident_id}/interviews"
-    _signal_file(path, file, InterviewRequestBody, as_json, token, api_url)
+    Api(api_url, token, as_json).signal_file(path, file)
 
 
 @app.command("interview-decision")
 def interview_decision(
     incident_id: IncidentArg,
-    interview_id: Annotated[str, typer.Argument(help="The interview, e.g. i1.")],
+    interview_id: Annotated[
+        str, typer.Argument(metavar="INTERVIEW_ID", help="The interview, e.g. i1.")
+    ],
     reject: Annotated[bool, typer.Option(help="Refuse it.")] = False,
-    comment: Annotated[str, typer.Option(help="Why (needed to refuse).")] = "",
+    comment: Annotated[str, typer.Option(metavar="TEXT", help="Why (needed to refuse).")] = "",
     as_json: JsonOption = False,
     token: TokenOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
@@ -248,8 +245,7 @@ def interview_decision(
     """Authorise or refuse an interview, for the leading group."""
     body = {"decision": "reject" if reject else "approve", "comment": comment}
     path = f"/incidents/{incident_id}/interviews/{interview_id}/decision"
-    _valid({**body, "interview_id": interview_id}, InterviewDecisionBody, as_json)
-    Api(api_url, token, as_json).signal(path, body)
+    Api(api_url, token, as_json).signal(path, body, source="the options")
 
 
 @app.command("interview-held")
@@ -263,14 +259,14 @@ def interview_held(
     """Record an interview that took place (a JSON file); one held without the leading group's
     authorisation is recorded as a breach of §4.4."""
     path = f"/incidents/{incident_id}/interviews/held"
-    _signal_file(path, file, InterviewHeldBody, as_json, token, api_url)
+    Api(api_url, token, as_json).signal_file(path, file)
 
 
 @app.command()
 def downgrade(
     incident_id: IncidentArg,
-    reason: Annotated[str, typer.Option(help="Why the grade is lowered.")],
-    to_grade: Annotated[str, typer.Option(help="The new grade.")] = "general",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why the grade is lowered.")],
+    to_grade: Annotated[str, typer.Option(metavar="GRADE", help="The new grade.")] = "general",
     against: Annotated[bool, typer.Option(help="Vote against it (a quorum policy).")] = False,
     as_json: JsonOption = False,
     token: TokenOption = None,
@@ -283,15 +279,17 @@ def downgrade(
         "reason": reason,
         "decision": "reject" if against else "approve",
     }
-    _valid(body, DowngradeBody, as_json)
-    Api(api_url, token, as_json).signal(f"/incidents/{incident_id}/downgrade", body)
+    path = f"/incidents/{incident_id}/downgrade"
+    Api(api_url, token, as_json).signal(path, body, source="the options")
 
 
 @app.command("group-members")
 def group_members(
     incident_id: IncidentArg,
-    member: Annotated[list[str], typer.Option(help="A member (roster id); repeat it.")],
-    reason: Annotated[str, typer.Option(help="Why these members.")] = "",
+    member: Annotated[
+        list[str], typer.Option(metavar="PERSON_ID", help="A member (roster id); repeat it.")
+    ],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why these members.")] = "",
     as_json: JsonOption = False,
     token: TokenOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
@@ -299,8 +297,8 @@ def group_members(
     """Choose the leading group's members for this incident (§5.1), for its head; each
     member is notified."""
     body = {"members": member, "reason": reason}
-    _valid(body, GroupMembersBody, as_json)
-    Api(api_url, token, as_json).signal(f"/incidents/{incident_id}/group-members", body)
+    path = f"/incidents/{incident_id}/group-members"
+    Api(api_url, token, as_json).signal(path, body, source="the options")
 
 
 @app.command()
@@ -313,7 +311,7 @@ def contact(
 ) -> None:
     """Record a contact with a department outside the bureau (§4.4): department,
     contacted_at, contact_person, said (a JSON file)."""
-    _signal_file(f"/incidents/{incident_id}/contacts", file, ContactBody, as_json, token, api_url)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/contacts", file)
 
 
 @app.command("notify-department")
@@ -327,12 +325,14 @@ def notify_department(
     """Send a notice to a named department (§4.4): department, message, request_id (a JSON
     file); the same request_id again sends nothing twice."""
     path = f"/incidents/{incident_id}/department-notices"
-    _signal_file(path, file, DepartmentNoticeBody, as_json, token, api_url)
+    Api(api_url, token, as_json).signal_file(path, file)
 
 
 @app.command("calendar-changed")
 def calendar_changed(
-    reason: Annotated[str, typer.Option(help="e.g. the State Council notice now loaded.")],
+    reason: Annotated[
+        str, typer.Option(metavar="TEXT", help="e.g. the State Council notice now loaded.")
+    ],
     as_json: JsonOption = False,
     token: TokenOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
@@ -340,11 +340,11 @@ def calendar_changed(
     """After loading a year's official schedule into the override file: every running incident
     with a due time planned provisionally (Monday–Friday) plans it again, in either direction."""
     api = Api(api_url, token, as_json)
-    told = api.fetch("POST", "/calendar/changed", {"reason": reason})
+    told = api.call("POST", "/calendar/changed", {"reason": reason}, source="the options")
     if as_json:
         print_json(told)
         return
     if not told:
-        out.print("no running incident had a provisional due time")
+        line("no running incident had a provisional due time")
     for item in told:
-        out.print(f"{item['incident_id']}: {item['entry']['detail']}")
+        line(f"{item['incident_id']}: {item['entry']['detail']}")

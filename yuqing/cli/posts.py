@@ -6,9 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel
 
-from api.schemas import ExtensionBody, FormalReplyBody, InitialResponseBody, NetizenPostBody
 from yuqing.cli.api_client import Api
 from yuqing.cli.options import (
     DEFAULT_API_URL,
@@ -17,9 +15,10 @@ from yuqing.cli.options import (
     IncidentArg,
     JsonOption,
     TokenOption,
+    commands,
 )
 
-app = typer.Typer()
+app = commands()
 
 
 @app.command()
@@ -31,8 +30,7 @@ def post(
     api_url: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Take up a netizen post (a NetizenPost JSON file); it gets its own deadlines."""
-    api = Api(api_url, token, as_json)
-    api.signal_file(f"/incidents/{incident_id}/posts", file, NetizenPostBody)
+    Api(api_url, token, as_json).signal_file(f"/incidents/{incident_id}/posts", file)
 
 
 class PostAction(StrEnum):
@@ -41,18 +39,17 @@ class PostAction(StrEnum):
     extension = "extension"
 
 
-POST_ACTION_BODIES: dict[PostAction, type[BaseModel]] = {
-    PostAction.initial_response: InitialResponseBody,
-    PostAction.formal_reply: FormalReplyBody,
-    PostAction.extension: ExtensionBody,
-}
-
-
 @app.command("post-action")
 def post_action(
     incident_id: IncidentArg,
-    post_id: Annotated[str, typer.Argument(help="The post's id.")],
-    action: Annotated[PostAction, typer.Argument(help="What you do on the post.")],
+    post_id: Annotated[str, typer.Argument(metavar="POST_ID", help="The post's id.")],
+    action: Annotated[
+        PostAction,
+        typer.Argument(
+            metavar="ACTION",
+            help="What you do on the post: initial-response, formal-reply or extension.",
+        ),
+    ],
     file: FileArg,
     as_json: JsonOption = False,
     token: TokenOption = None,
@@ -62,6 +59,5 @@ def post_action(
 
     The file is an InitialResponse, a FormalReply or an ExtensionRequest JSON object.
     """
-    api = Api(api_url, token, as_json)
     path = f"/incidents/{incident_id}/posts/{post_id}/{action.value}"
-    api.signal_file(path, file, POST_ACTION_BODIES[action])
+    Api(api_url, token, as_json).signal_file(path, file)

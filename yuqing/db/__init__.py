@@ -66,6 +66,70 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     return applied_now
 
 
+class MigrationsPending(RuntimeError):
+    """The database lacks migrations this code needs; the message says how to apply them."""
+
+
+async def migrate_as_owner(
+    owner_url: str, service_role: str, notary_role: str | None = None
+) -> list[str]:
+    """Apply pending migrations as the owner, then give the service (and the notary) their
+    privileges on every table (`yuqing.db.roles.grant_service`)."""
+    from yuqing.db.roles import grant_service
+
+    owner = await create_pool(owner_url)
+    try:
+        applied = await migrate(owner)
+        async with owner.acquire() as conn:
+            await grant_service(conn, service_role, notary_role)
+    finally:
+        await owner.close()
+    return applied
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """The shipped migrations the database has not had; readable by the service itself."""
+    async with pool.acquire() as conn:
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        done = (
+            {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            if exists
+            else set()
+        )
+    return [name for version, name, _ in shipped_migrations() if version not in done]
+
+
+async def prepare(pool: asyncpg.Pool, owner_url: str | None) -> None:
+    """Before the service serves: the schema current (migrated by the owner when this process
+    is given the owner's URL, else only checked), and a warning if the service's own role
+    could rewrite the audit."""
+    from yuqing.db.roles import role_problems
+
+    if owner_url:
+        service_role = await pool.fetchval("SELECT current_user")
+        await migrate_as_owner(owner_url, service_role)
+    pending = await pending_migrations(pool)
+    async with pool.acquire() as conn:
+        problems = await role_problems(conn)
+    if pending and problems:
+        # A service that may rewrite the audit anyway (a superuser, the owner itself) loses
+        # nothing by migrating: done, with the warning below to give it a role of its own.
+        await migrate(pool)
+        pending = await pending_migrations(pool)
+    if pending:
+        raise MigrationsPending(
+            f"the database lacks migration(s) {', '.join(pending)}: apply them as the owner"
+            " (`yuqing db-migrate` with YUQING_DB_OWNER_URL set, or start the worker with"
+            " YUQING_DB_OWNER_URL)"
+        )
+    if problems:
+        log.warning(
+            "DATABASE_URL's role can rewrite the audit; give the service its own role"
+            " (see the README's security section)",
+            problems=problems,
+        )
+
+
 async def fetch_one(
     conn: asyncpg.Connection | PoolConnectionProxy, sql: str, *args: object
 ) -> asyncpg.Record:

@@ -15,9 +15,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import decide
+from yuqing.drill.report import Trails, whole_trails
 from yuqing.drill.scenario import Step
 from yuqing.signing import Signer
-from yuqing.state import IncidentState, TrailEntry
+from yuqing.state import TRAIL_PAGE, IncidentState, TrailEntry, TrailPage
 
 # How long to wait for the worker to decide a step (real time, not the skipped clock).
 PATIENCE = 60.0
@@ -42,6 +43,16 @@ class Player:
 
     async def state(self) -> IncidentState:
         return await self.handle.query("state", result_type=IncidentState)
+
+    async def trails(self, state: IncidentState) -> Trails:
+        """The incident's and its posts' whole trails (the state holds the latest lines)."""
+        return await whole_trails(state, self.trail_page)
+
+    async def trail_page(self, workflow_id: str, offset: int) -> TrailPage:
+        handle = self.client.get_workflow_handle(workflow_id)
+        return await handle.query(
+            "trail", {"offset": offset, "limit": TRAIL_PAGE}, result_type=TrailPage
+        )
 
     async def until(self, condition: Callable[[IncidentState], bool]) -> IncidentState:
         loop = asyncio.get_running_loop()

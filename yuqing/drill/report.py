@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from yuqing.drill.scenario import show_span
-from yuqing.state import Deadline, IncidentState, TrailEntry
+from yuqing.state import Deadline, IncidentState, TrailEntry, TrailPage
 from yuqing.working_time import SHANGHAI
 
 Outcome = Literal["met", "met_late", "missed", "overdue", "pending", "waived"]
@@ -84,21 +84,70 @@ class DrillReport:
         return sum(1 for c in self.clocks if c.outcome in ("met_late", "missed", "overdue"))
 
 
+@dataclass(frozen=True)
+class Trails:
+    """Whole trails, read page by page (the `state` answer holds only the latest lines)."""
+
+    incident: list[TrailEntry]
+    posts: dict[str, list[TrailEntry]]
+
+
+# Reads one page of a workflow's trail: (workflow id, offset) → the `trail` query's answer.
+PageReader = Callable[[str, int], Awaitable[TrailPage]]
+
+
+async def whole_trails(state: IncidentState, read_page: PageReader) -> Trails:
+    """The incident's trail and each post's, every line each workflow holds (lines a run left
+    behind when it continued as new are in the audit table, not here)."""
+    posts: dict[str, list[TrailEntry]] = {}
+    for post in state.posts:
+        try:
+            posts[post.post_id] = await _whole(post.workflow_id, read_page)
+        except Exception:  # not started yet, or gone: what the incident lists of it
+            posts[post.post_id] = list(post.trail)
+    return Trails(incident=await _whole(state.workflow_id, read_page), posts=posts)
+
+
+async def _whole(workflow_id: str, read_page: PageReader) -> list[TrailEntry]:
+    lines: list[TrailEntry] = []
+    offset = 0
+    while True:
+        page = await read_page(workflow_id, offset)
+        lines += page.lines
+        offset = page.offset + len(page.lines)
+        if not page.lines or offset >= page.total:
+            return lines
+
+
 def drill_report(
-    state: IncidentState, as_of: datetime, trail: list[TrailEntry] | None = None
+    state: IncidentState, as_of: datetime, trails: Trails | None = None
 ) -> DrillReport:
-    """The report of a drill (or of any incident, at speed 1), as of `as_of`."""
+    """The report of a drill (or of any incident, at speed 1), as of `as_of`; `trails` as
+    `whole_trails` reads them (without: the trails the state holds)."""
     speed = state.drill.speed if state.drill else 1.0
     start = state.discovered_at
+    if trails is None:
+        trails = Trails(
+            incident=list(state.trail), posts={p.post_id: list(p.trail) for p in state.posts}
+        )
 
     def offset(at: datetime) -> timedelta:
         return (at - start) * speed
 
     acted: list[Acted] = []
-    sources: list[tuple[str, list[TrailEntry]]] = [("incident", trail or state.trail)]
-    sources += [(f"post {p.post_id}", p.trail) for p in state.posts]
+    sources: list[tuple[str, list[TrailEntry]]] = [("incident", trails.incident)]
+    sources += [(f"post {post_id}", lines) for post_id, lines in trails.posts.items()]
+    notices_kept = statements_kept = 0
+    withheld: list[str] = []
     for where, lines in sources:
         for entry in lines:
+            if entry.kind == "notified" and KEPT_NOTICE in entry.detail:
+                notices_kept += 1
+                for name in _withheld(entry.detail):
+                    if name not in withheld:
+                        withheld.append(name)
+            if entry.kind == "published" and f"{SINK_ADDRESS}:" in entry.detail:
+                statements_kept += 1
             if entry.kind in _QUIET or not (entry.actor or entry.kind.startswith("deadline")):
                 continue
             acted.append(
@@ -118,12 +167,6 @@ def drill_report(
     for post in state.posts:
         clocks += [_clock(f"post {post.post_id}", d, offset, as_of, speed) for d in post.deadlines]
     clocks.sort(key=lambda c: c.due_at)
-    withheld: list[str] = []
-    for notice in state.notifications:
-        if "never sent to bodies outside the bureau:" in notice.result:
-            for name in notice.result.split("outside the bureau:", 1)[1].split(","):
-                if name.strip() and name.strip() not in withheld:
-                    withheld.append(name.strip())
     return DrillReport(
         incident_id=state.incident_id,
         scenario=state.drill.scenario if state.drill else state.title,
@@ -134,12 +177,23 @@ def drill_report(
         as_of=as_of,
         acted=acted,
         clocks=clocks,
-        notices_kept=sum(1 for n in state.notifications if n.channel == "drill-sink"),
+        notices_kept=notices_kept,
         withheld=withheld,
-        statements_kept=sum(
-            1 for p in state.publications if (p.address or "").startswith("drill-sink:")
-        ),
+        statements_kept=statements_kept,
     )
+
+
+# How the drill sink's results read in the trail (activities/drill_sink.py).
+KEPT_NOTICE = "kept in the drill sink"
+SINK_ADDRESS = "drill-sink"
+_WITHHELD = "never sent to bodies outside the bureau:"
+
+
+def _withheld(detail: str) -> list[str]:
+    if _WITHHELD not in detail:
+        return []
+    names = detail.split(_WITHHELD, 1)[1].rstrip(")").split(",")
+    return [name.strip() for name in names if name.strip()]
 
 
 def _clock(

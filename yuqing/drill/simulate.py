@@ -38,8 +38,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import all_activities
-from activities.drill_sink import DrillSinkActivities, MemoryDrillStore
+from activities.drill_sink import MemoryDrillStore
 from yuqing import incident_workflow_id
+from yuqing.audit.archive import ArchiveHistory
 from yuqing.drill.player import Player
 from yuqing.drill.report import DrillReport, drill_report
 from yuqing.drill.scenario import Scenario, drill_id
@@ -91,6 +92,12 @@ async def keep_no_trail(request: RecordTrail) -> TrailRecorded:
     return TrailRecorded(rows=len(request.entries), last_hash=None)
 
 
+@activity.defn(name="start_archiver")
+async def keep_no_archive(request: ArchiveHistory) -> str:
+    """A simulation's histories go with its server: nothing to archive."""
+    return ""
+
+
 def simulation_activities(settings: Settings, store: MemoryDrillStore) -> list[Any]:
     """The worker's own activities, but the drill sink in memory and no audit table.
 
@@ -98,15 +105,10 @@ def simulation_activities(settings: Settings, store: MemoryDrillStore) -> list[A
     go to the sink), so the activities are made without a database: the two that would use
     one are replaced, and every other activity the workflows call stays the worker's own.
     """
-    sink = DrillSinkActivities(store)
-    replaced = {
-        "record_trail": keep_no_trail,
-        "drill_notice": sink.drill_notice,
-        "drill_statement": sink.drill_statement,
-        "drill_evidence": sink.drill_evidence,
-    }
+    replaced = {"record_trail": keep_no_trail, "start_archiver": keep_no_archive}
     no_database = cast(asyncpg.Pool, None)
-    return [replaced.get(a.__name__, a) for a in all_activities(settings, no_database)]
+    made = all_activities(settings, no_database, drill_store=store)
+    return [replaced.get(a.__name__, a) for a in made]
 
 
 def same_moment_after(now: datetime, original: datetime | None) -> datetime:
@@ -206,6 +208,8 @@ async def _run(
             await _skip(env, max(due) + timedelta(minutes=1))
             state = await player.settled()
         as_of = await env.get_current_time()
+        # Read while the worker answers queries (the state holds the latest lines only).
+        trails = await player.trails(state)
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             try:
                 await handle.terminate("simulation finished")
@@ -215,7 +219,7 @@ async def _run(
     return SimulatedRun(
         scenario_file=str(path),
         policy_file=str(policy),
-        report=drill_report(state, as_of),
+        report=drill_report(state, as_of, trails),
         refused=refused,
     )
 

@@ -30,7 +30,17 @@ from yuqing.rules.regrading import RegradeRules
 from yuqing.rules.response import ResponseRules
 from yuqing.state import DraftStatus, IncidentState, InterviewStatus, ResponseStatus, Stage
 
-__all__ = ["AUDIT_LINES", "DRILL_MARK", "PLAN_FEATURES", "PLAN_RULES", "PlanRules"]
+__all__ = [
+    "AUDIT_LINES",
+    "CARRIED_FEATURES",
+    "DRILL_MARK",
+    "PLAN_FEATURES",
+    "PLAN_RULES",
+    "PlanRules",
+]
+
+# The name under which `carried()` passes the features to the incident's next run.
+CARRIED_FEATURES = "plan_features"
 
 
 class PlanRules(
@@ -55,6 +65,12 @@ class PlanRules(
         self._decides_contacts()
         if self.state.drill is not None:
             self.mark_drill()
+
+    def carried(self) -> dict[str, Any]:
+        """Beside the decider's own: the later rules this incident runs under. Everything else
+        the rules decide by is in the state (response, interviews, votes, clocks being planned
+        in `planning`, whose PlanClock effects the workflow carries as effects under way)."""
+        return {**super().carried(), CARRIED_FEATURES: sorted(self.features)}
 
     def apply(
         self,

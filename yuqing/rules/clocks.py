@@ -96,8 +96,12 @@ class ClockRules(RulesBase):
         step, version = waiting
         if not step.clocked or wanted is None:
             return []
+        # One clock per wait: running, or escalated and still unanswered (a breach is not a
+        # fresh start); a new one only once the draft waits there anew.
         if any(
-            base_key(d.key) == wanted and d.status is DeadlineStatus.pending
+            base_key(d.key) == wanted
+            and d.met_at is None
+            and d.status in (DeadlineStatus.pending, DeadlineStatus.breached)
             for d in self.state.deadlines
         ) or any(base_key(k) == wanted for k in self.state.planning):
             return []

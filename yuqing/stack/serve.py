@@ -34,6 +34,13 @@ from yuqing.stack.common import (
 )
 from yuqing.stack.keys import ensure_dev_keys
 from yuqing.stack.postgres import EmbeddedPostgres, start_postgres
+from yuqing.stack.record import (
+    codec_endpoint,
+    notary_running,
+    prepare_record,
+    service_variables,
+    ui_origins,
+)
 from yuqing.stack.temporal import (
     DEFAULT_RETENTION,
     TemporalDevServer,
@@ -142,6 +149,17 @@ async def _serve(
                 log.info("using PostgreSQL from DATABASE_URL", database_url=redact(database_url))
             if stop.is_set():
                 return
+            # record: keys, database roles, migrations as the owner, the notary, and the UI's
+            # codec endpoint (so the API's and the UI's ports are fixed here, before either).
+            ports, settings = _record_ports(ports, settings, headless)
+            record = await prepare_record(
+                data_dir,
+                dataclasses.replace(settings, database_url=database_url),
+                admin_url=None if settings.database_url else database_url,
+                ui_origins=() if headless else ui_origins(ports.ui),
+            )
+            settings, database_url = record.settings, record.settings.database_url
+            await stack.enter_async_context(notary_running(record))
 
             opened: dict[str, str] = {}
             temporal_address = os.environ.get("TEMPORAL_ADDRESS") or None
@@ -156,6 +174,7 @@ async def _serve(
                     namespace=settings.temporal_namespace,
                     headless=headless,
                     retention=retention,
+                    ui_codec_endpoint=codec_endpoint(settings.api_port),
                 )
                 stack.push_async_callback(_stop_temporal, temporal)
                 temporal_address = temporal.address
@@ -216,6 +235,15 @@ async def _serve(
         log.info("stack stopped")
 
 
+def _record_ports(ports: Ports, settings: Settings, headless: bool) -> tuple[Ports, Settings]:
+    """record: the API's and the UI's ports chosen now (0: a free one), as the UI is told the
+    codec endpoint's address when it starts and the codec the UI's origin."""
+    api = ports.api if ports.api is not None else settings.api_port
+    api = api or free_port()
+    ui = ports.ui if headless else ports.ui or free_port()
+    return dataclasses.replace(ports, api=api, ui=ui), dataclasses.replace(settings, api_port=api)
+
+
 def _children(settings: Settings, ports: Ports, workers: int) -> list[Child]:
     """The service's processes, on the ports asked for (0: free ones), every port checked free
     first so that a busy one is named here rather than by a child's failure."""
@@ -236,6 +264,8 @@ def _children(settings: Settings, ports: Ports, workers: int) -> list[Child]:
         "YUQING_LISTEN_HOST": host,
         # The keys decisions are checked against, and the API's own signing key.
         **_key_variables(settings),
+        # record: the payload keys, and who may call the codec endpoint.
+        **service_variables(settings),
         # Publications record their address: make it the page this API serves.
         "YUQING_STATEMENT_BASE_URL": os.environ.get("YUQING_STATEMENT_BASE_URL")
         or f"http://localhost:{api_port}/statements",
@@ -390,7 +420,9 @@ async def _ensure_search_attributes_elsewhere(address: str, namespace: str) -> N
     # A server we did not start may predate our search attributes. Some (Temporal Cloud) refuse
     # operator calls; workflows then fail loudly enough on their own, so only warn.
     try:
-        client = await Client.connect(address, namespace=namespace)
+        from yuqing.client import tls_options  # record: the same TLS as every other client
+
+        client = await Client.connect(address, namespace=namespace, **tls_options())
         await ensure_search_attributes(client, namespace)
     except StackError:
         raise

@@ -146,6 +146,7 @@ async def start_temporal(
     http_port: int = 0,
     metrics_port: int = 0,
     retention: timedelta | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> TemporalDevServer:
     """Start `temporal server start-dev` on 127.0.0.1 and wait until it serves `namespace`.
 
@@ -200,6 +201,9 @@ async def start_temporal(
         args += ["--ui-port", str(ui_port)]
         if "--ui-disable-news-fetch" in flags:
             args.append("--ui-disable-news-fetch")
+        if ui_codec_endpoint:
+            # record: payloads are encrypted; the UI decodes them through the API's codec.
+            args += ["--ui-codec-endpoint", ui_codec_endpoint]
     for name, kind in CLI_TYPES.items():
         args += ["--search-attribute", f"{name}={kind}"]
 

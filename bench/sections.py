@@ -1,0 +1,411 @@
+"""The bench's sections, each measuring Yuqing and the bare workflow in the same run.
+
+Every section interleaves the two (ABBA: A, B, B, A, ... so that a machine that gets busier or
+quieter as the section goes weighs on both alike) and returns plain numbers; `bench.report`
+turns them into the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.drive import (
+    AFTER_PUBLICATION,
+    BEFORE_PUBLICATION,
+    Drivers,
+    demo,
+    gather_limited,
+    history_of,
+    until_stage,
+)
+from bench.proc import CpuMeter, rss, tree_cpu
+from bench.stack import BenchStack
+
+KINDS = ("yuqing", "bare")
+
+
+def abba(chunks: int, first: int = 0) -> list[tuple[int, str]]:
+    """(chunk, kind) in ABBA order: yuqing, bare, bare, yuqing, ... (or bare first)."""
+    order = []
+    for chunk in range(chunks):
+        pair = KINDS if (chunk + first) % 2 == 0 else KINDS[::-1]
+        order += [(chunk, kind) for kind in pair]
+    return order
+
+
+async def quiesce(pids: dict[str, int], *, quiet: float = 0.02, patience: float = 30.0) -> None:
+    """Wait until no process tree uses more than `quiet` CPU seconds in half a second: what a
+    section's incidents still do after their last answer (a last projection, archiving) is
+    counted in that section, not in the next."""
+    deadline = time.monotonic() + patience
+    calm = 0
+    before = {name: tree_cpu(pid) for name, pid in pids.items()}
+    while time.monotonic() < deadline and calm < 2:
+        await asyncio.sleep(0.5)
+        now = {name: tree_cpu(pid) for name, pid in pids.items()}
+        busy = max(now[name] - before[name] for name in pids)
+        calm = calm + 1 if busy <= quiet else 0
+        before = now
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Tally:
+    """What one kind did in a section: how many, how long, the CPU of each process."""
+
+    count: int = 0
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, count: int, wall: float, cpu: dict[str, float], latencies: list[float]) -> None:
+        self.count += count
+        self.wall += wall
+        for name, seconds in cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+        self.latencies += latencies
+
+    def per(self, name: str) -> float:
+        return self.cpu.get(name, 0.0) / self.count if self.count else float("nan")
+
+
+async def _nth(call: Callable[[str], Awaitable[Any]], ids: list[str], index: int) -> None:
+    await call(ids[index])
+
+
+def _ids(tag: str, kind: str, chunk: int, count: int) -> list[str]:
+    return [f"{tag}-{kind[0]}{chunk}-{i}" for i in range(count)]
+
+
+# -- the full general lifecycle -----------------------------------------------------------------
+
+
+async def lifecycles(
+    stack: BenchStack,
+    drivers: Drivers,
+    *,
+    count: int,
+    concurrency: int,
+    chunks: int,
+    tag: str,
+    first: int = 0,
+    samples: int = 10,
+) -> dict[str, Any]:
+    """`count` lifecycles of each kind, `concurrency` at a time, in `chunks` interleaved parts."""
+    measured = {name: pid for name, pid in stack.pids().items() if name != "api"}
+    tallies = {kind: Tally() for kind in KINDS}
+    done: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    per_chunk = max(1, count // chunks)
+    for chunk, kind in abba(chunks, first):
+        ids = _ids(tag, kind, chunk, per_chunk)
+        run = drivers.lifecycle(kind)
+        meter = CpuMeter(measured)
+        await quiesce(measured)
+        meter.start()
+        started = time.perf_counter()
+        took = await gather_limited(len(ids), concurrency, functools.partial(_nth, run, ids))
+        wall = time.perf_counter() - started
+        await quiesce(measured)
+        tallies[kind].add(len(ids), wall, meter.stop(), took)
+        done[kind] += ids
+    result: dict[str, Any] = {}
+    for kind in KINDS:
+        tally = tallies[kind]
+        client = drivers.client(kind)
+        histories = [
+            await history_of(client, drivers.workflow_id(kind, incident_id))
+            for incident_id in done[kind][-samples:]
+        ]
+        result[kind] = {
+            "count": tally.count,
+            "throughput": tally.count / tally.wall,
+            "cpu_ms": {name: 1000 * tally.per(name) for name in measured},
+            "lifecycle_p50_ms": 1000 * percentile(tally.latencies, 0.5),
+            "history_events": statistics.mean(len(h.events) for h in histories),
+            "history_bytes": statistics.mean(h.ByteSize() for h in histories),
+        }
+    return result
+
+
+# -- decision latency: one approval through the HTTP API, and bare execute_update ------------------
+
+
+async def _to_draft(drivers: Drivers, kind: str, incident_id: str) -> str:
+    """An incident (or a bare workflow) with its first draft submitted, awaiting approval."""
+    if kind == "yuqing":
+        workflow_id = await drivers.yuqing_report(incident_id)
+        step = drivers.yuqing_decide
+    else:
+        workflow_id = await drivers.bare_report(incident_id)
+        step = drivers.bare_decide
+    for signal, name in BEFORE_PUBLICATION[:3]:
+        await step(workflow_id, signal, demo(name))
+    return workflow_id
+
+
+APPROVAL = {"decision": "approve", "draft_version": 1, "comment": "同意"}
+UNIT_HEAD = "huang.wei"
+REPORTER = "chen.jing"
+
+
+def _bearer(person: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer dev-{person}"}
+
+
+async def approvals(
+    stack: BenchStack,
+    drivers: Drivers,
+    http: httpx.AsyncClient,
+    *,
+    concurrency: int,
+    rounds: int,
+    per_round: int,
+    tag: str,
+    first: int = 0,
+) -> dict[str, Any]:
+    """The unit head's approval: `POST /incidents/{id}/approvals/unit_head` (200) against the
+    same update sent straight to a bare workflow (`execute_update`), each timed alone."""
+    total = rounds * per_round * concurrency
+    ready: dict[str, list[str]] = {}
+    for kind in KINDS:
+        ids = [f"{tag}-a{kind[0]}{concurrency}-{i}" for i in range(total)]
+        ready[kind] = ids
+
+        async def prepare(i: int, kind: str = kind, ids: list[str] = ids) -> None:
+            await _to_draft(drivers, kind, ids[i])
+
+        await gather_limited(total, 10, prepare)
+    await quiesce(stack.pids())
+    timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    queues = {kind: list(ready[kind]) for kind in KINDS}
+
+    async def approve(kind: str) -> float:
+        incident_id = queues[kind].pop()
+        started = time.perf_counter()
+        if kind == "yuqing":
+            response = await http.post(
+                f"/incidents/{incident_id}/approvals/unit_head",
+                json=APPROVAL,
+                headers=_bearer(UNIT_HEAD),
+            )
+            took = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"approval of {incident_id}: {response.status_code} {response.text}"
+                )
+        else:
+            await drivers.bare_decide(
+                f"bare-{incident_id}", "unit_head_approval", {"approver_id": UNIT_HEAD, **APPROVAL}
+            )
+            took = time.perf_counter() - started
+        return took
+
+    for _chunk, kind in abba(rounds, first):
+        await _closed_loop(concurrency, per_round, functools.partial(approve, kind), timings[kind])
+        await quiesce(stack.pids())
+    return {kind: _latency(timings[kind]) for kind in KINDS}
+
+
+async def intakes(
+    stack: BenchStack,
+    drivers: Drivers,
+    http: httpx.AsyncClient,
+    *,
+    concurrency: int,
+    rounds: int,
+    per_round: int,
+    tag: str,
+    first: int = 0,
+) -> dict[str, Any]:
+    """A report: `POST /incidents` (201) against bare update-with-start, each timed alone."""
+    timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    counter = iter(range(10**9))
+
+    async def report(kind: str) -> float:
+        incident_id = f"{tag}-r{kind[0]}{concurrency}-{next(counter)}"
+        started = time.perf_counter()
+        if kind == "yuqing":
+            body = {**demo("01-incident.json"), "incident_id": incident_id}
+            response = await http.post("/incidents", json=body, headers=_bearer(REPORTER))
+            took = time.perf_counter() - started
+            if response.status_code != 201:
+                raise RuntimeError(f"report {incident_id}: {response.status_code} {response.text}")
+        else:
+            await drivers.bare_report(incident_id)
+            took = time.perf_counter() - started
+        return took
+
+    for _chunk, kind in abba(rounds, first):
+        await _closed_loop(concurrency, per_round, functools.partial(report, kind), timings[kind])
+        await quiesce(stack.pids())
+    return {kind: _latency(timings[kind]) for kind in KINDS}
+
+
+async def _closed_loop(
+    concurrency: int, each: int, call: Callable[[], Awaitable[float]], into: list[float]
+) -> None:
+    """`concurrency` callers, each making `each` calls one after the other."""
+
+    async def caller() -> None:
+        for _ in range(each):
+            into.append(await call())
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50_ms": 1000 * percentile(values, 0.5),
+        "p99_ms": 1000 * percentile(values, 0.99),
+    }
+
+
+# -- parked incidents: memory and the sticky cache ------------------------------------------------
+
+
+async def parked(
+    stack: BenchStack,
+    drivers: Drivers,
+    *,
+    count: int,
+    concurrency: int,
+    tag: str,
+    bare_shape: Any,
+    max_cached: int,
+) -> dict[str, Any]:
+    """`count` incidents reported and left waiting (their deadline timers live) on a fresh
+    worker; its memory, its cache, and whether any was evicted. The same for bare ones."""
+    result: dict[str, Any] = {}
+    for kind in KINDS:
+        if kind == "yuqing":
+            worker = await stack.start_worker()
+            report: Callable[[str], Awaitable[str]] = drivers.yuqing_report
+        else:
+            worker = await stack.start_bare_worker(bare_shape, max_cached=max_cached)
+            report = drivers.bare_report
+        # One incident first, so what every process loads once is in the baseline.
+        await report(f"{tag}-p{kind[0]}-warm")
+        await quiesce(stack.pids())
+        before = rss(worker.pid)
+        metrics_before = await worker.metrics()
+        ids = [f"{tag}-p{kind[0]}-{i}" for i in range(count)]
+        started = time.perf_counter()
+        took = await gather_limited(count, concurrency, functools.partial(_nth, report, ids))
+        wall = time.perf_counter() - started
+        await quiesce(stack.pids())
+        after = rss(worker.pid)
+        metrics = await worker.metrics()
+        result[kind] = {
+            "count": count,
+            "rss_before": before,
+            "rss_after": after,
+            "rss_per_incident": (after - before) / count,
+            "intake_per_s": count / wall,
+            "intake_p50_ms": 1000 * percentile(took, 0.5),
+            **_cache(metrics_before, metrics),
+        }
+    return result
+
+
+def _cache(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def find(samples: dict[str, float], word: str) -> float:
+        return sum(v for k, v in samples.items() if word in k)
+
+    return {
+        "cache_size": find(after, "sticky_cache_size"),
+        "evictions": find(after, "sticky_cache_total_forced_eviction")
+        - find(before, "sticky_cache_total_forced_eviction"),
+        "cache_misses": find(after, "sticky_cache_miss") - find(before, "sticky_cache_miss"),
+    }
+
+
+# -- tools: yuqing --help, yuqing audit, --replay -------------------------------------------------
+
+
+async def long_trail(drivers: Drivers, incident_id: str, lines: int) -> str:
+    """An incident whose trail has about `lines` lines: figures sent one by one."""
+    workflow_id = await drivers.yuqing_report(incident_id)
+    # The report's own lines first; then one line per update of the figures (each a new
+    # reading, so each its own signature: a proof counts once).
+    for index in range(lines):
+        body = {
+            "source": f"weibo-monitor reading {index}",
+            "reported_by": "li.ming",
+            "weibo_reposts": 6,
+        }
+        await drivers.yuqing_decide(workflow_id, "update_metrics", body)
+    return workflow_id
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the child, the tail of its output)."""
+    usage_before = os.times()
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    usage = os.times()
+    cpu = (usage.children_user - usage_before.children_user) + (
+        usage.children_system - usage_before.children_system
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
+    return wall, cpu, done.stderr[-300:]
+
+
+async def tools(
+    stack: BenchStack, drivers: Drivers, *, lines: int, tag: str, repeat: int
+) -> dict[str, Any]:
+    incident_id = f"{tag}-trail"
+    await long_trail(drivers, incident_id, lines)
+    await quiesce(stack.pids())
+    yuqing = os.path.join(os.path.dirname(sys.executable), "yuqing")
+    env = stack.env()
+    commands = {
+        "help": [yuqing, "--help"],
+        "audit": [yuqing, "audit", incident_id],
+        "replay": [yuqing, "audit", incident_id, "--replay"],
+    }
+    result: dict[str, Any] = {"lines": lines}
+    for name, command in commands.items():
+        walls, cpus = [], []
+        for _ in range(repeat):
+            wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
+            walls.append(wall)
+            cpus.append(cpu)
+        result[name] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    return result
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+__all__ = [
+    "AFTER_PUBLICATION",
+    "approvals",
+    "intakes",
+    "lifecycles",
+    "parked",
+    "tools",
+    "until_stage",
+]

@@ -1,0 +1,143 @@
+"""One incident under a flood: 20,000 signals, nearly all refused, through the real worker.
+
+It continues as new as its history grows; its `state` answer stays small and every run's
+history short; afterwards it still approves, publishes once per channel and closes, and the
+audit trail read across its runs agrees with the PostgreSQL projection and with a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.service import RPCError
+
+from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from tests.keys import signed
+from yuqing.audit.history import TrailLine, compare, load_runs, recorded_trail, replay
+from yuqing.audit.history import load_history as load_all_runs
+from yuqing.audit.projection import projected_trail
+from yuqing.state import IncidentState
+
+SIGNALS = 20_000
+WAVE = 1000
+STATE_LIMIT = 256 * 1024
+EVENTS_LIMIT = 10_000
+# Waiting here is for the worker to decide what was sent, not for time to pass.
+FLOOD_PATIENCE = 600.0
+
+
+async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
+    """The `state` answer and its size; a query may wait behind a busy task, so ask again."""
+    assert driver.handle is not None
+    while True:
+        try:
+            raw = await driver.handle.query("state", result_type=dict[str, Any])
+        except RPCError:
+            await asyncio.sleep(0.5)
+            continue
+        return IncidentState.model_validate(raw), len(json.dumps(raw, ensure_ascii=False))
+
+
+async def test_an_incident_flooded_with_signals_continues_as_new_and_still_closes(
+    driver: IncidentDriver,
+) -> None:
+    began = time.monotonic()
+    await driver.start(report())
+    assert driver.handle is not None
+    handle = driver.handle
+    await driver.accepted("submit_report", UPWARD_REPORT)
+    await driver.accepted("submit_assessment", {"assessor_id": "li.ming"})
+    await driver.accepted("submit_draft", {"author_id": "chen.jing", "text": "通报全文"})
+    post = {
+        "post_id": "p1",
+        "platform": "微博",
+        "author": "网友甲",
+        "content": "超市什么时候整改？",
+        "received_by": "chen.jing",
+    }
+    await driver.accepted("netizen_post", post)
+    await driver.until_post("p1", lambda p: bool(p.deadlines))
+
+    # The flood: another unit's head approving (forbidden), and names the incident lacks.
+    forbidden = signed(handle.id, "unit_head_approval", approval("liu.yang", 1))
+    gate = asyncio.Semaphore(64)
+    largest = 0
+
+    async def one(number: int) -> None:
+        async with gate:
+            if number % 5 == 0:
+                await handle.signal("unit_head_approval", forbidden)
+            else:
+                await handle.signal("approve_everything", {"number": number})
+
+    # In waves, each sent as fast as 64 callers can and decided before the next: a sustained
+    # flood the worker keeps up with (what a flood faster than it does is in the README).
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + FLOOD_PATIENCE
+    for wave in range(0, SIGNALS, WAVE):
+        await asyncio.gather(*(one(n) for n in range(wave, min(wave + WAVE, SIGNALS))))
+        sent = min(wave + WAVE, SIGNALS)
+        while True:
+            state, size = await read_state(driver)
+            largest = max(largest, size)
+            if state.refused_total >= sent:
+                break
+            assert loop.time() < give_up, f"{state.refused_total} of {sent} decided"
+            await asyncio.sleep(0.2)
+    decided = flooded = time.monotonic()
+    assert state.refused_total == SIGNALS
+    assert len(state.trail) <= 20 and state.trail_total > SIGNALS
+
+    # Every run short, and there were several.
+    runs = await load_runs(driver.client, handle.id)
+    assert len(runs) >= 3, f"{len(runs)} run(s)"
+    lengths = [len(run.events) for run in runs]
+    assert max(lengths) < EVENTS_LIMIT, lengths
+    ends = [EventType.Name(run.events[-1].event_type) for run in runs]
+    assert all(end == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" for end in ends[:-1]), (
+        lengths,
+        ends,
+    )
+
+    # It still decides: the chain, one publication per channel, the post answered, closed.
+    await driver.accepted("unit_head_approval", approval("huang.wei", 1))
+    await driver.accepted("publicity_lead_approval", approval("zhou.min", 1))
+    state = await driver.until_published()
+    assert sorted(p.channel for p in state.publications) == ["website", "wechat", "weibo"]
+    rows = await driver.rows("publications")
+    assert sorted(r["channel"] for r in rows) == ["website", "wechat", "weibo"]
+    answer = {"responder_id": "chen.jing", "text": "已责令整改", "needs_formal_handling": False}
+    await driver.to_post("p1", "initial_response", answer)
+    await driver.until_post("p1", lambda p: p.status == "answered")
+    await driver.accepted("close_incident", {"closed_by": "li.ming", "reason": "事态平息"})
+    review = {
+        "author_id": "li.ming",
+        "what_happened": "a",
+        "what_worked": "b",
+        "what_to_change": "c",
+    }
+    await driver.accepted("submit_review", review)
+    summary = await driver.result()
+    assert summary.refused_signals == SIGNALS and summary.publications == 3
+    largest = max(largest, (await read_state(driver))[1])
+    assert largest < STATE_LIMIT, largest
+
+    # The audit across the runs: the history's trail is the projection's, row for row.
+    history = await load_all_runs(driver.client, handle.id)
+    lines = recorded_trail(history)
+    assert [line.seq for line in lines] == list(range(len(lines)))
+    assert len(lines) == (await driver.state()).trail_total
+    projected = await projected_trail(driver.pool, handle.id)
+    assert compare(lines, [TrailLine(**row) for row in projected]) == []
+    replayed = await replay(history)
+    assert replayed.error is None
+    assert compare(lines, replayed.trail) == []
+    print(
+        f"soak: {SIGNALS} signals sent in {flooded - began:.0f} s, decided by"
+        f" {decided - began:.0f} s, closed and audited by {time.monotonic() - began:.0f} s;"
+        f" {len(runs)} runs of {lengths} events; largest state answer {largest} bytes"
+    )

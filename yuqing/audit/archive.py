@@ -1,0 +1,314 @@
+"""Each closed workflow's whole history, archived in PostgreSQL: the record outlives Temporal's
+retention (SPEC §8).
+
+When an incident or a post completes, a `HistoryArchiveWorkflow` it started as its last act
+(`workflows/archive.py`) waits for it to close, then `archive_history` copies every run of it
+(the runs before a continue-as-new too) into `history_archive`: the history as Temporal returned
+it, payloads still encrypted, gzip-compressed JSON with its SHA-256, and one row in the audit
+chain that carries the same digest. `yuqing audit` reads the archive when Temporal no longer has
+the history; `yuqing audit-verify` checks each archive against its digest and its chain row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+from google.protobuf import json_format
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History, HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
+
+from yuqing.audit.projection import GENESIS, Problem, chain_hash
+
+log = structlog.get_logger(__name__)
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+ARCHIVE_PREFIX = "archive:"
+ARCHIVED_KIND = "history_archived"
+CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('yuqing.audit_log'))"
+
+_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed_out",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "canceled",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
+}
+
+
+class ArchiveHistory(BaseModel):
+    """Archive every run of `workflow_id` up to `run_id` (the last one), once it is closed."""
+
+    workflow_id: str
+    run_id: str
+    incident_id: str
+    post_id: str | None = None
+
+
+class ArchivedRun(BaseModel):
+    run_id: str
+    sha256: str
+    events: int
+    chain_row: int
+    # False when an earlier attempt (or another archiver) had archived it already.
+    new: bool
+
+
+class HistoryArchived(BaseModel):
+    workflow_id: str
+    runs: list[ArchivedRun]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A history ready to store: its JSON, compressed, and what describes it."""
+
+    content: bytes
+    sha256: str
+    size_bytes: int
+    events: int
+    workflow_type: str
+    status: str
+    started_at: datetime
+    closed_at: datetime
+    previous_run_id: str | None
+
+
+def pack(history: WorkflowHistory) -> Packed:
+    """The closed history's JSON (as `WorkflowHistory.to_json` writes it), gzip-compressed."""
+    if not history.events:
+        raise ValueError(f"the history of {history.workflow_id} is empty")
+    first, last = history.events[0], history.events[-1]
+    status = _CLOSED.get(last.event_type)
+    if status is None:
+        raise ValueError(f"{history.workflow_id} is still running: only closed runs are archived")
+    text = history.to_json().encode("utf-8")
+    started = first.workflow_execution_started_event_attributes
+    return Packed(
+        content=gzip.compress(text, compresslevel=9, mtime=0),
+        sha256=hashlib.sha256(text).hexdigest(),
+        size_bytes=len(text),
+        events=len(history.events),
+        workflow_type=started.workflow_type.name,
+        status=status,
+        started_at=first.event_time.ToDatetime(tzinfo=UTC),
+        closed_at=last.event_time.ToDatetime(tzinfo=UTC),
+        previous_run_id=started.continued_execution_run_id or None,
+    )
+
+
+def unpack(workflow_id: str, content: bytes, sha256: str) -> WorkflowHistory:
+    """The archived history, its digest checked first."""
+    text = gzip.decompress(content)
+    actual = hashlib.sha256(text).hexdigest()
+    if actual != sha256:
+        raise ArchiveCorrupt(
+            f"the archived history of {workflow_id} has SHA-256 {actual}, not the {sha256}"
+            " recorded with it: it was altered"
+        )
+    history = History()
+    json_format.Parse(text, history, ignore_unknown_fields=True)
+    return WorkflowHistory(workflow_id, list(history.events))
+
+
+class ArchiveCorrupt(ValueError):
+    pass
+
+
+def chain_detail(workflow_id: str, run_id: str, packed: Packed, trail_head: str | None) -> str:
+    """What the chain row says of the archive: enough to check it against the archive alone."""
+    head = f", trail head {trail_head}" if trail_head else ""
+    return (
+        f"{workflow_id} run {run_id} ({packed.workflow_type}, {packed.status}):"
+        f" {packed.events} events, {packed.size_bytes} bytes, sha256 {packed.sha256}{head}"
+    )
+
+
+async def store(
+    conn: Connection,
+    request: ArchiveHistory,
+    run_id: str,
+    packed: Packed,
+    trail_head: str | None,
+) -> ArchivedRun:
+    """Insert the archive and its chain row, once: a run archived already is left as it is."""
+    async with conn.transaction():
+        await conn.execute(CHAIN_LOCK)
+        found = await conn.fetchrow(
+            "SELECT sha256, events, chain_row FROM history_archive"
+            " WHERE workflow_id = $1 AND run_id = $2",
+            request.workflow_id,
+            run_id,
+        )
+        if found is not None:
+            return ArchivedRun(
+                run_id=run_id,
+                sha256=found["sha256"],
+                events=found["events"],
+                chain_row=found["chain_row"],
+                new=False,
+            )
+        chain_id = ARCHIVE_PREFIX + request.workflow_id
+        seq = await conn.fetchval("SELECT count(*) FROM audit_log WHERE workflow_id = $1", chain_id)
+        prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        content: dict[str, Any] = {
+            "workflow_id": chain_id,
+            "incident_id": request.incident_id,
+            "post_id": request.post_id,
+            "seq": int(seq),
+            "at": packed.closed_at,
+            "kind": ARCHIVED_KIND,
+            "actor": None,
+            "role": None,
+            "signal": None,
+            "refused": False,
+            "refusal_kind": None,
+            "detail": chain_detail(request.workflow_id, run_id, packed, trail_head),
+        }
+        prev = prev or GENESIS
+        row_id = await conn.fetchval(
+            "INSERT INTO audit_log (workflow_id, incident_id, post_id, seq, at, kind, actor,"
+            " role, signal, refused, refusal_kind, detail, prev_hash, row_hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            *content.values(),
+            prev,
+            chain_hash(prev, content),
+        )
+        await conn.execute(
+            "INSERT INTO history_archive (workflow_id, run_id, incident_id, post_id,"
+            " workflow_type, status, started_at, closed_at, events, size_bytes, sha256,"
+            " trail_head, content, chain_row)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            request.workflow_id,
+            run_id,
+            request.incident_id,
+            request.post_id,
+            packed.workflow_type,
+            packed.status,
+            packed.started_at,
+            packed.closed_at,
+            packed.events,
+            packed.size_bytes,
+            packed.sha256,
+            trail_head,
+            packed.content,
+            row_id,
+        )
+    return ArchivedRun(
+        run_id=run_id, sha256=packed.sha256, events=packed.events, chain_row=row_id, new=True
+    )
+
+
+async def archive_runs(
+    client: Client, pool: asyncpg.Pool, request: ArchiveHistory
+) -> HistoryArchived:
+    """Copy the closed run `request.run_id`, and each run before it (continue-as-new) that
+    Temporal still has and the archive lacks, into `history_archive`, oldest first."""
+    from yuqing.audit.history import decoded, trail_head
+
+    histories: list[tuple[str, WorkflowHistory]] = []
+    run_id: str | None = request.run_id
+    while run_id is not None:
+        handle = client.get_workflow_handle(request.workflow_id, run_id=run_id)
+        try:
+            history = await handle.fetch_history()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND or run_id == request.run_id:
+                raise
+            # An earlier run Temporal has let go of: archived before, or lost to retention.
+            log.warning(
+                "earlier run no longer in Temporal", workflow_id=request.workflow_id, run_id=run_id
+            )
+            break
+        histories.append((run_id, history))
+        run_id = pack(history).previous_run_id
+    runs: list[ArchivedRun] = []
+    for run_id, history in reversed(histories):  # oldest first: seq follows the runs
+        packed = pack(history)
+        # The trail head the workflow's own history recorded, read from a decrypted copy.
+        plain = await decoded(_copy(history), client.data_converter)
+        async with pool.acquire() as conn:
+            runs.append(await store(conn, request, run_id, packed, trail_head(plain)))
+    log.info(
+        "history archived",
+        incident_id=request.incident_id,
+        workflow_id=request.workflow_id,
+        runs=[(r.run_id, r.events, r.sha256[:12], "new" if r.new else "already") for r in runs],
+    )
+    return HistoryArchived(workflow_id=request.workflow_id, runs=runs)
+
+
+def _copy(history: WorkflowHistory) -> WorkflowHistory:
+    events = []
+    for event in history.events:
+        copy = HistoryEvent()
+        copy.CopyFrom(event)
+        events.append(copy)
+    return WorkflowHistory(history.workflow_id, events)
+
+
+async def archived_runs(pool: asyncpg.Pool, workflow_id: str) -> list[WorkflowHistory]:
+    """Every archived run of `workflow_id`, oldest first, still encrypted (decode them with
+    `yuqing.audit.history.decoded`); empty when none is archived."""
+    rows = await pool.fetch(
+        "SELECT content, sha256 FROM history_archive WHERE workflow_id = $1"
+        " ORDER BY started_at, chain_row",
+        workflow_id,
+    )
+    return [unpack(workflow_id, row["content"], row["sha256"]) for row in rows]
+
+
+async def check_archives(conn: Connection) -> list[Problem]:
+    """Each archive matches its digest, and its chain row says that digest of it."""
+    problems = []
+    rows = await conn.fetch(
+        "SELECT a.workflow_id, a.run_id, a.sha256, a.content, a.chain_row, a.events,"
+        " a.size_bytes, a.workflow_type, a.status, a.trail_head, l.detail, l.seq"
+        " FROM history_archive a LEFT JOIN audit_log l ON l.id = a.chain_row"
+        " ORDER BY a.chain_row"
+    )
+    for row in rows:
+        where = {"row_id": row["chain_row"], "workflow_id": ARCHIVE_PREFIX + row["workflow_id"]}
+        actual = hashlib.sha256(gzip.decompress(row["content"])).hexdigest()
+        if actual != row["sha256"]:
+            what = (
+                f"the archived history of {row['workflow_id']} run {row['run_id']} has SHA-256"
+                f" {actual}, not the recorded {row['sha256']} (altered)"
+            )
+            problems.append(Problem(seq=row["seq"], what=what, **where))
+        if row["detail"] is None:
+            what = f"the chain row of the archive of {row['workflow_id']} is gone"
+            problems.append(Problem(seq=None, what=what, **where))
+        elif f"sha256 {row['sha256']}" not in row["detail"] or row["run_id"] not in row["detail"]:
+            what = (
+                f"the archive of {row['workflow_id']} run {row['run_id']} does not match what"
+                " its chain row says of it"
+            )
+            problems.append(Problem(seq=row["seq"], what=what, **where))
+    orphans = await conn.fetch(
+        "SELECT l.id, l.workflow_id, l.seq FROM audit_log l"
+        " LEFT JOIN history_archive a ON a.chain_row = l.id"
+        " WHERE l.kind = $1 AND l.workflow_id LIKE 'archive:%' AND a.chain_row IS NULL",
+        ARCHIVED_KIND,
+    )
+    for row in orphans:
+        problems.append(
+            Problem(
+                row_id=row["id"],
+                workflow_id=row["workflow_id"],
+                seq=row["seq"],
+                what="the chain records an archived history that is no longer in the archive",
+            )
+        )
+    return problems
