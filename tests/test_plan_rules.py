@@ -294,16 +294,19 @@ def test_a_rejection_under_a_quorum_waits_while_approval_is_possible() -> None:
 
 def test_contact_recorded_and_department_notified_once() -> None:
     story = Story()
-    story.ok(
-        "record_contact",
-        {
-            "recorded_by": "li.ming",
-            "department": "stability_office",
-            "contacted_at": story.now.isoformat(),
-            "contact_person": "王科长",
-            "said": "通报核查进展",
-        },
+    contact = {
+        "recorded_by": "li.ming",
+        "department": "stability_office",
+        "contacted_at": story.now.isoformat(),
+        "contact_person": "王科长",
+        "said": "通报核查进展",
+    }
+    story.ok("record_contact", contact)
+    # The same call reported again (a retry, or a colleague) is one contact.
+    assert "already recorded by li.ming" in story.no(
+        "record_contact", {**contact, "contact_person": ""}
     )
+    assert len(story.incident.state.contacts) == 1
     notice = {
         "requested_by": "li.ming",
         "department": "emergency_office",
@@ -314,6 +317,12 @@ def test_contact_recorded_and_department_notified_once() -> None:
     assert "already sent" in story.no("notify_department", notice)
     sent = notices(story, "department_notice")
     assert [(n.key, n.roles) for n in sent] == [("department/eo-1", ["emergency_office"])]
+    # Without a request_id the same words go once; new words (or a new id) go again.
+    plain = {k: v for k, v in notice.items() if k != "request_id"}
+    story.ok("notify_department", plain)
+    assert "give a request_id" in story.no("notify_department", plain)
+    story.ok("notify_department", {**plain, "message": "事件已处置完毕。"})
+    assert len(notices(story, "department_notice")) == 3
     assert "no contact for stability_office" in story.no(
         "notify_department", {**notice, "department": "stability_office", "request_id": "s1"}
     )
@@ -344,3 +353,99 @@ def test_without_the_features_nothing_changes() -> None:
     story = Story(features=())
     assert story.state.trail[0].role is None
     assert "not a signal this incident takes" in story.no("request_interview", INTERVIEW)
+
+
+def test_the_plans_lists_at_their_maxima_keep_the_state_and_next_run_small() -> None:
+    """Every list the plan adds, full, each text at its longest: the `state` answer and the
+    next run's input stay as far under Temporal's limits as the rest of the incident."""
+    from datetime import UTC, datetime
+
+    from tests.test_limits import full_incident
+    from yuqing import limits
+    from yuqing.effects import Configuration, Continued
+    from yuqing.models import GROUP_MEMBERS_MAX, Decision
+    from yuqing.policy import load_policy
+    from yuqing.roster import load_roster
+    from yuqing.rules.contacts import MAX_CONTACTS
+    from yuqing.rules.interviews import MAX_INTERVIEWS
+    from yuqing.settings import Settings
+    from yuqing.state import (
+        Breach,
+        DepartmentContactRecord,
+        DepartmentNoticeRecord,
+        GroupVote,
+        InterviewRecord,
+        InterviewStatus,
+    )
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    text, name = "字" * limits.TEXT_CHARS, "名" * limits.NAME_CHARS
+    # Matters decided (their votes stay in the state answer only) and those still open.
+    decided = [f"draft-{v}" for v in range(1, limits.DRAFTS_MAX)]
+    open_ = [f"draft-{limits.DRAFTS_MAX}", "no-response", "downgrade-1"]
+    open_ += [f"interview-i{n}" for n in range(1, MAX_INTERVIEWS + 1)]
+    matters = decided + open_
+    state = full_incident().model_copy(
+        update={
+            "contacts": [
+                DepartmentContactRecord(
+                    department="emergency_office",
+                    department_name="市应急办",  # the roster's name, not a sender's text
+                    recorded_by="li.ming",
+                    contacted_at=at,
+                    contact_person="人" * limits.NOTE_CHARS,
+                    said=text,
+                    at=at,
+                )
+            ]
+            * MAX_CONTACTS,
+            "department_notices": [
+                DepartmentNoticeRecord(
+                    request_id="r" * 64,
+                    department="emergency_office",
+                    department_name="市应急办",  # the roster's name, not a sender's text
+                    requested_by="li.ming",
+                    message=text,
+                    at=at,
+                )
+            ]
+            * MAX_CONTACTS,
+            "interviews": [
+                InterviewRecord(
+                    interview_id="i" * 64,
+                    interviewee=name,
+                    medium=name,
+                    scheduled_at=at,
+                    topic=text,
+                    requested_by="li.ming",
+                    requested_at=at,
+                    status=InterviewStatus.held_unauthorised,
+                    decision_comment=text,
+                    held_at=at,
+                    held_summary=text,
+                )
+            ]
+            * MAX_INTERVIEWS,
+            "breaches": [Breach(rule="§4.4", person="x" * 64, unit=name, at=at, detail=text + text)]
+            * MAX_INTERVIEWS,
+            "group_votes": [
+                GroupVote(matter=m, member="m" * 64, decision=Decision.reject, comment=text, at=at)
+                for m in matters
+                for _ in range(GROUP_MEMBERS_MAX)
+            ],
+            "group_decided": decided,
+        }
+    )
+    view = len(state.view().model_dump_json().encode())
+    settings = Settings()
+    config = Configuration(
+        policy=load_policy(settings.policy_path), roster=load_roster(settings.roster_path)
+    )
+    carried = state.carried().model_copy(update={"trail": state.trail[:50]})
+    continued = Continued(state=carried, configuration=config, responsible_person="huang.wei")
+    size = len(continued.model_dump_json().encode())
+    assert view < 512 * 1024, view
+    assert size < 1024 * 1024, size
+    # And a contact whose words the next run no longer holds is still known as a repeat.
+    kept = carried.contacts[0]
+    assert kept.said == "…" and kept.key() == state.contacts[0].key()

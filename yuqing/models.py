@@ -473,7 +473,7 @@ ShortText = Name
 LongText = Said
 Comment = Words
 RecordId = WorkflowKey
-GROUP_MEMBERS_MAX = 30
+GROUP_MEMBERS_MAX = 15
 Members = Annotated[
     list[PersonId], Field(min_length=1), items_check(GROUP_MEMBERS_MAX), MaxItems(GROUP_MEMBERS_MAX)
 ]
@@ -578,7 +578,9 @@ class DepartmentNotice(Model):
     department: Role
     message: LongText
     request_id: RecordId | None = Field(
-        default=None, description="names the request, so sending it twice sends one notice"
+        default=None,
+        description="names the request, so sending it twice sends one notice (default: one "
+        "derived from department and message, so the same words go once)",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -210,6 +211,10 @@ DRAFT_TEXTS = 2
 TRAIL_PAGE = 100
 # How much of a post's texts its incident lists (the post's own state has them whole).
 LISTED_CHARS = 300
+# plan (issue 12): how many contacts, notices, interviews, breaches and votes the `state`
+# answer shows, and how much of each text.
+RECENT_PLAN = 5
+PLAN_CHARS = 100
 
 
 def clip(text: str, limit: int) -> str:
@@ -449,6 +454,19 @@ class DepartmentContactRecord(BaseModel):
     contact_person: str
     said: str
     at: datetime
+    # Set once `said` is left out of a continued run's input: what `key()` was.
+    fingerprint: str | None = None
+
+    def key(self) -> str:
+        """Which contact this is: the department, the moment and the words."""
+        if self.fingerprint is not None:
+            return self.fingerprint
+        return contact_key(self.department, self.contacted_at, self.said)
+
+
+def contact_key(department: str, contacted_at: datetime, said: str) -> str:
+    words = f"{department}\n{contacted_at.isoformat()}\n{said}".encode()
+    return hashlib.sha256(words).hexdigest()
 
 
 class DepartmentNoticeRecord(BaseModel):
@@ -541,8 +559,15 @@ class IncidentState(Tracked):
                 "notifications": RECENT_ITEMS,
                 "posts": RECENT_ITEMS,
                 "replans": RECENT_ITEMS,
+                # plan (issue 12): the latest few, their texts shortened (_plan_shown).
+                "interviews": RECENT_PLAN,
+                "breaches": RECENT_PLAN,
+                "group_votes": RECENT_PLAN,
+                "contacts": RECENT_PLAN,
+                "department_notices": RECENT_PLAN,
             }
         )
+        update.update(self._plan_shown(update))
         cut = len(self.drafts) - DRAFT_TEXTS
         update["drafts"] = [
             d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
@@ -598,7 +623,69 @@ class IncidentState(Tracked):
             "posts": [p.listed() if p.trail else p for p in self.posts],
         }
         update["omitted"] = omitted
-        return self.model_copy(update=update)
+        return self.model_copy(update={**update, **self._plan_carried()})
+
+    def _plan_shown(self, update: dict[str, object]) -> dict[str, object]:
+        """plan (issue 12): in the `state` answer, the texts of contacts, notices, interviews,
+        breaches and votes shortened; each is whole on the trail (README "The state")."""
+        texts = {
+            "interviews": ("interviewee", "medium", "topic", "decision_comment", "held_summary"),
+            "breaches": ("detail",),
+            "group_votes": ("comment",),
+            "contacts": ("department_name", "contact_person", "said"),
+            "department_notices": ("department_name", "message"),
+        }
+        shown: dict[str, object] = {}
+        for name, fields in texts.items():
+            items = update.get(name, getattr(self, name))
+            assert isinstance(items, list)
+            shown[name] = [
+                item.model_copy(
+                    update={
+                        f: clip(getattr(item, f), PLAN_CHARS)
+                        for f in fields
+                        if isinstance(getattr(item, f), str)
+                    }
+                )
+                for item in items
+            ]
+        return shown
+
+    def _plan_carried(self) -> dict[str, object]:
+        """plan (issue 12): what the next run needs of contacts, notices, interviews, breaches
+        and votes, and no more: their texts are on the trail (and in the audit table), so
+        the next run's input stays small with every list at its maximum. Repeats are still
+        found (a contact by its fingerprint, a notice by its request id), and the votes on
+        matters still open keep a short comment."""
+        gone = "…"
+        return {
+            "contacts": [
+                c.model_copy(update={"said": gone, "contact_person": "", "fingerprint": c.key()})
+                for c in self.contacts
+            ],
+            "department_notices": [
+                n.model_copy(update={"message": gone}) for n in self.department_notices
+            ],
+            "interviews": [
+                v.model_copy(
+                    update={
+                        "interviewee": clip(v.interviewee, PLAN_CHARS),
+                        "medium": clip(v.medium, PLAN_CHARS),
+                        "topic": gone,
+                        "decision_comment": None,
+                        "held_summary": None,
+                    }
+                )
+                for v in self.interviews
+            ],
+            "breaches": [b.model_copy(update={"detail": gone}) for b in self.breaches],
+            # A vote on a matter decided counts no more (refused before it is tallied).
+            "group_votes": [
+                v.model_copy(update={"comment": clip(v.comment, PLAN_CHARS)})
+                for v in self.group_votes
+                if v.matter not in self.group_decided
+            ],
+        }
 
     def count(self, name: str) -> int:
         """How many items a list has had, including those a continued run left behind."""

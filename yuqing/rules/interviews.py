@@ -18,7 +18,7 @@ from yuqing.rules.base import RulesBase
 from yuqing.rules.group import GroupRules
 from yuqing.state import Breach, InterviewRecord, InterviewStatus
 
-MAX_INTERVIEWS = 50
+MAX_INTERVIEWS = 10
 REQUESTERS = (Role.office, Role.unit, Role.unit_head, Role.publicity_lead)
 REPORTERS = (*REQUESTERS, Role.leadership_group)
 INTERVIEW_RULE = "§4.4 未经领导小组授权不得擅自接受记者采访 (interview without authorisation)"
