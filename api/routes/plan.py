@@ -33,6 +33,7 @@ from yuqing.models import (
     InterviewRequest,
     NonEmpty,
     NoResponseApproval,
+    RecordId,
 )
 from yuqing.replan import replan_provisional
 from yuqing.roles import Role
@@ -52,7 +53,7 @@ class InterviewRequestBody(InterviewRequest):
 
 class InterviewDecisionBody(InterviewDecision):
     decided_by: NonEmpty | None = Field(default=None, description=_YOU)  # type: ignore[assignment]
-    interview_id: str | None = Field(default=None, description="from the path")  # type: ignore[assignment]
+    interview_id: RecordId | None = Field(default=None, description="from the path")  # type: ignore[assignment]
 
 
 class InterviewHeldBody(InterviewHeld):
