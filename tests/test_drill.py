@@ -102,7 +102,8 @@ async def test_a_drill_on_scaled_clocks_sends_nothing_and_reports_each_step(
             trails = await player.trails(state)
             if os.environ.get("YUQING_RECORD_HISTORIES") == "1":
                 history = await load_history(client, handle.id)  # decrypted, as saved
-                path = HISTORIES / "plan_drill_on_the_dev_server.json"
+                suffix = os.environ.get("YUQING_HISTORY_SUFFIX", "")
+                path = HISTORIES / f"plan_drill_on_the_dev_server{suffix}.json"
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
         # Nothing reached a real channel: the test's receivers count zero.
