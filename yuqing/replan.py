@@ -53,7 +53,8 @@ async def replan_provisional(
         state = await client.get_workflow_handle(workflow_id).query(
             "state", result_type=IncidentState
         )
-        if not has_provisional(state):
+        # The state lists its latest posts only: with more, an earlier one may be provisional.
+        if not has_provisional(state) and not state.omitted.get("posts"):
             continue
         payload = {"changed_by": changed_by, "reason": reason}
         told.append((workflow_id, await decide(workflow_id, "calendar_changed", payload)))
