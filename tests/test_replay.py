@@ -92,6 +92,11 @@ def test_histories_are_saved() -> None:
         "delivery_email_down_then_sent",
         "delivery_gateway_down_then_published",
         "delivery_trickling_robot",
+        # Notices as data, rendered in the reader's language, and the approvers asked in turn
+        # (the patch console-notice-text).
+        "console_notices_in_chinese",
+        "console_notices_post",
+        "console_notices_post.p1",
     } <= names
 
 

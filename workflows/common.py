@@ -407,6 +407,10 @@ DECISION_PATH_PATCH = "core-decision-path"
 # against `workflow.now()`), lean activity inputs, the trail projected in batches, a small
 # `state` answer, and continue-as-new when the history grows.
 BOUNDED_PATCH = "core-bounded"
+# (console, i18n) And those that began before notices were data: new ones send each notice as
+# a catalog key and its parameters (rendered in the reader's language by the activity) and ask
+# each approver in turn when a draft reaches their step.
+NOTICE_TEXT_PATCH = "console-notice-text"
 
 
 # -- record (#11): each closed run's history archived in PostgreSQL ---------------------------

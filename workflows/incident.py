@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         INTERNAL,
+        NOTICE_TEXT_PATCH,
         QUICK,
         UPDATE,
         Inbound,
@@ -211,6 +212,7 @@ class IncidentWorkflow(Inboxed):
             incident = await self._intake(self._take_report(report))
         incident.clip_trail = self._current
         incident.bounded = self._bounded
+        incident.notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         self._incident = incident
         self._publish_search_attributes()
         projector = None
@@ -623,6 +625,7 @@ class IncidentWorkflow(Inboxed):
             subject=notice.subject,
             body=notice.body,
             recipients=incident.roster.recipients(notice.roles, state.unit),
+            text=notice.text,
         )
         if workflow.patched(DELIVERY_PATCH):
             incident.record_notification(await self._notify_in_rounds(notice, request))

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
+        NOTICE_TEXT_PATCH,
         QUICK,
         Inbound,
         Inboxed,
@@ -122,6 +123,7 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         post.clip_trail = self._current
         post.bounded = self._bounded
+        post.notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
@@ -318,6 +320,7 @@ class NetizenPostWorkflow(Inboxed):
             subject=notice.subject,
             body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
             recipients=self._post.roster.recipients(notice.roles, state.unit),
+            text=notice.text,
         )
         if workflow.patched(DELIVERY_PATCH):
             sent = await self._notify_in_rounds(notice, request)

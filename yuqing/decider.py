@@ -18,13 +18,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from yuqing.authorization import LEGACY, Authorization, SignalRule, Workflow
+from yuqing.i18n.notices import NoticeText
 from yuqing.limits import UNBOUNDED
 from yuqing.models import Grade
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
 from yuqing.roster import Roster
 from yuqing.signing import KEY_ID, PROOF, Keyring, PublicKey, SignatureRefused
-from yuqing.state import DeadlineStatus, Tracked, TrailEntry
+from yuqing.state import Deadline, DeadlineStatus, Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
 DecideFn = Callable[[Any, datetime], Outcome]
@@ -89,6 +90,10 @@ class Decider(Generic[S]):
         self.clip_trail = True
         # And those that began before the inputs had limits decide by the rules they began with.
         self.bounded = True
+        # console (i18n): notices as data, rendered in the reader's language, and a notice to
+        # each approver whose step a draft reaches; workflows older than that (the workflow sets
+        # this from its patch) send the English notices they always did.
+        self.notice_texts = True
 
     @property
     def workflow_id(self) -> str:
@@ -300,6 +305,7 @@ class Decider(Generic[S]):
                     body=f"{deadline.title} falls due {moment(deadline.due_at)}.",
                     roles=deadline.remind,
                     summary=f"remind: {deadline.title}",
+                    text=self.deadline_text("reminder", deadline),
                 )
             ]
         )
@@ -327,9 +333,27 @@ class Decider(Generic[S]):
                     f"Responsible unit: {deadline.responsible_unit}.",
                     roles=deadline.escalate_to,
                     summary=f"escalate: {deadline.title} missed",
+                    text=self.deadline_text("escalation", deadline),
                 )
             ]
         )
+
+    def deadline_text(self, kind: str, deadline: Deadline) -> dict[str, Any] | None:
+        """A deadline's notice as data (yuqing.i18n.notices), if this workflow sends them so."""
+        if not self.notice_texts:
+            return None
+        return self.notice_text(
+            kind,
+            deadline=deadline.key,
+            deadline_title=deadline.title,
+            due=deadline.due_at.isoformat(),
+            unit=deadline.responsible_unit,
+            person=deadline.responsible_person,
+        )
+
+    def notice_text(self, kind: str, **params: Any) -> dict[str, Any]:
+        """A notice of `kind` about `params`, naming the people and units in them."""
+        return NoticeText.about(kind, self.roster, label=self.label, **params).plain()
 
     def meet(self, key: str, at: datetime) -> None:
         deadline = self.state.deadline(key)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from yuqing.authorization import Authorization
-from yuqing.chain import approval_step, chain_complete
+from yuqing.chain import approval_step, chain_complete, missing_steps
 from yuqing.decider import FORWARDED, Decider, describe, moment
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.limits import (
@@ -251,6 +251,17 @@ class Incident(Decider[IncidentState]):
             body=body,
             roles=self.policy.report_recipients,
             summary="report to leaders and the Office",
+            text=self._text(
+                "report",
+                medium=report.medium,
+                time=facts.time,
+                place=facts.place,
+                units_involved=list(facts.units_involved),
+                course=facts.course,
+                outcome=facts.outcome,
+                tendency=report.comment_tendency,
+                reporter_person=report.reporter_id,
+            ),
         )
         return Outcome(effects=[notice])
 
@@ -344,7 +355,7 @@ class Incident(Decider[IncidentState]):
         detail = f"draft version {version} submitted"
         self.record(at, "draft", detail, actor=submission.author_id, role=role)
         self._stage(Stage.approving, at)
-        return Outcome()
+        return Outcome(effects=self._ask_next_approver(version))
 
     def _legal_opinion(self, opinion: LegalOpinion, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
@@ -397,10 +408,17 @@ class Incident(Decider[IncidentState]):
                 body=f"{step.title} returned the draft: {approval.comment}",
                 roles=[Role.unit, Role.unit_head],
                 summary=f"return draft v{draft.version} to the unit",
+                text=self._text(
+                    "draft_returned",
+                    version=draft.version,
+                    step=step.role,
+                    approver_person=approval.approver_id,
+                    comment=approval.comment,
+                ),
             )
             return Outcome(effects=[notice])
         if not chain_complete(self.policy, self.state.grade, self.state.approvals, draft.version):
-            return Outcome()
+            return Outcome(effects=self._ask_next_approver(draft.version))
         draft.status = DraftStatus.approved
         self.record(
             at,
@@ -609,6 +627,47 @@ class Incident(Decider[IncidentState]):
             body=f"{self.state.title}: a major incident ({because}). Unit: {self.state.unit}.",
             roles=self.policy.major_notice_recipients,
             summary="notify propaganda department and public security",
+            text=self._text(
+                "major_notice",
+                criteria=[c.split(":", 1)[0] for c in criteria],
+                discovered_at=self.state.discovered_at.isoformat(),
+            ),
+        )
+        return [notice]
+
+    # -- notices as data (console, i18n) -------------------------------------------------------
+
+    def _text(self, kind: str, **params: Any) -> dict[str, Any] | None:
+        """The notice of `kind` as data, about this incident; None for workflows older than
+        notices as data (they send the English subject and body)."""
+        if not self.notice_texts:
+            return None
+        state = self.state
+        return self.notice_text(kind, title=state.title, unit=state.unit, **params)
+
+    def _ask_next_approver(self, version: int) -> list[Effect]:
+        """Ask ("第 N 稿待您审定") whoever holds the next step of the chain for draft `version`."""
+        grade = self.state.grade
+        if not self.notice_texts or grade is None:
+            return []
+        missing = missing_steps(self.policy, grade, self.state.approvals, version)
+        if not missing:
+            return []
+        step = missing[0]
+        draft = self._draft(version)
+        notice = Notify(
+            key=f"draft/{version}/awaits/{step.signal}",
+            kind="approval_requested",
+            subject=self.subject(f"draft version {version} awaits your approval ({step.title})"),
+            body=f"Draft version {version} of {self.state.title} has reached {step.title}.",
+            roles=[step.role],
+            summary=f"ask {step.role} to approve draft v{version}",
+            text=self._text(
+                "approval_requested",
+                version=version,
+                step=step.role,
+                author_person=draft.author_id,
+            ),
         )
         return [notice]
 

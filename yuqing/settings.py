@@ -21,6 +21,10 @@ class Settings:
     roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
     policy_path: Path = PROJECT_ROOT / "policies" / "nanning-2017.toml"
     statement_base_url: str = "http://localhost:8000/statements"
+    # (console) Where officials open the console, for the link every notice ends with; and the
+    # language of notices (zh, en) for readers whose own the roster does not give.
+    console_url: str = "http://localhost:8000/console"
+    notice_language: str = "zh"
     # A newer official holiday schedule than the `holidays` package has (SPEC §3).
     calendar_override_path: Path | None = None
     office_hours: str = "08:00-12:00,15:00-18:00"
@@ -79,6 +83,8 @@ class Settings:
             roster_path=Path(env.get("YUQING_ROSTER", str(default.roster_path))),
             policy_path=Path(env.get("YUQING_POLICY", str(default.policy_path))),
             statement_base_url=env.get("YUQING_STATEMENT_BASE_URL", default.statement_base_url),
+            console_url=env.get("YUQING_CONSOLE_URL") or default.console_url,
+            notice_language=_language(env.get("YUQING_NOTICE_LANGUAGE"), default.notice_language),
             calendar_override_path=(
                 Path(env["YUQING_CALENDAR_OVERRIDE"])
                 if env.get("YUQING_CALENDAR_OVERRIDE")
@@ -122,6 +128,16 @@ class Settings:
             ),
             codec_trust_local_ui=env.get("YUQING_CODEC_TRUST_LOCAL_UI") == "1",
         )
+
+
+def _language(value: str | None, default: str) -> str:
+    if not value:
+        return default
+    if value not in ("zh", "en"):
+        raise ValueError(
+            f"YUQING_NOTICE_LANGUAGE={value!r} is not a language notices come in (zh, en)"
+        )
+    return value
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
