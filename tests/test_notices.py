@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import NotificationActivities
@@ -200,3 +201,9 @@ async def test_a_posts_escalation_quotes_the_post_in_chinese(own_clock: Incident
     )
     assert "南宁市政府网站留言板 · 网民p1：超市过期牛奶的事处理结果如何？" in body
     await own_clock.save_history("console_notices_post")
+
+
+def test_a_notices_language_other_than_chinese_or_english_stops_start_up() -> None:
+    with pytest.raises(ValueError, match="YUQING_NOTICE_LANGUAGE='fr'"):
+        Settings.from_env({"YUQING_NOTICE_LANGUAGE": "fr"})
+    assert Settings.from_env({}).notice_language == "zh"
