@@ -26,6 +26,7 @@ from worker import create_worker
 from yuqing.channels import load_channels
 from yuqing.effects import SendNotification
 from yuqing.i18n.notices import NoticeText
+from yuqing.i18n.render import RosterNames, render
 from yuqing.roles import Role
 from yuqing.roster import Recipient, load_roster
 from yuqing.settings import PROJECT_ROOT, Settings
@@ -98,6 +99,18 @@ async def test_notices_are_in_chinese_by_default_with_names_beijing_times_and_a_
     assert section["subject"].endswith("第 1 稿待您审定：网传西乡塘某超市销售过期食品")
     assert "已到“业务股室主要负责人审核”环节，请您审定" in section["body"]
     assert [r["id"] for r in json.loads(section["recipients"])] == ["wu.hua"]
+
+    # The trail keeps each line as its message, which reads in either language.
+    names = RosterNames(load_roster(PROJECT_ROOT / "config" / "roster.toml"))
+    said = {e.kind: e.message for e in await driver.trail() if e.message is not None}
+    assert render(said["draft"], "zh", names) == "第 1 稿已提交"
+    assert render(said["draft"], "en", names) == "Draft v1 submitted"
+    breached = render(said["deadline_breached"], "zh", names)
+    assert breached.startswith("报告时限 4 小时（重要敏感）：已超时（截止 ")
+    assert "（北京时间）；责任单位：西乡塘分局；责任人：黄伟 (西乡塘分局局长)）" in breached
+    assert render(said["graded"], "zh", names) == "定为重大：跨市区"
+    assert render(said["approval"], "en", names) == "unit head signs: approved draft v1"
+    assert render(said["notified"], "zh", names).startswith("待审定通知未发出（未配置发送渠道")
     await driver.save_history("console_notices_in_chinese")
 
 

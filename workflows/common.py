@@ -411,6 +411,9 @@ BOUNDED_PATCH = "core-bounded"
 # a catalog key and its parameters (rendered in the reader's language by the activity) and ask
 # each approver in turn when a draft reaches their step.
 NOTICE_TEXT_PATCH = "console-notice-text"
+# (console, i18n) And those that began before trail lines kept their message (key + params)
+# beside the English detail, for readers of either language.
+TRAIL_MESSAGES_PATCH = "console-trail-messages"
 
 
 # -- record (#11): each closed run's history archived in PostgreSQL ---------------------------

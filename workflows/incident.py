@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         DELIVERY_RETRY,
         INTERNAL,
         NOTICE_TEXT_PATCH,
+        TRAIL_MESSAGES_PATCH,
         QUICK,
         UPDATE,
         Inbound,
@@ -135,6 +136,7 @@ class IncidentWorkflow(Inboxed):
         # Set in `run` from the patches: which decision path this incident runs.
         self._current = False
         self._bounded = False
+        self._trail_messages = False
         self._effects: set[asyncio.Task[None]] = set()
         # Effects under way, as the next run would do them again (continue-as-new).
         self._pending: dict[int, CarriedEffect] = {}
@@ -205,6 +207,8 @@ class IncidentWorkflow(Inboxed):
     async def run(self, report: Any) -> IncidentSummary:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        # Before the intake, which records the first lines.
+        self._trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -213,6 +217,7 @@ class IncidentWorkflow(Inboxed):
         incident.clip_trail = self._current
         incident.bounded = self._bounded
         incident.notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        incident.trail_messages = self._trail_messages
         self._incident = incident
         self._publish_search_attributes()
         projector = None
@@ -354,6 +359,7 @@ class IncidentWorkflow(Inboxed):
             )
         else:
             incident = Incident(state, policy, roster)
+        incident.trail_messages = self._trail_messages
         report = self._report
         assert report is not None
         incident.record_discovery(report.source)

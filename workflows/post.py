@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         NOTICE_TEXT_PATCH,
+        TRAIL_MESSAGES_PATCH,
         QUICK,
         Inbound,
         Inboxed,
@@ -124,6 +125,7 @@ class NetizenPostWorkflow(Inboxed):
         post.clip_trail = self._current
         post.bounded = self._bounded
         post.notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        post.trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(

@@ -90,6 +90,9 @@ class Decider(Generic[S]):
         self.clip_trail = True
         # And those that began before the inputs had limits decide by the rules they began with.
         self.bounded = True
+        # console (i18n): trail lines carry their message (key + params) beside the English
+        # detail; workflows older than that (the workflow sets this from its patch) do not.
+        self.trail_messages = True
         # console (i18n): notices as data, rendered in the reader's language, and a notice to
         # each approver whose step a draft reaches; workflows older than that (the workflow sets
         # this from its patch) send the English notices they always did.
@@ -322,6 +325,13 @@ class Decider(Generic[S]):
             "deadline_breached",
             f"{deadline.title} missed (due {moment(deadline.due_at)}; "
             f"responsible: {deadline.responsible_unit}, {who})",
+            message=said(
+                "msg.deadline_breached",
+                **_named(deadline),
+                due=deadline.due_at.isoformat(),
+                unit=deadline.responsible_unit,
+                person=deadline.responsible_person,
+            ),
         )
         return Outcome(
             effects=[
@@ -366,10 +376,23 @@ class Decider(Generic[S]):
             deadline.breached_at = deadline.due_at
         if deadline.status is DeadlineStatus.pending:
             deadline.status = DeadlineStatus.met
-            self.record(at, "deadline_met", f"{deadline.title} met")
-        else:
             self.record(
-                at, "deadline_met_late", f"{deadline.title} met late, by {at - deadline.due_at}"
+                at,
+                "deadline_met",
+                f"{deadline.title} met",
+                message=said("msg.deadline_met", **_named(deadline)),
+            )
+        else:
+            late = at - deadline.due_at
+            self.record(
+                at,
+                "deadline_met_late",
+                f"{deadline.title} met late, by {late}",
+                message=said(
+                    "msg.deadline_met_late",
+                    **_named(deadline),
+                    late_seconds=late.total_seconds(),
+                ),
             )
 
     # -- roster checks -----------------------------------------------------------------------
@@ -421,8 +444,10 @@ class Decider(Generic[S]):
         role: str | None = None,
         signal: str | None = None,
         source: str | None = None,
+        message: dict[str, Any] | None = None,
     ) -> None:
-        """Append to the trail; an entry naming its actor names the key that proved it too."""
+        """Append to the trail; an entry naming its actor names the key that proved it too.
+        `message` (`said(...)`): the line as data, for readers of other languages."""
         key = self._key.key_id if self._key is not None and actor is not None else None
         self.state.trail.append(
             TrailEntry(
@@ -434,6 +459,7 @@ class Decider(Generic[S]):
                 signal=signal or self._signal,
                 source=source,
                 key_id=key,
+                message=message if self.trail_messages else None,
             )
         )
 
@@ -461,6 +487,17 @@ class Decider(Generic[S]):
 
     def _quote(self, detail: str) -> str:
         return clip(printable(detail), DETAIL_LIMIT) if self.clip_trail else detail
+
+
+def _named(deadline: Deadline) -> dict[str, Any]:
+    """How a message names a deadline: by its key (the catalog's name), else by its title."""
+    return {"deadline": deadline.key, "deadline_title": deadline.title}
+
+
+def said(key: str, **params: Any) -> dict[str, Any]:
+    """A trail line's message: its catalog key and parameters (plain JSON: ids, numbers, ISO
+    times), rendered by `yuqing.i18n.render`."""
+    return {"key": key, "params": params}
 
 
 def contains_nul(value: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from yuqing.authorization import Authorization
 from yuqing.chain import approval_step, chain_complete, missing_steps
-from yuqing.decider import FORWARDED, Decider, describe, moment
+from yuqing.decider import FORWARDED, Decider, describe, moment, said
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.limits import (
     DRAFTS_MAX,
@@ -153,6 +153,15 @@ class Incident(Decider[IncidentState]):
             f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
             actor=state.reporter_id,
             source=source,
+            message=said(
+                "msg.discovered",
+                title=state.title,
+                intake=state.channel,
+                sensitivity=state.sensitivity,
+                unit=state.unit,
+                policy=state.policy_version,
+                roster=state.roster_version,
+            ),
         )
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
@@ -180,12 +189,29 @@ class Incident(Decider[IncidentState]):
                 "evidence",
                 f"{item.evidence_id} {item.kind} captured {moment(item.captured_at)} "
                 f"sha256 {item.sha256}",
+                message=said(
+                    "msg.evidence",
+                    id=item.evidence_id,
+                    evidence_kind=item.kind,
+                    captured_at=item.captured_at.isoformat(),
+                    sha256=item.sha256,
+                ),
             )
 
     def record_deadlines(self, deadlines: list[Deadline], at: datetime) -> None:
         self.state.deadlines = deadlines
         for d in deadlines:
-            self.record(at, "deadline_planned", f"{d.title}: due {moment(d.due_at)}")
+            self.record(
+                at,
+                "deadline_planned",
+                f"{d.title}: due {moment(d.due_at)}",
+                message=said(
+                    "msg.deadline_planned",
+                    deadline=d.key,
+                    deadline_title=d.title,
+                    due=d.due_at.isoformat(),
+                ),
+            )
 
     def record_notification(self, notification: Notification) -> None:
         assert notification.sent_at is not None, "only a notice that went out is recorded"
@@ -196,6 +222,12 @@ class Incident(Decider[IncidentState]):
             "notified",
             f"{notification.kind} to {', '.join(notification.recipients)}: "
             f"{notification.subject} ({notification.result})",
+            message=said(
+                "msg.notified" if notification.channel != "outbox" else "msg.notified_nowhere",
+                kind=notification.kind,
+                people=notification.recipients,
+                subject=notification.subject,
+            ),
         )
 
     def published_on(self, publication: Publication, at: datetime) -> None:
@@ -207,6 +239,12 @@ class Incident(Decider[IncidentState]):
             at,
             "published",
             f"draft version {version} published on {publication.channel}: {publication.address}",
+            message=said(
+                "msg.published",
+                version=version,
+                channel=publication.channel,
+                address=publication.address,
+            ),
         )
         draft = self._draft(version)
         if first:
@@ -235,6 +273,7 @@ class Incident(Decider[IncidentState]):
             f"upward report via {report.medium}: {report.facts.course}",
             actor=report.reporter_id,
             role=role,
+            message=said("msg.reported", medium=report.medium, course=report.facts.course),
         )
         self._meet("report", at)
         self._stage(Stage.reported, at)
@@ -353,7 +392,14 @@ class Incident(Decider[IncidentState]):
             )
         )
         detail = f"draft version {version} submitted"
-        self.record(at, "draft", detail, actor=submission.author_id, role=role)
+        self.record(
+            at,
+            "draft",
+            detail,
+            actor=submission.author_id,
+            role=role,
+            message=said("msg.draft", version=version),
+        )
         self._stage(Stage.approving, at)
         return Outcome(effects=self._ask_next_approver(version))
 
@@ -396,6 +442,16 @@ class Incident(Decider[IncidentState]):
             f"{step.title}: {verb} draft version {draft.version}{comment}",
             actor=approval.approver_id,
             role=step.role,
+            message=said(
+                "msg.rejected"
+                if approval.decision is Decision.reject
+                else "msg.approved_comment"
+                if approval.comment
+                else "msg.approved",
+                step=step.role,
+                version=draft.version,
+                comment=approval.comment,
+            ),
         )
         if approval.decision is Decision.reject:
             draft.status = DraftStatus.returned
@@ -424,6 +480,7 @@ class Incident(Decider[IncidentState]):
             at,
             "chain_complete",
             f"the {self.state.grade} chain approved draft version {draft.version}",
+            message=said("msg.chain_complete", grade=self.state.grade, version=draft.version),
         )
         return Outcome(effects=[Publish(draft_version=draft.version)])
 
@@ -615,8 +672,17 @@ class Incident(Decider[IncidentState]):
         )
         because = "; ".join(criteria) or "no major-incident criterion holds"
         role = Role.office if by != "automatic" else None
+        kind = "upgraded" if upgrade else "graded"
+        named = [c.split(":", 1)[0] for c in criteria]
         self.record(
-            at, "upgraded" if upgrade else "graded", f"{grade}: {because}", actor=by, role=role
+            at,
+            kind,
+            f"{grade}: {because}",
+            actor=by,
+            role=role,
+            message=said(
+                f"msg.{kind}" if named else f"msg.{kind}_plain", grade=grade, criteria=named
+            ),
         )
         if grade is not Grade.major:
             return []
@@ -682,4 +748,4 @@ class Incident(Decider[IncidentState]):
     def _stage(self, stage: Stage, at: datetime) -> None:
         if self.state.stage is not stage:
             self.state.stage = stage
-            self.record(at, "stage", f"stage: {stage}")
+            self.record(at, "stage", f"stage: {stage}", message=said("msg.stage", stage=stage))
