@@ -8,6 +8,7 @@ approval: each names units, deadlines and people by their names, gives times in 
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import replace
@@ -220,3 +221,39 @@ def test_a_notices_language_other_than_chinese_or_english_stops_start_up() -> No
     with pytest.raises(ValueError, match="YUQING_NOTICE_LANGUAGE='fr'"):
         Settings.from_env({"YUQING_NOTICE_LANGUAGE": "fr"})
     assert Settings.from_env({}).notice_language == "zh"
+
+
+def test_the_consoles_patches_are_asked_before_any_activity() -> None:
+    """Asked after an activity, a patch's marker can be missed on replay (sdk-core merges a
+    workflow task that recorded only a local activity's marker into the next): so the
+    console's are all asked at the top of `run`, in the first workflow task."""
+    histories = PROJECT_ROOT / "tests" / "histories"
+    for name in ("console_memo_general-at-start", "console_notices_in_chinese"):
+        events = json.loads((histories / f"{name}.json").read_text())["events"]
+        first_task_end = next(
+            int(e["eventId"]) for e in events if e["eventType"].endswith("WORKFLOW_TASK_COMPLETED")
+        )
+        first_activity = next(
+            int(e["eventId"])
+            for e in events
+            if e["eventType"].endswith("TASK_SCHEDULED")
+            and "activityTaskScheduledEventAttributes" in e
+        )
+        patches = {
+            json.loads(
+                base64.b64decode(
+                    e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0][
+                        "data"
+                    ]
+                )
+            )["id"]: int(e["eventId"])
+            for e in events
+            if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+        }
+        ours = {k: v for k, v in patches.items() if k.startswith("console-")}
+        assert set(ours) == {
+            "console-memo-at-start",
+            "console-trail-messages",
+            "console-notice-text",
+        }
+        assert all(first_task_end < at < first_activity for at in ours.values()), (name, ours)

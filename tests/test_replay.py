@@ -97,6 +97,8 @@ def test_histories_are_saved() -> None:
         "console_notices_in_chinese",
         "console_notices_post",
         "console_notices_post.p1",
+        # The memo's patch asked at the top of run (console-memo-at-start).
+        "console_memo_general-at-start",
     } <= names
 
 

@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         NOTICE_TEXT_PATCH,
-        TRAIL_MESSAGES_PATCH,
         QUICK,
+        TRAIL_MESSAGES_PATCH,
         Inbound,
         Inboxed,
         Pacer,
@@ -109,6 +109,9 @@ class NetizenPostWorkflow(Inboxed):
     async def run(self, start: PostStart) -> PostState:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        # console's patches, asked before any activity (workflows/incident.py says why).
+        notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(
@@ -124,8 +127,8 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         post.clip_trail = self._current
         post.bounded = self._bounded
-        post.notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
-        post.trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        post.notice_texts = notice_texts
+        post.trail_messages = trail_messages
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
