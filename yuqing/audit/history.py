@@ -16,20 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import (
-    ExecuteWorkflowInput,
-    Interceptor,
-    Replayer,
-    UnsandboxedWorkflowRunner,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
 
 from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.codec import decode_in_place, is_encrypted
@@ -411,7 +402,18 @@ async def replay(
 
 
 async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
-    # Imported here: the workflows import this package's siblings at module level.
+    # Imported here: the workflows import this package's siblings at module level, and the
+    # worker's machinery costs `yuqing audit` most of a second when it replays nothing.
+    from temporalio import workflow
+    from temporalio.worker import (
+        ExecuteWorkflowInput,
+        Interceptor,
+        Replayer,
+        UnsandboxedWorkflowRunner,
+        WorkflowInboundInterceptor,
+        WorkflowInterceptorClassInput,
+    )
+
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
 
