@@ -420,13 +420,16 @@ TRAIL_MESSAGES_PATCH = "console-trail-messages"
 
 # Workflows that began before the archive existed end without asking for their archive.
 ARCHIVE_PATCH = "record-archive-history"
+# Those that begin now ask for nothing: the worker's sweeper (yuqing.audit.sweeper) archives
+# every run once it has closed, however it closed, at no cost to the run itself.
+SWEEPER_PATCH = "record-archive-sweeper"
 
 
 async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
-    """Have this run archived once it has closed: an activity starts its archiver (a workflow
-    of its own, not a child, so it outlives this run). Call it last, before completing (or
-    continuing as new)."""
-    if not workflow.patched(ARCHIVE_PATCH):
+    """Runs that began between the two patches have this run archived once it has closed: an
+    activity starts its archiver (a workflow of its own, not a child, so it outlives this run).
+    Called last, before completing (or continuing as new); for runs begun since, a no-op."""
+    if workflow.patched(SWEEPER_PATCH) or not workflow.patched(ARCHIVE_PATCH):
         return
     info = workflow.info()
     await workflow.execute_activity_method(
