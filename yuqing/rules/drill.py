@@ -30,6 +30,7 @@ class DrillMarking(Decider[S]):
         role: str | None = None,
         signal: str | None = None,
         source: str | None = None,
+        message: dict[str, Any] | None = None,
     ) -> None:
         super().record(
             at,
@@ -39,6 +40,7 @@ class DrillMarking(Decider[S]):
             role=role,
             signal=signal,
             source=source,
+            message=message,
         )
 
     def _refuse(
