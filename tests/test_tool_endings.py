@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import structlog.testing
-from temporalio.client import KeepAliveConfig
+from temporalio.client import KeepAliveConfig, WorkflowExecutionStatus
 
 from api import create_app
 from api.server import serving
@@ -139,7 +139,9 @@ async def stack(
                 made = await run([*YUQING, *command], {**env, "YUQING_TOKEN": f"dev-{person}"})
                 assert made.code in (0, 1), made  # a draft before the assessment is refused
             yield Stack(dev_server.address, url, postgres.url, incident_id)
-            await client.get_workflow_handle(f"incident-{incident_id}").terminate()
+            handle = client.get_workflow_handle(f"incident-{incident_id}")
+            if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+                await handle.terminate()
 
 
 async def test_no_run_aborts_at_exit(stack: Stack) -> None:
@@ -243,7 +245,7 @@ async def test_unwritable_output(stack: Stack, tmp_path: Path) -> None:
     )
 
 
-async def test_unknown_incident(stack: Stack) -> None:
+async def test_unknown_and_ended_incident(stack: Stack, settings: Settings) -> None:
     env = {
         "TEMPORAL_ADDRESS": stack.temporal,
         "YUQING_API_URL": stack.api,
@@ -269,6 +271,20 @@ async def test_unknown_incident(stack: Stack) -> None:
         await run([*STARTER, "signal", "no-such-incident", "submit_report", report], env),
         tool.REFUSED,
         "incident no-such-incident does not exist",
+    )
+    # An incident that has ended is said so, by the starter as by the API.
+    own = replace(settings, temporal_address=stack.temporal)
+    client = await connect(own)
+    await client.get_workflow_handle(f"incident-{stack.incident_id}").terminate("test")
+    one_line(
+        await run([*STARTER, "signal", stack.incident_id, "submit_report", report], env),
+        tool.REFUSED,
+        f"incident {stack.incident_id} has ended",
+    )
+    one_line(
+        await run([*YUQING, "upward-report", stack.incident_id, report], env),
+        tool.REFUSED,
+        f"incident {stack.incident_id} has ended",
     )
 
 
