@@ -126,7 +126,8 @@ def test_the_readme_marks_its_walk_throughs() -> None:
 
 def test_the_readme_begins_with_the_two_commands_that_do_all_set_up() -> None:
     """Its first lines: one command runs the service, one the tests, and CI runs the latter;
-    both make `.venv` themselves from nothing but Python and pip."""
+    both make `.venv` themselves from nothing but Python and pip, and the test command
+    installs the system packages the tests need."""
     lines = README.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("# "), "the title"
     opened = next(n for n, text in enumerate(lines) if text.startswith("```"))
@@ -140,6 +141,7 @@ def test_the_readme_begins_with_the_two_commands_that_do_all_set_up() -> None:
     )
     dev = (PROJECT_ROOT / "dev").read_text(encoding="utf-8")
     assert "-m venv" in dev and "pip install" in dev
+    assert ".ci/system-packages" in dev, "the test command installs the tests' system packages"
 
 
 def failure(step: Step, outcome: Outcome) -> str | None:
