@@ -19,12 +19,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from yuqing.authorization import AuthorizationError, load_authorization
-from yuqing.config_cache import digest_of, parsed
+from yuqing.config_cache import digest_of, file_key, parsed, recent
 from yuqing.effects import Configuration, LoadConfiguration, LoadKeys, LoadSnapshot
 from yuqing.policy import Policy, PolicyError, load_policy
 from yuqing.roster import Roster, RosterError, load_roster
 from yuqing.settings import Settings
 from yuqing.signing import Keyring, KeysError, load_keyring
+from yuqing.working_time import CalendarError, OfficeHours, load_calendar
 
 
 def digest(model: BaseModel) -> str:
@@ -97,10 +98,13 @@ class ConfigurationActivities:
         try:
             # perf: each file parsed once per version (yuqing.config_cache), not per incident.
             policy = parsed(load_policy, self._settings.policy_path)
+            if request.drill_speed is not None:
+                policy = policy.scaled(request.drill_speed)
             roster = parsed(load_roster, self._settings.roster_path)
             authorization = parsed(load_authorization, self._settings.authorization_path)
             keys = self._keys()
-        except (PolicyError, RosterError, AuthorizationError, KeysError) as err:
+            calendar_version = self._calendar_version()
+        except (PolicyError, RosterError, AuthorizationError, KeysError, CalendarError) as err:
             # Someone has to mend the file; retrying meanwhile keeps the incident waiting,
             # visibly, instead of failing it.
             raise ApplicationError(str(err), type="ConfigurationInvalid") from err
@@ -113,6 +117,7 @@ class ConfigurationActivities:
             policy_sha256=policy_sha,
             roster_sha256=roster_sha,
             continue_after_decisions=self._settings.continue_after_decisions,
+            calendar_version=calendar_version,
         )
 
     @activity.defn
@@ -138,3 +143,18 @@ class ConfigurationActivities:
             # that takes anybody's word.
             raise KeysError("YUQING_KEYS is not set: decisions are checked against its keys")
         return parsed(load_keyring, self._settings.keys_path)
+
+    def _calendar_version(self) -> str:
+        # perf: the calendar (the holidays library's years) built at most once a minute.
+        settings = self._settings
+        override = settings.calendar_override_path
+        key = ("calendar", str(override), file_key(override), settings.office_hours)
+        return recent(key, self._built_calendar_version)
+
+    def _built_calendar_version(self) -> str:
+        calendar = load_calendar(
+            self._settings.calendar_override_path,
+            OfficeHours.parse(self._settings.office_hours),
+            provisional=True,
+        )
+        return calendar.version

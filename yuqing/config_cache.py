@@ -10,6 +10,7 @@ replaced file is taken at the next incident, as before.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,4 +45,33 @@ def digest_of(model: T, compute: Callable[[T], str]) -> str:
         _DIGESTS.clear()
     value = compute(model)
     _DIGESTS[id(model)] = (model, value)
+    return value
+
+
+_RECENT: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+
+def file_key(path: Path | None) -> bytes | None:
+    """What identifies a file's version: the digest of its bytes (None: no file)."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return None
+
+
+def recent(key: tuple[Any, ...], compute: Callable[[], T], *, seconds: float = 60.0) -> T:
+    """`compute()`, reused for `seconds` while `key` (its inputs) is the same: for what also
+    depends on the date (the working calendar's years), so that a new day is seen within a
+    minute and an edited file at once."""
+    now = time.monotonic()
+    kept = _RECENT.get(key)
+    if kept is not None and now - kept[0] < seconds:
+        found: T = kept[1]
+        return found
+    if len(_RECENT) > 64:
+        _RECENT.clear()
+    value = compute()
+    _RECENT[key] = (now, value)
     return value
