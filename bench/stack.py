@@ -129,6 +129,9 @@ class BenchStack:
             "YUQING_SIGNING_KEY": str(settings.signing_key_path),
             "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
             "YUQING_DRAIN_SECONDS": "5",
+            # The archive sweeper every 10 s instead of 60 s: the lifecycle section waits for
+            # each chunk's runs to be archived (their cost is counted with the chunk).
+            "YUQING_ARCHIVE_SWEEP_SECONDS": "10",
             # The payload keys (every payload is encrypted), as ./dev serve hands them over.
             **service_variables(settings),
             **(extra or {}),
