@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -236,6 +237,116 @@ def trail_head(history: WorkflowHistory) -> str | None:
         recorded = converter.from_payload(completed.result.payloads[0], TrailRecorded)
         head = recorded.last_hash or head
     return head
+
+
+# -- a workflow still under way: compare only what its history has recorded -----------------
+
+_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+
+def ended_whole(run: WorkflowHistory) -> bool:
+    """Whether the run ended by completing: it then waited for its trail to be copied, so every
+    line it decided is recorded in it (or, continued as new, carried to the next run).
+
+    A run still going, or cut off (terminated, failed, timed out), can have decided lines its
+    history does not record yet, or never will: replay decides them, the recorded trail lacks
+    them, and that is no difference in what was decided."""
+    return bool(run.events) and run.events[-1].event_type == _COMPLETED
+
+
+def unconfirmed_seqs(history: WorkflowHistory) -> set[int]:
+    """The lines handed to a `record_trail` the history shows no end of: being copied when the
+    history was read (or when the run was cut off), so the projection may or may not have them."""
+    ended = {
+        attributes.scheduled_event_id
+        for event in history.events
+        for attributes in _activity_ends(event)
+    }
+    converter = pydantic_data_converter.payload_converter
+    seqs: set[int] = set()
+    for event in history.events:
+        scheduled = event.HasField("activity_task_scheduled_event_attributes")
+        if not scheduled or event.event_id in ended:
+            continue
+        attributes = event.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name != RECORD_TRAIL:
+            continue
+        request = converter.from_payload(attributes.input.payloads[0], RecordTrail)
+        seqs.update(range(request.first_seq, request.first_seq + len(request.entries)))
+    return seqs
+
+
+def _activity_ends(event: Any) -> list[Any]:
+    for name in (
+        "activity_task_completed_event_attributes",
+        "activity_task_failed_event_attributes",
+        "activity_task_timed_out_event_attributes",
+        "activity_task_canceled_event_attributes",
+    ):
+        if event.HasField(name):
+            return [getattr(event, name)]
+    return []
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What differs, and what was left out of the comparison because the history had not (yet)
+    recorded it: `unrecorded` lines today's code decided past the recorded trail's end (of a
+    run still going or cut off), `unconfirmed` lines still being copied that the projection
+    lacks, `newer` projected rows past what the history had recorded when it was read."""
+
+    differences: list[Difference]
+    unrecorded: int = 0
+    unconfirmed: int = 0
+    newer: int = 0
+
+    def notes(self) -> list[str]:
+        said = []
+        if self.unrecorded:
+            said.append(
+                f"{self.unrecorded} line(s) decided after the last one the history records"
+                " (the run is still going, or was cut off): not compared"
+            )
+        if self.unconfirmed:
+            said.append(f"{self.unconfirmed} line(s) still being recorded: not compared")
+        if self.newer:
+            said.append(f"{self.newer} row(s) recorded since the history was read: not compared")
+        return said
+
+
+def compare_replay(
+    recorded: list[TrailLine], replayed: list[TrailLine], *, whole: bool
+) -> Comparison:
+    """The replayed trail against the recorded one; unless the workflow ended `whole`
+    (`ended_whole` of its last run), only as far as the history records."""
+    end = _end(recorded)
+    beyond = [] if whole else [line for line in replayed if line.seq >= end]
+    kept = [line for line in replayed if line.seq < end] if beyond else replayed
+    differences = compare(recorded, kept, clock_slack=REPLAY_CLOCK_SLACK)
+    return Comparison(differences, unrecorded=len(beyond))
+
+
+def compare_projection(
+    recorded: list[TrailLine], projected: list[TrailLine], *, whole: bool, unconfirmed: set[int]
+) -> Comparison:
+    """The projection against the recorded trail, row for row and exactly. Unless the workflow
+    ended `whole`, rows past the recorded end (copied after the history was read) and lines
+    still being copied that the projection lacks are left out, and counted."""
+    if whole:
+        return Comparison(compare(recorded, projected))
+    end = _end(recorded)
+    newer = [row for row in projected if row.seq >= end]
+    there = {row.seq for row in projected}
+    missing = {line.seq for line in recorded if line.seq in unconfirmed and line.seq not in there}
+    differences = compare(
+        [line for line in recorded if line.seq not in missing],
+        [row for row in projected if row.seq < end],
+    )
+    return Comparison(differences, unconfirmed=len(missing), newer=len(newer))
+
+
+def _end(lines: list[TrailLine]) -> int:
+    return max((line.seq for line in lines), default=-1) + 1
 
 
 @dataclass
