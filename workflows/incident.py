@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.post_reading import PostReadingActivities
     from activities.publications import PublicationActivities
     from workflows.common import (
+        ARCHIVE_PATCH,
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
         CONFIG_RETRY,
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
     )
     from workflows.delivery import (
@@ -204,6 +206,7 @@ class IncidentWorkflow(Inboxed):
     async def run(self, report: Any) -> IncidentSummary:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH, LIST_MEMO_PATCH, ARCHIVE_PATCH)
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)

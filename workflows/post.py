@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
     from workflows.common import (
+        ARCHIVE_PATCH,
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
         CONFIG_RETRY,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
     )
     from workflows.delivery import (
@@ -107,6 +109,7 @@ class NetizenPostWorkflow(Inboxed):
     async def run(self, start: PostStart) -> PostState:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        patches_first(DELIVERY_PATCH, ARCHIVE_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(
