@@ -1,4 +1,5 @@
-"""One incident under a flood: 20,000 signals, nearly all refused, through the real worker.
+"""One incident under a flood of signals (6,000 in the suite, 20,000 on demand), nearly all
+refused, through the real worker.
 
 It continues as new as its history grows; its `state` answer stays small and every run's
 history short; afterwards it still approves, publishes once per channel and closes, and the
@@ -9,23 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from tests.keys import signed
+from worker import create_worker
 from yuqing.audit.history import load_history as load_all_runs
 from yuqing.audit.history import load_runs, recorded_trail
 from yuqing.cli import app
 from yuqing.settings import Settings
 from yuqing.state import IncidentState
 
-SIGNALS = 20_000
+# The issue's figure is 20,000 (YUQING_SOAK_SIGNALS=20000, with the service's own bound of
+# 2,000 decisions a run: 11 runs, ~4 min on a quiet 2-core machine); the suite sends 6,000
+# with a bound of 1,000, which continues as new as often for a third of the time.
+SIGNALS = int(os.environ.get("YUQING_SOAK_SIGNALS", "6000"))
+BOUND = 2000 if SIGNALS >= 20_000 else 1000
 WAVE = 1000
 STATE_LIMIT = 256 * 1024
 EVENTS_LIMIT = 10_000
@@ -33,6 +46,18 @@ EVENTS_LIMIT = 10_000
 FLOOD_PATIENCE = 600.0
 CONTINUED = "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
 COMPLETED = "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+
+
+@pytest.fixture
+async def flood(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[IncidentDriver]:
+    task_queue = f"test-{uuid.uuid4()}"
+    own = replace(settings, continue_after_decisions=BOUND)
+    async with create_worker(env.client, pool, own, task_queue=task_queue):
+        incident = IncidentDriver(env, pool, task_queue)
+        yield incident
+        await incident.terminate_if_running()
 
 
 async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
@@ -48,8 +73,9 @@ async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
 
 
 async def test_an_incident_flooded_with_signals_continues_as_new_and_still_closes(
-    driver: IncidentDriver, settings: Settings, tmp_path: Path
+    flood: IncidentDriver, settings: Settings, tmp_path: Path
 ) -> None:
+    driver = flood
     began = time.monotonic()
     await driver.start(report())
     assert driver.handle is not None
