@@ -33,9 +33,11 @@ from yuqing.state import Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
 
-# A query is answered from the incident's worker in milliseconds; one that takes longer than
-# this means Temporal (or every worker) is not answering: 503 rather than a long wait.
-QUERY_TIMEOUT = timedelta(seconds=10)
+# A query is answered from the incident's worker in milliseconds, or once another worker has
+# taken the incident over (its worker died: the workflow task's 10 s timeout and a retry); one
+# that takes longer than this means Temporal (or every worker) is not answering: 503 rather
+# than a long wait. A frozen Temporal is found sooner, by the client's keep-alive (~12 s).
+QUERY_TIMEOUT = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)

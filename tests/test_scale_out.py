@@ -82,9 +82,14 @@ class Lifecycle:
         return response.json()
 
     async def state(self) -> dict[str, Any]:
-        api = self.apis[(self.index + self.calls) % len(self.apis)]
-        self.calls += 1
-        response = await api.get(f"/incidents/{self.incident_id}", headers=who("li.ming"))
+        for _ in range(3):
+            api = self.apis[(self.index + self.calls) % len(self.apis)]
+            self.calls += 1
+            response = await api.get(f"/incidents/{self.incident_id}", headers=who("li.ming"))
+            # A read waits for a worker to answer; while one takes over from a killed one, it
+            # may be told to try again shortly, and does, as an official would.
+            if response.status_code != 503 or "try again" not in response.text:
+                break
         assert response.status_code == 200, response.text
         state: dict[str, Any] = response.json()
         return state
