@@ -30,7 +30,12 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         configuration.load_keys,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
-        NotificationActivities(pool, channels).send_notification,
+        NotificationActivities(
+            pool,
+            channels,
+            notice_language=settings.notice_language,
+            console_url=settings.console_url,
+        ).send_notification,
         PublicationActivities(
             pool, settings.statement_base_url, channels, snapshots
         ).publish_statement,

@@ -92,6 +92,13 @@ def test_histories_are_saved() -> None:
         "delivery_email_down_then_sent",
         "delivery_gateway_down_then_published",
         "delivery_trickling_robot",
+        # Notices as data, rendered in the reader's language, and the approvers asked in turn
+        # (the patch console-notice-text).
+        "console_notices_in_chinese",
+        "console_notices_post",
+        "console_notices_post.p1",
+        # The memo's patch asked at the top of run (console-memo-at-start).
+        "console_memo_general-at-start",
         # Every patch asked in the run's first task (patch core-patches-first).
         "general_published_in_time-patches-first",
         "post_closing_with_open_post-patches-first",

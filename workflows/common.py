@@ -407,6 +407,13 @@ DECISION_PATH_PATCH = "core-decision-path"
 # against `workflow.now()`), lean activity inputs, the trail projected in batches, a small
 # `state` answer, and continue-as-new when the history grows.
 BOUNDED_PATCH = "core-bounded"
+# (console, i18n) And those that began before notices were data: new ones send each notice as
+# a catalog key and its parameters (rendered in the reader's language by the activity) and ask
+# each approver in turn when a draft reaches their step.
+NOTICE_TEXT_PATCH = "console-notice-text"
+# (console, i18n) And those that began before trail lines kept their message (key + params)
+# beside the English detail, for readers of either language.
+TRAIL_MESSAGES_PATCH = "console-trail-messages"
 
 
 # Later patches asked in the run's first task. A patched() first asked after the run's first
@@ -428,13 +435,16 @@ def patches_first(*later: str) -> None:
 
 # Workflows that began before the archive existed end without asking for their archive.
 ARCHIVE_PATCH = "record-archive-history"
+# Those that begin now ask for nothing: the worker's sweeper (yuqing.audit.sweeper) archives
+# every run once it has closed, however it closed, at no cost to the run itself.
+SWEEPER_PATCH = "record-archive-sweeper"
 
 
 async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
-    """Have this run archived once it has closed: an activity starts its archiver (a workflow
-    of its own, not a child, so it outlives this run). Call it last, before completing (or
-    continuing as new)."""
-    if not workflow.patched(ARCHIVE_PATCH):
+    """Runs that began between the two patches have this run archived once it has closed: an
+    activity starts its archiver (a workflow of its own, not a child, so it outlives this run).
+    Called last, before completing (or continuing as new); for runs begun since, a no-op."""
+    if workflow.patched(SWEEPER_PATCH) or not workflow.patched(ARCHIVE_PATCH):
         return
     info = workflow.info()
     await workflow.execute_activity_method(

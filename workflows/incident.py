@@ -33,14 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.post_reading import PostReadingActivities
     from activities.publications import PublicationActivities
     from workflows.common import (
-        ARCHIVE_PATCH,
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
         INTERNAL,
+        NOTICE_TEXT_PATCH,
         QUICK,
+        SWEEPER_PATCH,
+        TRAIL_MESSAGES_PATCH,
         UPDATE,
         Inbound,
         Inboxed,
@@ -119,6 +121,11 @@ with workflow.unsafe.imports_passed_through():
 
 # Incidents that began before the console's memo existed replay without it.
 LIST_MEMO_PATCH = "console-list-memo"
+# The same asked at the top of `run`, before any activity. Asked first after the intake's local
+# activity, a replay could miss its marker: sdk-core merges a workflow task that recorded only
+# the local activity's marker into the next, and the patch lookahead of that activation does not
+# see the marker (REQUESTS.md, record's NDE report). Histories with the old marker keep it.
+MEMO_AT_START_PATCH = "console-memo-at-start"
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -136,6 +143,9 @@ class IncidentWorkflow(Inboxed):
         # Set in `run` from the patches: which decision path this incident runs.
         self._current = False
         self._bounded = False
+        self._trail_messages = False
+        self._notice_texts = False
+        self._memo_at_start = False
         self._effects: set[asyncio.Task[None]] = set()
         # Effects under way, as the next run would do them again (continue-as-new).
         self._pending: dict[int, CarriedEffect] = {}
@@ -206,7 +216,13 @@ class IncidentWorkflow(Inboxed):
     async def run(self, report: Any) -> IncidentSummary:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
-        patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH, LIST_MEMO_PATCH, ARCHIVE_PATCH)
+        # console's patches, all asked here, before the intake's activities (see
+        # MEMO_AT_START_PATCH for why); the intake records the first trail lines.
+        self._memo_at_start = workflow.patched(MEMO_AT_START_PATCH)
+        self._trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        self._notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        # core: every other patch asked here too (workflows/common.patches_first).
+        patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH, SWEEPER_PATCH)
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -214,6 +230,8 @@ class IncidentWorkflow(Inboxed):
             incident = await self._intake(self._take_report(report))
         incident.clip_trail = self._current
         incident.bounded = self._bounded
+        incident.notice_texts = self._notice_texts
+        incident.trail_messages = self._trail_messages
         self._incident = incident
         self._publish_search_attributes()
         projector = None
@@ -355,6 +373,7 @@ class IncidentWorkflow(Inboxed):
             )
         else:
             incident = Incident(state, policy, roster)
+        incident.trail_messages = self._trail_messages
         report = self._report
         assert report is not None
         incident.record_discovery(report.source)
@@ -626,6 +645,7 @@ class IncidentWorkflow(Inboxed):
             subject=notice.subject,
             body=notice.body,
             recipients=incident.roster.recipients(notice.roles, state.unit),
+            text=notice.text,
         )
         if workflow.patched(DELIVERY_PATCH):
             incident.record_notification(await self._notify_in_rounds(notice, request))
@@ -885,7 +905,7 @@ class IncidentWorkflow(Inboxed):
     def _publish_memo(self) -> None:
         # The console's lists read this memo (yuqing.listing) instead of querying each incident.
         assert self._incident is not None
-        if not workflow.patched(LIST_MEMO_PATCH):
+        if not (self._memo_at_start or workflow.patched(LIST_MEMO_PATCH)):
             return
         memo = incident_memo(self._incident.state, self._incident.policy)
         if memo != self._memo:

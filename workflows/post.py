@@ -20,13 +20,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.post_deadlines import PostDeadlineActivities
     from workflows.common import (
-        ARCHIVE_PATCH,
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
+        NOTICE_TEXT_PATCH,
         QUICK,
+        SWEEPER_PATCH,
+        TRAIL_MESSAGES_PATCH,
         Inbound,
         Inboxed,
         Pacer,
@@ -109,7 +111,10 @@ class NetizenPostWorkflow(Inboxed):
     async def run(self, start: PostStart) -> PostState:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
-        patches_first(DELIVERY_PATCH, ARCHIVE_PATCH)
+        # console's patches, asked before any activity (workflows/incident.py says why).
+        notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        patches_first(DELIVERY_PATCH, SWEEPER_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(
@@ -125,6 +130,8 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         post.clip_trail = self._current
         post.bounded = self._bounded
+        post.notice_texts = notice_texts
+        post.trail_messages = trail_messages
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
@@ -321,6 +328,7 @@ class NetizenPostWorkflow(Inboxed):
             subject=notice.subject,
             body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
             recipients=self._post.roster.recipients(notice.roles, state.unit),
+            text=notice.text,
         )
         if workflow.patched(DELIVERY_PATCH):
             sent = await self._notify_in_rounds(notice, request)

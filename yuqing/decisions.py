@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from yuqing.authorization import Authorization
-from yuqing.chain import approval_step, chain_complete
-from yuqing.decider import FORWARDED, Decider, describe, moment
+from yuqing.chain import approval_step, chain_complete, missing_steps
+from yuqing.decider import FORWARDED, Decider, describe, moment, said
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.limits import (
     DRAFTS_MAX,
@@ -153,6 +153,15 @@ class Incident(Decider[IncidentState]):
             f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
             actor=state.reporter_id,
             source=source,
+            message=said(
+                "msg.discovered",
+                title=state.title,
+                intake=state.channel,
+                sensitivity=state.sensitivity,
+                unit=state.unit,
+                policy=state.policy_version,
+                roster=state.roster_version,
+            ),
         )
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
@@ -180,12 +189,29 @@ class Incident(Decider[IncidentState]):
                 "evidence",
                 f"{item.evidence_id} {item.kind} captured {moment(item.captured_at)} "
                 f"sha256 {item.sha256}",
+                message=said(
+                    "msg.evidence",
+                    id=item.evidence_id,
+                    evidence_kind=item.kind,
+                    captured_at=item.captured_at.isoformat(),
+                    sha256=item.sha256,
+                ),
             )
 
     def record_deadlines(self, deadlines: list[Deadline], at: datetime) -> None:
         self.state.deadlines = deadlines
         for d in deadlines:
-            self.record(at, "deadline_planned", f"{d.title}: due {moment(d.due_at)}")
+            self.record(
+                at,
+                "deadline_planned",
+                f"{d.title}: due {moment(d.due_at)}",
+                message=said(
+                    "msg.deadline_planned",
+                    deadline=d.key,
+                    deadline_title=d.title,
+                    due=d.due_at.isoformat(),
+                ),
+            )
 
     def record_notification(self, notification: Notification) -> None:
         assert notification.sent_at is not None, "only a notice that went out is recorded"
@@ -196,6 +222,12 @@ class Incident(Decider[IncidentState]):
             "notified",
             f"{notification.kind} to {', '.join(notification.recipients)}: "
             f"{notification.subject} ({notification.result})",
+            message=said(
+                "msg.notified" if notification.channel != "outbox" else "msg.notified_nowhere",
+                kind=notification.kind,
+                people=notification.recipients,
+                subject=notification.subject,
+            ),
         )
 
     def published_on(self, publication: Publication, at: datetime) -> None:
@@ -207,6 +239,12 @@ class Incident(Decider[IncidentState]):
             at,
             "published",
             f"draft version {version} published on {publication.channel}: {publication.address}",
+            message=said(
+                "msg.published",
+                version=version,
+                channel=publication.channel,
+                address=publication.address,
+            ),
         )
         draft = self._draft(version)
         if first:
@@ -235,6 +273,7 @@ class Incident(Decider[IncidentState]):
             f"upward report via {report.medium}: {report.facts.course}",
             actor=report.reporter_id,
             role=role,
+            message=said("msg.reported", medium=report.medium, course=report.facts.course),
         )
         self._meet("report", at)
         self._stage(Stage.reported, at)
@@ -251,6 +290,17 @@ class Incident(Decider[IncidentState]):
             body=body,
             roles=self.policy.report_recipients,
             summary="report to leaders and the Office",
+            text=self._text(
+                "report",
+                medium=report.medium,
+                time=facts.time,
+                place=facts.place,
+                units_involved=list(facts.units_involved),
+                course=facts.course,
+                outcome=facts.outcome,
+                tendency=report.comment_tendency,
+                reporter_person=report.reporter_id,
+            ),
         )
         return Outcome(effects=[notice])
 
@@ -342,9 +392,16 @@ class Incident(Decider[IncidentState]):
             )
         )
         detail = f"draft version {version} submitted"
-        self.record(at, "draft", detail, actor=submission.author_id, role=role)
+        self.record(
+            at,
+            "draft",
+            detail,
+            actor=submission.author_id,
+            role=role,
+            message=said("msg.draft", version=version),
+        )
         self._stage(Stage.approving, at)
-        return Outcome()
+        return Outcome(effects=self._ask_next_approver(version))
 
     def _legal_opinion(self, opinion: LegalOpinion, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
@@ -385,6 +442,16 @@ class Incident(Decider[IncidentState]):
             f"{step.title}: {verb} draft version {draft.version}{comment}",
             actor=approval.approver_id,
             role=step.role,
+            message=said(
+                "msg.rejected"
+                if approval.decision is Decision.reject
+                else "msg.approved_comment"
+                if approval.comment
+                else "msg.approved",
+                step=step.role,
+                version=draft.version,
+                comment=approval.comment,
+            ),
         )
         if approval.decision is Decision.reject:
             draft.status = DraftStatus.returned
@@ -397,15 +464,23 @@ class Incident(Decider[IncidentState]):
                 body=f"{step.title} returned the draft: {approval.comment}",
                 roles=[Role.unit, Role.unit_head],
                 summary=f"return draft v{draft.version} to the unit",
+                text=self._text(
+                    "draft_returned",
+                    version=draft.version,
+                    step=step.role,
+                    approver_person=approval.approver_id,
+                    comment=approval.comment,
+                ),
             )
             return Outcome(effects=[notice])
         if not chain_complete(self.policy, self.state.grade, self.state.approvals, draft.version):
-            return Outcome()
+            return Outcome(effects=self._ask_next_approver(draft.version))
         draft.status = DraftStatus.approved
         self.record(
             at,
             "chain_complete",
             f"the {self.state.grade} chain approved draft version {draft.version}",
+            message=said("msg.chain_complete", grade=self.state.grade, version=draft.version),
         )
         return Outcome(effects=[Publish(draft_version=draft.version)])
 
@@ -597,8 +672,17 @@ class Incident(Decider[IncidentState]):
         )
         because = "; ".join(criteria) or "no major-incident criterion holds"
         role = Role.office if by != "automatic" else None
+        kind = "upgraded" if upgrade else "graded"
+        named = [c.split(":", 1)[0] for c in criteria]
         self.record(
-            at, "upgraded" if upgrade else "graded", f"{grade}: {because}", actor=by, role=role
+            at,
+            kind,
+            f"{grade}: {because}",
+            actor=by,
+            role=role,
+            message=said(
+                f"msg.{kind}" if named else f"msg.{kind}_plain", grade=grade, criteria=named
+            ),
         )
         if grade is not Grade.major:
             return []
@@ -609,6 +693,47 @@ class Incident(Decider[IncidentState]):
             body=f"{self.state.title}: a major incident ({because}). Unit: {self.state.unit}.",
             roles=self.policy.major_notice_recipients,
             summary="notify propaganda department and public security",
+            text=self._text(
+                "major_notice",
+                criteria=[c.split(":", 1)[0] for c in criteria],
+                discovered_at=self.state.discovered_at.isoformat(),
+            ),
+        )
+        return [notice]
+
+    # -- notices as data (console, i18n) -------------------------------------------------------
+
+    def _text(self, kind: str, **params: Any) -> dict[str, Any] | None:
+        """The notice of `kind` as data, about this incident; None for workflows older than
+        notices as data (they send the English subject and body)."""
+        if not self.notice_texts:
+            return None
+        state = self.state
+        return self.notice_text(kind, title=state.title, unit=state.unit, **params)
+
+    def _ask_next_approver(self, version: int) -> list[Effect]:
+        """Ask ("第 N 稿待您审定") whoever holds the next step of the chain for draft `version`."""
+        grade = self.state.grade
+        if not self.notice_texts or grade is None:
+            return []
+        missing = missing_steps(self.policy, grade, self.state.approvals, version)
+        if not missing:
+            return []
+        step = missing[0]
+        draft = self._draft(version)
+        notice = Notify(
+            key=f"draft/{version}/awaits/{step.signal}",
+            kind="approval_requested",
+            subject=self.subject(f"draft version {version} awaits your approval ({step.title})"),
+            body=f"Draft version {version} of {self.state.title} has reached {step.title}.",
+            roles=[step.role],
+            summary=f"ask {step.role} to approve draft v{version}",
+            text=self._text(
+                "approval_requested",
+                version=version,
+                step=step.role,
+                author_person=draft.author_id,
+            ),
         )
         return [notice]
 
@@ -623,4 +748,4 @@ class Incident(Decider[IncidentState]):
     def _stage(self, stage: Stage, at: datetime) -> None:
         if self.state.stage is not stage:
             self.state.stage = stage
-            self.record(at, "stage", f"stage: {stage}")
+            self.record(at, "stage", f"stage: {stage}", message=said("msg.stage", stage=stage))

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from yuqing.authorization import Authorization
+from yuqing.i18n.notices import NoticeCopy, NoticeText
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy, Reminders
 from yuqing.roles import Role
@@ -82,6 +83,15 @@ class SendNotification(BaseModel):
     subject: str
     body: str
     recipients: list[Recipient]
+    # console (i18n): the notice as data, rendered by the activity (then `subject` and `body`
+    # hold the notices' language, `copies` every language, for recipients who read another).
+    text: NoticeText | None = None
+    copies: dict[str, NoticeCopy] = Field(default_factory=dict)
+
+    def copy_for(self, language: str | None) -> tuple[str, str]:
+        """Subject and body in `language`, if rendered in it; else as the notice has them."""
+        copy = self.copies.get(language) if language else None
+        return (copy.subject, copy.body) if copy is not None else (self.subject, self.body)
 
 
 class PublishStatement(BaseModel):

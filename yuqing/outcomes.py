@@ -19,6 +19,10 @@ class Notify:
     body: str
     roles: list[Role]
     summary: str
+    # console (i18n): the notice as data (yuqing.i18n.notices.NoticeText, plain JSON), rendered
+    # in each reader's language by the notification activity; subject and body above are the
+    # English of older runs, kept for them.
+    text: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

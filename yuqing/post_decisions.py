@@ -66,6 +66,18 @@ class Post(Decider[PostState]):
     def finished(self) -> bool:
         return not self.state.open
 
+    def notice_text(self, kind: str, **params: Any) -> dict[str, Any]:
+        """console (i18n): a post's notices (`post_reminder`, `post_escalation`) quote the post."""
+        post = self.state
+        return super().notice_text(
+            f"post_{kind}",
+            post=post.post_id,
+            platform=post.platform,
+            author=post.author,
+            content=post.content,
+            **params,
+        )
+
     def title(self, key: str) -> str:
         if key == INITIAL:
             return f"initial response {self.rules.initial_response_working_hours:g} working hours"

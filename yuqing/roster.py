@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +13,10 @@ from yuqing.toml_files import load_toml_model
 
 class RosterError(ValueError):
     """The roster file cannot be used; the message names the file and what is wrong."""
+
+
+# The language a person reads notices in (zh unless the roster says otherwise).
+Language = Literal["zh", "en"]
 
 
 class _Strict(BaseModel):
@@ -34,6 +39,7 @@ class Person(_Strict):
     name: str = Field(min_length=1)
     email: str | None = None
     roles: list[RoleGrant] = Field(min_length=1)
+    language: Language | None = None
 
 
 class Contact(_Strict):
@@ -42,6 +48,7 @@ class Contact(_Strict):
     role: Role
     name: str
     email: str | None = None
+    language: Language | None = None
 
 
 class Unit(_Strict):
@@ -105,13 +112,21 @@ class Roster(_Strict):
             for person in self.people:
                 if self.holds(person.id, role, unit) and person.id not in found:
                     found[person.id] = Recipient(
-                        id=person.id, name=person.name, role=role, email=person.email
+                        id=person.id,
+                        name=person.name,
+                        role=role,
+                        email=person.email,
+                        language=person.language,
                     )
             for contact in self.contacts:
                 key = f"contact:{contact.role}"
                 if contact.role == role and key not in found:
                     found[key] = Recipient(
-                        id=key, name=contact.name, role=role, email=contact.email
+                        id=key,
+                        name=contact.name,
+                        role=role,
+                        email=contact.email,
+                        language=contact.language,
                     )
         return list(found.values())
 
@@ -121,6 +136,8 @@ class Recipient(_Strict):
     name: str
     role: Role
     email: str | None = None
+    # The language of their copy of a notice; None: the notices' language (a setting).
+    language: Language | None = None
 
 
 def load_roster(path: Path) -> Roster:

@@ -188,6 +188,10 @@ class TrailEntry(BaseModel):
     # claimed sender); and the key whose signature proved the actor (yuqing.signing).
     source: str | None = None
     key_id: str | None = None
+    # console (i18n): what happened as data, `{"key": "msg.<…>", "params": {…}}`, rendered in
+    # the reader's language (yuqing.i18n.render); `detail` keeps the English of it. None:
+    # a line of free text (a reason, an opinion) or from before messages existed.
+    message: dict[str, Any] | None = None
 
 
 class Replan(BaseModel):
