@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         with_wait,
     )
     from workflows.keys import keys_for
+    from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
     from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
@@ -192,9 +193,7 @@ class NetizenPostWorkflow(Inboxed):
         if item.refusal is not None:
             post.refuse(item.signal, item.payload, item.received_at, item.refusal)
         else:
-            self._carry_out(
-                post.apply(item.signal, item.payload, item.received_at, item.problem)
-            )
+            self._carry_out(post.apply(item.signal, item.payload, item.received_at, item.problem))
         self._file_answer(item, post.state, before)
 
     async def _run_as_before(self, projector: asyncio.Task[None] | None) -> None:
@@ -262,7 +261,10 @@ class NetizenPostWorkflow(Inboxed):
         """What the planning activity reads of the policy (or, in older runs, all of it)."""
         policy = self._post.policy
         if self._bounded:
-            return {"policy_version": policy.version, "reminders": policy.reminders}
+            lean: dict[str, Any] = {"policy_version": policy.version, "reminders": policy.reminders}
+            if policy.posts.drill_speed is not None:
+                lean["drill_speed"] = policy.posts.drill_speed
+            return lean
         return {"policy": policy}
 
     async def _watch(self, key: str) -> None:
@@ -334,7 +336,9 @@ class NetizenPostWorkflow(Inboxed):
             recipients=self._post.roster.recipients(notice.roles, state.unit),
             text=notice.text,
         )
-        if workflow.patched(DELIVERY_PATCH):
+        if self._start.drill:
+            sent = await drill_notice(request, notice.summary)
+        elif workflow.patched(DELIVERY_PATCH):
             sent = await self._notify_in_rounds(notice, request)
         else:
             sent = await workflow.execute_activity_method(
