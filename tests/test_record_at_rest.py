@@ -165,8 +165,8 @@ async def done(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Done]:
             )
             await asyncio.wait_for(driver.result(), 60)
             # Its history (and its post's), decrypted, for the replay test: they ask for no
-            # archive (patch record-archive-sweeper); the worker's sweeper archives them.
-            await driver.save_history("record_swept_general_with_post")
+            # archive (patch record-swept-at-start); the worker's sweeper archives them.
+            await driver.save_history("record_swept_at_start_general_with_post")
             assert driver.handle is not None
             async with sweeping(client, pool, every=SWEEP):
                 await until_archived(pool, [driver.handle.id, f"{driver.handle.id}-post-p1"])

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         contract_signals,
         page_request,
         settled_by,
+        swept_from_start,
     )
     from workflows.delivery import (
         DELIVERY_HEARTBEAT,
@@ -234,6 +235,8 @@ class IncidentWorkflow(Inboxed):
         self._memo_at_start = workflow.patched(MEMO_AT_START_PATCH)
         self._trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
         self._notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        # record: archived by the sweeper alone, decided before any activity.
+        self._swept = swept_from_start()
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -284,7 +287,7 @@ class IncidentWorkflow(Inboxed):
         if projector is not None:
             await projector
         # record (#11): the whole history archived in PostgreSQL once this run has closed.
-        await archive_when_closed(incident.state.incident_id, None)
+        await archive_when_closed(incident.state.incident_id, None, swept=self._swept)
         if self._current:
             await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary(incident)
@@ -489,7 +492,7 @@ class IncidentWorkflow(Inboxed):
         # record (#11): this run is archived once it has closed, like a final one. Asked before
         # waiting, so no update can arrive between the ask and the continue; asking again (when
         # an update came meanwhile) names the same archiver.
-        await archive_when_closed(incident.state.incident_id, None)
+        await archive_when_closed(incident.state.incident_id, None, swept=self._swept)
         while True:
             await workflow.wait_condition(
                 lambda: not self._carryable()

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         contract_signals,
         page_request,
         settled_by,
+        swept_from_start,
     )
     from workflows.delivery import (
         DELIVERY_HEARTBEAT,
@@ -110,6 +111,8 @@ class NetizenPostWorkflow(Inboxed):
     async def run(self, start: PostStart) -> PostState:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        # record: archived by the sweeper alone, decided before any activity.
+        self._swept = swept_from_start()
         # console's patches, asked before any activity (workflows/incident.py says why).
         notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
@@ -141,7 +144,9 @@ class NetizenPostWorkflow(Inboxed):
         if not self._current:
             await self._run_as_before(projector)
             # record (#11): the whole history archived in PostgreSQL once this run has closed.
-            await archive_when_closed(post.state.incident_id, post.state.post_id)
+            await archive_when_closed(
+                post.state.incident_id, post.state.post_id, swept=self._swept
+            )
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
         pacer = Pacer(self._bounded)
@@ -166,7 +171,9 @@ class NetizenPostWorkflow(Inboxed):
         if projector is not None:
             await projector
         # record (#11): the whole history archived in PostgreSQL once this run has closed.
-        await archive_when_closed(post.state.incident_id, post.state.post_id)
+        await archive_when_closed(
+            post.state.incident_id, post.state.post_id, swept=self._swept
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._bounded:
             # An incident that continued as new is no parent any more: it reads the end.
