@@ -87,9 +87,7 @@ def _describe(err: ValidationError) -> str:
     return describe(err)
 
 
-def _start(
-    report: IncidentReport, task_queue: str, **options: Any
-) -> dict[str, Any]:
+def _start(report: IncidentReport, task_queue: str, **options: Any) -> dict[str, Any]:
     return dict(
         id=incident_workflow_id(report.incident_id),
         task_queue=task_queue,

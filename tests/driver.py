@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter import decide
 from tests.keys import signed
-from workflows.archive import archiver_id
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import incident_workflow_id
@@ -333,7 +332,6 @@ class IncidentDriver:
         if self.handle is None:
             return
         if (await self.handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            await self.archived()
             return
         await self.settle()
         try:
@@ -342,29 +340,6 @@ class IncidentDriver:
             # It finished by itself meanwhile, which is all this wanted.
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-
-    async def archived(self) -> list[str]:
-        """Wait for the archivers of the incident and its posts (started as each closed) to
-        finish; the workflow ids archived. None is left with work on this test's task queue."""
-        assert self.handle is not None
-        done = []
-        ids = [self.handle.id]
-        try:
-            ids += [p.workflow_id for p in (await self.state()).posts]
-        except Exception:  # a state that cannot be read (the incident's input was malformed)
-            pass
-        for workflow_id in ids:
-            run = (await self.client.get_workflow_handle(workflow_id).describe()).run_id
-            assert run is not None
-            archiver = self.client.get_workflow_handle(archiver_id(workflow_id, run))
-            try:
-                await asyncio.wait_for(archiver.result(), PATIENCE)
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:  # none: not patched, or not closed
-                    raise
-                continue
-            done.append(workflow_id)
-        return done
 
     async def rows(self, table: str) -> list[asyncpg.Record]:
         assert self.handle is not None

@@ -64,8 +64,15 @@ def incident_lines(lines: list[TrailLine]) -> list[tuple[str, str | None, str]]:
     return [
         (line.kind, line.actor, line.detail)
         for line in lines
-        if line.post_id is None and line.kind not in ("notified", "post_status")
+        if line.post_id is None
+        and line.kind not in ("notified", "post_status")
+        and not step_clock(line)
     ]
+
+
+def step_clock(line: TrailLine) -> bool:
+    """An approval step's own clock, planned by an activity whenever it answers."""
+    return line.kind.startswith("deadline") and "waiting at “" in line.detail
 
 
 async def test_trail_of_a_major_incident_from_history_projection_and_replay(

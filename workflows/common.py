@@ -420,13 +420,26 @@ TRAIL_MESSAGES_PATCH = "console-trail-messages"
 
 # Workflows that began before the archive existed end without asking for their archive.
 ARCHIVE_PATCH = "record-archive-history"
+# Those that begin now ask for nothing: the worker's sweeper (yuqing.audit.sweeper) archives
+# every run once it has closed, however it closed, at no cost to the run itself.
+SWEEPER_PATCH = "record-archive-sweeper"
+# ... decided at the top of run(), before any activity: a patch first asked after a local
+# activity whose workflow task was merged with a heartbeat task replays as not there (a
+# non-determinism error), and the end of a run can come just after one (read_post).
+SWEPT_AT_START_PATCH = "record-swept-at-start"
 
 
-async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
-    """Have this run archived once it has closed: an activity starts its archiver (a workflow
-    of its own, not a child, so it outlives this run). Call it last, before completing (or
-    continuing as new)."""
-    if not workflow.patched(ARCHIVE_PATCH):
+def swept_from_start() -> bool:
+    """Ask first thing in run(): whether this run is archived by the sweeper alone."""
+    return workflow.patched(SWEPT_AT_START_PATCH)
+
+
+async def archive_when_closed(incident_id: str, post_id: str | None, *, swept: bool) -> None:
+    """Runs that began between patches record-archive-history and -sweeper have this run
+    archived once it has closed: an activity starts its archiver (a workflow of its own, not a
+    child, so it outlives this run). Called last, before completing (or continuing as new);
+    `swept` (`swept_from_start()`): a no-op that asks nothing."""
+    if swept or workflow.patched(SWEEPER_PATCH) or not workflow.patched(ARCHIVE_PATCH):
         return
     info = workflow.info()
     await workflow.execute_activity_method(

@@ -554,6 +554,10 @@ def _sender(raw: Any) -> str | None:
             "received_by",
             "changed_by",
             "closed_by",
+            "decided_by",
+            "reported_by",
+            "chosen_by",
+            "recorded_by",
             "source",
         ):
             if isinstance(raw.get(key), str):

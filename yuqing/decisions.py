@@ -8,13 +8,13 @@ out through activities and child workflows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from yuqing.authorization import Authorization
 from yuqing.chain import approval_step, chain_complete, missing_steps
-from yuqing.decider import FORWARDED, Decider, describe, moment, said
+from yuqing.decider import FORWARDED, describe, moment, said
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.limits import (
     DRAFTS_MAX,
@@ -57,10 +57,12 @@ from yuqing.outcomes import (
 from yuqing.policy import APPROVAL_SIGNALS, Policy
 from yuqing.roles import Role
 from yuqing.roster import Roster
+from yuqing.rules import AUDIT_LINES, PlanRules
 from yuqing.signing import Keyring
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
+    DeadlineStatus,
     Draft,
     DraftStatus,
     FixedEvidence,
@@ -95,8 +97,12 @@ AFTER_PUBLICATION = (Stage.published, Stage.monitoring, Stage.closed, Stage.revi
 ENDED = (Stage.closed, Stage.reviewed)
 
 
-class Incident(Decider[IncidentState]):
-    """The decisions of one incident over its state, its policy and its roster."""
+class Incident(PlanRules):
+    """The decisions of one incident over its state, its policy and its roster.
+
+    `features` are the patch ids (`yuqing.rules.PLAN_FEATURES`) the workflow found on: the
+    rules that came later apply only to incidents that began under them.
+    """
 
     noun = "incident"
 
@@ -105,6 +111,7 @@ class Incident(Decider[IncidentState]):
         state: IncidentState,
         policy: Policy,
         roster: Roster,
+        features: Iterable[str] = (),
         *,
         authorization: Authorization | None = None,
         keys: Keyring | None = None,
@@ -140,28 +147,38 @@ class Incident(Decider[IncidentState]):
             self.decides(signal, SIGNAL_PAYLOADS[signal], decision)
         self.decides(POST_STATUS_SIGNAL, PostState, self._post_status, internal=True)
         self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed, internal=True)
+        self.init_plan_rules(features)
 
     # -- what intake, the activities and the children report back ---------------------------
 
     def record_discovery(self, source: str | None = None) -> None:
         """The first line of the trail; `source`: the system the report came through."""
         state = self.state
+        detail = (
+            f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
+            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})"
+        )
+        params: dict[str, Any] = {
+            "title": state.title,
+            "intake": state.channel,
+            "sensitivity": state.sensitivity,
+            "unit": state.unit,
+            "policy": state.policy_version,
+            "roster": state.roster_version,
+        }
+        key, role = "msg.discovered", None
+        if AUDIT_LINES in self.features:
+            detail = f"{detail[:-1]}; calendar {state.calendar_version})"
+            key, params["calendar"] = "msg.discovered_calendar", state.calendar_version
+            role = self.acting_role(state.reporter_id)
         self.record(
             state.discovered_at,
             "discovered",
-            f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
-            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
+            detail,
             actor=state.reporter_id,
+            role=role,
             source=source,
-            message=said(
-                "msg.discovered",
-                title=state.title,
-                intake=state.channel,
-                sensitivity=state.sensitivity,
-                unit=state.unit,
-                policy=state.policy_version,
-                roster=state.roster_version,
-            ),
+            message=said(key, **params),
         )
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
@@ -235,17 +252,19 @@ class Incident(Decider[IncidentState]):
         version = publication.draft_version
         first = not any(p.draft_version == version for p in self._published())
         put(self.state.publications, publication)
-        self.record(
-            at,
-            "published",
-            f"draft version {version} published on {publication.channel}: {publication.address}",
-            message=said(
-                "msg.published",
-                version=version,
-                channel=publication.channel,
-                address=publication.address,
-            ),
+        detail = (
+            f"draft version {version} published on {publication.channel}: {publication.address}"
         )
+        params: dict[str, Any] = {
+            "version": version,
+            "channel": publication.channel,
+            "address": publication.address,
+        }
+        key = "msg.published"
+        if AUDIT_LINES in self.features:
+            detail += f" (sha256 {publication.content_sha256})"
+            key, params["sha256"] = "msg.published_hashed", publication.content_sha256
+        self.record(at, "published", detail, message=said(key, **params))
         draft = self._draft(version)
         if first:
             self._meet("publication", at)
@@ -322,6 +341,7 @@ class Incident(Decider[IncidentState]):
         self._stage(Stage.assessed, at)
         # The unit now handles it at the source and drafts the reply (SPEC §2.4).
         self._stage(Stage.handling, at)
+        effects += self.response_assessed(assessment, at)
         return Outcome(effects=effects)
 
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
@@ -358,7 +378,9 @@ class Incident(Decider[IncidentState]):
         )
         if self.state.grade is not Grade.general:
             return Outcome()
-        criteria = fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        criteria = self.standing_criteria(
+            fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        )
         if not criteria:
             return Outcome()
         reason = f"new figures from {update.source}"
@@ -422,6 +444,12 @@ class Incident(Decider[IncidentState]):
     def _approval(self, signal: str, approval: Approval, at: datetime) -> Outcome:
         step = approval_step(self.state, self.policy, self.roster, signal, approval)
         assert self.state.grade is not None  # approval_step refuses an ungraded incident
+        if step.role is Role.leadership_group:
+            # The group decides as the policy says; until it has, the draft waits.
+            decided = self.group_approval(approval, at)
+            if decided is None:
+                return Outcome()
+            approval = decided
         self.state.approvals.append(
             ApprovalRecord(
                 signal=signal,
@@ -502,6 +530,7 @@ class Incident(Decider[IncidentState]):
             f"via {report.channel}: {report.summary or report.source_url or 'more evidence'} "
             f"({len(report.evidence)} evidence item(s))",
             actor=report.reporter_id,
+            role=self.acting_role(report.reporter_id) if AUDIT_LINES in self.features else None,
             source=report.source,
         )
         if not report.evidence:
@@ -649,6 +678,8 @@ class Incident(Decider[IncidentState]):
         elif self.roster.person(review.author_id) is None:
             raise Refused(f"{review.author_id!r} is not in the roster")
         self.state.review = review
+        if role is None and AUDIT_LINES in self.features:
+            role = self.acting_role(review.author_id)
         self.record(at, "reviewed", review.what_to_change, actor=review.author_id, role=role)
         self._stage(Stage.reviewed, at)
         return Outcome()
@@ -740,7 +771,11 @@ class Incident(Decider[IncidentState]):
     def _meet(self, met_by: str, at: datetime) -> None:
         for key, rule in self.policy.deadlines.items():
             if rule.met_by == met_by:
-                self.meet(key, at)
+                # The deadline, and any that came back after it was waived (key#2 …).
+                for deadline in self.state.deadlines:
+                    same = deadline.key == key or deadline.key.startswith(f"{key}#")
+                    if same and deadline.status is not DeadlineStatus.waived:
+                        self.meet(deadline.key, at)
 
     def _draft(self, version: int) -> Draft:
         return next(d for d in self.state.drafts if d.version == version)

@@ -26,6 +26,8 @@ from yuqing.state import (
 
 class LoadConfiguration(BaseModel):
     incident_id: str
+    # A drill's clocks run this many times faster (§5.3): the policy comes back scaled.
+    drill_speed: float | None = None
 
 
 class Configuration(BaseModel):
@@ -34,6 +36,9 @@ class Configuration(BaseModel):
     # Absent from histories recorded before they existed (then: the rules of old, no proofs).
     authorization: Authorization | None = None
     keys: Keyring | None = None
+    # The working calendar in force when the incident began (SPEC §7); None in histories
+    # recorded before it was kept.
+    calendar_version: str | None = None
     # Their digests (activities.configuration): what lean inputs carry instead of the texts.
     policy_sha256: str | None = None
     roster_sha256: str | None = None
@@ -125,6 +130,8 @@ class PlanPostDeadline(BaseModel):
     policy: Policy | None = None
     policy_version: str | None = None
     reminders: Reminders | None = None
+    # A drill's post (§5.3): its clocks in elapsed time, this many times faster.
+    drill_speed: float | None = None
 
 
 class PlannedPostDeadline(BaseModel):
@@ -150,6 +157,10 @@ class PostStart(BaseModel):
     authorization: Authorization | None = None
     keys: Keyring | None = None
     keys_loaded_at: datetime | None = None
+    # The incident's patch ids for the rules that came later (yuqing.rules.PLAN_FEATURES).
+    features: list[str] = Field(default_factory=list)
+    # A drill's post (§5.3): its lines and notices are marked, its notices go to the sink.
+    drill: bool = False
 
 
 class ReadPost(BaseModel):

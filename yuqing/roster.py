@@ -74,6 +74,46 @@ class Roster(_Strict):
             seen.add(person.id)
         return self
 
+    @model_validator(mode="after")
+    def _head_is_a_member(self) -> Roster:
+        for person in self.people:
+            granted = {grant.role for grant in person.roles}
+            if Role.leadership_group_head in granted and Role.leadership_group not in granted:
+                raise ValueError(
+                    f"{person.id} heads the leading group but is not a member of it: give the "
+                    "role leadership_group too"
+                )
+        return self
+
+    def holders(self, role: Role, unit: str | None = None) -> list[str]:
+        """The ids of everyone holding `role` (for `unit`, where the role is per unit)."""
+        return [p.id for p in self.people if self.holds(p.id, role, unit)]
+
+    def contact(self, role: Role) -> Contact | None:
+        return next((c for c in self.contacts if c.role == role), None)
+
+    def role_of(self, person_id: str, unit: str) -> Role | None:
+        """The role a person acts in on an incident of `unit` when no one role is asked for:
+        a role held for that unit first, else the first bureau-wide role they hold."""
+        person = self.person(person_id)
+        if person is None:
+            return None
+        for grant in person.roles:
+            if grant.role in PER_UNIT_ROLES and grant.unit == unit:
+                return grant.role
+        return next((g.role for g in person.roles if g.role not in PER_UNIT_ROLES), None)
+
+    def person_recipients(self, person_ids: list[str], role: Role) -> list[Recipient]:
+        """Named people as recipients of a notice, each once, in the order given."""
+        found: dict[str, Recipient] = {}
+        for person_id in person_ids:
+            person = self.person(person_id)
+            if person is not None and person.id not in found:
+                found[person.id] = Recipient(
+                    id=person.id, name=person.name, role=role, email=person.email
+                )
+        return list(found.values())
+
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.id == person_id), None)
 

@@ -70,6 +70,9 @@ class Settings:
     # (only `./dev serve` sets it: its UI has no login).
     codec_origins: tuple[str, ...] = ("http://127.0.0.1:8233", "http://localhost:8233")
     codec_trust_local_ui: bool = False
+    # How often the worker's sweeper archives the runs that closed (`yuqing.audit.sweeper`):
+    # minutes, against a retention of days.
+    archive_sweep_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -127,6 +130,9 @@ class Settings:
                 else default.codec_origins
             ),
             codec_trust_local_ui=env.get("YUQING_CODEC_TRUST_LOCAL_UI") == "1",
+            archive_sweep_seconds=float(
+                env.get("YUQING_ARCHIVE_SWEEP_SECONDS") or default.archive_sweep_seconds
+            ),
         )
 
 

@@ -10,25 +10,17 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import (
-    ExecuteWorkflowInput,
-    Interceptor,
-    Replayer,
-    UnsandboxedWorkflowRunner,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
 
 from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.codec import decode_in_place, is_encrypted
@@ -220,23 +212,41 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
 def trail_head(history: WorkflowHistory) -> str | None:
     """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
     result of its last `record_trail`. An anchor of the audit chain outside its table."""
+    converter = pydantic_data_converter.payload_converter
+    for payload in _trail_results(history):
+        head = converter.from_payload(payload, TrailRecorded).last_hash
+        if head:
+            return head
+    return None
+
+
+async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> str | None:
+    """`trail_head` of a history still encrypted: only the `record_trail` results read are
+    decrypted (copies of them), newest first, until one names a row."""
+    codec = converter.payload_codec
+    for payload in _trail_results(history):
+        if codec is not None and is_encrypted(payload):
+            (payload,) = await codec.decode([payload])
+        head = converter.payload_converter.from_payload(payload, TrailRecorded).last_hash
+        if head:
+            return head
+    return None
+
+
+def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
+    """The result payload of each completed `record_trail`, the newest first."""
     scheduled = {
         event.event_id
         for event in history.events
         if event.HasField("activity_task_scheduled_event_attributes")
         and event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL
     }
-    head = None
-    converter = pydantic_data_converter.payload_converter
-    for event in history.events:
+    for event in reversed(history.events):
         if not event.HasField("activity_task_completed_event_attributes"):
             continue
         completed = event.activity_task_completed_event_attributes
-        if completed.scheduled_event_id not in scheduled or not completed.result.payloads:
-            continue
-        recorded = converter.from_payload(completed.result.payloads[0], TrailRecorded)
-        head = recorded.last_hash or head
-    return head
+        if completed.scheduled_event_id in scheduled and completed.result.payloads:
+            yield completed.result.payloads[0]
 
 
 # -- a workflow still under way: compare only what its history has recorded -----------------
@@ -392,7 +402,18 @@ async def replay(
 
 
 async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
-    # Imported here: the workflows import this package's siblings at module level.
+    # Imported here: the workflows import this package's siblings at module level, and the
+    # worker's machinery costs `yuqing audit` most of a second when it replays nothing.
+    from temporalio import workflow
+    from temporalio.worker import (
+        ExecuteWorkflowInput,
+        Interceptor,
+        Replayer,
+        UnsandboxedWorkflowRunner,
+        WorkflowInboundInterceptor,
+        WorkflowInterceptorClassInput,
+    )
+
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
 
