@@ -257,3 +257,40 @@ def test_the_consoles_patches_are_asked_before_any_activity() -> None:
             "console-notice-text",
         }
         assert all(first_task_end < at < first_activity for at in ours.values()), (name, ours)
+
+
+def test_the_plans_notices_read_in_chinese_and_english() -> None:
+    """The leading group's notices (issue 12) come from the catalog like the rest."""
+    from tests.plan_support import Story
+    from tests.test_plan_rules import INTERVIEW
+    from yuqing.outcomes import Notify
+
+    story = Story()
+    story.ok("request_interview", INTERVIEW)
+    story.ok(
+        "interview_decision",
+        {"decided_by": "tang.guo", "interview_id": "i1", "decision": "reject", "comment": "不宜"},
+    )
+    story.later(30).ok(
+        "interview_held",
+        {
+            "reported_by": "li.ming",
+            "interview_id": "i1",
+            "held_at": story.now.isoformat(),
+            "summary": "擅自接受采访",
+        },
+    )
+    texts = {
+        e.kind: NoticeText.model_validate(e.text)
+        for e in story.effects
+        if isinstance(e, Notify) and e.text is not None
+    }
+    asked = texts["interview_requested"]
+    assert "须经领导小组批准后方可进行" in asked.body("zh")
+    assert "黄伟 (西乡塘分局局长)接受南宁电视台采访" in asked.body("zh")
+    assert "（北京时间）" in asked.body("zh") and "(Beijing time)" in asked.body("en")
+    assert "采访 i1 未获批准" in texts["interview_refused"].subject("zh")
+    assert "意见：不宜" in texts["interview_refused"].body("zh")
+    breach = texts["breach"]
+    assert "违反预案第 4.4 条" in breach.subject("zh")
+    assert "Breach of §4.4" in breach.subject("en")
