@@ -214,6 +214,11 @@ async def test_a_posts_escalation_quotes_the_post_in_chinese(own_clock: Incident
         "网民诉求 p1：网民诉求初步回应 3 个工作小时原定 2026-12-14 09:00（北京时间） 到期" in body
     )
     assert "南宁市政府网站留言板 · 网民p1：超市过期牛奶的事处理结果如何？" in body
+    # The post's trail says where its notice went, in either language.
+    post_trail = await own_clock.trail(f"{own_clock.handle.id}-post-p1")  # type: ignore[union-attr]
+    said = [e.message for e in post_trail if e.kind == "notified" and e.message is not None]
+    names = RosterNames(load_roster(PROJECT_ROOT / "config" / "roster.toml"))
+    assert any(render(m, "zh", names).startswith("超时升级未发出（未配置发送渠道") for m in said)
     await own_clock.save_history("console_notices_post")
 
 
