@@ -35,6 +35,8 @@ HISTORIES = Path(__file__).parent / "histories"
 # time-skipping server moves the clock only in `env.sleep` and while awaiting a result.
 POLL = 0.05
 PATIENCE = 30.0
+# Skips in a row (each given up by the server after ~30 s) that move the clock not at all.
+SLEEP_STALLS = 3
 
 
 def report(**overrides: Any) -> IncidentReport:
@@ -203,13 +205,22 @@ class IncidentDriver:
         assert env is not None, "only the time-skipping server can make time pass"
         await self.settle()
         target = await env.get_current_time() + duration
+        stalled = 0
         while (remaining := target - await env.get_current_time()) > timedelta(0):
             try:
                 await env.sleep(remaining)
-            except RPCError:
+            except RPCError as err:
                 # The test server now and then drops a long skip after ~30 s (an HTTP/2
-                # error); the clock has moved part of the way, so skip the rest.
-                continue
+                # error); the clock has moved part of the way, so skip the rest. A clock that
+                # does not move at all is held by a task nobody takes: say so, do not hang.
+                moved = target - await env.get_current_time() < remaining
+                stalled = 0 if moved else stalled + 1
+                if stalled >= SLEEP_STALLS:
+                    raise AssertionError(
+                        f"the time-skipping server's clock does not move ({err}): a workflow "
+                        "task or activity is waiting on a task queue nobody polls (a worker "
+                        "that stopped before its workflows or their archivers finished?)"
+                    ) from err
 
     async def jump_to(self, moment: datetime) -> None:
         """Move the clock forward to `moment` (the server's clock only moves forward)."""

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
         swept_from_start,
     )
@@ -116,6 +117,7 @@ class NetizenPostWorkflow(Inboxed):
         # console's patches, asked before any activity (workflows/incident.py says why).
         notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        patches_first(DELIVERY_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(

@@ -465,6 +465,9 @@ async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Rep
         interceptors=[_Interceptor()],
         # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        # (core) No deadlock timer: a replay on a busy machine may take a run's long task
+        # past 2 s, which says nothing about the history.
+        debug_mode=True,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     error = str(result.replay_failure) if result.replay_failure else None
