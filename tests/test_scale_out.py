@@ -82,8 +82,22 @@ class Lifecycle:
                 await asyncio.sleep(1.0)
                 continue
             break
-        assert response.status_code == ok, (path, response.status_code, response.text)
+        if response.status_code != ok:
+            trail = await self.trail()
+            raise AssertionError(f"{path}: {response.status_code} {response.text}\n{trail}")
         return response.json()
+
+    async def trail(self) -> str:
+        """The incident's whole trail, a line each: what a failure shows."""
+        response = await self.apis[0].get(
+            f"/incidents/{self.incident_id}/trail", params={"limit": 100}, headers=who("li.ming")
+        )
+        if response.status_code != 200:
+            return f"(no trail: {response.status_code} {response.text})"
+        lines = response.json()["lines"]
+        return "\n".join(
+            f"  {e['at']} {e['kind']} {e.get('signal')}: {e['detail']}" for e in lines
+        )
 
     async def state(self) -> dict[str, Any]:
         api = self.apis[(self.index + self.calls) % len(self.apis)]
