@@ -27,6 +27,7 @@ from workflows.archive import HistoryArchiveWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing import db, process
+from yuqing.audit.sweeper import sweeping
 from yuqing.authorization import load_authorization
 from yuqing.channels import load_channels
 from yuqing.client import connect
@@ -125,8 +126,13 @@ async def run_worker(
                 return f"the worker failed: {running.exception()}"
             return None
 
-        async with serving_probes(
-            readiness, options.listen_host, options.ops_port, what="worker", alive=alive
+        # record: the one sweeper that archives every closed run (yuqing.audit.sweeper).
+        every = timedelta(seconds=settings.archive_sweep_seconds)
+        async with (
+            sweeping(client, pool, every=every),
+            serving_probes(
+                readiness, options.listen_host, options.ops_port, what="worker", alive=alive
+            ),
         ):
             logger.info(
                 "worker started",

@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 
 from activities.audit import AuditActivities
+from activities.clocks import plan_clock
 from activities.configuration import ConfigurationActivities, ConfigurationSnapshots
 from activities.deadlines import plan_deadlines
+from activities.drill_sink import DrillSinkActivities, DrillStore, PostgresDrillStore
 from activities.evidence import EvidenceActivities
 from activities.notifications import NotificationActivities
 from activities.post_deadlines import PostDeadlineActivities
@@ -19,8 +21,11 @@ from yuqing.channels import load_channels
 from yuqing.settings import Settings
 
 
-def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..., Any]]:
-    """The activity functions a worker registers, bound to this process's settings and pool."""
+def all_activities(
+    settings: Settings, pool: asyncpg.Pool, drill_store: DrillStore | None = None
+) -> list[Callable[..., Any]]:
+    """The activity functions a worker registers, bound to this process's settings and pool
+    (and, for a simulation, the drill sink in memory)."""
     channels = load_channels(settings.channels_path)
     snapshots = ConfigurationSnapshots(pool)
     configuration = ConfigurationActivities(settings, snapshots)
@@ -30,7 +35,12 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         configuration.load_keys,
         EvidenceActivities(pool).fix_evidence,
         plan_deadlines,
-        NotificationActivities(pool, channels).send_notification,
+        NotificationActivities(
+            pool,
+            channels,
+            notice_language=settings.notice_language,
+            console_url=settings.console_url,
+        ).send_notification,
         PublicationActivities(
             pool, settings.statement_base_url, channels, snapshots
         ).publish_statement,
@@ -39,4 +49,13 @@ def all_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[...,
         AuditActivities(pool).start_archiver,
         AuditActivities(pool).archive_history,
         PostReadingActivities().read_post,
+        *plan_activities(drill_store or PostgresDrillStore(pool), snapshots),
     ]
+
+
+def plan_activities(
+    store: DrillStore, snapshots: ConfigurationSnapshots
+) -> list[Callable[..., Any]]:
+    """The clocks that start mid-incident, and the drill sink (yuqing.rules, yuqing.drill)."""
+    sink = DrillSinkActivities(store, snapshots)
+    return [plan_clock, sink.drill_notice, sink.drill_statement, sink.drill_evidence]

@@ -24,6 +24,7 @@ from yuqing.policy import Policy, PolicyError, load_policy
 from yuqing.roster import Roster, RosterError, load_roster
 from yuqing.settings import Settings
 from yuqing.signing import Keyring, KeysError, load_keyring
+from yuqing.working_time import CalendarError, OfficeHours, load_calendar
 
 
 def digest(model: BaseModel) -> str:
@@ -95,10 +96,13 @@ class ConfigurationActivities:
     async def load_configuration(self, request: LoadConfiguration) -> Configuration:
         try:
             policy = load_policy(self._settings.policy_path)
+            if request.drill_speed is not None:
+                policy = policy.scaled(request.drill_speed)
             roster = load_roster(self._settings.roster_path)
             authorization = load_authorization(self._settings.authorization_path)
             keys = self._keys()
-        except (PolicyError, RosterError, AuthorizationError, KeysError) as err:
+            calendar_version = self._calendar_version()
+        except (PolicyError, RosterError, AuthorizationError, KeysError, CalendarError) as err:
             # Someone has to mend the file; retrying meanwhile keeps the incident waiting,
             # visibly, instead of failing it.
             raise ApplicationError(str(err), type="ConfigurationInvalid") from err
@@ -111,6 +115,7 @@ class ConfigurationActivities:
             policy_sha256=policy_sha,
             roster_sha256=roster_sha,
             continue_after_decisions=self._settings.continue_after_decisions,
+            calendar_version=calendar_version,
         )
 
     @activity.defn
@@ -136,3 +141,11 @@ class ConfigurationActivities:
             # that takes anybody's word.
             raise KeysError("YUQING_KEYS is not set: decisions are checked against its keys")
         return load_keyring(self._settings.keys_path)
+
+    def _calendar_version(self) -> str:
+        calendar = load_calendar(
+            self._settings.calendar_override_path,
+            OfficeHours.parse(self._settings.office_hours),
+            provisional=True,
+        )
+        return calendar.version

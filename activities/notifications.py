@@ -8,6 +8,11 @@ down makes the activity fail, so that Temporal tries again (workflows/delivery.p
 often, and how the workflow learns that the notice is waiting) until every target has it. With
 no channel configured the notice is recorded for the duty officer.
 
+A notice that comes as data (`SendNotification.text`, console's i18n) is rendered here, before
+anything is recorded: in the notices' language (a setting, Chinese by default) for the outbox
+and the chat robots, and in each recipient's own language (the roster's) for their e-mail;
+its body ends with the link to the incident's page in the console.
+
 Each copy keeps to its channel's deadline; the activity heartbeats after each one and starts
 no copy that could not end before its own timeout, so a long notice goes on in the next
 attempt instead of being cut off mid-copy.
@@ -29,6 +34,8 @@ from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, NoticeChannel
 from yuqing.channels.ledger import OVERRUN_SECONDS, Delivery, Ledger, hold_back
 from yuqing.db import fetch_one
 from yuqing.effects import SendNotification
+from yuqing.i18n import DEFAULT, LANGUAGES, language
+from yuqing.i18n.notices import NoticeCopy, incident_link
 from yuqing.state import Notification
 
 log = structlog.get_logger(__name__)
@@ -37,13 +44,23 @@ OUTBOX_CHANNEL = "outbox"
 
 
 class NotificationActivities:
-    def __init__(self, pool: asyncpg.Pool, channels: Channels = NO_CHANNELS) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: Channels = NO_CHANNELS,
+        *,
+        notice_language: str = DEFAULT,
+        console_url: str | None = None,
+    ) -> None:
         self._pool = pool
         self._configured = channels.configured
         self._channels = notice_channels(channels)
+        self._language = language(notice_language)
+        self._console_url = console_url
 
     @activity.defn
     async def send_notification(self, request: SendNotification) -> Notification:
+        request = self._rendered(request)
         routes = [(c, c.targets(request)) for c in self._channels]
         routes = [(c, targets) for c, targets in routes if targets]
         label = "+".join(dict.fromkeys(c.name for c, _ in routes)) or OUTBOX_CHANNEL
@@ -154,6 +171,21 @@ class NotificationActivities:
             recipients=[r.id for r in request.recipients],
         )
         return _notification(row)
+
+    def _rendered(self, request: SendNotification) -> SendNotification:
+        """A notice kept as data, in every language; the notices' own in subject and body."""
+        text = request.text
+        if text is None:
+            return request
+        link = incident_link(self._console_url, request.incident_id) if self._console_url else None
+        copies = {
+            lang: NoticeCopy(subject=text.subject(lang), body=text.body(lang, link))
+            for lang in LANGUAGES
+        }
+        own = copies[self._language]
+        return request.model_copy(
+            update={"subject": own.subject, "body": own.body, "copies": copies}
+        )
 
     def _unrouted(self, request: SendNotification) -> str:
         recorded = f"recorded for {len(request.recipients)} recipient(s)"

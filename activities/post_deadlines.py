@@ -34,6 +34,11 @@ class PostDeadlineActivities:
 
     @activity.defn
     async def plan_post_deadline(self, request: PlanPostDeadline) -> PlannedPostDeadline:
+        speed = request.drill_speed
+        if speed is None and request.policy is not None:
+            speed = request.policy.posts.drill_speed
+        if speed is not None:
+            return drill_post_deadline(request, speed)
         try:
             calendar = self.calendar()
             if request.working_days is not None:
@@ -53,8 +58,9 @@ class PostDeadlineActivities:
         if calendar.provisional_years:
             years = ", ".join(str(y) for y in sorted(calendar.provisional_years))
             note = (
-                f"provisional: no official schedule for {years}, Monday–Friday counted; "
-                "load the schedule and send calendar_changed to re-plan"
+                f"provisional: no official schedule for {years}, Monday–Friday counted; the "
+                "official due time may be earlier (a weekend made a working day) or later (a "
+                "holiday): it is planned again once the schedule is loaded (calendar_changed)"
             )
         deadline = Deadline(
             key=request.key,
@@ -101,3 +107,33 @@ def _reminders(
     points += [total - timedelta(hours=hours) for hours in reminders.hours_before]
     moments = {calendar.add_working_time(request.starts_at, p) for p in points if p > timedelta(0)}
     return sorted(m for m in moments if request.starts_at < m < due)
+
+
+def drill_post_deadline(request: PlanPostDeadline, speed: float) -> PlannedPostDeadline:
+    """A drill's post clock (§5.3): elapsed time, `speed` times faster; a working hour counts
+    as an hour and a working day as a day, so the drill need not wait for office hours."""
+    if request.working_days is not None:
+        span, clock = timedelta(days=request.working_days), "drill_days"
+    else:
+        span, clock = timedelta(hours=request.working_hours or 0), "drill_hours"
+    start = request.starts_at
+    due = start + span / speed
+    reminders = request.reminders or (request.policy.reminders if request.policy else None)
+    if reminders is None:
+        raise ApplicationError("the plan names no reminders", non_retryable=True)
+    moments = {start + (due - start) * f for f in reminders.at_fractions}
+    moments |= {due - timedelta(hours=h) / speed for h in reminders.hours_before}
+    deadline = Deadline(
+        key=request.key,
+        title=request.title,
+        clock=clock,
+        starts_at=start,
+        due_at=due,
+        reminders_at=sorted(m for m in moments if start < m < due),
+        remind=request.remind,
+        escalate_to=request.escalate_to,
+        responsible_unit=request.unit,
+        responsible_person=request.responsible_person,
+        policy_version=_policy_version(request),
+    )
+    return PlannedPostDeadline(deadline=deadline)

@@ -16,7 +16,7 @@ from api.deps import Services
 from api.errors import ApiError, api_error_handler
 from api.health import measure, requires_database
 from api.health import router as health_router
-from api.routes import codec, incidents, listing, posts, reports, statements
+from api.routes import codec, incidents, listing, plan, posts, reports, statements
 from api.signals import Workflows, api_signer
 from yuqing.health import Readiness, database_check, temporal_check
 from yuqing.settings import Settings
@@ -83,6 +83,7 @@ def create_app(
     app.include_router(incidents.router, dependencies=recording)
     app.include_router(posts.router, dependencies=recording)
     app.include_router(statements.router)
+    app.include_router(plan.router)
     app.include_router(health_router)
     console.install(app)
     app.include_router(codec.router)  # record: the Temporal UI's codec server

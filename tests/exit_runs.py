@@ -20,17 +20,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+# What each command imports as it runs, imported once here; no more, since the modules a
+# process holds are what its finalization (where the abort came) has to take down.
+PRELOADS = {
+    ("yuqing", "status"): ["urllib.request", "typer._adapters"],
+    ("yuqing", "audit"): [
+        "typer._adapters",
+        "temporalio.client",
+        "yuqing.client",
+        "yuqing.audit.history",
+        "yuqing.audit.timeline",
+    ],
+    ("starter", "state"): ["temporalio.client", "yuqing.client"],
+}
+
 
 def entry(tool: str, args: list[str]) -> Callable[[], object]:
-    # What the commands import when they run, imported here once.
-    import urllib.request  # noqa: F401
+    import importlib
 
-    import temporalio.client  # noqa: F401
-
-    import yuqing.audit.history
-    import yuqing.audit.timeline
-    import yuqing.client  # noqa: F401
-
+    for module in PRELOADS.get((tool, args[0] if args else ""), []):
+        importlib.import_module(module)
     if tool == "yuqing":
         from yuqing.cli import app
 

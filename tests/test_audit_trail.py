@@ -4,16 +4,18 @@ row, and decided the same again when the history is replayed through today's cod
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from tests.driver import PATIENCE, POLL, UPWARD_REPORT, IncidentDriver, approval, report
 from yuqing.audit.history import (
     REPLAY_CLOCK_SLACK,
     TrailLine,
     compare,
+    compare_projection,
+    compare_replay,
     load_history,
     recorded_trail,
     replay,
@@ -62,8 +64,15 @@ def incident_lines(lines: list[TrailLine]) -> list[tuple[str, str | None, str]]:
     return [
         (line.kind, line.actor, line.detail)
         for line in lines
-        if line.post_id is None and line.kind not in ("notified", "post_status")
+        if line.post_id is None
+        and line.kind not in ("notified", "post_status")
+        and not step_clock(line)
     ]
+
+
+def step_clock(line: TrailLine) -> bool:
+    """An approval step's own clock, planned by an activity whenever it answers."""
+    return line.kind.startswith("deadline") and "waiting at “" in line.detail
 
 
 async def test_trail_of_a_major_incident_from_history_projection_and_replay(
@@ -168,6 +177,12 @@ async def test_audit_command_checks_projection_and_replay(
     await driver.start(incident)
     await driver.accepted("submit_report", UPWARD_REPORT)
     await driver.refused("unit_head_approval", approval("liu.yang", 1))
+    # Still running: wait until the report's notice is sent and every line it decided is in
+    # the projection, so the audit reads a history that has recorded them.
+    state = await driver.until(
+        lambda s: any(n.kind == "report" and n.status == "sent" for n in s.notifications)
+    )
+    await until_projected(driver, state.trail_total)
     await driver.settle()
     env = {
         "TEMPORAL_ADDRESS": driver.client.service_client.config.target_host,
@@ -199,6 +214,47 @@ async def test_audit_command_checks_projection_and_replay(
     verified = await asyncio.to_thread(CliRunner().invoke, app, ["audit-verify"], env=env)
     assert verified.exit_code == 0, verified.output
     assert "the chain is intact" in verified.output
+
+
+async def until_projected(driver: IncidentDriver, lines: int) -> None:
+    """Wait until the projection holds `lines` rows of the incident (and it holds still)."""
+    assert driver.handle is not None
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + PATIENCE
+    while len(await projected_trail(driver.pool, driver.handle.id)) < lines:
+        assert loop.time() < give_up, f"the projection never reached {lines} lines"
+        await asyncio.sleep(POLL)
+
+
+def line(seq: int, kind: str = "stage", detail: str = "stage: reported") -> TrailLine:
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC) + timedelta(seconds=seq)
+    return TrailLine("incident-x", None, seq, at, kind, None, None, None, False, None, detail)
+
+
+def test_an_audit_of_a_workflow_under_way_compares_what_its_history_records() -> None:
+    recorded = [line(0), line(1)]
+    # Replay decided a third line the history has not recorded yet: no difference, counted.
+    ahead = [*recorded, line(2, "notified", "report to 市局")]
+    under_way = compare_replay(recorded, ahead, whole=False)
+    assert under_way.differences == [] and under_way.unrecorded == 1
+    assert "1 line(s) decided after the last one the history records" in under_way.notes()[0]
+    # Once the workflow has ended whole, every line it decided is recorded: that is a difference.
+    (extra,) = compare_replay(recorded, ahead, whole=True).differences
+    assert extra.seq == 2 and extra.recorded is None
+    # A line that is recorded and decided otherwise differs, under way or not.
+    other = [line(0), line(1, detail="stage: assessed")]
+    assert [d.seq for d in compare_replay(recorded, other, whole=False).differences] == [1]
+
+    # The projection: rows copied after the history was read, and lines still being copied
+    # that it lacks, are left out; a line whose copy the history shows done must be there.
+    projected = compare_projection(
+        [*recorded, line(2)], [line(0), line(1), line(3)], whole=False, unconfirmed={2}
+    )
+    assert projected.differences == [] and (projected.unconfirmed, projected.newer) == (1, 1)
+    (missing,) = compare_projection(
+        [*recorded, line(2)], recorded, whole=False, unconfirmed=set()
+    ).differences
+    assert missing.seq == 2 and missing.other is None
 
 
 async def test_compliance_command_writes_csv_and_html(

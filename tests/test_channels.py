@@ -92,7 +92,7 @@ kinds = ["major_notice"]
         [msg] = mail.to(f"{person}@aic.example")
         assert msg["Message-ID"] == message_id(notice.idempotency_key, "aic.example")
         assert msg["Subject"] == notice.subject
-        assert "Medium: 新浪微博" in msg.get_content()
+        assert "媒体/平台：新浪微博" in msg.get_content()
     assert len(mail.messages) == 4 and mail.deferred == 2
 
     # The robot was down twice; the third request got through, and only one did.

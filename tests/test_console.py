@@ -7,7 +7,10 @@ uvicorn. People sign in with their tokens and do what the plan asks of them.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -133,8 +136,11 @@ async def console(
     own = replace(settings, task_queue=task_queue)
     app = create_app(client, pool, own)
     async with (
-        create_worker(client, pool, own, task_queue=task_queue),
         serving(app, access_log=False) as url,
+        # Notices link to this console's pages.
+        create_worker(
+            client, pool, replace(own, console_url=f"{url}/console"), task_queue=task_queue
+        ),
         httpx.AsyncClient(base_url=url, timeout=60) as http,
     ):
         running = Console(url, http, client, app)
@@ -225,6 +231,47 @@ async def test_a_returned_draft_then_the_publicity_lead_approves_from_todo(
     await lead.click("a.statement")
     await lead.wait_for_url(f"**/statements/{incident_id}-v2")
     assert "依法立案查处" in await lead.inner_text("article")
+
+
+async def test_each_approver_is_notified_in_turn_with_a_link_to_the_draft(
+    console: Console, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    incident_id = await console.drafted("asked")
+
+    # Draft 1 reaches the unit head's step: "第 1 稿待您审定", in Chinese, to the unit head.
+    notice = await _notice(pool, incident_id, "draft/1/awaits/unit_head_approval")
+    assert [r["id"] for r in json.loads(notice["recipients"])] == ["huang.wei"]
+    assert notice["subject"].endswith("第 1 稿待您审定：网传西乡塘某超市销售过期牛奶（asked）")
+    assert "已到“单位主要负责人签署”环节，请您审定" in notice["body"]
+    assert "陈静 (西乡塘分局)提交" in notice["body"] and "责任单位：西乡塘分局" in notice["body"]
+    [link] = re.findall(r"在控制台查看并处理：(\S+)", notice["body"])
+    assert link == f"{console.url}/console/incidents/{incident_id}"
+
+    # The link opens the draft, with the approve button, for the person it was sent to.
+    head = await page_for(browser, console, "huang.wei")
+    response = await head.goto(link)
+    assert response is not None and response.status == 200
+    assert FIRST.splitlines()[0] in await head.inner_text(".drafts")
+    await head.click("button[name=decision][value=approve]")
+    await head.wait_for_url(f"**{incident_id}?done=approve")
+
+    # Then the publicity lead's step: the next notice goes to them.
+    notice = await _notice(pool, incident_id, "draft/1/awaits/publicity_lead_approval")
+    assert [r["id"] for r in json.loads(notice["recipients"])] == ["zhou.min"]
+    assert "已到“新闻宣传分管领导审定”环节" in notice["body"]
+
+
+async def _notice(pool: asyncpg.Pool, incident_id: str, step: str) -> asyncpg.Record:
+    key = f"{incident_workflow_id(incident_id)}/{step}"
+    for _ in range(600):
+        row = await pool.fetchrow(
+            "SELECT * FROM notification_outbox WHERE idempotency_key = $1 AND status = 'sent'",
+            key,
+        )
+        if row is not None:
+            return row
+        await asyncio.sleep(0.1)  # polling a real server's outbox, for a condition
+    raise AssertionError(f"no notice {key}")
 
 
 async def _has_statement(page: Page) -> bool:

@@ -59,6 +59,11 @@ async def test_statement_deadline_missed(driver: IncidentDriver) -> None:
         )
     )
     statuses = {d.key: d.status for d in state.deadlines}
-    assert statuses == {"report_important": "met", "publish_statement": "breached"}
+    # The draft also waited past its first step's own clock.
+    assert statuses == {
+        "report_important": "met",
+        "publish_statement": "breached",
+        "step.unit_head_approval.v1": "breached",
+    }
     assert state.publications == []
     await driver.save_history("missed_publish_statement")

@@ -11,7 +11,7 @@ from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 async def test_general_incident_approved_and_published_in_time(driver: IncidentDriver) -> None:
     state = await driver.start(report(sensitivity="important"))
     assert state.stage == "discovered"
-    assert state.policy_version == "nanning-aic-2017-12-29/1"
+    assert state.policy_version == "nanning-aic-2017-12-29/2"
     page = state.evidence[1]
     assert page.sha256 == hashlib.sha256("<html>原帖内容</html>".encode()).hexdigest()
     stored = {row["evidence_id"]: row for row in await driver.rows("evidence")}
@@ -38,7 +38,13 @@ async def test_general_incident_approved_and_published_in_time(driver: IncidentD
     assert {p.channel for p in state.publications} == {"website", "weibo", "wechat"}
     assert all(p.draft_version == 1 for p in state.publications)
     statuses = {d.key: d.status for d in state.deadlines}
-    assert statuses == {"report_important": "met", "publish_statement": "met"}
+    # Each approval step's own clock (the policy's per-step times) was met too.
+    assert statuses == {
+        "report_important": "met",
+        "publish_statement": "met",
+        "step.unit_head_approval.v1": "met",
+        "step.publicity_lead_approval.v1": "met",
+    }
     report_notice = next(n for n in state.notifications if n.kind == "report")
     assert "莫军 (分管副局长)" in report_notice.recipients
     assert "唐国 (局长, 领导小组组长)" in report_notice.recipients

@@ -40,6 +40,9 @@ async def test_major_incident_three_step_chain_and_mandatory_notice(
     assert {d.key: d.status for d in state.deadlines} == {
         "report_especially_major": "met",
         "publish_statement": "met",
+        "step.unit_head_approval.v1": "met",
+        "step.section_head_review.v1": "met",
+        "step.leadership_group_approval.v1": "met",
     }
     # The Office may not close a major incident; the leading group does.
     await driver.refused("close_incident", {"closed_by": "li.ming", "reason": "平息"})

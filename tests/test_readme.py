@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,7 @@ from api.server import serving
 from tests.readme_runner import Outcome, Shell, Step, says, steps
 from worker import create_worker
 from yuqing import codec, db
+from yuqing.audit.sweeper import sweeping
 from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, start_temporal
@@ -41,6 +43,7 @@ README = PROJECT_ROOT / "README.md"
 STEP_TIMEOUT_S = 120.0
 # A `# once …` command is run again until it holds, for this long.
 EVENTUALLY_S = 30.0
+ARCHIVE_SWEEP = timedelta(seconds=2)
 
 
 @dataclass
@@ -96,7 +99,12 @@ async def stack(postgres: EmbeddedPostgres) -> AsyncIterator[Stack]:
         with structlog.testing.capture_logs():
             async with serving(create_app(client, pool, settings), access_log=False) as url:
                 settings = replace(settings, statement_base_url=f"{url}/statements")
-                async with create_worker(client, pool, settings):
+                # The worker process's sweeper archives closed incidents, here every 2 s
+                # rather than every minute.
+                async with (
+                    create_worker(client, pool, settings),
+                    sweeping(client, pool, every=ARCHIVE_SWEEP),
+                ):
                     env = {
                         "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
                         "HOME": str(cwd),
@@ -124,6 +132,26 @@ def test_the_readme_marks_its_walk_throughs() -> None:
     assert any(step.exit_code for step in found), "some commands are meant to fail"
 
 
+def test_the_readme_begins_with_the_two_commands_that_do_all_set_up() -> None:
+    """Its first lines: one command runs the service, one the tests, and CI runs the latter;
+    both make `.venv` themselves from nothing but Python and pip, and the test command
+    installs the system packages the tests need."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# "), "the title"
+    opened = next(n for n, text in enumerate(lines) if text.startswith("```"))
+    closed = next(n for n in range(opened + 1, len(lines)) if lines[n].startswith("```"))
+    assert opened <= 3, "the commands come first, before any prose"
+    commands = [text.split("#")[0].strip() for text in lines[opened + 1 : closed]]
+    assert commands == ["./dev serve", "./dev test"]
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert [text for text in ci if text.strip() and not text.startswith("#")][-1] == (
+        "exec ./dev test"
+    )
+    dev = (PROJECT_ROOT / "dev").read_text(encoding="utf-8")
+    assert "-m venv" in dev and "pip install" in dev
+    assert ".ci/system-packages" in dev, "the test command installs the tests' system packages"
+
+
 def failure(step: Step, outcome: Outcome) -> str | None:
     """What is wrong with the outcome of `step`, if anything."""
     if outcome.exit_code != step.exit_code:
@@ -139,14 +167,18 @@ async def test_readme_walk_throughs_run_as_written(stack: Stack) -> None:
     shown: list[str] = []
     async with Shell(stack.cwd, stack.env) as shell:
         for step in steps(README.read_text(encoding="utf-8")):
-            give_up = time.monotonic() + (EVENTUALLY_S if step.eventually else 0)
+            began = time.monotonic()
+            give_up = began + (EVENTUALLY_S if step.eventually else 0)
             while True:
                 outcome = await shell.run(step.command, STEP_TIMEOUT_S)
                 wrong = failure(step, outcome)
                 if wrong is None or time.monotonic() > give_up:
                     break
                 await asyncio.sleep(0.5)
-            shown.append(f"$ {step.command}\n{outcome.output}(exit {outcome.exit_code})\n")
+            took = time.monotonic() - began
+            shown.append(
+                f"$ {step.command}\n{outcome.output}(exit {outcome.exit_code}, {took:.2f} s)\n"
+            )
             if transcript:
                 Path(transcript).write_text("\n".join(shown), encoding="utf-8")  # noqa: ASYNC240
             if wrong is not None:

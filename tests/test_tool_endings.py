@@ -33,10 +33,10 @@ from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, TemporalDevServer, start_temporal
 
 DEMO = PROJECT_ROOT / "demo"
-# Runs of each command for the exit-time check (the abort came 1 run in 3 to 1 in 20); of
-# them this many as fresh interpreters too.
+# Runs of each command for the exit-time check (the abort came 1 run in 3 to 1 in 20), and
+# this many more as fresh interpreters, as a script starts them.
 RUNS = 50
-FRESH_RUNS = 3
+FRESH_RUNS = 1
 
 
 @dataclass
@@ -103,15 +103,38 @@ class Stack:
     incident_id: str
 
 
-@pytest.fixture
+async def reported(api: str, directory: Path, *, drafted: bool = True) -> str:
+    """A new incident, reported through the API (and given its upward report and a draft)."""
+    incident_id = f"endings-{uuid.uuid4().hex[:10]}"
+    report = json.loads((DEMO / "01-incident.json").read_text(encoding="utf-8"))
+    report["incident_id"] = incident_id
+    report["source_url"] = f"https://weibo.example/status/{uuid.uuid4().int % 10**12}"
+    file = directory / f"{incident_id}.json"
+    file.write_text(json.dumps(report), encoding="utf-8")
+    steps: list[tuple[str, ...]] = [("chen.jing", "report", str(file))]
+    if drafted:
+        steps += [
+            ("li.ming", "upward-report", incident_id, str(DEMO / "02-report.json")),
+            ("chen.jing", "draft", incident_id, str(DEMO / "04-draft.json")),
+        ]
+    for person, *command in steps:
+        made = await run(
+            [*YUQING, *command], {"YUQING_API_URL": api, "YUQING_TOKEN": f"dev-{person}"}
+        )
+        assert made.code in (0, 1), made  # a draft before the assessment is refused
+    return incident_id
+
+
+@pytest.fixture(scope="module")
 async def stack(
     dev_server: TemporalDevServer,
     postgres: EmbeddedPostgres,
     pool: asyncpg.Pool,
     settings: Settings,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    """The suite's dev server with a worker and the API, and one incident on its way."""
+    """The suite's dev server with a worker and the API, and one incident on its way: one for
+    the module's tests, which leave it as it is."""
     task_queue = f"endings-{uuid.uuid4()}"
     own = replace(
         settings,
@@ -125,19 +148,7 @@ async def stack(
             create_worker(client, pool, own, task_queue=task_queue),
             serving(create_app(client, pool, own), access_log=False) as url,
         ):
-            incident_id = f"endings-{uuid.uuid4().hex[:10]}"
-            report = json.loads((DEMO / "01-incident.json").read_text(encoding="utf-8"))
-            report["incident_id"] = incident_id
-            report["source_url"] = f"https://weibo.example/status/{uuid.uuid4().int % 10**12}"
-            (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
-            env = {"YUQING_API_URL": url}
-            for person, *command in (
-                ("chen.jing", "report", str(tmp_path / "report.json")),
-                ("li.ming", "upward-report", incident_id, str(DEMO / "02-report.json")),
-                ("chen.jing", "draft", incident_id, str(DEMO / "04-draft.json")),
-            ):
-                made = await run([*YUQING, *command], {**env, "YUQING_TOKEN": f"dev-{person}"})
-                assert made.code in (0, 1), made  # a draft before the assessment is refused
+            incident_id = await reported(url, tmp_path_factory.mktemp("endings"))
             yield Stack(dev_server.address, url, postgres.url, incident_id)
             await client.get_workflow_handle(f"incident-{incident_id}").terminate()
 
@@ -147,8 +158,8 @@ async def test_no_run_aborts_at_exit(stack: Stack) -> None:
     ends with exit 0, none with the SDK's abort at exit (134) or a segmentation fault (139).
 
     Each run is a process of its own; `tests/exit_runs.py` forks them from one that has
-    imported the tool once (the abort came at the end of a run, not at its start), and a few
-    more are fresh interpreters, as a script starts them."""
+    imported what the command imports once (the abort came at the end of a run, not at its
+    start), and one more each is a fresh interpreter, as a script starts it."""
     env = {
         "TEMPORAL_ADDRESS": stack.temporal,
         "YUQING_API_URL": stack.api,
@@ -243,7 +254,7 @@ async def test_unwritable_output(stack: Stack, tmp_path: Path) -> None:
     )
 
 
-async def test_unknown_incident(stack: Stack) -> None:
+async def test_unknown_and_ended_incident(stack: Stack, settings: Settings, tmp_path: Path) -> None:
     env = {
         "TEMPORAL_ADDRESS": stack.temporal,
         "YUQING_API_URL": stack.api,
@@ -269,6 +280,20 @@ async def test_unknown_incident(stack: Stack) -> None:
         await run([*STARTER, "signal", "no-such-incident", "submit_report", report], env),
         tool.REFUSED,
         "incident no-such-incident does not exist",
+    )
+    # An incident that has ended is said so, by the starter as by the API.
+    ended = await reported(stack.api, tmp_path, drafted=False)
+    client = await connect(replace(settings, temporal_address=stack.temporal))
+    await client.get_workflow_handle(f"incident-{ended}").terminate("test")
+    one_line(
+        await run([*STARTER, "signal", ended, "submit_report", report], env),
+        tool.REFUSED,
+        f"incident {ended} has ended",
+    )
+    one_line(
+        await run([*YUQING, "upward-report", ended, report], env),
+        tool.REFUSED,
+        f"incident {ended} has ended",
     )
 
 
@@ -318,7 +343,8 @@ async def test_a_frozen_temporal_is_said_within_two_seconds(
 ) -> None:
     """The processes end with exit 3, having said what they waited for; and the saying comes
     within two seconds of the wait's start, timed where the tools wait (connecting to Temporal,
-    calling the API), so a slow interpreter start on a busy machine does not count."""
+    calling the API), so a slow interpreter start on a busy machine does not count, nor the time
+    a loaded machine keeps a timer of the same length waiting."""
     own = replace(settings, temporal_address=frozen.address)
     # The API's own client, given the tools' keep-alive so that it gives up as they do.
     keep_alive = KeepAliveConfig(
@@ -341,15 +367,31 @@ async def test_a_frozen_temporal_is_said_within_two_seconds(
                 starts["api"] = time.monotonic()
                 return api.call("GET", "/incidents/demo-1")
 
+            # How late a timer of the tools' patience fires here, on a loop and on a thread:
+            # the time a loaded machine keeps this process waiting, which no tool can help.
+            lags: dict[str, float] = {}
+
+            async def loop_lag() -> None:
+                began = time.monotonic()
+                await asyncio.sleep(tool.PATIENCE_S)
+                lags["temporal"] = time.monotonic() - began - tool.PATIENCE_S
+
+            def thread_lag() -> None:
+                began = time.monotonic()
+                time.sleep(tool.PATIENCE_S)
+                lags["api"] = time.monotonic() - began - tool.PATIENCE_S
+
             ended = await asyncio.gather(
                 run([*YUQING, "audit", "demo-1"], {"TEMPORAL_ADDRESS": frozen.address}),
                 run([*STARTER, "state", "demo-1"], {"TEMPORAL_ADDRESS": frozen.address}),
                 run([*YUQING, "status", "demo-1"], {"YUQING_API_URL": url, **token}),
                 connecting(),
                 asyncio.to_thread(calling),
+                loop_lag(),
+                asyncio.to_thread(thread_lag),
                 return_exceptions=True,
             )
-    audit, state, status, connected, called = ended
+    audit, state, status, connected, called, *_ = ended
     for waited in (audit, state):
         assert isinstance(waited, Ended)
         assert f"waiting for Temporal at {frozen.address}" in waited.stderr, waited
@@ -365,4 +407,4 @@ async def test_a_frozen_temporal_is_said_within_two_seconds(
         ("api", f"waiting for the Yuqing API at {url}"),
     ):
         at = next(at for at, text in said if text.startswith(what))
-        assert at - starts[wait] <= 2.0, (what, at - starts[wait])
+        assert at - starts[wait] <= 2.0 + max(0.0, lags[wait]), (what, at - starts[wait], lags)

@@ -73,7 +73,12 @@ async def test_worker_killed_mid_chain_finishes_exactly_once(
         await incident.accepted("submit_assessment", {"assessor_id": "li.ming"})
         await incident.accepted("submit_draft", {"author_id": "chen.jing", "text": "情况通报"})
         await incident.accepted("unit_head_approval", approval("huang.wei", 1))
-        await incident.until(lambda s: any(n.kind == "major_notice" for n in s.notifications))
+        # Killed once the notices so far are out (the major notice, and the section head's
+        # "第 1 稿待您审定"): every notice below is then sent in one attempt.
+        await incident.until(
+            lambda s: any(n.kind == "major_notice" for n in s.notifications)
+            and len([n for n in s.notifications if n.kind == "approval_requested"]) == 2
+        )
         first.kill()
         first.wait(timeout=10)
 

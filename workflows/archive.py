@@ -1,8 +1,10 @@
 """HistoryArchiveWorkflow: copies a closed workflow's history into the archive (record, #11).
 
-An incident or a post has one started as its last act (`workflows.common.archive_when_closed`):
-it waits for that run to close, then `archive_history` stores it in PostgreSQL (SPEC §8), so the
-trail can be rebuilt and replayed after Temporal's retention has passed.
+Incidents and posts begun under patch record-archive-history had one started as their last act
+(`workflows.common.archive_when_closed`): it waits for that run to close, then `archive_history`
+stores it in PostgreSQL (SPEC §8). None is started any more (the worker's sweeper,
+`yuqing.audit.sweeper`, archives every closed run); it stays registered so that those already
+started finish.
 """
 
 from __future__ import annotations

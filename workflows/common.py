@@ -407,19 +407,54 @@ DECISION_PATH_PATCH = "core-decision-path"
 # against `workflow.now()`), lean activity inputs, the trail projected in batches, a small
 # `state` answer, and continue-as-new when the history grows.
 BOUNDED_PATCH = "core-bounded"
+# (console, i18n) And those that began before notices were data: new ones send each notice as
+# a catalog key and its parameters (rendered in the reader's language by the activity) and ask
+# each approver in turn when a draft reaches their step.
+NOTICE_TEXT_PATCH = "console-notice-text"
+# (console, i18n) And those that began before trail lines kept their message (key + params)
+# beside the English detail, for readers of either language.
+TRAIL_MESSAGES_PATCH = "console-trail-messages"
+
+
+# Later patches asked in the run's first task. A patched() first asked after the run's first
+# awaits has its marker where the code happened to reach it; a replay whose tasks fall
+# otherwise (a legacy query of a closed run in a live worker) meets the marker before the
+# call: "Non-deprecated patch marker encountered". Asked at once, every marker is in the first
+# task, whatever follows. Runs begun before this keep asking where they did.
+PATCHES_FIRST = "core-patches-first"
+
+
+def patches_first(*later: str) -> None:
+    """Ask `later` patches now (their answers are kept), when this run is new enough."""
+    if workflow.patched(PATCHES_FIRST):
+        for patch_id in later:
+            workflow.patched(patch_id)
 
 
 # -- record (#11): each closed run's history archived in PostgreSQL ---------------------------
 
 # Workflows that began before the archive existed end without asking for their archive.
 ARCHIVE_PATCH = "record-archive-history"
+# Those that begin now ask for nothing: the worker's sweeper (yuqing.audit.sweeper) archives
+# every run once it has closed, however it closed, at no cost to the run itself.
+SWEEPER_PATCH = "record-archive-sweeper"
+# ... decided at the top of run(), before any activity: a patch first asked after a local
+# activity whose workflow task was merged with a heartbeat task replays as not there (a
+# non-determinism error), and the end of a run can come just after one (read_post).
+SWEPT_AT_START_PATCH = "record-swept-at-start"
 
 
-async def archive_when_closed(incident_id: str, post_id: str | None) -> None:
-    """Have this run archived once it has closed: an activity starts its archiver (a workflow
-    of its own, not a child, so it outlives this run). Call it last, before completing (or
-    continuing as new)."""
-    if not workflow.patched(ARCHIVE_PATCH):
+def swept_from_start() -> bool:
+    """Ask first thing in run(): whether this run is archived by the sweeper alone."""
+    return workflow.patched(SWEPT_AT_START_PATCH)
+
+
+async def archive_when_closed(incident_id: str, post_id: str | None, *, swept: bool) -> None:
+    """Runs that began between patches record-archive-history and -sweeper have this run
+    archived once it has closed: an activity starts its archiver (a workflow of its own, not a
+    child, so it outlives this run). Called last, before completing (or continuing as new);
+    `swept` (`swept_from_start()`): a no-op that asks nothing."""
+    if swept or workflow.patched(SWEEPER_PATCH) or not workflow.patched(ARCHIVE_PATCH):
         return
     info = workflow.info()
     await workflow.execute_activity_method(

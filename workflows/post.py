@@ -25,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
         CONFIG_RETRY,
         DECISION_PATH_PATCH,
         DELIVERY_RETRY,
+        NOTICE_TEXT_PATCH,
         QUICK,
+        TRAIL_MESSAGES_PATCH,
         Inbound,
         Inboxed,
         Pacer,
@@ -33,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
+        swept_from_start,
     )
     from workflows.delivery import (
         DELIVERY_HEARTBEAT,
@@ -46,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         with_wait,
     )
     from workflows.keys import keys_for
+    from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
     from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
@@ -107,6 +112,12 @@ class NetizenPostWorkflow(Inboxed):
     async def run(self, start: PostStart) -> PostState:
         self._current = workflow.patched(DECISION_PATH_PATCH)
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
+        # record: archived by the sweeper alone, decided before any activity.
+        self._swept = swept_from_start()
+        # console's patches, asked before any activity (workflows/incident.py says why).
+        notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        patches_first(DELIVERY_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(
@@ -122,6 +133,8 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         post.clip_trail = self._current
         post.bounded = self._bounded
+        post.notice_texts = notice_texts
+        post.trail_messages = trail_messages
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
@@ -133,7 +146,9 @@ class NetizenPostWorkflow(Inboxed):
         if not self._current:
             await self._run_as_before(projector)
             # record (#11): the whole history archived in PostgreSQL once this run has closed.
-            await archive_when_closed(post.state.incident_id, post.state.post_id)
+            await archive_when_closed(
+                post.state.incident_id, post.state.post_id, swept=self._swept
+            )
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
         pacer = Pacer(self._bounded)
@@ -158,7 +173,9 @@ class NetizenPostWorkflow(Inboxed):
         if projector is not None:
             await projector
         # record (#11): the whole history archived in PostgreSQL once this run has closed.
-        await archive_when_closed(post.state.incident_id, post.state.post_id)
+        await archive_when_closed(
+            post.state.incident_id, post.state.post_id, swept=self._swept
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._bounded:
             # An incident that continued as new is no parent any more: it reads the end.
@@ -178,9 +195,7 @@ class NetizenPostWorkflow(Inboxed):
         if item.refusal is not None:
             post.refuse(item.signal, item.payload, item.received_at, item.refusal)
         else:
-            self._carry_out(
-                post.apply(item.signal, item.payload, item.received_at, item.problem)
-            )
+            self._carry_out(post.apply(item.signal, item.payload, item.received_at, item.problem))
         self._file_answer(item, post.state, before)
 
     async def _run_as_before(self, projector: asyncio.Task[None] | None) -> None:
@@ -248,7 +263,10 @@ class NetizenPostWorkflow(Inboxed):
         """What the planning activity reads of the policy (or, in older runs, all of it)."""
         policy = self._post.policy
         if self._bounded:
-            return {"policy_version": policy.version, "reminders": policy.reminders}
+            lean: dict[str, Any] = {"policy_version": policy.version, "reminders": policy.reminders}
+            if policy.posts.drill_speed is not None:
+                lean["drill_speed"] = policy.posts.drill_speed
+            return lean
         return {"policy": policy}
 
     async def _watch(self, key: str) -> None:
@@ -318,8 +336,11 @@ class NetizenPostWorkflow(Inboxed):
             subject=notice.subject,
             body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
             recipients=self._post.roster.recipients(notice.roles, state.unit),
+            text=notice.text,
         )
-        if workflow.patched(DELIVERY_PATCH):
+        if self._start.drill:
+            sent = await drill_notice(request, notice.summary)
+        elif workflow.patched(DELIVERY_PATCH):
             sent = await self._notify_in_rounds(notice, request)
         else:
             sent = await workflow.execute_activity_method(

@@ -18,13 +18,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from yuqing.authorization import LEGACY, Authorization, SignalRule, Workflow
+from yuqing.i18n.notices import NoticeText
 from yuqing.limits import UNBOUNDED
 from yuqing.models import Grade
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import Role
 from yuqing.roster import Roster
 from yuqing.signing import KEY_ID, PROOF, Keyring, PublicKey, SignatureRefused
-from yuqing.state import DeadlineStatus, Tracked, TrailEntry
+from yuqing.state import Deadline, DeadlineStatus, Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
 DecideFn = Callable[[Any, datetime], Outcome]
@@ -89,6 +90,13 @@ class Decider(Generic[S]):
         self.clip_trail = True
         # And those that began before the inputs had limits decide by the rules they began with.
         self.bounded = True
+        # console (i18n): trail lines carry their message (key + params) beside the English
+        # detail; workflows older than that (the workflow sets this from its patch) do not.
+        self.trail_messages = True
+        # console (i18n): notices as data, rendered in the reader's language, and a notice to
+        # each approver whose step a draft reaches; workflows older than that (the workflow sets
+        # this from its patch) send the English notices they always did.
+        self.notice_texts = True
 
     @property
     def workflow_id(self) -> str:
@@ -300,6 +308,7 @@ class Decider(Generic[S]):
                     body=f"{deadline.title} falls due {moment(deadline.due_at)}.",
                     roles=deadline.remind,
                     summary=f"remind: {deadline.title}",
+                    text=self.deadline_text("reminder", deadline),
                 )
             ]
         )
@@ -316,6 +325,13 @@ class Decider(Generic[S]):
             "deadline_breached",
             f"{deadline.title} missed (due {moment(deadline.due_at)}; "
             f"responsible: {deadline.responsible_unit}, {who})",
+            message=said(
+                "msg.deadline_breached",
+                **_named(deadline),
+                due=deadline.due_at.isoformat(),
+                unit=deadline.responsible_unit,
+                person=deadline.responsible_person,
+            ),
         )
         return Outcome(
             effects=[
@@ -327,9 +343,27 @@ class Decider(Generic[S]):
                     f"Responsible unit: {deadline.responsible_unit}.",
                     roles=deadline.escalate_to,
                     summary=f"escalate: {deadline.title} missed",
+                    text=self.deadline_text("escalation", deadline),
                 )
             ]
         )
+
+    def deadline_text(self, kind: str, deadline: Deadline) -> dict[str, Any] | None:
+        """A deadline's notice as data (yuqing.i18n.notices), if this workflow sends them so."""
+        if not self.notice_texts:
+            return None
+        return self.notice_text(
+            kind,
+            deadline=deadline.key,
+            deadline_title=deadline.title,
+            due=deadline.due_at.isoformat(),
+            unit=deadline.responsible_unit,
+            person=deadline.responsible_person,
+        )
+
+    def notice_text(self, kind: str, **params: Any) -> dict[str, Any]:
+        """A notice of `kind` about `params`, naming the people and units in them."""
+        return NoticeText.about(kind, self.roster, label=self.label, **params).plain()
 
     def meet(self, key: str, at: datetime) -> None:
         deadline = self.state.deadline(key)
@@ -342,10 +376,23 @@ class Decider(Generic[S]):
             deadline.breached_at = deadline.due_at
         if deadline.status is DeadlineStatus.pending:
             deadline.status = DeadlineStatus.met
-            self.record(at, "deadline_met", f"{deadline.title} met")
-        else:
             self.record(
-                at, "deadline_met_late", f"{deadline.title} met late, by {at - deadline.due_at}"
+                at,
+                "deadline_met",
+                f"{deadline.title} met",
+                message=said("msg.deadline_met", **_named(deadline)),
+            )
+        else:
+            late = at - deadline.due_at
+            self.record(
+                at,
+                "deadline_met_late",
+                f"{deadline.title} met late, by {late}",
+                message=said(
+                    "msg.deadline_met_late",
+                    **_named(deadline),
+                    late_seconds=late.total_seconds(),
+                ),
             )
 
     # -- roster checks -----------------------------------------------------------------------
@@ -397,8 +444,10 @@ class Decider(Generic[S]):
         role: str | None = None,
         signal: str | None = None,
         source: str | None = None,
+        message: dict[str, Any] | None = None,
     ) -> None:
-        """Append to the trail; an entry naming its actor names the key that proved it too."""
+        """Append to the trail; an entry naming its actor names the key that proved it too.
+        `message` (`said(...)`): the line as data, for readers of other languages."""
         key = self._key.key_id if self._key is not None and actor is not None else None
         self.state.trail.append(
             TrailEntry(
@@ -410,6 +459,7 @@ class Decider(Generic[S]):
                 signal=signal or self._signal,
                 source=source,
                 key_id=key,
+                message=message if self.trail_messages else None,
             )
         )
 
@@ -437,6 +487,17 @@ class Decider(Generic[S]):
 
     def _quote(self, detail: str) -> str:
         return clip(printable(detail), DETAIL_LIMIT) if self.clip_trail else detail
+
+
+def _named(deadline: Deadline) -> dict[str, Any]:
+    """How a message names a deadline: by its key (the catalog's name), else by its title."""
+    return {"deadline": deadline.key, "deadline_title": deadline.title}
+
+
+def said(key: str, **params: Any) -> dict[str, Any]:
+    """A trail line's message: its catalog key and parameters (plain JSON: ids, numbers, ISO
+    times), rendered by `yuqing.i18n.render`."""
+    return {"key": key, "params": params}
 
 
 def contains_nul(value: Any) -> bool:
@@ -493,6 +554,10 @@ def _sender(raw: Any) -> str | None:
             "received_by",
             "changed_by",
             "closed_by",
+            "decided_by",
+            "reported_by",
+            "chosen_by",
+            "recorded_by",
             "source",
         ):
             if isinstance(raw.get(key), str):

@@ -8,13 +8,13 @@ out through activities and child workflows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from yuqing.authorization import Authorization
-from yuqing.chain import approval_step, chain_complete
-from yuqing.decider import FORWARDED, Decider, describe, moment
+from yuqing.chain import approval_step, chain_complete, missing_steps
+from yuqing.decider import FORWARDED, describe, moment, said
 from yuqing.grading import fired_criteria, grade_for
 from yuqing.limits import (
     DRAFTS_MAX,
@@ -57,10 +57,12 @@ from yuqing.outcomes import (
 from yuqing.policy import APPROVAL_SIGNALS, Policy
 from yuqing.roles import Role
 from yuqing.roster import Roster
+from yuqing.rules import AUDIT_LINES, PlanRules
 from yuqing.signing import Keyring
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
+    DeadlineStatus,
     Draft,
     DraftStatus,
     FixedEvidence,
@@ -95,8 +97,12 @@ AFTER_PUBLICATION = (Stage.published, Stage.monitoring, Stage.closed, Stage.revi
 ENDED = (Stage.closed, Stage.reviewed)
 
 
-class Incident(Decider[IncidentState]):
-    """The decisions of one incident over its state, its policy and its roster."""
+class Incident(PlanRules):
+    """The decisions of one incident over its state, its policy and its roster.
+
+    `features` are the patch ids (`yuqing.rules.PLAN_FEATURES`) the workflow found on: the
+    rules that came later apply only to incidents that began under them.
+    """
 
     noun = "incident"
 
@@ -105,6 +111,7 @@ class Incident(Decider[IncidentState]):
         state: IncidentState,
         policy: Policy,
         roster: Roster,
+        features: Iterable[str] = (),
         *,
         authorization: Authorization | None = None,
         keys: Keyring | None = None,
@@ -140,19 +147,38 @@ class Incident(Decider[IncidentState]):
             self.decides(signal, SIGNAL_PAYLOADS[signal], decision)
         self.decides(POST_STATUS_SIGNAL, PostState, self._post_status, internal=True)
         self.decides(EFFECT_FAILED_SIGNAL, EffectFailure, self._effect_failed, internal=True)
+        self.init_plan_rules(features)
 
     # -- what intake, the activities and the children report back ---------------------------
 
     def record_discovery(self, source: str | None = None) -> None:
         """The first line of the trail; `source`: the system the report came through."""
         state = self.state
+        detail = (
+            f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
+            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})"
+        )
+        params: dict[str, Any] = {
+            "title": state.title,
+            "intake": state.channel,
+            "sensitivity": state.sensitivity,
+            "unit": state.unit,
+            "policy": state.policy_version,
+            "roster": state.roster_version,
+        }
+        key, role = "msg.discovered", None
+        if AUDIT_LINES in self.features:
+            detail = f"{detail[:-1]}; calendar {state.calendar_version})"
+            key, params["calendar"] = "msg.discovered_calendar", state.calendar_version
+            role = self.acting_role(state.reporter_id)
         self.record(
             state.discovered_at,
             "discovered",
-            f"{state.title} (via {state.channel}; sensitivity {state.sensitivity}; "
-            f"unit {state.unit}; policy {state.policy_version}; roster {state.roster_version})",
+            detail,
             actor=state.reporter_id,
+            role=role,
             source=source,
+            message=said(key, **params),
         )
 
     def record_submission(self, submission_id: str | None, evidence_items: int) -> None:
@@ -180,12 +206,29 @@ class Incident(Decider[IncidentState]):
                 "evidence",
                 f"{item.evidence_id} {item.kind} captured {moment(item.captured_at)} "
                 f"sha256 {item.sha256}",
+                message=said(
+                    "msg.evidence",
+                    id=item.evidence_id,
+                    evidence_kind=item.kind,
+                    captured_at=item.captured_at.isoformat(),
+                    sha256=item.sha256,
+                ),
             )
 
     def record_deadlines(self, deadlines: list[Deadline], at: datetime) -> None:
         self.state.deadlines = deadlines
         for d in deadlines:
-            self.record(at, "deadline_planned", f"{d.title}: due {moment(d.due_at)}")
+            self.record(
+                at,
+                "deadline_planned",
+                f"{d.title}: due {moment(d.due_at)}",
+                message=said(
+                    "msg.deadline_planned",
+                    deadline=d.key,
+                    deadline_title=d.title,
+                    due=d.due_at.isoformat(),
+                ),
+            )
 
     def record_notification(self, notification: Notification) -> None:
         assert notification.sent_at is not None, "only a notice that went out is recorded"
@@ -196,6 +239,12 @@ class Incident(Decider[IncidentState]):
             "notified",
             f"{notification.kind} to {', '.join(notification.recipients)}: "
             f"{notification.subject} ({notification.result})",
+            message=said(
+                "msg.notified" if notification.channel != "outbox" else "msg.notified_nowhere",
+                kind=notification.kind,
+                people=notification.recipients,
+                subject=notification.subject,
+            ),
         )
 
     def published_on(self, publication: Publication, at: datetime) -> None:
@@ -203,11 +252,19 @@ class Incident(Decider[IncidentState]):
         version = publication.draft_version
         first = not any(p.draft_version == version for p in self._published())
         put(self.state.publications, publication)
-        self.record(
-            at,
-            "published",
-            f"draft version {version} published on {publication.channel}: {publication.address}",
+        detail = (
+            f"draft version {version} published on {publication.channel}: {publication.address}"
         )
+        params: dict[str, Any] = {
+            "version": version,
+            "channel": publication.channel,
+            "address": publication.address,
+        }
+        key = "msg.published"
+        if AUDIT_LINES in self.features:
+            detail += f" (sha256 {publication.content_sha256})"
+            key, params["sha256"] = "msg.published_hashed", publication.content_sha256
+        self.record(at, "published", detail, message=said(key, **params))
         draft = self._draft(version)
         if first:
             self._meet("publication", at)
@@ -235,6 +292,7 @@ class Incident(Decider[IncidentState]):
             f"upward report via {report.medium}: {report.facts.course}",
             actor=report.reporter_id,
             role=role,
+            message=said("msg.reported", medium=report.medium, course=report.facts.course),
         )
         self._meet("report", at)
         self._stage(Stage.reported, at)
@@ -251,6 +309,17 @@ class Incident(Decider[IncidentState]):
             body=body,
             roles=self.policy.report_recipients,
             summary="report to leaders and the Office",
+            text=self._text(
+                "report",
+                medium=report.medium,
+                time=facts.time,
+                place=facts.place,
+                units_involved=list(facts.units_involved),
+                course=facts.course,
+                outcome=facts.outcome,
+                tendency=report.comment_tendency,
+                reporter_person=report.reporter_id,
+            ),
         )
         return Outcome(effects=[notice])
 
@@ -272,6 +341,7 @@ class Incident(Decider[IncidentState]):
         self._stage(Stage.assessed, at)
         # The unit now handles it at the source and drafts the reply (SPEC §2.4).
         self._stage(Stage.handling, at)
+        effects += self.response_assessed(assessment, at)
         return Outcome(effects=effects)
 
     def _update_metrics(self, update: MetricsUpdate, at: datetime) -> Outcome:
@@ -308,7 +378,9 @@ class Incident(Decider[IncidentState]):
         )
         if self.state.grade is not Grade.general:
             return Outcome()
-        criteria = fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        criteria = self.standing_criteria(
+            fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
+        )
         if not criteria:
             return Outcome()
         reason = f"new figures from {update.source}"
@@ -342,9 +414,16 @@ class Incident(Decider[IncidentState]):
             )
         )
         detail = f"draft version {version} submitted"
-        self.record(at, "draft", detail, actor=submission.author_id, role=role)
+        self.record(
+            at,
+            "draft",
+            detail,
+            actor=submission.author_id,
+            role=role,
+            message=said("msg.draft", version=version),
+        )
         self._stage(Stage.approving, at)
-        return Outcome()
+        return Outcome(effects=self._ask_next_approver(version))
 
     def _legal_opinion(self, opinion: LegalOpinion, at: datetime) -> Outcome:
         if self.state.stage in ENDED:
@@ -365,6 +444,12 @@ class Incident(Decider[IncidentState]):
     def _approval(self, signal: str, approval: Approval, at: datetime) -> Outcome:
         step = approval_step(self.state, self.policy, self.roster, signal, approval)
         assert self.state.grade is not None  # approval_step refuses an ungraded incident
+        if step.role is Role.leadership_group:
+            # The group decides as the policy says; until it has, the draft waits.
+            decided = self.group_approval(approval, at)
+            if decided is None:
+                return Outcome()
+            approval = decided
         self.state.approvals.append(
             ApprovalRecord(
                 signal=signal,
@@ -385,6 +470,16 @@ class Incident(Decider[IncidentState]):
             f"{step.title}: {verb} draft version {draft.version}{comment}",
             actor=approval.approver_id,
             role=step.role,
+            message=said(
+                "msg.rejected"
+                if approval.decision is Decision.reject
+                else "msg.approved_comment"
+                if approval.comment
+                else "msg.approved",
+                step=step.role,
+                version=draft.version,
+                comment=approval.comment,
+            ),
         )
         if approval.decision is Decision.reject:
             draft.status = DraftStatus.returned
@@ -397,15 +492,23 @@ class Incident(Decider[IncidentState]):
                 body=f"{step.title} returned the draft: {approval.comment}",
                 roles=[Role.unit, Role.unit_head],
                 summary=f"return draft v{draft.version} to the unit",
+                text=self._text(
+                    "draft_returned",
+                    version=draft.version,
+                    step=step.role,
+                    approver_person=approval.approver_id,
+                    comment=approval.comment,
+                ),
             )
             return Outcome(effects=[notice])
         if not chain_complete(self.policy, self.state.grade, self.state.approvals, draft.version):
-            return Outcome()
+            return Outcome(effects=self._ask_next_approver(draft.version))
         draft.status = DraftStatus.approved
         self.record(
             at,
             "chain_complete",
             f"the {self.state.grade} chain approved draft version {draft.version}",
+            message=said("msg.chain_complete", grade=self.state.grade, version=draft.version),
         )
         return Outcome(effects=[Publish(draft_version=draft.version)])
 
@@ -427,6 +530,7 @@ class Incident(Decider[IncidentState]):
             f"via {report.channel}: {report.summary or report.source_url or 'more evidence'} "
             f"({len(report.evidence)} evidence item(s))",
             actor=report.reporter_id,
+            role=self.acting_role(report.reporter_id) if AUDIT_LINES in self.features else None,
             source=report.source,
         )
         if not report.evidence:
@@ -574,6 +678,8 @@ class Incident(Decider[IncidentState]):
         elif self.roster.person(review.author_id) is None:
             raise Refused(f"{review.author_id!r} is not in the roster")
         self.state.review = review
+        if role is None and AUDIT_LINES in self.features:
+            role = self.acting_role(review.author_id)
         self.record(at, "reviewed", review.what_to_change, actor=review.author_id, role=role)
         self._stage(Stage.reviewed, at)
         return Outcome()
@@ -597,8 +703,17 @@ class Incident(Decider[IncidentState]):
         )
         because = "; ".join(criteria) or "no major-incident criterion holds"
         role = Role.office if by != "automatic" else None
+        kind = "upgraded" if upgrade else "graded"
+        named = [c.split(":", 1)[0] for c in criteria]
         self.record(
-            at, "upgraded" if upgrade else "graded", f"{grade}: {because}", actor=by, role=role
+            at,
+            kind,
+            f"{grade}: {because}",
+            actor=by,
+            role=role,
+            message=said(
+                f"msg.{kind}" if named else f"msg.{kind}_plain", grade=grade, criteria=named
+            ),
         )
         if grade is not Grade.major:
             return []
@@ -609,13 +724,58 @@ class Incident(Decider[IncidentState]):
             body=f"{self.state.title}: a major incident ({because}). Unit: {self.state.unit}.",
             roles=self.policy.major_notice_recipients,
             summary="notify propaganda department and public security",
+            text=self._text(
+                "major_notice",
+                criteria=[c.split(":", 1)[0] for c in criteria],
+                discovered_at=self.state.discovered_at.isoformat(),
+            ),
+        )
+        return [notice]
+
+    # -- notices as data (console, i18n) -------------------------------------------------------
+
+    def _text(self, kind: str, **params: Any) -> dict[str, Any] | None:
+        """The notice of `kind` as data, about this incident; None for workflows older than
+        notices as data (they send the English subject and body)."""
+        if not self.notice_texts:
+            return None
+        state = self.state
+        return self.notice_text(kind, title=state.title, unit=state.unit, **params)
+
+    def _ask_next_approver(self, version: int) -> list[Effect]:
+        """Ask ("第 N 稿待您审定") whoever holds the next step of the chain for draft `version`."""
+        grade = self.state.grade
+        if not self.notice_texts or grade is None:
+            return []
+        missing = missing_steps(self.policy, grade, self.state.approvals, version)
+        if not missing:
+            return []
+        step = missing[0]
+        draft = self._draft(version)
+        notice = Notify(
+            key=f"draft/{version}/awaits/{step.signal}",
+            kind="approval_requested",
+            subject=self.subject(f"draft version {version} awaits your approval ({step.title})"),
+            body=f"Draft version {version} of {self.state.title} has reached {step.title}.",
+            roles=[step.role],
+            summary=f"ask {step.role} to approve draft v{version}",
+            text=self._text(
+                "approval_requested",
+                version=version,
+                step=step.role,
+                author_person=draft.author_id,
+            ),
         )
         return [notice]
 
     def _meet(self, met_by: str, at: datetime) -> None:
         for key, rule in self.policy.deadlines.items():
             if rule.met_by == met_by:
-                self.meet(key, at)
+                # The deadline, and any that came back after it was waived (key#2 …).
+                for deadline in self.state.deadlines:
+                    same = deadline.key == key or deadline.key.startswith(f"{key}#")
+                    if same and deadline.status is not DeadlineStatus.waived:
+                        self.meet(deadline.key, at)
 
     def _draft(self, version: int) -> Draft:
         return next(d for d in self.state.drafts if d.version == version)
@@ -623,4 +783,4 @@ class Incident(Decider[IncidentState]):
     def _stage(self, stage: Stage, at: datetime) -> None:
         if self.state.stage is not stage:
             self.state.stage = stage
-            self.record(at, "stage", f"stage: {stage}")
+            self.record(at, "stage", f"stage: {stage}", message=said("msg.stage", stage=stage))

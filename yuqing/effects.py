@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from yuqing.authorization import Authorization
+from yuqing.i18n.notices import NoticeCopy, NoticeText
 from yuqing.models import EvidenceItem, Grade, PublicationChannel, Sensitivity
 from yuqing.policy import Policy, Reminders
 from yuqing.roles import Role
@@ -25,6 +26,8 @@ from yuqing.state import (
 
 class LoadConfiguration(BaseModel):
     incident_id: str
+    # A drill's clocks run this many times faster (§5.3): the policy comes back scaled.
+    drill_speed: float | None = None
 
 
 class Configuration(BaseModel):
@@ -33,6 +36,9 @@ class Configuration(BaseModel):
     # Absent from histories recorded before they existed (then: the rules of old, no proofs).
     authorization: Authorization | None = None
     keys: Keyring | None = None
+    # The working calendar in force when the incident began (SPEC §7); None in histories
+    # recorded before it was kept.
+    calendar_version: str | None = None
     # Their digests (activities.configuration): what lean inputs carry instead of the texts.
     policy_sha256: str | None = None
     roster_sha256: str | None = None
@@ -82,6 +88,15 @@ class SendNotification(BaseModel):
     subject: str
     body: str
     recipients: list[Recipient]
+    # console (i18n): the notice as data, rendered by the activity (then `subject` and `body`
+    # hold the notices' language, `copies` every language, for recipients who read another).
+    text: NoticeText | None = None
+    copies: dict[str, NoticeCopy] = Field(default_factory=dict)
+
+    def copy_for(self, language: str | None) -> tuple[str, str]:
+        """Subject and body in `language`, if rendered in it; else as the notice has them."""
+        copy = self.copies.get(language) if language else None
+        return (copy.subject, copy.body) if copy is not None else (self.subject, self.body)
 
 
 class PublishStatement(BaseModel):
@@ -115,6 +130,8 @@ class PlanPostDeadline(BaseModel):
     policy: Policy | None = None
     policy_version: str | None = None
     reminders: Reminders | None = None
+    # A drill's post (§5.3): its clocks in elapsed time, this many times faster.
+    drill_speed: float | None = None
 
 
 class PlannedPostDeadline(BaseModel):
@@ -140,6 +157,10 @@ class PostStart(BaseModel):
     authorization: Authorization | None = None
     keys: Keyring | None = None
     keys_loaded_at: datetime | None = None
+    # The incident's patch ids for the rules that came later (yuqing.rules.PLAN_FEATURES).
+    features: list[str] = Field(default_factory=list)
+    # A drill's post (§5.3): its lines and notices are marked, its notices go to the sink.
+    drill: bool = False
 
 
 class ReadPost(BaseModel):

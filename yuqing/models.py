@@ -44,6 +44,7 @@ from yuqing.limits import (
     instant_problem,
     items_check,
 )
+from yuqing.roles import Role
 
 __all__ = ["AwareDatetime", "IncidentId", "NonEmpty", "PostId"]
 
@@ -210,6 +211,16 @@ def _union(old: list[str], new: list[str] | None) -> list[str]:
 Evidence = Annotated[list[EvidenceItem], items_check(EVIDENCE_ITEMS), MaxItems(EVIDENCE_ITEMS)]
 
 
+class DrillMark(Model):
+    """What makes an incident a drill (§5.3): its scenario, and how fast its clocks run."""
+
+    scenario: Name
+    speed: float = Field(
+        default=1, gt=0, le=100_000, description="12: a 4 h deadline falls due in 20 minutes"
+    )
+    started_by: PersonId
+
+
 class IncidentReport(Model):
     """The workflow input: an incident as discovered on any intake channel (SPEC §2.1)."""
 
@@ -236,6 +247,9 @@ class IncidentReport(Model):
         default=None,
         description="the system it came through, beside the reporter (a monitor; an e-mail's "
         "sender, verified or not)",
+    )
+    drill: DrillMark | None = Field(
+        default=None, description="set when the incident is a drill (§5.3), never a real one"
     )
 
     @model_validator(mode="after")
@@ -297,13 +311,23 @@ class UpwardReport(Model):
 
 
 class Assessment(Model):
-    """`submit_assessment`: the Office's assessment (SPEC §2.3)."""
+    """`submit_assessment`: the Office's assessment (SPEC §2.3), and whether to respond (§4.3)."""
 
     assessor_id: PersonId
     cross_district: StrictBool = False
     large_image_effect: StrictBool = False
     mainstream_media_exposure: StrictBool = False
     comment: Note = ""
+    # §4.3 是否需要应对、进行何种程度的应对措施: whether to respond, and how far.
+    response_needed: StrictBool = True
+    response_measures: Words = ""
+    response_reason: Words = ""
+
+    @model_validator(mode="after")
+    def _reason_for_no_response(self) -> Assessment:
+        if not self.response_needed and not self.response_reason:
+            raise ValueError("response_needed false must give its reason in response_reason")
+        return self
 
 
 class MetricsUpdate(Model):
@@ -442,6 +466,136 @@ class Withdrawal(Model):
     reason: Said
 
 
+# -- the rest of the plan (issue 12): respond or not, interviews, downgrade, the leading group,
+# contacts, drills. Every text has a bound, so no payload comes near Temporal's limits.
+
+ShortText = Name
+LongText = Said
+Comment = Words
+RecordId = WorkflowKey
+GROUP_MEMBERS_MAX = 15
+Members = Annotated[
+    list[PersonId], Field(min_length=1), items_check(GROUP_MEMBERS_MAX), MaxItems(GROUP_MEMBERS_MAX)
+]
+
+
+class NoResponseApproval(Model):
+    """`no_response_approval`: the approval (or refusal) of "no response needed" (§4.3)."""
+
+    approver_id: PersonId
+    decision: Decision
+    comment: Comment = ""
+
+    @model_validator(mode="after")
+    def _reason_for_rejection(self) -> NoResponseApproval:
+        if self.decision is Decision.reject and not self.comment:
+            raise ValueError("a rejection must give its reason in comment")
+        return self
+
+
+class InterviewRequest(Model):
+    """`request_interview`: a media interview asked for (§4.4): who, which medium, when, on what."""
+
+    requested_by: PersonId
+    interviewee: ShortText = Field(description="who is to be interviewed (a roster id or a name)")
+    medium: ShortText
+    scheduled_at: AwareDatetime
+    topic: LongText
+    interview_id: RecordId | None = Field(default=None, description="defaults to i1, i2, …")
+
+
+class InterviewDecision(Model):
+    """`interview_decision`: the leading group authorises or refuses an interview (§4.4)."""
+
+    decided_by: PersonId
+    interview_id: RecordId
+    decision: Decision
+    comment: Comment = ""
+
+    @model_validator(mode="after")
+    def _reason_for_refusal(self) -> InterviewDecision:
+        if self.decision is Decision.reject and not self.comment:
+            raise ValueError("a refusal must give its reason in comment")
+        return self
+
+
+class InterviewHeld(Model):
+    """`interview_held`: the record of an interview that took place (§4.4)."""
+
+    reported_by: PersonId
+    interview_id: RecordId | None = Field(
+        default=None, description="the request it answers; none: it was never asked for"
+    )
+    interviewee: ShortText | None = Field(default=None, description="needed without interview_id")
+    medium: ShortText | None = Field(default=None, description="needed without interview_id")
+    held_at: AwareDatetime
+    summary: LongText
+    responsible_id: PersonId | None = Field(
+        default=None, description="who answers for it (roster id); defaults to the interviewee"
+    )
+
+    @model_validator(mode="after")
+    def _what_was_held(self) -> InterviewHeld:
+        if self.interview_id is None and (self.interviewee is None or self.medium is None):
+            raise ValueError("without interview_id, give interviewee and medium")
+        return self
+
+
+class Downgrade(Model):
+    """`downgrade`: the leading group lowers the grade, with its reason (SPEC §2.3 reading)."""
+
+    decided_by: PersonId
+    to_grade: Grade = Grade.general
+    reason: LongText
+    decision: Decision = Field(
+        default=Decision.approve,
+        description="a member's vote, where the policy has the group decide by quorum",
+    )
+
+
+class GroupMembers(Model):
+    """`choose_group_members`: the members the leading group works with on this incident (§5.1)."""
+
+    chosen_by: PersonId
+    members: Members
+    reason: Comment = ""
+
+
+class DepartmentContact(Model):
+    """`record_contact`: a contact with a department outside the bureau (§4.4)."""
+
+    recorded_by: PersonId
+    department: Role
+    contacted_at: AwareDatetime
+    contact_person: Note = ""
+    said: LongText
+
+
+class DepartmentNotice(Model):
+    """`notify_department`: a notice to a named department outside the bureau (§4.4)."""
+
+    requested_by: PersonId
+    department: Role
+    message: LongText
+    request_id: RecordId | None = Field(
+        default=None,
+        description="names the request, so sending it twice sends one notice (default: one "
+        "derived from department and message, so the same words go once)",
+    )
+
+
+PLAN_SIGNAL_PAYLOADS: dict[str, type[Model]] = {
+    "no_response_approval": NoResponseApproval,
+    "request_interview": InterviewRequest,
+    "interview_decision": InterviewDecision,
+    "interview_held": InterviewHeld,
+    "downgrade": Downgrade,
+    "choose_group_members": GroupMembers,
+    "record_contact": DepartmentContact,
+    "notify_department": DepartmentNotice,
+}
+
+
 # The payload model of each signal of SPEC §5 that this version decides.
 SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "submit_report": UpwardReport,
@@ -458,6 +612,7 @@ SIGNAL_PAYLOADS: dict[str, type[Model]] = {
     "leadership_group_approval": Approval,
     "close_incident": CloseIncident,
     "submit_review": Review,
+    **PLAN_SIGNAL_PAYLOADS,
 }
 
 # The signals of a NetizenPostWorkflow, `incident-<incident_id>-post-<post_id>`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,12 @@ class Notify:
     body: str
     roles: list[Role]
     summary: str
+    # console (i18n): the notice as data (yuqing.i18n.notices.NoticeText, plain JSON), rendered
+    # in each reader's language by the notification activity; subject and body above are the
+    # English of older runs, kept for them.
+    text: dict[str, Any] | None = None
+    # Named people besides the roles (roster ids): the leading group's chosen members, say.
+    people: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,25 @@ class FixMoreEvidence:
     items: list[dict[str, Any]]
 
 
-Effect = Notify | Publish | StartPost | SignalPosts | PlanDeadline | FixMoreEvidence
+@dataclass(frozen=True)
+class PlanClock:
+    """Plan, in an activity, a calendar-hour deadline starting at `starts_at`: an approval
+    step's own clock, or a statement deadline that came back (yuqing.rules.clocks)."""
+
+    key: str
+    title: str
+    starts_at: datetime
+    hours: float
+    # Hours after the start at which to remind; None: the policy's reminder points.
+    remind_after: tuple[float, ...] | None
+    remind: tuple[Role, ...]
+    escalate_to: tuple[Role, ...]
+    responsible_unit: str
+    responsible_person: str | None
+    summary: str
+
+
+Effect = Notify | Publish | StartPost | SignalPosts | PlanDeadline | FixMoreEvidence | PlanClock
 
 
 class RefusalKind(StrEnum):

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yuqing.models import Grade, PublicationChannel, Sensitivity
-from yuqing.roles import Role
+from yuqing.roles import OUTSIDE_BODIES, Role
 from yuqing.toml_files import load_toml_model
 
 APPROVAL_SIGNALS = (
@@ -74,6 +74,12 @@ class ChainStep(_Strict):
     role: Role
     signal: str
     title: str
+    # How long a draft may wait at this step (§5.2 "贻误时机"): its approver is reminded after
+    # `remind_after_hours` and the step is escalated to `escalate_to` after
+    # `escalate_after_hours`, both counted from the draft's arrival at the step.
+    remind_after_hours: float | None = Field(default=None, gt=0)
+    escalate_after_hours: float | None = Field(default=None, gt=0)
+    escalate_to: list[Role] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_signal(self) -> ChainStep:
@@ -82,6 +88,56 @@ class ChainStep(_Strict):
                 f"unknown approval signal {self.signal!r}; use one of {', '.join(APPROVAL_SIGNALS)}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _clock_consistent(self) -> ChainStep:
+        remind, escalate = self.remind_after_hours, self.escalate_after_hours
+        if remind is not None and escalate is None:
+            raise ValueError("remind_after_hours needs escalate_after_hours too")
+        if escalate is not None and not self.escalate_to:
+            raise ValueError("escalate_after_hours needs escalate_to (who is told)")
+        if self.escalate_to and escalate is None:
+            raise ValueError("escalate_to needs escalate_after_hours (when they are told)")
+        if remind is not None and escalate is not None and remind >= escalate:
+            raise ValueError(
+                f"remind_after_hours ({remind:g}) must come before escalate_after_hours "
+                f"({escalate:g})"
+            )
+        return self
+
+    @property
+    def clocked(self) -> bool:
+        return self.escalate_after_hours is not None
+
+
+class GroupRule(_Strict):
+    """How the leading group decides for one grade (§3, §5.1).
+
+    `any`: any one member decides (one approval or one rejection is the group's answer);
+    `head`: the head (组长) alone decides; `quorum`: `quorum` of the incident's chosen members
+    must approve, and the wait ends as soon as that can no longer happen; `all`: every chosen
+    member must approve, so one rejection ends the wait at once.
+    """
+
+    decides: Literal["any", "head", "quorum", "all"] = "any"
+    quorum: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum_where_needed(self) -> GroupRule:
+        if self.decides == "quorum" and self.quorum is None:
+            raise ValueError('decides = "quorum" needs quorum = N (how many must approve)')
+        if self.decides != "quorum" and self.quorum is not None:
+            raise ValueError(
+                f'quorum is only meaningful with decides = "quorum", not {self.decides!r}'
+            )
+        return self
+
+    def describe(self) -> str:
+        if self.decides == "quorum":
+            return f"{self.quorum} of its members"
+        return {"any": "any one member", "head": "its head alone", "all": "every member"}[
+            self.decides
+        ]
 
 
 class Grading(_Strict):
@@ -101,6 +157,9 @@ class PostRules(_Strict):
     escalate_to: list[Role] = Field(default_factory=lambda: [Role.unit_head])
     # The department leader who approves a formal reply (部门领导).
     reply_approver: Role = Role.unit_head
+    # Set only in a drill's policy (Policy.scaled): its posts count elapsed time, this many
+    # times faster, instead of working time.
+    drill_speed: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _extension_fits(self) -> PostRules:
@@ -121,6 +180,17 @@ class Policy(_Strict):
     major_notice_recipients: list[Role] = Field(min_length=1)
     publication_channels: list[PublicationChannel] = Field(min_length=1)
     posts: PostRules = Field(default_factory=PostRules)
+    # §4.3 (reading): "no response needed" waives the statement deadline only with the
+    # approval of this role, per grade.
+    no_response_approvers: dict[Grade, Role] = Field(
+        default_factory=lambda: {
+            Grade.general: Role.publicity_lead,
+            Grade.major: Role.leadership_group,
+        }
+    )
+    # §3, §5.1: how the leading group decides, per grade. Without the table (policies
+    # written before it), any one member decides, as before.
+    leading_group: dict[Grade, GroupRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -134,10 +204,62 @@ class Policy(_Strict):
         for sensitivity in Sensitivity:
             if not any(rule.sensitivity == sensitivity for rule in self.deadlines.values()):
                 raise ValueError(f"no report deadline applies to sensitivity {sensitivity}")
+        for grade in Grade:
+            if grade not in self.no_response_approvers:
+                raise ValueError(f"no_response_approvers.{grade} is missing")
+            approver = self.no_response_approvers[grade]
+            if approver in OUTSIDE_BODIES:
+                raise ValueError(f"no_response_approvers.{grade}: {approver} is outside the bureau")
         return self
 
     def chain(self, grade: Grade) -> list[ChainStep]:
         return list(self.chains[grade])
+
+    def group_rule(self, grade: Grade) -> GroupRule:
+        return self.leading_group.get(grade, GroupRule())
+
+    def scaled(self, speed: float) -> Policy:
+        """The same policy with every calendar-hour clock running `speed` times faster.
+
+        For drills (§5.3): a speed of 12 makes a 4 h deadline fall due in 20 minutes. The
+        version says so, so that a drill's record never passes for a real incident's.
+        """
+        if speed == 1:
+            return self
+        if not speed > 0:
+            raise PolicyError(f"a drill's speed must be positive, got {speed}")
+
+        def faster(hours: float | None) -> float | None:
+            return None if hours is None else hours / speed
+
+        deadlines = {
+            key: rule.model_copy(update={"hours": rule.hours / speed})
+            for key, rule in self.deadlines.items()
+        }
+        reminders = self.reminders.model_copy(
+            update={"hours_before": [h / speed for h in self.reminders.hours_before]}
+        )
+        chains = {
+            grade: [
+                step.model_copy(
+                    update={
+                        "remind_after_hours": faster(step.remind_after_hours),
+                        "escalate_after_hours": faster(step.escalate_after_hours),
+                    }
+                )
+                for step in steps
+            ]
+            for grade, steps in self.chains.items()
+        }
+        return self.model_copy(
+            update={
+                "version": f"{self.version}+drill×{speed:g}",
+                "deadlines": deadlines,
+                "reminders": reminders,
+                "chains": chains,
+                "posts": self.posts.model_copy(update={"drill_speed": speed}),
+            }
+        )
 
     def deadlines_for(self, sensitivity: Sensitivity) -> dict[DeadlineKey, DeadlineRule]:
         return {

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from yuqing import incident_workflow_id
-from yuqing.decider import Decider, moment
+from yuqing.decider import moment
 from yuqing.effects import PostStart
 from yuqing.models import (
     POST_SIGNAL_PAYLOADS,
@@ -25,13 +25,15 @@ from yuqing.models import (
 from yuqing.outcomes import Effect, Outcome, PlanDeadline, Refused
 from yuqing.policy import Policy
 from yuqing.roster import Roster
+from yuqing.rules.base import AUDIT_LINES
+from yuqing.rules.drill import DrillMarking
 from yuqing.state import Deadline, DeadlineStatus, PostAction, PostState, PostStatus, Replan
 
 INITIAL = "netizen_initial_response"
 FORMAL = "netizen_formal_reply"
 
 
-class Post(Decider[PostState]):
+class Post(DrillMarking[PostState]):
     noun = "post"
     workflow = "post"
 
@@ -52,6 +54,9 @@ class Post(Decider[PostState]):
         )
         self.policy: Policy = policy
         self.rules = policy.posts
+        self.features = frozenset(start.features)
+        if start.drill:
+            self.mark_drill()
         decisions: dict[str, Callable[[Any, datetime], Outcome]] = {
             "initial_response": self._initial_response,
             "formal_reply": self._formal_reply,
@@ -65,6 +70,18 @@ class Post(Decider[PostState]):
     @property
     def finished(self) -> bool:
         return not self.state.open
+
+    def notice_text(self, kind: str, **params: Any) -> dict[str, Any]:
+        """console (i18n): a post's notices (`post_reminder`, `post_escalation`) quote the post."""
+        post = self.state
+        return super().notice_text(
+            f"post_{kind}",
+            post=post.post_id,
+            platform=post.platform,
+            author=post.author,
+            content=post.content,
+            **params,
+        )
 
     def title(self, key: str) -> str:
         if key == INITIAL:
@@ -225,11 +242,16 @@ class Post(Decider[PostState]):
         return Outcome(effects=[plan])
 
     def _calendar_changed(self, change: CalendarChanged, at: datetime) -> Outcome:
-        self.authorized("calendar_changed", change.changed_by)
+        acting = self.authorized("calendar_changed", change.changed_by)
         pending = [d for d in self.state.deadlines if d.status is DeadlineStatus.pending]
         keys = ", ".join(d.key for d in pending) or "none"
+        role = acting if AUDIT_LINES in self.features else None
         self.record(
-            at, "calendar_changed", f"{change.reason}; pending: {keys}", actor=change.changed_by
+            at,
+            "calendar_changed",
+            f"{change.reason}; pending: {keys}",
+            actor=change.changed_by,
+            role=role,
         )
         reason = f"calendar changed: {change.reason}"
         return Outcome(effects=[PlanDeadline(key=d.key, reason=reason) for d in pending])

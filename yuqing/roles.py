@@ -11,6 +11,8 @@ class Role(StrEnum):
     section_head = "section_head"
     publicity_lead = "publicity_lead"
     leadership_group = "leadership_group"
+    # The leading group's head (组长, the director, §3); also a member of the group.
+    leadership_group_head = "leadership_group_head"
     leader_in_charge = "leader_in_charge"
     principal_leader = "principal_leader"
     # Bodies outside the bureau, reached through contacts in the roster.
@@ -24,3 +26,15 @@ class Role(StrEnum):
 # Roles held for one unit: the roster must give the unit, and a check compares it with the
 # incident's responsible unit.
 PER_UNIT_ROLES = frozenset({Role.unit, Role.unit_head, Role.section_head, Role.leader_in_charge})
+
+# The departments outside the bureau the plan names for keeping in touch (§4.4) and for the
+# mandatory notice (§5.2): the roster gives each a contact; drills never reach them.
+OUTSIDE_BODIES = frozenset(
+    {
+        Role.propaganda_department,
+        Role.public_security,
+        Role.emergency_office,
+        Role.stability_office,
+        Role.comprehensive_governance_office,
+    }
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +13,10 @@ from yuqing.toml_files import load_toml_model
 
 class RosterError(ValueError):
     """The roster file cannot be used; the message names the file and what is wrong."""
+
+
+# The language a person reads notices in (zh unless the roster says otherwise).
+Language = Literal["zh", "en"]
 
 
 class _Strict(BaseModel):
@@ -34,6 +39,7 @@ class Person(_Strict):
     name: str = Field(min_length=1)
     email: str | None = None
     roles: list[RoleGrant] = Field(min_length=1)
+    language: Language | None = None
 
 
 class Contact(_Strict):
@@ -42,6 +48,7 @@ class Contact(_Strict):
     role: Role
     name: str
     email: str | None = None
+    language: Language | None = None
 
 
 class Unit(_Strict):
@@ -66,6 +73,46 @@ class Roster(_Strict):
                 raise ValueError(f"person id {person.id!r} appears twice")
             seen.add(person.id)
         return self
+
+    @model_validator(mode="after")
+    def _head_is_a_member(self) -> Roster:
+        for person in self.people:
+            granted = {grant.role for grant in person.roles}
+            if Role.leadership_group_head in granted and Role.leadership_group not in granted:
+                raise ValueError(
+                    f"{person.id} heads the leading group but is not a member of it: give the "
+                    "role leadership_group too"
+                )
+        return self
+
+    def holders(self, role: Role, unit: str | None = None) -> list[str]:
+        """The ids of everyone holding `role` (for `unit`, where the role is per unit)."""
+        return [p.id for p in self.people if self.holds(p.id, role, unit)]
+
+    def contact(self, role: Role) -> Contact | None:
+        return next((c for c in self.contacts if c.role == role), None)
+
+    def role_of(self, person_id: str, unit: str) -> Role | None:
+        """The role a person acts in on an incident of `unit` when no one role is asked for:
+        a role held for that unit first, else the first bureau-wide role they hold."""
+        person = self.person(person_id)
+        if person is None:
+            return None
+        for grant in person.roles:
+            if grant.role in PER_UNIT_ROLES and grant.unit == unit:
+                return grant.role
+        return next((g.role for g in person.roles if g.role not in PER_UNIT_ROLES), None)
+
+    def person_recipients(self, person_ids: list[str], role: Role) -> list[Recipient]:
+        """Named people as recipients of a notice, each once, in the order given."""
+        found: dict[str, Recipient] = {}
+        for person_id in person_ids:
+            person = self.person(person_id)
+            if person is not None and person.id not in found:
+                found[person.id] = Recipient(
+                    id=person.id, name=person.name, role=role, email=person.email
+                )
+        return list(found.values())
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.id == person_id), None)
@@ -105,13 +152,21 @@ class Roster(_Strict):
             for person in self.people:
                 if self.holds(person.id, role, unit) and person.id not in found:
                     found[person.id] = Recipient(
-                        id=person.id, name=person.name, role=role, email=person.email
+                        id=person.id,
+                        name=person.name,
+                        role=role,
+                        email=person.email,
+                        language=person.language,
                     )
             for contact in self.contacts:
                 key = f"contact:{contact.role}"
                 if contact.role == role and key not in found:
                     found[key] = Recipient(
-                        id=key, name=contact.name, role=role, email=contact.email
+                        id=key,
+                        name=contact.name,
+                        role=role,
+                        email=contact.email,
+                        language=contact.language,
                     )
         return list(found.values())
 
@@ -121,6 +176,8 @@ class Recipient(_Strict):
     name: str
     role: Role
     email: str | None = None
+    # The language of their copy of a notice; None: the notices' language (a setting).
+    language: Language | None = None
 
 
 def load_roster(path: Path) -> Roster:

@@ -21,6 +21,10 @@ class Settings:
     roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
     policy_path: Path = PROJECT_ROOT / "policies" / "nanning-2017.toml"
     statement_base_url: str = "http://localhost:8000/statements"
+    # (console) Where officials open the console, for the link every notice ends with; and the
+    # language of notices (zh, en) for readers whose own the roster does not give.
+    console_url: str = "http://localhost:8000/console"
+    notice_language: str = "zh"
     # A newer official holiday schedule than the `holidays` package has (SPEC §3).
     calendar_override_path: Path | None = None
     office_hours: str = "08:00-12:00,15:00-18:00"
@@ -66,6 +70,9 @@ class Settings:
     # (only `./dev serve` sets it: its UI has no login).
     codec_origins: tuple[str, ...] = ("http://127.0.0.1:8233", "http://localhost:8233")
     codec_trust_local_ui: bool = False
+    # How often the worker's sweeper archives the runs that closed (`yuqing.audit.sweeper`):
+    # minutes, against a retention of days.
+    archive_sweep_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -79,6 +86,8 @@ class Settings:
             roster_path=Path(env.get("YUQING_ROSTER", str(default.roster_path))),
             policy_path=Path(env.get("YUQING_POLICY", str(default.policy_path))),
             statement_base_url=env.get("YUQING_STATEMENT_BASE_URL", default.statement_base_url),
+            console_url=env.get("YUQING_CONSOLE_URL") or default.console_url,
+            notice_language=_language(env.get("YUQING_NOTICE_LANGUAGE"), default.notice_language),
             calendar_override_path=(
                 Path(env["YUQING_CALENDAR_OVERRIDE"])
                 if env.get("YUQING_CALENDAR_OVERRIDE")
@@ -121,7 +130,20 @@ class Settings:
                 else default.codec_origins
             ),
             codec_trust_local_ui=env.get("YUQING_CODEC_TRUST_LOCAL_UI") == "1",
+            archive_sweep_seconds=float(
+                env.get("YUQING_ARCHIVE_SWEEP_SECONDS") or default.archive_sweep_seconds
+            ),
         )
+
+
+def _language(value: str | None, default: str) -> str:
+    if not value:
+        return default
+    if value not in ("zh", "en"):
+        raise ValueError(
+            f"YUQING_NOTICE_LANGUAGE={value!r} is not a language notices come in (zh, en)"
+        )
+    return value
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

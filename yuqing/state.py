@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -188,6 +189,10 @@ class TrailEntry(BaseModel):
     # claimed sender); and the key whose signature proved the actor (yuqing.signing).
     source: str | None = None
     key_id: str | None = None
+    # console (i18n): what happened as data, `{"key": "msg.<…>", "params": {…}}`, rendered in
+    # the reader's language (yuqing.i18n.render); `detail` keeps the English of it. None:
+    # a line of free text (a reason, an opinion) or from before messages existed.
+    message: dict[str, Any] | None = None
 
 
 class Replan(BaseModel):
@@ -210,6 +215,10 @@ DRAFT_TEXTS = 2
 TRAIL_PAGE = 100
 # How much of a post's texts its incident lists (the post's own state has them whole).
 LISTED_CHARS = 300
+# plan (issue 12): how many contacts, notices, interviews, breaches and votes the `state`
+# answer shows, and how much of each text.
+RECENT_PLAN = 5
+PLAN_CHARS = 100
 
 
 def clip(text: str, limit: int) -> str:
@@ -354,6 +363,133 @@ class PostState(Tracked):
         return self.model_copy(update=update)
 
 
+class ResponseStatus(StrEnum):
+    """Where the assessment's decision to respond or not stands (§4.3)."""
+
+    respond = "respond"  # a statement is due
+    awaiting_waiver = "awaiting_waiver"  # "no response needed", waiting for its approval
+    waived = "waived"  # approved: the statement deadline is waived, the incident monitored
+    waiver_refused = "waiver_refused"  # the approver refused: a statement is due after all
+    duty_returned = "duty_returned"  # waived, then an upgrade or new figures brought it back
+
+
+class ResponseDecision(BaseModel):
+    needed: bool
+    measures: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+    status: ResponseStatus
+    approved_by: str | None = None
+    approver_role: str | None = None
+    approved_at: datetime | None = None
+    approval_comment: str | None = None
+    # The major-incident criteria (their keys) that held when the waiver was approved: a new
+    # one firing later brings the duty back.
+    criteria_when_waived: list[str] = Field(default_factory=list)
+    grade_when_waived: Grade | None = None
+    returned_at: datetime | None = None
+    returned_reason: str | None = None
+
+
+class InterviewStatus(StrEnum):
+    requested = "requested"
+    authorised = "authorised"
+    refused = "refused"
+    held = "held"
+    held_unauthorised = "held_unauthorised"
+
+
+class InterviewRecord(BaseModel):
+    """A media interview (§4.4): asked for, authorised or refused by the leading group, held."""
+
+    interview_id: str
+    interviewee: str
+    medium: str
+    scheduled_at: datetime | None
+    topic: str
+    requested_by: str | None
+    requested_at: datetime | None
+    status: InterviewStatus
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_comment: str | None = None
+    held_at: datetime | None = None
+    held_summary: str | None = None
+    reported_by: str | None = None
+
+
+class Breach(BaseModel):
+    """A rule of the plan broken, and who answers for it (§5.4)."""
+
+    rule: str
+    person: str
+    unit: str | None
+    at: datetime
+    detail: str
+
+
+class GroupVote(BaseModel):
+    """One leading-group member's vote on one matter (a draft, a waiver, an interview …)."""
+
+    matter: str
+    member: str
+    decision: Decision
+    comment: str
+    at: datetime
+
+
+class GroupChoice(BaseModel):
+    """The leading group's members chosen for this incident (§5.1)."""
+
+    members: list[str]
+    chosen_by: str
+    reason: str
+    at: datetime
+    # 1 for the first choice, 2 when the group chose again …
+    number: int = 1
+
+
+class DepartmentContactRecord(BaseModel):
+    department: str
+    department_name: str
+    recorded_by: str
+    contacted_at: datetime
+    contact_person: str
+    said: str
+    at: datetime
+    # Set once `said` is left out of a continued run's input: what `key()` was.
+    fingerprint: str | None = None
+
+    def key(self) -> str:
+        """Which contact this is: the department, the moment and the words."""
+        if self.fingerprint is not None:
+            return self.fingerprint
+        return contact_key(self.department, self.contacted_at, self.said)
+
+
+def contact_key(department: str, contacted_at: datetime, said: str) -> str:
+    words = f"{department}\n{contacted_at.isoformat()}\n{said}".encode()
+    return hashlib.sha256(words).hexdigest()
+
+
+class DepartmentNoticeRecord(BaseModel):
+    request_id: str
+    department: str
+    department_name: str
+    requested_by: str
+    message: str
+    at: datetime
+
+
+class DrillInfo(BaseModel):
+    """A drill (§5.3): its scenario, and how many times faster its clocks run."""
+
+    scenario: str
+    speed: float
+    started_by: str
+
+
 class IncidentState(Tracked):
     incident_id: str
     workflow_id: str
@@ -388,6 +524,23 @@ class IncidentState(Tracked):
     close_reason: str | None = None
     review: Review | None = None
     posts: list[PostState] = Field(default_factory=list)
+    # -- the rest of the plan (issue 12) ---------------------------------------------------
+    calendar_version: str | None = None
+    response: ResponseDecision | None = None
+    interviews: list[InterviewRecord] = Field(default_factory=list)
+    breaches: list[Breach] = Field(default_factory=list)
+    group_choice: GroupChoice | None = None
+    group_votes: list[GroupVote] = Field(default_factory=list)
+    # Matters the group has decided (its votes on them are closed).
+    group_decided: list[str] = Field(default_factory=list)
+    contacts: list[DepartmentContactRecord] = Field(default_factory=list)
+    department_notices: list[DepartmentNoticeRecord] = Field(default_factory=list)
+    # Major-incident criteria (keys) the leading group overruled when it downgraded: they no
+    # longer upgrade the incident by themselves.
+    overruled_criteria: list[str] = Field(default_factory=list)
+    # Keys of deadlines an activity is planning, so that none is asked for twice.
+    planning: list[str] = Field(default_factory=list)
+    drill: DrillInfo | None = None
 
     @property
     def current_draft(self) -> Draft | None:
@@ -410,8 +563,15 @@ class IncidentState(Tracked):
                 "notifications": RECENT_ITEMS,
                 "posts": RECENT_ITEMS,
                 "replans": RECENT_ITEMS,
+                # plan (issue 12): the latest few, their texts shortened (_plan_shown).
+                "interviews": RECENT_PLAN,
+                "breaches": RECENT_PLAN,
+                "group_votes": RECENT_PLAN,
+                "contacts": RECENT_PLAN,
+                "department_notices": RECENT_PLAN,
             }
         )
+        update.update(self._plan_shown(update))
         cut = len(self.drafts) - DRAFT_TEXTS
         update["drafts"] = [
             d if i >= cut else d.model_copy(update={"text": "", "text_omitted": True})
@@ -467,7 +627,69 @@ class IncidentState(Tracked):
             "posts": [p.listed() if p.trail else p for p in self.posts],
         }
         update["omitted"] = omitted
-        return self.model_copy(update=update)
+        return self.model_copy(update={**update, **self._plan_carried()})
+
+    def _plan_shown(self, update: dict[str, object]) -> dict[str, object]:
+        """plan (issue 12): in the `state` answer, the texts of contacts, notices, interviews,
+        breaches and votes shortened; each is whole on the trail (README "The state")."""
+        texts = {
+            "interviews": ("interviewee", "medium", "topic", "decision_comment", "held_summary"),
+            "breaches": ("detail",),
+            "group_votes": ("comment",),
+            "contacts": ("department_name", "contact_person", "said"),
+            "department_notices": ("department_name", "message"),
+        }
+        shown: dict[str, object] = {}
+        for name, fields in texts.items():
+            items = update.get(name, getattr(self, name))
+            assert isinstance(items, list)
+            shown[name] = [
+                item.model_copy(
+                    update={
+                        f: clip(getattr(item, f), PLAN_CHARS)
+                        for f in fields
+                        if isinstance(getattr(item, f), str)
+                    }
+                )
+                for item in items
+            ]
+        return shown
+
+    def _plan_carried(self) -> dict[str, object]:
+        """plan (issue 12): what the next run needs of contacts, notices, interviews, breaches
+        and votes, and no more: their texts are on the trail (and in the audit table), so
+        the next run's input stays small with every list at its maximum. Repeats are still
+        found (a contact by its fingerprint, a notice by its request id), and the votes on
+        matters still open keep a short comment."""
+        gone = "…"
+        return {
+            "contacts": [
+                c.model_copy(update={"said": gone, "contact_person": "", "fingerprint": c.key()})
+                for c in self.contacts
+            ],
+            "department_notices": [
+                n.model_copy(update={"message": gone}) for n in self.department_notices
+            ],
+            "interviews": [
+                v.model_copy(
+                    update={
+                        "interviewee": clip(v.interviewee, PLAN_CHARS),
+                        "medium": clip(v.medium, PLAN_CHARS),
+                        "topic": gone,
+                        "decision_comment": None,
+                        "held_summary": None,
+                    }
+                )
+                for v in self.interviews
+            ],
+            "breaches": [b.model_copy(update={"detail": gone}) for b in self.breaches],
+            # A vote on a matter decided counts no more (refused before it is tallied).
+            "group_votes": [
+                v.model_copy(update={"comment": clip(v.comment, PLAN_CHARS)})
+                for v in self.group_votes
+                if v.matter not in self.group_decided
+            ],
+        }
 
     def count(self, name: str) -> int:
         """How many items a list has had, including those a continued run left behind."""

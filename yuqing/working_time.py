@@ -346,9 +346,10 @@ class WorkingCalendar:
     ) -> None:
         self.office_hours = office_hours if office_hours is not None else OfficeHours()
         # With `provisional`, a year with no official schedule counts Monday–Friday as working
-        # days and no holidays: holidays only ever move a deadline later, so a provisional due
-        # time is never later than the official one. The years so served are kept, so that
-        # the caller can say the due time is provisional.
+        # days and no holidays. The official schedule can move a due time either way: a public
+        # holiday later, a weekend declared a working day (调休) earlier, so a provisional due
+        # time is only an estimate until the schedule is loaded and it is planned again
+        # (yuqing.replan). The years so served are kept, so the caller can say it is provisional.
         self.provisional = provisional
         self.provisional_years: set[int] = set()
         self._offsets = self.office_hours.offsets()

@@ -1,12 +1,14 @@
 """Each closed workflow's whole history, archived in PostgreSQL: the record outlives Temporal's
 retention (SPEC §8).
 
-When an incident or a post completes, a `HistoryArchiveWorkflow` it started as its last act
-(`workflows/archive.py`) waits for it to close, then `archive_history` copies every run of it
-(the runs before a continue-as-new too) into `history_archive`: the history as Temporal returned
-it, payloads still encrypted, gzip-compressed JSON with its SHA-256, and one row in the audit
-chain that carries the same digest. `yuqing audit` reads the archive when Temporal no longer has
-the history; `yuqing audit-verify` checks each archive against its digest and its chain row.
+One sweeper (`yuqing.audit.sweeper`, run by the worker) lists the incidents' and posts' runs
+that closed since its last sweep (completed, continued as new, terminated, failed) and copies
+each one not archived yet into `history_archive`: the history as Temporal returned it, payloads
+still encrypted, serialized once (protobuf, gzip level 6) with its SHA-256, and one row in the
+audit chain that carries the same digest. (Incidents begun before the sweeper started a
+`HistoryArchiveWorkflow` as their last act, `workflows/archive.py`; those still run and store
+the same way.) `yuqing audit` reads the archive when Temporal no longer has the history;
+`yuqing audit-verify` checks each archive against its digest and its chain row.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from asyncpg.pool import PoolConnectionProxy
 from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History, HistoryEvent
+from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
+from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.audit.projection import GENESIS, Problem, chain_hash
 
 log = structlog.get_logger(__name__)
@@ -70,9 +74,15 @@ class HistoryArchived(BaseModel):
     runs: list[ArchivedRun]
 
 
+# How a history is kept: its own protobuf serialization (a fraction of the JSON's cost to make
+# and to read back), compressed at the level past which gzip buys little more.
+FORMAT = "protobuf"
+COMPRESS_LEVEL = 6
+
+
 @dataclass(frozen=True)
 class Packed:
-    """A history ready to store: its JSON, compressed, and what describes it."""
+    """A history ready to store: its serialization, compressed, and what describes it."""
 
     content: bytes
     sha256: str
@@ -83,43 +93,72 @@ class Packed:
     started_at: datetime
     closed_at: datetime
     previous_run_id: str | None
+    format: str = FORMAT
 
 
 def pack(history: WorkflowHistory) -> Packed:
-    """The closed history's JSON (as `WorkflowHistory.to_json` writes it), gzip-compressed."""
+    """The closed history, serialized once and gzip-compressed; the digest is of the bytes kept
+    (uncompressed), so it can be checked against the archive alone."""
     if not history.events:
         raise ValueError(f"the history of {history.workflow_id} is empty")
     first, last = history.events[0], history.events[-1]
     status = _CLOSED.get(last.event_type)
     if status is None:
         raise ValueError(f"{history.workflow_id} is still running: only closed runs are archived")
-    text = history.to_json().encode("utf-8")
+    raw = History(events=history.events).SerializeToString()
     started = first.workflow_execution_started_event_attributes
     return Packed(
-        content=gzip.compress(text, compresslevel=9, mtime=0),
-        sha256=hashlib.sha256(text).hexdigest(),
-        size_bytes=len(text),
+        content=gzip.compress(raw, compresslevel=COMPRESS_LEVEL, mtime=0),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size_bytes=len(raw),
         events=len(history.events),
         workflow_type=started.workflow_type.name,
         status=status,
         started_at=first.event_time.ToDatetime(tzinfo=UTC),
         closed_at=last.event_time.ToDatetime(tzinfo=UTC),
-        previous_run_id=started.continued_execution_run_id or None,
+        previous_run_id=previous_run(history),
     )
 
 
-def unpack(workflow_id: str, content: bytes, sha256: str) -> WorkflowHistory:
-    """The archived history, its digest checked first."""
-    text = gzip.decompress(content)
-    actual = hashlib.sha256(text).hexdigest()
+def previous_run(history: WorkflowHistory) -> str | None:
+    """The run this one continued (continue-as-new), if any."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    return started.continued_execution_run_id or None
+
+
+def unpack(workflow_id: str, content: bytes, sha256: str, format: str = FORMAT) -> WorkflowHistory:
+    """The archived history, its digest checked first. (`.to_json()` renders it as the temporal
+    CLI and `WorkflowHistory.from_json` read it.)"""
+    raw = gzip.decompress(content)
+    actual = hashlib.sha256(raw).hexdigest()
     if actual != sha256:
         raise ArchiveCorrupt(
             f"the archived history of {workflow_id} has SHA-256 {actual}, not the {sha256}"
             " recorded with it: it was altered"
         )
     history = History()
-    json_format.Parse(text, history, ignore_unknown_fields=True)
+    if format == "json":  # archived before the protobuf format (migration 0021)
+        json_format.Parse(raw, history, ignore_unknown_fields=True)
+    else:
+        history.ParseFromString(raw)
     return WorkflowHistory(workflow_id, list(history.events))
+
+
+def owner_of(workflow_id: str, history: WorkflowHistory) -> tuple[str, str | None]:
+    """(incident id, post id) of a run, from its start alone: a post is its incident's child,
+    `incident-<incident id>-post-<post id>`; an incident is `incident-<incident id>`."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    if started.workflow_type.name == NETIZEN_POST_WORKFLOW:
+        parent = started.parent_workflow_execution.workflow_id
+        if parent and workflow_id.startswith(parent + POST_INFIX):
+            return parent.removeprefix(INCIDENT_PREFIX), workflow_id[len(parent + POST_INFIX) :]
+        incident, _, post = workflow_id.rpartition(POST_INFIX)
+        return incident.removeprefix(INCIDENT_PREFIX), post
+    return workflow_id.removeprefix(INCIDENT_PREFIX), None
+
+
+INCIDENT_PREFIX = "incident-"
+POST_INFIX = "-post-"
 
 
 class ArchiveCorrupt(ValueError):
@@ -188,8 +227,8 @@ async def store(
         await conn.execute(
             "INSERT INTO history_archive (workflow_id, run_id, incident_id, post_id,"
             " workflow_type, status, started_at, closed_at, events, size_bytes, sha256,"
-            " trail_head, content, chain_row)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            " trail_head, content, chain_row, format)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             request.workflow_id,
             run_id,
             request.incident_id,
@@ -204,6 +243,7 @@ async def store(
             trail_head,
             packed.content,
             row_id,
+            packed.format,
         )
     return ArchivedRun(
         run_id=run_id, sha256=packed.sha256, events=packed.events, chain_row=row_id, new=True
@@ -215,8 +255,6 @@ async def archive_runs(
 ) -> HistoryArchived:
     """Copy the closed run `request.run_id`, and each run before it (continue-as-new) that
     Temporal still has and the archive lacks, into `history_archive`, oldest first."""
-    from yuqing.audit.history import decoded, trail_head
-
     histories: list[tuple[str, WorkflowHistory]] = []
     run_id: str | None = request.run_id
     while run_id is not None:
@@ -232,14 +270,11 @@ async def archive_runs(
             )
             break
         histories.append((run_id, history))
-        run_id = pack(history).previous_run_id
+        run_id = previous_run(history)
     runs: list[ArchivedRun] = []
     for run_id, history in reversed(histories):  # oldest first: seq follows the runs
-        packed = pack(history)
-        # The trail head the workflow's own history recorded, read from a decrypted copy.
-        plain = await decoded(_copy(history), client.data_converter)
         async with pool.acquire() as conn:
-            runs.append(await store(conn, request, run_id, packed, trail_head(plain)))
+            runs.append(await archive_one(conn, client.data_converter, request, run_id, history))
     log.info(
         "history archived",
         incident_id=request.incident_id,
@@ -249,24 +284,44 @@ async def archive_runs(
     return HistoryArchived(workflow_id=request.workflow_id, runs=runs)
 
 
-def _copy(history: WorkflowHistory) -> WorkflowHistory:
-    events = []
-    for event in history.events:
-        copy = HistoryEvent()
-        copy.CopyFrom(event)
-        events.append(copy)
-    return WorkflowHistory(history.workflow_id, events)
+async def archive_one(
+    conn: Connection,
+    converter: DataConverter,
+    request: ArchiveHistory,
+    run_id: str,
+    history: WorkflowHistory,
+) -> ArchivedRun:
+    """Pack one closed run (once) and store it with the trail head its history recorded."""
+    from yuqing.audit.history import anchored_head
+
+    packed = pack(history)
+    # Only the payloads the head is read from are decrypted, on copies: the rest is kept as is.
+    head = await anchored_head(history, converter)
+    return await store(conn, request, run_id, packed, head)
 
 
 async def archived_runs(pool: asyncpg.Pool, workflow_id: str) -> list[WorkflowHistory]:
     """Every archived run of `workflow_id`, oldest first, still encrypted (decode them with
     `yuqing.audit.history.decoded`); empty when none is archived."""
     rows = await pool.fetch(
-        "SELECT content, sha256 FROM history_archive WHERE workflow_id = $1"
+        "SELECT content, sha256, format FROM history_archive WHERE workflow_id = $1"
         " ORDER BY started_at, chain_row",
         workflow_id,
     )
-    return [unpack(workflow_id, row["content"], row["sha256"]) for row in rows]
+    return [unpack(workflow_id, row["content"], row["sha256"], row["format"]) for row in rows]
+
+
+async def archived_run(pool: asyncpg.Pool, workflow_id: str, run_id: str) -> WorkflowHistory | None:
+    """One archived run, still encrypted; None when it is not archived."""
+    row = await pool.fetchrow(
+        "SELECT content, sha256, format FROM history_archive"
+        " WHERE workflow_id = $1 AND run_id = $2",
+        workflow_id,
+        run_id,
+    )
+    return (
+        None if row is None else unpack(workflow_id, row["content"], row["sha256"], row["format"])
+    )
 
 
 async def check_archives(conn: Connection) -> list[Problem]:

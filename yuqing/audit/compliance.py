@@ -24,6 +24,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from yuqing.rules.clocks import STEP_PREFIX, step_kind
 from yuqing.working_time import SHANGHAI
 
 Outcome = Literal["met", "met_late", "missed", "overdue", "pending", "waived"]
@@ -62,6 +63,17 @@ class DeadlineRow:
     policy_version: str
     calendar_version: str | None
     as_of: datetime
+
+    @property
+    def kind(self) -> str:
+        """The deadline's kind across incidents: its key without a draft version or a
+        re-plan number (`step.publicity_lead_approval`, `publish_statement`)."""
+        return step_kind(self.key)
+
+    @property
+    def is_step(self) -> bool:
+        """An approval step's own clock (yuqing.rules.clocks), not the unit's deadline."""
+        return self.key.startswith(STEP_PREFIX)
 
     @property
     def outcome(self) -> Outcome:
@@ -177,8 +189,8 @@ def summarise(rows: Iterable[DeadlineRow]) -> dict[tuple[str, str], Summary]:
     """Per (responsible unit, deadline key), in that order."""
     found: dict[tuple[str, str], Summary] = {}
     for row in rows:
-        key = (row.responsible_unit, row.key)
-        found.setdefault(key, Summary(unit=row.responsible_unit, kind=row.key)).add(row)
+        key = (row.responsible_unit, row.kind)
+        found.setdefault(key, Summary(unit=row.responsible_unit, kind=row.kind)).add(row)
     return dict(sorted(found.items()))
 
 
@@ -606,6 +618,62 @@ def _detail_table(rows: Iterable[DeadlineRow]) -> str:
     return "".join(out)
 
 
+@dataclass
+class StepLateness:
+    """How long drafts waited at one approval step, and with whom (§5.4 "贻误时机")."""
+
+    step: str
+    person: str
+    waits: int = 0
+    escalated: int = 0
+    longest_wait: timedelta | None = None
+    worst_incident_id: str | None = None
+
+    def add(self, row: DeadlineRow) -> None:
+        self.waits += 1
+        self.escalated += int(row.outcome in MISSED)
+        end = row.met_at or (row.as_of if row.outcome in ("missed", "overdue", "pending") else None)
+        if end is None:
+            return
+        wait = end - row.starts_at
+        if self.longest_wait is None or wait > self.longest_wait:
+            self.longest_wait = wait
+            self.worst_incident_id = row.incident_id
+
+
+def step_lateness(rows: Iterable[DeadlineRow]) -> list[StepLateness]:
+    """Per approval step and approver: drafts that waited there, how many waited past the
+    step's escalation time, and the longest wait. The unit's deadlines are not in it."""
+    found: dict[tuple[str, str], StepLateness] = {}
+    for row in rows:
+        if not row.is_step or row.outcome == "waived":
+            continue
+        person = row.responsible_person or row.responsible_unit
+        key = (row.kind, person)
+        found.setdefault(key, StepLateness(step=row.kind, person=person)).add(row)
+    return [found[key] for key in sorted(found)]
+
+
+def _step_table(lines: Sequence[StepLateness]) -> str:
+    if not lines:
+        return "<p>No draft waited at an approval step in this period.</p>"
+    out = [
+        "<table><thead><tr><th>审批环节 step</th><th>审批人 approver</th><th>等待 waits</th>"
+        "<th>超时上报 escalated</th><th>最长等待 longest wait</th>"
+        "<th>最长等待的事件 incident of the longest</th></tr></thead><tbody>"
+    ]
+    for line in lines:
+        out.append(
+            f"<tr><td>{_e(line.step.removeprefix(STEP_PREFIX))}</td><td>{_e(line.person)}</td>"
+            f"<td>{line.waits}</td>"
+            f'<td class="{"bad" if line.escalated else ""}">{line.escalated}</td>'
+            f"<td>{_e(describe(line.longest_wait))}</td>"
+            f"<td>{_e(line.worst_incident_id or '')}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
 _CSS = """
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
        margin: 2em auto; max-width: 72em; color: #222; line-height: 1.5; padding: 0 1em; }
@@ -654,6 +722,8 @@ def to_html(
             _summary_table(
                 summary.values(), "单位 · 期限 unit · kind", lambda s: f"{s.unit} · {s.kind}"
             ),
+            "\n<h2>审批环节的延误 Approval steps' own lateness</h2>\n",
+            _step_table(step_lateness(rows)),
             "\n<h2>全部期限 Every deadline</h2>\n",
             _detail_table(rows),
             "\n</body>\n</html>\n",

@@ -10,24 +10,17 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import (
-    ExecuteWorkflowInput,
-    Interceptor,
-    Replayer,
-    UnsandboxedWorkflowRunner,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
 
 from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.codec import decode_in_place, is_encrypted
@@ -135,11 +128,26 @@ async def load_anywhere(
     """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
     reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
     if client is not None:
+        # Earlier runs of an incident that continued as new close (and expire) first: those
+        # Temporal has let go of are read from the archive, the rest from Temporal.
+        from_archive: list[str] = []
+
+        async def archived(run_id: str) -> WorkflowHistory | None:
+            from yuqing.audit.archive import archived_run
+
+            found = None if pool is None else await archived_run(pool, workflow_id, run_id)
+            if found is not None:
+                from_archive.append(run_id)
+            return found
+
         try:
-            return Loaded(workflow_id, await load_runs(client, workflow_id), "Temporal")
+            runs = await load_runs(client, workflow_id, earlier=archived)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or pool is None:
                 raise
+        else:
+            source = "Temporal and the archive" if from_archive else "Temporal"
+            return Loaded(workflow_id, runs, source)
     if pool is None:
         raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
     from yuqing.audit.archive import archived_runs  # the archive imports this module
@@ -164,12 +172,18 @@ def post_workflow_ids(history: WorkflowHistory) -> list[str]:
 # -- reading across runs (core: an incident continues as new when its history grows) ----------
 
 
-async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+async def load_runs(
+    client: Client,
+    workflow_id: str,
+    *,
+    earlier: Callable[[str], Awaitable[WorkflowHistory | None]] | None = None,
+) -> list[WorkflowHistory]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
 
     The latest run's start names the run it continued (`continued_execution_run_id`), and so
-    on back; a run that began afresh ends the chain.
+    on back; a run that began afresh ends the chain. An earlier run Temporal no longer has is
+    asked of `earlier` (the archive), if given; NOT_FOUND if neither has it.
     """
     # The latest run by its id, so that a run that continues as new meanwhile is read whole.
     latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
@@ -180,7 +194,15 @@ async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
         if not previous:
             return [await decoded(run, client.data_converter) for run in runs]
         handle = client.get_workflow_handle(workflow_id, run_id=previous)
-        runs.insert(0, await handle.fetch_history())
+        try:
+            runs.insert(0, await handle.fetch_history())
+        except RPCError as error:
+            kept = None
+            if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
+                kept = await earlier(previous)
+            if kept is None:
+                raise
+            runs.insert(0, kept)
 
 
 def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
@@ -219,23 +241,151 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
 def trail_head(history: WorkflowHistory) -> str | None:
     """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
     result of its last `record_trail`. An anchor of the audit chain outside its table."""
+    converter = pydantic_data_converter.payload_converter
+    for payload in _trail_results(history):
+        head = converter.from_payload(payload, TrailRecorded).last_hash
+        if head:
+            return head
+    return None
+
+
+async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> str | None:
+    """`trail_head` of a history still encrypted: only the `record_trail` results read are
+    decrypted (copies of them), newest first, until one names a row."""
+    codec = converter.payload_codec
+    for payload in _trail_results(history):
+        if codec is not None and is_encrypted(payload):
+            (payload,) = await codec.decode([payload])
+        head = converter.payload_converter.from_payload(payload, TrailRecorded).last_hash
+        if head:
+            return head
+    return None
+
+
+def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
+    """The result payload of each completed `record_trail`, the newest first."""
     scheduled = {
         event.event_id
         for event in history.events
         if event.HasField("activity_task_scheduled_event_attributes")
         and event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL
     }
-    head = None
-    converter = pydantic_data_converter.payload_converter
-    for event in history.events:
+    for event in reversed(history.events):
         if not event.HasField("activity_task_completed_event_attributes"):
             continue
         completed = event.activity_task_completed_event_attributes
-        if completed.scheduled_event_id not in scheduled or not completed.result.payloads:
+        if completed.scheduled_event_id in scheduled and completed.result.payloads:
+            yield completed.result.payloads[0]
+
+
+# -- a workflow still under way: compare only what its history has recorded -----------------
+
+_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+
+def ended_whole(run: WorkflowHistory) -> bool:
+    """Whether the run ended by completing: it then waited for its trail to be copied, so every
+    line it decided is recorded in it (or, continued as new, carried to the next run).
+
+    A run still going, or cut off (terminated, failed, timed out), can have decided lines its
+    history does not record yet, or never will: replay decides them, the recorded trail lacks
+    them, and that is no difference in what was decided."""
+    return bool(run.events) and run.events[-1].event_type == _COMPLETED
+
+
+def unconfirmed_seqs(history: WorkflowHistory) -> set[int]:
+    """The lines handed to a `record_trail` the history shows no end of: being copied when the
+    history was read (or when the run was cut off), so the projection may or may not have them."""
+    ended = {
+        attributes.scheduled_event_id
+        for event in history.events
+        for attributes in _activity_ends(event)
+    }
+    converter = pydantic_data_converter.payload_converter
+    seqs: set[int] = set()
+    for event in history.events:
+        scheduled = event.HasField("activity_task_scheduled_event_attributes")
+        if not scheduled or event.event_id in ended:
             continue
-        recorded = converter.from_payload(completed.result.payloads[0], TrailRecorded)
-        head = recorded.last_hash or head
-    return head
+        attributes = event.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name != RECORD_TRAIL:
+            continue
+        request = converter.from_payload(attributes.input.payloads[0], RecordTrail)
+        seqs.update(range(request.first_seq, request.first_seq + len(request.entries)))
+    return seqs
+
+
+def _activity_ends(event: Any) -> list[Any]:
+    for name in (
+        "activity_task_completed_event_attributes",
+        "activity_task_failed_event_attributes",
+        "activity_task_timed_out_event_attributes",
+        "activity_task_canceled_event_attributes",
+    ):
+        if event.HasField(name):
+            return [getattr(event, name)]
+    return []
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What differs, and what was left out of the comparison because the history had not (yet)
+    recorded it: `unrecorded` lines today's code decided past the recorded trail's end (of a
+    run still going or cut off), `unconfirmed` lines still being copied that the projection
+    lacks, `newer` projected rows past what the history had recorded when it was read."""
+
+    differences: list[Difference]
+    unrecorded: int = 0
+    unconfirmed: int = 0
+    newer: int = 0
+
+    def notes(self) -> list[str]:
+        said = []
+        if self.unrecorded:
+            said.append(
+                f"{self.unrecorded} line(s) decided after the last one the history records"
+                " (the run is still going, or was cut off): not compared"
+            )
+        if self.unconfirmed:
+            said.append(f"{self.unconfirmed} line(s) still being recorded: not compared")
+        if self.newer:
+            said.append(f"{self.newer} row(s) recorded since the history was read: not compared")
+        return said
+
+
+def compare_replay(
+    recorded: list[TrailLine], replayed: list[TrailLine], *, whole: bool
+) -> Comparison:
+    """The replayed trail against the recorded one; unless the workflow ended `whole`
+    (`ended_whole` of its last run), only as far as the history records."""
+    end = _end(recorded)
+    beyond = [] if whole else [line for line in replayed if line.seq >= end]
+    kept = [line for line in replayed if line.seq < end] if beyond else replayed
+    differences = compare(recorded, kept, clock_slack=REPLAY_CLOCK_SLACK)
+    return Comparison(differences, unrecorded=len(beyond))
+
+
+def compare_projection(
+    recorded: list[TrailLine], projected: list[TrailLine], *, whole: bool, unconfirmed: set[int]
+) -> Comparison:
+    """The projection against the recorded trail, row for row and exactly. Unless the workflow
+    ended `whole`, rows past the recorded end (copied after the history was read) and lines
+    still being copied that the projection lacks are left out, and counted."""
+    if whole:
+        return Comparison(compare(recorded, projected))
+    end = _end(recorded)
+    newer = [row for row in projected if row.seq >= end]
+    there = {row.seq for row in projected}
+    missing = {line.seq for line in recorded if line.seq in unconfirmed and line.seq not in there}
+    differences = compare(
+        [line for line in recorded if line.seq not in missing],
+        [row for row in projected if row.seq < end],
+    )
+    return Comparison(differences, unconfirmed=len(missing), newer=len(newer))
+
+
+def _end(lines: list[TrailLine]) -> int:
+    return max((line.seq for line in lines), default=-1) + 1
 
 
 @dataclass
@@ -281,7 +431,18 @@ async def replay(
 
 
 async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
-    # Imported here: the workflows import this package's siblings at module level.
+    # Imported here: the workflows import this package's siblings at module level, and the
+    # worker's machinery costs `yuqing audit` most of a second when it replays nothing.
+    from temporalio import workflow
+    from temporalio.worker import (
+        ExecuteWorkflowInput,
+        Interceptor,
+        Replayer,
+        UnsandboxedWorkflowRunner,
+        WorkflowInboundInterceptor,
+        WorkflowInterceptorClassInput,
+    )
+
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
 
@@ -304,6 +465,9 @@ async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Rep
         interceptors=[_Interceptor()],
         # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        # (core) No deadlock timer: a replay on a busy machine may take a run's long task
+        # past 2 s, which says nothing about the history.
+        debug_mode=True,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     error = str(result.replay_failure) if result.replay_failure else None

@@ -9,9 +9,12 @@ import html
 import json
 from collections.abc import Iterable
 from dataclasses import asdict
+from zoneinfo import ZoneInfo
 
 from yuqing.audit.history import TrailLine
-from yuqing.working_time import SHANGHAI
+
+# Not yuqing.working_time's: that module imports the holiday calendars, which a timeline needs not.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 FORMATS = ("text", "json", "md", "html")
 

@@ -56,16 +56,19 @@ class EmailChannel(NoticeChannel):
 
     def message(self, notice: SendNotification, address: str) -> EmailMessage:
         server = self._server
-        names = [r.name for r in notice.recipients if (r.email or "").lower() == address.lower()]
+        mailbox = [r for r in notice.recipients if (r.email or "").lower() == address.lower()]
+        names = [r.name for r in mailbox]
+        # console (i18n): the copy in the language its reader reads, if the roster says one.
+        subject, body = notice.copy_for(mailbox[0].language if mailbox else None)
         msg = EmailMessage()
-        msg["Subject"] = notice.subject
+        msg["Subject"] = subject
         msg["From"] = formataddr((server.from_name, server.from_address))
         msg["To"] = formataddr((names[0] if names else "", address))
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = message_id(notice.idempotency_key, server.domain)
         msg["X-Yuqing-Incident"] = notice.incident_id
         msg["X-Yuqing-Idempotency-Key"] = notice.idempotency_key
-        msg.set_content(notice.body)
+        msg.set_content(body)
         return msg
 
     @asynccontextmanager

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from yuqing.cli import audit, incidents, keys, posts, record, tokens
+from yuqing.cli import audit, incidents, keys, plan, posts, record, tokens
 from yuqing.cli.group import YuqingGroup
 
 app = typer.Typer(
@@ -34,7 +34,7 @@ app = typer.Typer(
 )
 
 # In this order in --help.
-for group in (incidents, posts, audit, record, tokens, keys):
+for group in (incidents, posts, plan, audit, record, tokens, keys):
     app.add_typer(group.app)
 
 

@@ -252,34 +252,60 @@ async def _trail(
         assert pool is not None  # checked before anything else
         found += await _check(pool, trails, loaded)
     if replay:
+        from temporalio.client import WorkflowHistory
+
+        from yuqing.audit.history import ended_whole
         from yuqing.audit.history import replay as replay_history
 
         for workflow_id, history in loaded.items():
-            for run in history.runs:
-                replayed = await replay_history(run, converter)
-                found += _replayed(workflow_id, recorded_trail(run), replayed)
+            # Every run at once: a run that continued as new can leave its last lines to the
+            # next run to record.
+            events = [event for run in history.runs for event in run.events]
+            replayed = await replay_history(WorkflowHistory(workflow_id, events), converter)
+            whole = ended_whole(history.runs[-1])
+            found += _replayed(workflow_id, trails[workflow_id], replayed, whole)
     return found
 
 
 async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[str, Any]) -> int:
-    from yuqing.audit.history import TrailLine, compare, trail_head
+    from yuqing.audit.history import (
+        TrailLine,
+        compare_projection,
+        ended_whole,
+        trail_head,
+        unconfirmed_seqs,
+    )
     from yuqing.audit.projection import projected_trail
 
     tool.quiet_logs()
     found = 0
     for workflow_id, recorded in trails.items():
+        runs = loaded[workflow_id].runs
+        whole = ended_whole(runs[-1])
         rows = await projected_trail(pool, workflow_id, chain=True)
         fields = [{k: row[k] for k in TrailLine.__dataclass_fields__} for row in rows]
-        diffs = compare(recorded, [TrailLine(**row) for row in fields])
+        pending = set() if whole else unconfirmed_seqs(runs[-1])
+        compared = compare_projection(
+            recorded, [TrailLine(**row) for row in fields], whole=whole, unconfirmed=pending
+        )
+        diffs = compared.differences
         found += len(diffs)
         verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
         tool.say(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
         for diff in diffs:
             tool.say(f"  {diff.describe('the projection')}")
-        # The history keeps the hash the last row had when it was written: the table's must be
-        # the same, or the chain was recomputed from some row before it.
-        anchored = trail_head(loaded[workflow_id].runs[-1])
-        if anchored is not None and rows and rows[-1]["row_hash"] != anchored:
+        for note in compared.notes():
+            tool.say(f"  {note}")
+        # The history keeps the hash its last copied row had when it was written: the table
+        # must hold that row as it was (its last row, once the workflow ended whole), or the
+        # chain was recomputed from some row before it.
+        anchored = next((h for h in map(trail_head, reversed(runs)) if h is not None), None)
+        if anchored is None or not rows:
+            continue
+        held = rows[-1]["row_hash"] == anchored or (
+            not whole and any(row["row_hash"] == anchored for row in rows)
+        )
+        if not held:
             found += 1
             tool.say(
                 f"  the history anchors {workflow_id}'s last row at {anchored}; the table says "
@@ -288,11 +314,13 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
     return found
 
 
-def _replayed(workflow_id: str, recorded: list[Any], replayed: Any) -> int:
-    """Say what replaying one run found; how many differences."""
-    from yuqing.audit.history import REPLAY_CLOCK_SLACK, compare
+def _replayed(workflow_id: str, recorded: list[Any], replayed: Any, whole: bool) -> int:
+    """Say what replaying a workflow's runs found; how many differences. Unless it ended
+    `whole`, only the lines its history records are compared (the rest are counted)."""
+    from yuqing.audit.history import Comparison, compare_replay
 
-    diffs = compare(recorded, replayed.trail, clock_slack=REPLAY_CLOCK_SLACK) if recorded else []
+    compared = compare_replay(recorded, replayed.trail, whole=whole) if recorded else Comparison([])
+    diffs = compared.differences
     if replayed.error:
         tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
         return len(diffs) + 1
@@ -304,6 +332,8 @@ def _replayed(workflow_id: str, recorded: list[Any], replayed: Any) -> int:
     grade = getattr(replayed.state, "grade", None)
     graded = f" (grade {grade})" if grade else ""
     tool.say(f"replay of {workflow_id}: the same decisions{graded}")
+    for note in compared.notes():
+        tool.say(f"  {note}")
     return 0
 
 

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from babel.messages.pofile import read_po
-
-from yuqing.working_time import SHANGHAI
+# Not yuqing.working_time's: this module is imported by the pure core (notices as data) and by
+# quick tools, which need neither the holiday tables nor Babel until they render.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 Lang = Literal["zh", "en"]
 LANGUAGES: tuple[Lang, ...] = ("zh", "en")
@@ -34,6 +35,8 @@ _RANGE = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s
 @cache
 def catalog(lang: Lang) -> Mapping[str, str]:
     """Every key of one language and its text (an untranslated entry counts as missing)."""
+    from babel.messages.pofile import read_po
+
     with (CATALOG_DIR / f"{lang}.po").open("rb") as po:
         messages = read_po(po, locale=lang)
     return {str(m.id): str(m.string) for m in messages if m.id and m.string}

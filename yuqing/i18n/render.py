@@ -31,6 +31,7 @@ FAMILIES = {
     "evidence_kind": "evidence",
     "decision": "decision",
     "status": "post",
+    "criteria": "criterion",
 }
 
 
@@ -49,18 +50,26 @@ class Message(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def _value(name: str, value: Any, lang: str, names: Names | None) -> str:
+def _value(
+    name: str, value: Any, lang: str, names: Names | None, given: Mapping[str, Any] | None = None
+) -> str:
     if value is None:
-        return ""
+        return "—"  # e.g. no person answers for it: said, not left blank
     if isinstance(value, list):
-        return i18n.t("list.separator", lang).join(_value(name, v, lang, names) for v in value)
+        return i18n.t("list.separator", lang).join(
+            _value(name, v, lang, names, given) for v in value
+        )
     if name in ("person", "people") or name.endswith("_person"):
         return names.person_name(str(value)) if names else str(value)
     if name == "unit" or name.endswith("_unit"):
         return names.unit_name(str(value), lang) if names else str(value)
     if name == "deadline":
+        # A deadline the catalog does not name (a step's clock, a newer policy's) by its title.
         named = f"deadline.{value}"
-        return i18n.t(named, lang) if i18n.has(named) else str(value)
+        if i18n.has(named):
+            return i18n.t(named, lang)
+        title = (given or {}).get("deadline_title")
+        return str(title) if title else str(value)
     if name in FAMILIES:
         return i18n.label(FAMILIES[name], str(value), lang)
     if name in ("due", "at") or name.endswith("_at"):
@@ -78,7 +87,8 @@ def render(message: Message | Mapping[str, Any], lang: str, names: Names | None 
     """The message in `lang`, its parameters shown by what they are."""
     if not isinstance(message, Message):
         message = Message.model_validate(message)
-    params = {k: _value(k, v, lang, names) for k, v in message.params.items()}
+    given = message.params
+    params = {k: _value(k, v, lang, names, given) for k, v in given.items()}
     try:
         return i18n.t(message.key, lang, **params)
     except (KeyError, IndexError, ValueError):
