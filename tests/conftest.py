@@ -168,7 +168,21 @@ TEST_KEYS = KeyRing.generate(f"test-{uuid.uuid4().hex[:8]}")
 # The modules that take longest, first: `./dev test` deals whole modules out to several
 # processes in collection order (xdist's loadscope), and a long one dealt out last would run
 # on alone at the end while the other processes sit idle.
-SLOW_FIRST = ("test_scale_out.py", "test_console.py", "test_stack.py", "test_processes.py")
+SLOW_FIRST = (
+    "test_scale_out.py",
+    "test_soak.py",
+    "test_tool_endings.py",
+    "test_readme.py",
+    "test_console.py",
+    "test_stack.py",
+    "test_processes.py",
+)
+
+
+# Modules whose tests run for minutes on a loaded machine: pyproject's per-test timeout
+# (which only catches a hang) would cut them off.
+LONG_TIMEOUT = 540
+LONG_RUNNING = ("test_scale_out.py", "test_soak.py", "test_tool_endings.py", "test_readme.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -177,6 +191,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: within a module, the order stays as written
+    for item in items:
+        if item.path.name in LONG_RUNNING and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 def pytest_configure(config: pytest.Config) -> None:
