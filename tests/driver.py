@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -84,6 +85,23 @@ def approval(approver: str, version: int, decision: str = "approve", comment: st
         "draft_version": version,
         "comment": comment,
     }
+
+
+async def task_owed(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the workflow has a workflow task scheduled or running, read from its history.
+
+    The time-skipping test server never fills `pending_workflow_task` in its describe answer:
+    between an activity's completion and the workflow task that takes its result, describe
+    shows nothing pending there. The history does: a task scheduled after the last one
+    completed (a failed or timed-out task is followed by a new one scheduled).
+    """
+    scheduled = completed = 0
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            scheduled = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            completed = event.event_id
+    return scheduled > completed
 
 
 class IncidentDriver:
@@ -285,9 +303,11 @@ class IncidentDriver:
             await asyncio.sleep(POLL)
 
     async def _idle(self, workflow_id: str) -> bool:
-        description = await self.client.get_workflow_handle(workflow_id).describe()
-        raw = description.raw_description
+        handle = self.client.get_workflow_handle(workflow_id)
+        raw = (await handle.describe()).raw_description
         if raw.pending_activities or raw.HasField("pending_workflow_task"):
+            return False
+        if await task_owed(handle):
             return False
         for child in raw.pending_children:
             if not await self._idle(child.workflow_id):

@@ -78,8 +78,22 @@ class Lifecycle:
         # until another worker has taken the incident over, and the API sends them again
         # itself (starter.decide), so the caller never sees it.
         response = await api.post(path, json=body, headers=who(person))
-        assert response.status_code == ok, (path, response.status_code, response.text)
+        if response.status_code != ok:
+            trail = await self.trail()
+            raise AssertionError(f"{path}: {response.status_code} {response.text}\n{trail}")
         return response.json()
+
+    async def trail(self) -> str:
+        """The incident's whole trail, a line each: what a failure shows."""
+        response = await self.apis[0].get(
+            f"/incidents/{self.incident_id}/trail", params={"limit": 100}, headers=who("li.ming")
+        )
+        if response.status_code != 200:
+            return f"(no trail: {response.status_code} {response.text})"
+        lines = response.json()["lines"]
+        return "\n".join(
+            f"  {e['at']} {e['kind']} {e.get('signal')}: {e['detail']}" for e in lines
+        )
 
     async def state(self) -> dict[str, Any]:
         for _ in range(3):
