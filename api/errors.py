@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter import taken_over
 from yuqing.decider import clip, printable
 from yuqing.state import TrailEntry
 
@@ -65,10 +66,6 @@ def temporal_error(err: BaseException, address: str, what: str) -> ApiError:
     if isinstance(err, RPCError):
         if err.status is RPCStatusCode.NOT_FOUND:
             return ApiError(404, f"{what} does not exist")
-        if err.status is RPCStatusCode.UNAVAILABLE:
-            return ApiError(503, f"Temporal at {address} is unreachable: {err.message}")
-        if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
-            return ApiError(504, f"Temporal at {address} did not answer in time for {what}")
         if _retrying_workflow_task(err):
             return ApiError(
                 503,
@@ -76,6 +73,10 @@ def temporal_error(err: BaseException, address: str, what: str) -> ApiError:
                 " complete, e.g. its worker stopped); nothing was decided: send it again in a"
                 " few seconds",
             )
+        if err.status is RPCStatusCode.UNAVAILABLE or _lost_connection(err):
+            return ApiError(503, f"Temporal at {address} is unreachable: {err.message}")
+        if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
+            return ApiError(504, f"Temporal at {address} did not answer in time for {what}")
         return ApiError(502, f"Temporal at {address} refused the call for {what}: {err.message}")
     # A lazily connected client that never reached its server raises this instead.
     return ApiError(503, f"Temporal at {address} is unreachable: {err}")
@@ -83,8 +84,22 @@ def temporal_error(err: BaseException, address: str, what: str) -> ApiError:
 
 def _retrying_workflow_task(err: RPCError) -> bool:
     # (ops) Temporal refuses an update while the workflow task that would take it is being
-    # retried (after a worker died mid-task, or a task failed); the update was not admitted.
-    return "Workflow Task in failed state" in err.message
+    # retried (after a worker died mid-task, or a task failed), or aborts one it had not yet
+    # admitted; starter.decide sends it again within its patience, and this is what is left
+    # once that ran out.
+    return taken_over(err)
+
+
+# What the SDK says when the connection itself went (a frozen or vanished Temporal: the
+# HTTP/2 keep-alive gave up), rather than a status the server sent.
+_CONNECTION_LOST = ("transport error", "KeepAliveTimedOut", "connection reset", "broken pipe")
+
+
+def _lost_connection(err: RPCError) -> bool:
+    if err.status is RPCStatusCode.CANCELLED:
+        return True
+    text = err.message.lower()
+    return any(marker.lower() in text for marker in _CONNECTION_LOST)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:

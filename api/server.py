@@ -53,7 +53,9 @@ async def run_api(
     try:
         client = await process.wait_for(
             f"Temporal at {settings.temporal_address}",
-            lambda: connect(settings),
+            # (core) HTTP/2 pings as the tools send them: a frozen Temporal fails calls in
+            # ~12 s (503) instead of the SDK's default 45 s (issue 8).
+            lambda: connect(settings, keep_alive_config=_keep_alive()),
             options.start_timeout,
         )
         try:
@@ -91,6 +93,16 @@ async def run_api(
         log.info("API stopped")
     finally:
         await pool.close()
+
+
+def _keep_alive() -> object:
+    from temporalio.client import KeepAliveConfig
+
+    from yuqing.tool import KEEP_ALIVE_INTERVAL_MS, KEEP_ALIVE_TIMEOUT_MS
+
+    return KeepAliveConfig(
+        interval_millis=KEEP_ALIVE_INTERVAL_MS, timeout_millis=KEEP_ALIVE_TIMEOUT_MS
+    )
 
 
 def _patience() -> timedelta:

@@ -33,6 +33,12 @@ from yuqing.state import Tracked, TrailEntry
 
 S = TypeVar("S", bound=Tracked)
 
+# A query is answered from the incident's worker in milliseconds, or once another worker has
+# taken the incident over (its worker died: the workflow task's 10 s timeout and a retry); one
+# that takes longer than this means Temporal (or every worker) is not answering: 503 rather
+# than a long wait. A frozen Temporal is found sooner, by the client's keep-alive (~12 s).
+QUERY_TIMEOUT = timedelta(seconds=20)
+
 
 @dataclass(frozen=True)
 class Reported:
@@ -58,10 +64,12 @@ class Workflows:
         *,
         patience: timedelta = timedelta(seconds=30),
         signer: Signer,
+        query_timeout: timedelta = QUERY_TIMEOUT,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.patience = patience
+        self.query_timeout = query_timeout
         # The API's service key: every decision sent through here is signed with it, in the
         # name of the person the token authenticated (who is named in the payload).
         self.signer = signer
@@ -78,10 +86,23 @@ class Workflows:
     ) -> Any:
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            return await handle.query(name, *args, result_type=model)
+            return await handle.query(
+                name, *args, result_type=model, rpc_timeout=self.query_timeout
+            )
         except WorkflowQueryFailedError as err:
             raise ApiError(409, f"{what} has no state: {err}") from err
-        except (RPCError, RuntimeError) as err:
+        except RPCError as err:
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                # A query waits for nobody's decision: Temporal (or the incident's worker)
+                # is not answering, and the caller may try again. (The SDK ends a call past
+                # its rpc_timeout as CANCELLED "Timeout expired".)
+                raise ApiError(
+                    503,
+                    f"Temporal at {self.address} did not answer for {what} within "
+                    f"{self.query_timeout.total_seconds():g} s; try again shortly",
+                ) from err
+            raise temporal_error(err, self.address, what) from err
+        except RuntimeError as err:
             raise temporal_error(err, self.address, what) from err
 
     async def decide(

@@ -24,6 +24,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 # No workflow module here: a starter needs only the wire contract's names (and starts fast).
 from yuqing import CONTINUING, DECIDE_UPDATE, INCIDENT_WORKFLOW, incident_workflow_id
@@ -48,6 +49,10 @@ ID_REUSE = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 PATIENCE = timedelta(seconds=30)
 # How soon an update turned away while the workflow continues as new is sent again.
 AGAIN = 0.1
+# What Temporal says of an update while another worker takes the workflow over, and how soon
+# it is sent again (the retried workflow task takes a few seconds: its timeout, 10 s at most).
+TAKEN_OVER = ("Workflow Task in failed state", "workflow update was aborted")
+TAKE_OVER_AGAIN = 0.5
 
 
 class InvalidInput(ValueError):
@@ -132,24 +137,37 @@ async def report_incident(
         evidence=report.evidence,
         source=report.source,
     )
-    start: WithStartWorkflowOperation[Any, IncidentSummary] = WithStartWorkflowOperation(
-        INCIDENT_WORKFLOW,
-        report,
-        result_type=IncidentSummary,
-        **_start(report, task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING),
-    )
-    try:
-        entry: TrailEntry = await client.execute_update_with_start_workflow(
-            DECIDE_UPDATE,
-            {"signal": "add_evidence", "payload": again.model_dump(mode="json")},
-            start_workflow_operation=start,
-            result_type=TrailEntry,
-            rpc_timeout=patience,
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience.total_seconds()
+    while True:
+        start: WithStartWorkflowOperation[Any, IncidentSummary] = WithStartWorkflowOperation(
+            INCIDENT_WORKFLOW,
+            report,
+            result_type=IncidentSummary,
+            **_start(
+                report, task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+            ),
         )
-    except BaseException:
-        _settle(start)
-        raise
-    return entry
+        try:
+            entry: TrailEntry = await client.execute_update_with_start_workflow(
+                DECIDE_UPDATE,
+                {"signal": "add_evidence", "payload": again.model_dump(mode="json")},
+                start_workflow_operation=start,
+                result_type=TrailEntry,
+                rpc_timeout=timedelta(seconds=max(give_up - loop.time(), 1.0)),
+            )
+        except (RPCError, RuntimeError) as err:
+            _settle(start)
+            # Joining an open incident whose worker just died: the same report again (its
+            # submission id makes a second delivery add nothing).
+            if not taken_over(err) or loop.time() + TAKE_OVER_AGAIN > give_up:
+                raise
+            await asyncio.sleep(TAKE_OVER_AGAIN)
+            continue
+        except BaseException:
+            _settle(start)
+            raise
+        return entry
 
 
 def _settle(start: WithStartWorkflowOperation[Any, Any]) -> None:
@@ -170,19 +188,24 @@ async def decide(
 ) -> TrailEntry:
     """Have the workflow decide `signal`: the trail entry of its acceptance or refusal.
 
-    A workflow readying to continue as new turns updates away for a moment (`CONTINUING`):
-    the update is sent again, to the next run, until `patience` runs out.
+    Sent again, under the same update id (so it is decided once however often it is sent),
+    until `patience` runs out, while the workflow cannot take it yet: it readies to continue
+    as new (`CONTINUING`), or its worker died mid-task and another is taking it over (Temporal
+    refuses or aborts the update until then: nothing was decided).
     """
     handle = client.get_workflow_handle(workflow_id)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + patience.total_seconds()
+    update_id = f"decide-{uuid.uuid4()}"
     while True:
+        left = max(give_up - loop.time(), 1.0)
         try:
             entry: TrailEntry = await handle.execute_update(
                 DECIDE_UPDATE,
                 {"signal": signal, "payload": payload},
+                id=update_id,
                 result_type=TrailEntry,
-                rpc_timeout=patience,
+                rpc_timeout=timedelta(seconds=left),
             )
             return entry
         except WorkflowUpdateFailedError as err:
@@ -190,7 +213,17 @@ async def decide(
             continuing = isinstance(cause, ApplicationError) and cause.type == CONTINUING
             if not continuing or loop.time() > give_up:
                 raise
-        await asyncio.sleep(AGAIN)
+            await asyncio.sleep(AGAIN)
+        except (RPCError, RuntimeError) as err:
+            if not taken_over(err) or loop.time() + TAKE_OVER_AGAIN > give_up:
+                raise
+            await asyncio.sleep(TAKE_OVER_AGAIN)
+
+
+def taken_over(err: BaseException) -> bool:
+    """Temporal turned the update away because the workflow task that would take it is being
+    retried (its worker died, or the task failed): it was not admitted, send it again."""
+    return isinstance(err, RPCError | RuntimeError) and any(m in str(err) for m in TAKEN_OVER)
 
 
 async def signal_and_wait(

@@ -105,8 +105,15 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own (it starts in a third of a second).
+
+    One shared by the session stalled: the server moves its clock only while no workflow task
+    and no activity is outstanding anywhere on it, and a workflow another test left behind (a
+    post's timer firing, an archiver's next task, on a queue whose worker has stopped) is
+    outstanding for ever, so every later skip of hours ran in real time.
+    """
     environment = await start_time_skipping()
     yield environment
     await environment.shutdown()
@@ -123,24 +130,20 @@ async def start_time_skipping() -> WorkflowEnvironment:
 
 @pytest.fixture
 async def own_clock(
-    pool: asyncpg.Pool, settings: Settings, tmp_path: Path
+    env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[IncidentDriver]:
-    """A driver on a time-skipping server of its own, whose clock the test may move to any
-    later date (the shared server's clock only moves forward, test after test). Its worker
-    reads the calendar override at `driver.calendar_override`, empty at first."""
+    """A driver whose clock the test may move to any later date (the test's own server, as
+    every test's is). Its worker reads the calendar override at `driver.calendar_override`,
+    empty at first."""
     override = tmp_path / "calendar-override.toml"
     override.write_text('source = "none yet"\nyears = []\n', encoding="utf-8")
-    environment = await start_time_skipping()
-    try:
-        own = replace(settings, calendar_override_path=override)
-        task_queue = f"test-{uuid.uuid4()}"
-        async with create_worker(environment.client, pool, own, task_queue=task_queue):
-            incident = IncidentDriver(environment, pool, task_queue)
-            incident.calendar_override = override
-            yield incident
-            await incident.terminate_if_running()
-    finally:
-        await environment.shutdown()
+    own = replace(settings, calendar_override_path=override)
+    task_queue = f"test-{uuid.uuid4()}"
+    async with create_worker(env.client, pool, own, task_queue=task_queue):
+        incident = IncidentDriver(env, pool, task_queue)
+        incident.calendar_override = override
+        yield incident
+        await incident.terminate_if_running()
 
 
 @pytest.fixture
@@ -152,8 +155,7 @@ async def driver(
     async with create_worker(env.client, pool, settings, task_queue=task_queue):
         incident = IncidentDriver(env, pool, task_queue)
         yield incident
-        # A workflow left running would wait on a queue nobody polls, and the shared
-        # time-skipping server does not move its clock past a task that nobody takes.
+        # Activities still in flight would hold the worker's shutdown for its drain.
         await incident.terminate_if_running()
 
 
@@ -161,6 +163,37 @@ async def driver(
 # goes into the environment, so every client the tests make, the CLI's and a worker process's
 # included, encrypts under it like the service does under its own.
 TEST_KEYS = KeyRing.generate(f"test-{uuid.uuid4().hex[:8]}")
+
+
+# The modules that take longest, first: `./dev test` deals whole modules out to several
+# processes in collection order (xdist's loadscope), and a long one dealt out last would run
+# on alone at the end while the other processes sit idle.
+SLOW_FIRST = (
+    "test_scale_out.py",
+    "test_soak.py",
+    "test_tool_endings.py",
+    "test_readme.py",
+    "test_console.py",
+    "test_stack.py",
+    "test_processes.py",
+)
+
+
+# Modules whose tests run for minutes on a loaded machine: pyproject's per-test timeout
+# (which only catches a hang) would cut them off.
+LONG_TIMEOUT = 540
+LONG_RUNNING = ("test_scale_out.py", "test_soak.py", "test_tool_endings.py", "test_readme.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, the order stays as written
+    for item in items:
+        if item.path.name in LONG_RUNNING and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 def pytest_configure(config: pytest.Config) -> None:

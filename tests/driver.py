@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -35,6 +36,8 @@ HISTORIES = Path(__file__).parent / "histories"
 # time-skipping server moves the clock only in `env.sleep` and while awaiting a result.
 POLL = 0.05
 PATIENCE = 30.0
+# Skips in a row (each given up by the server after ~30 s) that move the clock not at all.
+SLEEP_STALLS = 3
 
 
 def report(**overrides: Any) -> IncidentReport:
@@ -82,6 +85,23 @@ def approval(approver: str, version: int, decision: str = "approve", comment: st
         "draft_version": version,
         "comment": comment,
     }
+
+
+async def task_owed(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the workflow has a workflow task scheduled or running, read from its history.
+
+    The time-skipping test server never fills `pending_workflow_task` in its describe answer:
+    between an activity's completion and the workflow task that takes its result, describe
+    shows nothing pending there. The history does: a task scheduled after the last one
+    completed (a failed or timed-out task is followed by a new one scheduled).
+    """
+    scheduled = completed = 0
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            scheduled = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            completed = event.event_id
+    return scheduled > completed
 
 
 class IncidentDriver:
@@ -203,13 +223,22 @@ class IncidentDriver:
         assert env is not None, "only the time-skipping server can make time pass"
         await self.settle()
         target = await env.get_current_time() + duration
+        stalled = 0
         while (remaining := target - await env.get_current_time()) > timedelta(0):
             try:
                 await env.sleep(remaining)
-            except RPCError:
+            except RPCError as err:
                 # The test server now and then drops a long skip after ~30 s (an HTTP/2
-                # error); the clock has moved part of the way, so skip the rest.
-                continue
+                # error); the clock has moved part of the way, so skip the rest. A clock that
+                # does not move at all is held by a task nobody takes: say so, do not hang.
+                moved = target - await env.get_current_time() < remaining
+                stalled = 0 if moved else stalled + 1
+                if stalled >= SLEEP_STALLS:
+                    raise AssertionError(
+                        f"the time-skipping server's clock does not move ({err}): a workflow "
+                        "task or activity is waiting on a task queue nobody polls (a worker "
+                        "that stopped before its workflows or their archivers finished?)"
+                    ) from err
 
     async def jump_to(self, moment: datetime) -> None:
         """Move the clock forward to `moment` (the server's clock only moves forward)."""
@@ -274,9 +303,11 @@ class IncidentDriver:
             await asyncio.sleep(POLL)
 
     async def _idle(self, workflow_id: str) -> bool:
-        description = await self.client.get_workflow_handle(workflow_id).describe()
-        raw = description.raw_description
+        handle = self.client.get_workflow_handle(workflow_id)
+        raw = (await handle.describe()).raw_description
         if raw.pending_activities or raw.HasField("pending_workflow_task"):
+            return False
+        if await task_owed(handle):
             return False
         for child in raw.pending_children:
             if not await self._idle(child.workflow_id):

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,7 @@ from api.server import serving
 from tests.readme_runner import Outcome, Shell, Step, says, steps
 from worker import create_worker
 from yuqing import codec, db
+from yuqing.audit.sweeper import sweeping
 from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT, Settings
 from yuqing.stack import EmbeddedPostgres, start_temporal
@@ -41,6 +43,7 @@ README = PROJECT_ROOT / "README.md"
 STEP_TIMEOUT_S = 120.0
 # A `# once …` command is run again until it holds, for this long.
 EVENTUALLY_S = 30.0
+ARCHIVE_SWEEP = timedelta(seconds=2)
 
 
 @dataclass
@@ -62,7 +65,7 @@ async def fresh_database(postgres: EmbeddedPostgres) -> str:
 def reader_directory() -> Path:
     """Where the reader stands: the project's files the README names, nothing else."""
     here = Path(tempfile.mkdtemp(prefix="yuqing-readme-"))
-    for name in (".venv", "demo", "tests", "config", "policies"):
+    for name in (".venv", "demo", "drills", "tests", "config", "policies"):
         (here / name).symlink_to(PROJECT_ROOT / name)
     return here
 
@@ -96,7 +99,12 @@ async def stack(postgres: EmbeddedPostgres) -> AsyncIterator[Stack]:
         with structlog.testing.capture_logs():
             async with serving(create_app(client, pool, settings), access_log=False) as url:
                 settings = replace(settings, statement_base_url=f"{url}/statements")
-                async with create_worker(client, pool, settings):
+                # The worker process's sweeper archives closed incidents, here every 2 s
+                # rather than every minute.
+                async with (
+                    create_worker(client, pool, settings),
+                    sweeping(client, pool, every=ARCHIVE_SWEEP),
+                ):
                     env = {
                         "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
                         "HOME": str(cwd),

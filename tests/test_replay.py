@@ -99,7 +99,34 @@ def test_histories_are_saved() -> None:
         "console_notices_post.p1",
         # The memo's patch asked at the top of run (console-memo-at-start).
         "console_memo_general-at-start",
+        # Every patch asked in the run's first task (patch core-patches-first).
+        "general_published_in_time-patches-first",
+        "post_closing_with_open_post-patches-first",
+        "post_closing_with_open_post-patches-first.p1",
+        "continued_as_new-patches-first.run1",
+        "continued_as_new-patches-first.run2",
+        "continued_as_new-patches-first.run3",
     } <= names
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in HISTORIES if "-patches-first" in p.stem],
+    ids=lambda p: p.stem,
+)
+def test_every_patch_marker_is_in_the_first_workflow_task(path: Path) -> None:
+    """Where a replay meets each marker then does not depend on how its tasks fall."""
+    events = json.loads(path.read_text())["events"]
+    tasks = [
+        int(e["eventId"]) for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
+    ]
+    markers = [
+        int(e["eventId"])
+        for e in events
+        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+    ]
+    # The commands of a task follow its completion, up to the next task's completion.
+    assert len(markers) >= 5 and all(tasks[0] < m < tasks[1] for m in markers), (tasks, markers)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -72,23 +72,38 @@ class Lifecycle:
         self.incident_id = ""
 
     async def call(self, path: str, body: dict[str, Any], person: str, ok: int = 200) -> Any:
-        for _ in range(30):
-            api = self.apis[(self.index + self.calls) % len(self.apis)]
-            self.calls += 1
-            response = await api.post(path, json=body, headers=who(person))
-            # Right after a worker was killed mid-task, Temporal refuses updates until another
-            # worker has retried that workflow task: nothing was decided, the caller sends again.
-            if response.status_code == 503 and "taken over" in response.text:
-                await asyncio.sleep(1.0)
-                continue
-            break
-        assert response.status_code == ok, (path, response.status_code, response.text)
-        return response.json()
-
-    async def state(self) -> dict[str, Any]:
         api = self.apis[(self.index + self.calls) % len(self.apis)]
         self.calls += 1
-        response = await api.get(f"/incidents/{self.incident_id}", headers=who("li.ming"))
+        # Sent once: right after a worker was killed mid-task Temporal turns updates away
+        # until another worker has taken the incident over, and the API sends them again
+        # itself (starter.decide), so the caller never sees it.
+        response = await api.post(path, json=body, headers=who(person))
+        if response.status_code != ok:
+            trail = await self.trail()
+            raise AssertionError(f"{path}: {response.status_code} {response.text}\n{trail}")
+        return response.json()
+
+    async def trail(self) -> str:
+        """The incident's whole trail, a line each: what a failure shows."""
+        response = await self.apis[0].get(
+            f"/incidents/{self.incident_id}/trail", params={"limit": 100}, headers=who("li.ming")
+        )
+        if response.status_code != 200:
+            return f"(no trail: {response.status_code} {response.text})"
+        lines = response.json()["lines"]
+        return "\n".join(
+            f"  {e['at']} {e['kind']} {e.get('signal')}: {e['detail']}" for e in lines
+        )
+
+    async def state(self) -> dict[str, Any]:
+        for _ in range(3):
+            api = self.apis[(self.index + self.calls) % len(self.apis)]
+            self.calls += 1
+            response = await api.get(f"/incidents/{self.incident_id}", headers=who("li.ming"))
+            # A read waits for a worker to answer; while one takes over from a killed one, it
+            # may be told to try again shortly, and does, as an official would.
+            if response.status_code != 503 or "try again" not in response.text:
+                break
         assert response.status_code == 200, response.text
         state: dict[str, Any] = response.json()
         return state

@@ -1,4 +1,5 @@
-"""One incident under a flood: 20,000 signals, nearly all refused, through the real worker.
+"""One incident under a flood of signals (6,000 in the suite, 20,000 on demand), nearly all
+refused, through the real worker.
 
 It continues as new as its history grows; its `state` answer stays small and every run's
 history short; afterwards it still approves, publishes once per channel and closes, and the
@@ -9,25 +10,54 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
 from tests.keys import signed
-from yuqing.audit.history import TrailLine, compare, load_runs, recorded_trail, replay
+from worker import create_worker
 from yuqing.audit.history import load_history as load_all_runs
-from yuqing.audit.projection import projected_trail
+from yuqing.audit.history import load_runs, recorded_trail
+from yuqing.cli import app
+from yuqing.settings import Settings
 from yuqing.state import IncidentState
 
-SIGNALS = 20_000
+# The issue's figure is 20,000 (YUQING_SOAK_SIGNALS=20000, with the service's own bound of
+# 2,000 decisions a run: 11 runs, ~95 s on a 2-core machine); the suite sends 6,000 with a
+# bound of 1,000, which continues as new as often for a third of the time (25-90 s).
+SIGNALS = int(os.environ.get("YUQING_SOAK_SIGNALS", "6000"))
+BOUND = 2000 if SIGNALS >= 20_000 else 1000
 WAVE = 1000
 STATE_LIMIT = 256 * 1024
 EVENTS_LIMIT = 10_000
 # Waiting here is for the worker to decide what was sent, not for time to pass.
 FLOOD_PATIENCE = 600.0
+CONTINUED = "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+COMPLETED = "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+
+
+@pytest.fixture
+async def flood(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[IncidentDriver]:
+    task_queue = f"test-{uuid.uuid4()}"
+    own = replace(settings, continue_after_decisions=BOUND)
+    async with create_worker(env.client, pool, own, task_queue=task_queue):
+        incident = IncidentDriver(env, pool, task_queue)
+        yield incident
+        await incident.terminate_if_running()
 
 
 async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
@@ -43,8 +73,9 @@ async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
 
 
 async def test_an_incident_flooded_with_signals_continues_as_new_and_still_closes(
-    driver: IncidentDriver,
+    flood: IncidentDriver, settings: Settings, tmp_path: Path
 ) -> None:
+    driver = flood
     began = time.monotonic()
     await driver.start(report())
     assert driver.handle is not None
@@ -92,17 +123,6 @@ async def test_an_incident_flooded_with_signals_continues_as_new_and_still_close
     assert state.refused_total == SIGNALS
     assert len(state.trail) <= 20 and state.trail_total > SIGNALS
 
-    # Every run short, and there were several.
-    runs = await load_runs(driver.client, handle.id)
-    assert len(runs) >= 3, f"{len(runs)} run(s)"
-    lengths = [len(run.events) for run in runs]
-    assert max(lengths) < EVENTS_LIMIT, lengths
-    ends = [EventType.Name(run.events[-1].event_type) for run in runs]
-    assert all(end == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" for end in ends[:-1]), (
-        lengths,
-        ends,
-    )
-
     # It still decides: the chain, one publication per channel, the post answered, closed.
     await driver.accepted("unit_head_approval", approval("huang.wei", 1))
     await driver.accepted("publicity_lead_approval", approval("zhou.min", 1))
@@ -126,16 +146,30 @@ async def test_an_incident_flooded_with_signals_continues_as_new_and_still_close
     largest = max(largest, (await read_state(driver))[1])
     assert largest < STATE_LIMIT, largest
 
-    # The audit across the runs: the history's trail is the projection's, row for row.
-    history = await load_all_runs(driver.client, handle.id)
-    lines = recorded_trail(history)
+    # Every run short, and there were several, each but the last continued as new.
+    runs = await load_runs(driver.client, handle.id)
+    assert len(runs) >= 3, f"{len(runs)} run(s)"
+    lengths = [len(run.events) for run in runs]
+    assert max(lengths) < EVENTS_LIMIT, lengths
+    ends = [EventType.Name(run.events[-1].event_type) for run in runs]
+    assert ends == [CONTINUED] * (len(runs) - 1) + [COMPLETED], list(
+        zip(lengths, ends, strict=True)
+    )
+
+    # The audit across the runs: every line recorded once, in order; and `yuqing audit`
+    # finds the PostgreSQL projection and a replay of every run in agreement with it.
+    lines = recorded_trail(await load_all_runs(driver.client, handle.id))
     assert [line.seq for line in lines] == list(range(len(lines)))
     assert len(lines) == (await driver.state()).trail_total
-    projected = await projected_trail(driver.pool, handle.id)
-    assert compare(lines, [TrailLine(**row) for row in projected]) == []
-    replayed = await replay(history)
-    assert replayed.error is None
-    assert compare(lines, replayed.trail) == []
+    env = {
+        "TEMPORAL_ADDRESS": driver.client.service_client.config.target_host,
+        "DATABASE_URL": settings.database_url or "",
+    }
+    incident_id = handle.id.removeprefix("incident-")
+    command = ["audit", incident_id, "--output", str(tmp_path / "trail.md"), "--check", "--replay"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    assert result.exit_code == 0, result.output
+    assert ": matches" in result.output and "the same decisions" in result.output, result.output
     print(
         f"soak: {SIGNALS} signals sent in {flooded - began:.0f} s, decided by"
         f" {decided - began:.0f} s, closed and audited by {time.monotonic() - began:.0f} s;"

@@ -416,6 +416,21 @@ NOTICE_TEXT_PATCH = "console-notice-text"
 TRAIL_MESSAGES_PATCH = "console-trail-messages"
 
 
+# Later patches asked in the run's first task. A patched() first asked after the run's first
+# awaits has its marker where the code happened to reach it; a replay whose tasks fall
+# otherwise (a legacy query of a closed run in a live worker) meets the marker before the
+# call: "Non-deprecated patch marker encountered". Asked at once, every marker is in the first
+# task, whatever follows. Runs begun before this keep asking where they did.
+PATCHES_FIRST = "core-patches-first"
+
+
+def patches_first(*later: str) -> None:
+    """Ask `later` patches now (their answers are kept), when this run is new enough."""
+    if workflow.patched(PATCHES_FIRST):
+        for patch_id in later:
+            workflow.patched(patch_id)
+
+
 # -- record (#11): each closed run's history archived in PostgreSQL ---------------------------
 
 # Workflows that began before the archive existed end without asking for their archive.

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
         swept_from_start,
     )
@@ -237,6 +238,8 @@ class IncidentWorkflow(Inboxed):
         self._notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
+        # core: every other patch asked here too (workflows/common.patches_first).
+        patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)

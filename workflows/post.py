@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         page_request,
+        patches_first,
         settled_by,
         swept_from_start,
     )
@@ -51,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.keys import keys_for
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
+    from yuqing.decider import said
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
     from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
     from yuqing.models import POST_SIGNAL_PAYLOADS
@@ -116,6 +118,7 @@ class NetizenPostWorkflow(Inboxed):
         # console's patches, asked before any activity (workflows/incident.py says why).
         notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
+        patches_first(DELIVERY_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
             config = await workflow.execute_local_activity_method(
@@ -349,7 +352,17 @@ class NetizenPostWorkflow(Inboxed):
                 summary=notice.summary,
             )
         assert sent.sent_at is not None
-        self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
+        self._post.record(
+            sent.sent_at,
+            "notified",
+            f"{sent.kind} to {', '.join(sent.recipients)}",
+            message=said(
+                "msg.notified" if sent.channel != "outbox" else "msg.notified_nowhere",
+                kind=sent.kind,
+                people=sent.recipients,
+                subject=sent.subject,
+            ),
+        )
         await self._tell_incident()
 
     async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:

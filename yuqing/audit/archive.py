@@ -311,6 +311,19 @@ async def archived_runs(pool: asyncpg.Pool, workflow_id: str) -> list[WorkflowHi
     return [unpack(workflow_id, row["content"], row["sha256"], row["format"]) for row in rows]
 
 
+async def archived_run(pool: asyncpg.Pool, workflow_id: str, run_id: str) -> WorkflowHistory | None:
+    """One archived run, still encrypted; None when it is not archived."""
+    row = await pool.fetchrow(
+        "SELECT content, sha256, format FROM history_archive"
+        " WHERE workflow_id = $1 AND run_id = $2",
+        workflow_id,
+        run_id,
+    )
+    return (
+        None if row is None else unpack(workflow_id, row["content"], row["sha256"], row["format"])
+    )
+
+
 async def check_archives(conn: Connection) -> list[Problem]:
     """Each archive matches its digest, and its chain row says that digest of it."""
     problems = []

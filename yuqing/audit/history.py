@@ -10,7 +10,7 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,11 +128,26 @@ async def load_anywhere(
     """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
     reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
     if client is not None:
+        # Earlier runs of an incident that continued as new close (and expire) first: those
+        # Temporal has let go of are read from the archive, the rest from Temporal.
+        from_archive: list[str] = []
+
+        async def archived(run_id: str) -> WorkflowHistory | None:
+            from yuqing.audit.archive import archived_run
+
+            found = None if pool is None else await archived_run(pool, workflow_id, run_id)
+            if found is not None:
+                from_archive.append(run_id)
+            return found
+
         try:
-            return Loaded(workflow_id, await load_runs(client, workflow_id), "Temporal")
+            runs = await load_runs(client, workflow_id, earlier=archived)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or pool is None:
                 raise
+        else:
+            source = "Temporal and the archive" if from_archive else "Temporal"
+            return Loaded(workflow_id, runs, source)
     if pool is None:
         raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
     from yuqing.audit.archive import archived_runs  # the archive imports this module
@@ -157,12 +172,18 @@ def post_workflow_ids(history: WorkflowHistory) -> list[str]:
 # -- reading across runs (core: an incident continues as new when its history grows) ----------
 
 
-async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+async def load_runs(
+    client: Client,
+    workflow_id: str,
+    *,
+    earlier: Callable[[str], Awaitable[WorkflowHistory | None]] | None = None,
+) -> list[WorkflowHistory]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
 
     The latest run's start names the run it continued (`continued_execution_run_id`), and so
-    on back; a run that began afresh ends the chain.
+    on back; a run that began afresh ends the chain. An earlier run Temporal no longer has is
+    asked of `earlier` (the archive), if given; NOT_FOUND if neither has it.
     """
     # The latest run by its id, so that a run that continues as new meanwhile is read whole.
     latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
@@ -173,7 +194,15 @@ async def load_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
         if not previous:
             return [await decoded(run, client.data_converter) for run in runs]
         handle = client.get_workflow_handle(workflow_id, run_id=previous)
-        runs.insert(0, await handle.fetch_history())
+        try:
+            runs.insert(0, await handle.fetch_history())
+        except RPCError as error:
+            kept = None
+            if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
+                kept = await earlier(previous)
+            if kept is None:
+                raise
+            runs.insert(0, kept)
 
 
 def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
@@ -436,6 +465,9 @@ async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Rep
         interceptors=[_Interceptor()],
         # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        # (core) No deadlock timer: a replay on a busy machine may take a run's long task
+        # past 2 s, which says nothing about the history.
+        debug_mode=True,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     error = str(result.replay_failure) if result.replay_failure else None
