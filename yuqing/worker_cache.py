@@ -23,7 +23,8 @@ from pathlib import Path
 
 CACHE_ENV = "YUQING_STICKY_CACHE"
 MEMORY_ENV = "YUQING_WORKER_MEMORY_MIB"
-# What one parked, cached incident adds to the worker's RSS (bench: ~0.1-0.3 MiB), rounded up.
+# What one parked, cached incident adds to the worker's RSS (bench: ~0.47 MiB with 2,000 parked,
+# bench/RESULTS.md), rounded up.
 PER_INCIDENT_MIB = 0.5
 SHARE = 0.5  # of the memory limit, for the cache; the rest is the process and its bursts
 SMALLEST = 500
