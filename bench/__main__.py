@@ -233,6 +233,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                     await stack.start_bare_worker(shape_file)
                 run["load_after"] = load_average()
                 runs.append(run)
+                if args.json:  # each run as it ends: a bench cut short keeps what it measured
+                    args.json.write_text(json.dumps({"runs": runs}, indent=1), encoding="utf-8")
     return runs
 
 

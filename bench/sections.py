@@ -431,10 +431,16 @@ async def tools(
     result: dict[str, Any] = {"lines": lines}
     for name, command in commands.items():
         walls, cpus = [], []
-        for _ in range(repeat):
-            wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
-            walls.append(wall)
-            cpus.append(cpu)
+        try:
+            for _ in range(repeat):
+                wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
+                walls.append(wall)
+                cpus.append(cpu)
+        except RuntimeError as failed:
+            # A tool that fails is a finding, not the end of the bench: said, and left out.
+            print(f"bench: {failed}", file=sys.stderr, flush=True)  # noqa: T201
+            result[name] = {"failed": str(failed)[:500]}
+            continue
         result[name] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
     return result
 
