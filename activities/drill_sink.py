@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.configuration import ConfigurationSnapshots
+from activities.notifications import rendered
 from yuqing.chain import chain_complete, missing_steps
 from yuqing.effects import FixedEvidenceList, FixEvidence, PublishStatement, SendNotification
 from yuqing.policy import Policy
@@ -116,6 +117,7 @@ class DrillSinkActivities:
 
     @activity.defn
     async def drill_notice(self, request: SendNotification) -> Notification:
+        request = rendered(request)  # console (i18n): a notice kept as data, in Chinese
         kept = [r for r in request.recipients if r.role not in OUTSIDE_BODIES]
         withheld = [r.name for r in request.recipients if r.role in OUTSIDE_BODIES]
         entry = await self._store.keep(

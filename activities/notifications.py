@@ -173,19 +173,7 @@ class NotificationActivities:
         return _notification(row)
 
     def _rendered(self, request: SendNotification) -> SendNotification:
-        """A notice kept as data, in every language; the notices' own in subject and body."""
-        text = request.text
-        if text is None:
-            return request
-        link = incident_link(self._console_url, request.incident_id) if self._console_url else None
-        copies = {
-            lang: NoticeCopy(subject=text.subject(lang), body=text.body(lang, link))
-            for lang in LANGUAGES
-        }
-        own = copies[self._language]
-        return request.model_copy(
-            update={"subject": own.subject, "body": own.body, "copies": copies}
-        )
+        return rendered(request, self._language, self._console_url)
 
     def _unrouted(self, request: SendNotification) -> str:
         recorded = f"recorded for {len(request.recipients)} recipient(s)"
@@ -197,6 +185,23 @@ class NotificationActivities:
 
     def _unreachable(self, request: SendNotification) -> list[str]:
         return [name for c in self._channels for name in c.unreachable(request)]
+
+
+def rendered(
+    request: SendNotification, lang: str = DEFAULT, console_url: str | None = None
+) -> SendNotification:
+    """A notice kept as data, rendered in every language; `lang`'s in subject and body (the
+    outbox, the robots), the others in `copies` (a recipient who reads another)."""
+    text = request.text
+    if text is None:
+        return request
+    link = incident_link(console_url, request.incident_id) if console_url else None
+    copies = {
+        lang: NoticeCopy(subject=text.subject(lang), body=text.body(lang, link))
+        for lang in LANGUAGES
+    }
+    own = copies[language(lang)]
+    return request.model_copy(update={"subject": own.subject, "body": own.body, "copies": copies})
 
 
 class Budget:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -18,6 +19,7 @@ from worker import create_worker
 from yuqing.audit.history import TrailLine, compare, load_history, load_runs, recorded_trail, replay
 from yuqing.audit.projection import projected_trail
 from yuqing.settings import Settings
+from yuqing.state import IncidentState
 
 BOUND = 25
 
@@ -32,6 +34,27 @@ async def continuing(
         incident = IncidentDriver(env, pool, task_queue)
         yield incident
         await incident.terminate_if_running()
+
+
+# The fields the plan's rules keep in the state (yuqing/rules): all carried across runs.
+PLAN_FIELDS = (
+    "calendar_version",
+    "response",
+    "interviews",
+    "breaches",
+    "group_choice",
+    "group_votes",
+    "group_decided",
+    "contacts",
+    "department_notices",
+    "overruled_criteria",
+    "planning",
+    "drill",
+)
+
+
+def plan_fields(state: IncidentState) -> dict[str, Any]:
+    return state.model_dump(mode="json", include=set(PLAN_FIELDS))
 
 
 async def refusals(driver: IncidentDriver, count: int) -> None:
@@ -58,8 +81,12 @@ async def test_an_incident_continued_as_new_keeps_its_state_clocks_posts_and_tra
     }
     await driver.accepted("netizen_post", post)
     await driver.until_post("p1", lambda p: bool(p.deadlines))
+    before = plan_fields(await driver.state())
+    assert len(before) == len(PLAN_FIELDS) and before["calendar_version"], before
     await refusals(driver, BOUND + 5)
     assert len(await load_runs(driver.client, driver.handle.id)) >= 2
+    # The plan's own fields went across as they were (refusals change none of them).
+    assert plan_fields(await driver.state()) == before
 
     # The statement's first reminder (half of 24 h) comes once, in whichever run it falls.
     await driver.sleep(timedelta(hours=13))

@@ -214,6 +214,11 @@ async def test_a_posts_escalation_quotes_the_post_in_chinese(own_clock: Incident
         "网民诉求 p1：网民诉求初步回应 3 个工作小时原定 2026-12-14 09:00（北京时间） 到期" in body
     )
     assert "南宁市政府网站留言板 · 网民p1：超市过期牛奶的事处理结果如何？" in body
+    # The post's trail says where its notice went, in either language.
+    post_trail = await own_clock.trail(f"{own_clock.handle.id}-post-p1")  # type: ignore[union-attr]
+    said = [e.message for e in post_trail if e.kind == "notified" and e.message is not None]
+    names = RosterNames(load_roster(PROJECT_ROOT / "config" / "roster.toml"))
+    assert any(render(m, "zh", names).startswith("超时升级未发出（未配置发送渠道") for m in said)
     await own_clock.save_history("console_notices_post")
 
 
@@ -257,3 +262,40 @@ def test_the_consoles_patches_are_asked_before_any_activity() -> None:
             "console-notice-text",
         }
         assert all(first_task_end < at < first_activity for at in ours.values()), (name, ours)
+
+
+def test_the_plans_notices_read_in_chinese_and_english() -> None:
+    """The leading group's notices (issue 12) come from the catalog like the rest."""
+    from tests.plan_support import Story
+    from tests.test_plan_rules import INTERVIEW
+    from yuqing.outcomes import Notify
+
+    story = Story()
+    story.ok("request_interview", INTERVIEW)
+    story.ok(
+        "interview_decision",
+        {"decided_by": "tang.guo", "interview_id": "i1", "decision": "reject", "comment": "不宜"},
+    )
+    story.later(30).ok(
+        "interview_held",
+        {
+            "reported_by": "li.ming",
+            "interview_id": "i1",
+            "held_at": story.now.isoformat(),
+            "summary": "擅自接受采访",
+        },
+    )
+    texts = {
+        e.kind: NoticeText.model_validate(e.text)
+        for e in story.effects
+        if isinstance(e, Notify) and e.text is not None
+    }
+    asked = texts["interview_requested"]
+    assert "须经领导小组批准后方可进行" in asked.body("zh")
+    assert "黄伟 (西乡塘分局局长)接受南宁电视台采访" in asked.body("zh")
+    assert "（北京时间）" in asked.body("zh") and "(Beijing time)" in asked.body("en")
+    assert "采访 i1 未获批准" in texts["interview_refused"].subject("zh")
+    assert "意见：不宜" in texts["interview_refused"].body("zh")
+    breach = texts["breach"]
+    assert "违反预案第 4.4 条" in breach.subject("zh")
+    assert "Breach of §4.4" in breach.subject("en")

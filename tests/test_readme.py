@@ -65,7 +65,7 @@ async def fresh_database(postgres: EmbeddedPostgres) -> str:
 def reader_directory() -> Path:
     """Where the reader stands: the project's files the README names, nothing else."""
     here = Path(tempfile.mkdtemp(prefix="yuqing-readme-"))
-    for name in (".venv", "demo", "tests", "config", "policies"):
+    for name in (".venv", "demo", "drills", "tests", "config", "policies"):
         (here / name).symlink_to(PROJECT_ROOT / name)
     return here
 

@@ -35,8 +35,8 @@ from yuqing.settings import Settings
 from yuqing.state import IncidentState
 
 # The figure is 20,000 (YUQING_SOAK_SIGNALS=20000, with the service's own bound of
-# 2,000 decisions a run: 11 runs, ~4 min on a quiet 2-core machine); the suite sends 6,000
-# with a bound of 1,000, which continues as new as often for a third of the time.
+# 2,000 decisions a run: 11 runs, ~95 s on a 2-core machine); the suite sends 6,000 with a
+# bound of 1,000, which continues as new as often for a third of the time (25-90 s).
 SIGNALS = int(os.environ.get("YUQING_SOAK_SIGNALS", "6000"))
 BOUND = 2000 if SIGNALS >= 20_000 else 1000
 WAVE = 1000

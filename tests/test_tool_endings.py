@@ -346,7 +346,7 @@ async def test_a_frozen_temporal_is_said_within_two_seconds(
     calling the API), so a slow interpreter start on a busy machine does not count, nor the time
     a loaded machine keeps a timer of the same length waiting."""
     own = replace(settings, temporal_address=frozen.address)
-    # The API's own client, given the tools' keep-alive so that it gives up as they do.
+    # The API's own client, with the keep-alive its process gives it (api/server.py).
     keep_alive = KeepAliveConfig(
         interval_millis=tool.KEEP_ALIVE_INTERVAL_MS, timeout_millis=tool.KEEP_ALIVE_TIMEOUT_MS
     )
@@ -398,7 +398,7 @@ async def test_a_frozen_temporal_is_said_within_two_seconds(
         one_line(waited, tool.UNREACHABLE, f"Temporal at {frozen.address} cannot be reached")
     assert isinstance(status, Ended)
     assert f"waiting for the Yuqing API at {url}" in status.stderr, status
-    one_line(status, tool.UNREACHABLE, f"the Yuqing API at {url} answered 50")
+    one_line(status, tool.UNREACHABLE, f"the Yuqing API at {url} answered 503")
     # The same waits, in this process: each said within two seconds, then given up (exit 3).
     assert isinstance(connected, tool.ToolFailure) and connected.code == tool.UNREACHABLE
     assert isinstance(called, tool.ToolFailure) and called.code == tool.UNREACHABLE

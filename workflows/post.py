@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.keys import keys_for
     from workflows.plan_effects import drill_notice
     from yuqing import NETIZEN_POST_WORKFLOW
+    from yuqing.decider import said
     from yuqing.decisions import POST_CHANGED_SIGNAL, POST_STATUS_SIGNAL
     from yuqing.effects import LoadSnapshot, PlanPostDeadline, PostStart, SendNotification
     from yuqing.models import POST_SIGNAL_PAYLOADS
@@ -351,7 +352,17 @@ class NetizenPostWorkflow(Inboxed):
                 summary=notice.summary,
             )
         assert sent.sent_at is not None
-        self._post.record(sent.sent_at, "notified", f"{sent.kind} to {', '.join(sent.recipients)}")
+        self._post.record(
+            sent.sent_at,
+            "notified",
+            f"{sent.kind} to {', '.join(sent.recipients)}",
+            message=said(
+                "msg.notified" if sent.channel != "outbox" else "msg.notified_nowhere",
+                kind=sent.kind,
+                people=sent.recipients,
+                subject=sent.subject,
+            ),
+        )
         await self._tell_incident()
 
     async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:

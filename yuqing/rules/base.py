@@ -8,6 +8,7 @@ incident that began before the rule existed is decided, on replay and afterwards
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from yuqing.decider import Decider
 from yuqing.grading import fired_criteria
@@ -41,6 +42,10 @@ class RulesBase(Decider[IncidentState]):
         raise NotImplementedError
 
     def _draft(self, version: int) -> Draft:
+        raise NotImplementedError
+
+    def _text(self, kind: str, **params: Any) -> dict[str, Any] | None:
+        """console (i18n): the notice of `kind` as data (yuqing.i18n.notices)."""
         raise NotImplementedError
 
     # -- shared helpers ------------------------------------------------------------------------

@@ -118,6 +118,9 @@ class ContactRules(RulesBase):
             body=notice.message,
             roles=[notice.department],
             summary=f"notify {notice.department}",
+            text=self._text(
+                "department_notice", message=notice.message, requester_person=notice.requested_by
+            ),
         )
         return Outcome(effects=[effect])
 

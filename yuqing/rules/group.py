@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from yuqing.models import Approval, Decision, Grade, GroupMembers
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
@@ -47,7 +48,15 @@ class GroupRules(RulesBase):
     def group_heads(self) -> list[str]:
         return self.roster.holders(Role.leadership_group_head)
 
-    def group_notice(self, key: str, kind: str, subject: str, body: str, summary: str) -> Notify:
+    def group_notice(
+        self,
+        key: str,
+        kind: str,
+        subject: str,
+        body: str,
+        summary: str,
+        text: dict[str, Any] | None = None,
+    ) -> Notify:
         """A notice to the group: its chosen members, or everyone in it when none are chosen."""
         choice = self.state.group_choice
         if choice is None:
@@ -63,6 +72,7 @@ class GroupRules(RulesBase):
             roles=roles,
             summary=summary,
             people=people,
+            text=text,
         )
 
     def _choose_members(self, choice: GroupMembers, at: datetime) -> Outcome:
@@ -120,6 +130,7 @@ class GroupRules(RulesBase):
             roles=[],
             summary="notify the chosen members of the leading group",
             people=tuple(members),
+            text=self._text("group_members", members_person=list(members)),
         )
         return Outcome(effects=[notice])
 

@@ -64,6 +64,15 @@ class InterviewRules(GroupRules, RulesBase):
             f"Asked by {request.requested_by}: {what}. It needs the leading group's authorisation "
             "(interview_decision) before it takes place.",
             f"ask the leading group about interview {interview_id}",
+            text=self._text(
+                "interview_requested",
+                interview=interview_id,
+                interviewee_person=request.interviewee,
+                medium=request.medium,
+                scheduled_at=request.scheduled_at.isoformat(),
+                topic=request.topic,
+                requester_person=request.requested_by,
+            ),
         )
         return Outcome(effects=[notice])
 
@@ -112,6 +121,13 @@ class InterviewRules(GroupRules, RulesBase):
             roles=[Role.office],
             summary=f"tell the Office interview {interview.interview_id} is {interview.status}",
             people=people,
+            text=self._text(
+                f"interview_{interview.status}",
+                interview=interview.interview_id,
+                interviewee_person=interview.interviewee,
+                medium=interview.medium,
+                comment=comment or None,
+            ),
         )
         return Outcome(effects=[notice])
 
@@ -184,6 +200,13 @@ class InterviewRules(GroupRules, RulesBase):
             f"authorisation: {what}; {without}.",
             roles=[Role.office, Role.publicity_lead, Role.leadership_group],
             summary=f"report the unauthorised interview {interview.interview_id}",
+            text=self._text(
+                "breach",
+                interview=interview.interview_id,
+                medium=interview.medium,
+                breach_person=person,
+                held_at=held.held_at.isoformat(),
+            ),
         )
         return Outcome(effects=[notice])
 

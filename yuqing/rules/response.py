@@ -121,6 +121,7 @@ class ResponseRules(GroupRules, RulesBase):
                 "as planned.",
                 roles=[Role.office, Role.unit, Role.unit_head],
                 summary="tell the Office and the unit a statement is due after all",
+                text=self._text("response_waiver_refused", step=approver, comment=comment or None),
             )
             return Outcome(effects=[notice])
         response.status = ResponseStatus.waived
@@ -195,6 +196,12 @@ class ResponseRules(GroupRules, RulesBase):
             f"{rule.hours:g} h from {moment(at)}.",
             roles=[Role.office, Role.unit, Role.unit_head, Role.publicity_lead],
             summary="tell the Office and the unit the statement is due again",
+            text=self._text(
+                "response_duty_returned",
+                hours=f"{rule.hours:g}",
+                from_at=at.isoformat(),
+                reason=why,
+            ),
         )
         return [plan, notice]
 
@@ -210,9 +217,10 @@ class ResponseRules(GroupRules, RulesBase):
             f"only with your approval (no_response_approval); until then it runs."
         )
         key = "response/waiver/asked"
+        text = self._text("response_waiver_asked", reason=reason, step=approver)
         if approver is Role.leadership_group:
             summary = "ask the leading group to approve no response"
-            return self.group_notice(key, "response_waiver_asked", subject, body, summary)
+            return self.group_notice(key, "response_waiver_asked", subject, body, summary, text)
         return Notify(
             key=key,
             kind="response_waiver_asked",
@@ -220,4 +228,5 @@ class ResponseRules(GroupRules, RulesBase):
             body=body,
             roles=[approver],
             summary=f"ask the {approver} to approve no response",
+            text=text,
         )
