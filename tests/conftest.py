@@ -198,6 +198,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("YUQING_TEST", "1")
+    os.environ.setdefault("YUQING_NO_DEADLOCK_TIMER", "1")  # see worker.create_worker
     os.environ.pop(KEYS_FILE_ENV, None)
     os.environ[KEYS_ENV] = TEST_KEYS.to_env()
 

@@ -38,8 +38,10 @@ def patch_ids() -> set[str]:
     for arg in calls:
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
             ids.add(arg.value)
-        elif isinstance(arg, ast.Name):
+        elif isinstance(arg, ast.Name) and arg.id in constants:
             ids.add(constants[arg.id])
+        # Else a parameter (common.patches_first asks the ids it is given): those ids are
+        # constants asked by name elsewhere too.
     return ids
 
 
