@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
@@ -63,10 +64,13 @@ async def flood(
 async def read_state(driver: IncidentDriver) -> tuple[IncidentState, int]:
     """The `state` answer and its size; a query may wait behind a busy task, so ask again."""
     assert driver.handle is not None
+    give_up = asyncio.get_running_loop().time() + 60
     while True:
         try:
             raw = await driver.handle.query("state", result_type=dict[str, Any])
-        except RPCError:
+        except (RPCError, WorkflowQueryFailedError) as error:
+            if asyncio.get_running_loop().time() > give_up:
+                raise AssertionError(f"the state query fails for 60 s: {error!r}") from error
             await asyncio.sleep(0.5)
             continue
         return IncidentState.model_validate(raw), len(json.dumps(raw, ensure_ascii=False))
