@@ -72,12 +72,16 @@ class Lifecycle:
         self.incident_id = ""
 
     async def call(self, path: str, body: dict[str, Any], person: str, ok: int = 200) -> Any:
-        api = self.apis[(self.index + self.calls) % len(self.apis)]
-        self.calls += 1
-        # Sent once: right after a worker was killed mid-task Temporal turns updates away
-        # until another worker has taken the incident over, and the API sends them again
-        # itself (starter.decide), so the caller never sees it.
-        response = await api.post(path, json=body, headers=who(person))
+        # Right after a worker was killed mid-task Temporal turns updates away until another
+        # worker has taken the incident over, and the API sends them again itself
+        # (starter.decide). Past its patience it answers 503 "nothing was decided: send it
+        # again", and the caller does what it is told, as an official would.
+        for _ in range(3):
+            api = self.apis[(self.index + self.calls) % len(self.apis)]
+            self.calls += 1
+            response = await api.post(path, json=body, headers=who(person))
+            if response.status_code != 503 or "send it again" not in response.text:
+                break
         if response.status_code != ok:
             trail = await self.trail()
             raise AssertionError(f"{path}: {response.status_code} {response.text}\n{trail}")
