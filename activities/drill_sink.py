@@ -49,7 +49,6 @@ class SinkEntry:
 class DrillStore(Protocol):
     async def keep(self, entry: SinkEntry) -> SinkEntry:
         """Keep `entry` unless its key is kept already; the entry as kept."""
-        ...
 
 
 class MemoryDrillStore:

@@ -4,19 +4,21 @@
     speed = 12                      # clocks 12× faster: a 4 h deadline falls due in 20 min
 
     [incident]                      # an IncidentReport, without incident_id
-    title = "网传西乡塘某超市销售过期食品"
-    ...
-    discovered_at = "2025-11-03T09:05:00+08:00"   # when it happened (the weekday and hour
+    title = "网传西乡塘某超市销售过期牛奶"
+    channel = "weibo"
+    unit = "xixiangtang-branch"
+    discovered_at = 2025-11-03T09:05:00+08:00     # when it happened (the weekday and hour
                                                    # a simulation starts from)
     [[steps]]
-    after = "35min"                 # in the incident's own time, from its discovery
+    after = "25min"                 # in the incident's own time, from its discovery
     signal = "submit_report"
-    payload = { ... }               # the signal's payload, exactly as on the wire
+    payload = { reporter_id = "li.ming", medium = "新浪微博" }   # as on the wire
     [[steps]]
     after = "3h"
     post = "p1"                     # a signal to netizen post p1 instead of the incident
     signal = "initial_response"
-    payload = { ... }
+
+The whole example is drills/expired-milk-2025.toml.
 
 Everything is checked when the file is read, each step's payload against its signal's model,
 and a problem names the step and the field.

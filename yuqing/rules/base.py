@@ -7,6 +7,7 @@ incident that began before the rule existed is decided, on replay and afterwards
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,16 +38,11 @@ class RulesBase(Decider[IncidentState]):
 
     policy: Policy
     features: frozenset[str]
-
-    def _stage(self, stage: Stage, at: datetime) -> None:
-        raise NotImplementedError
-
-    def _draft(self, version: int) -> Draft:
-        raise NotImplementedError
-
-    def _text(self, kind: str, **params: Any) -> dict[str, Any] | None:
-        """console (i18n): the notice of `kind` as data (yuqing.i18n.notices)."""
-        raise NotImplementedError
+    # Methods of `Incident` the rules call, declared by type so the rules type-check alone.
+    _stage: Callable[[Stage, datetime], None]
+    _draft: Callable[[int], Draft]
+    # console (i18n): the notice of a kind as data (yuqing.i18n.notices).
+    _text: Callable[..., dict[str, Any] | None]
 
     # -- shared helpers ------------------------------------------------------------------------
 
