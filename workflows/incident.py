@@ -116,6 +116,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from yuqing.roles import Role
     from yuqing.rules import AUDIT_LINES, PLAN_RULES
+    from yuqing.shared_configuration import share_fields
     from yuqing.state import (
         Deadline,
         DeadlineStatus,
@@ -380,6 +381,9 @@ class IncidentWorkflow(Inboxed):
             retry_policy=CONFIG_RETRY,
             summary="load the policy and the roster",
         )
+        # mem: one copy of each policy, roster, authorization and keyring per worker, not one
+        # per incident (same content, so the same decisions; yuqing.shared_configuration).
+        share_fields(config)
         self._config = config
         policy, roster = config.policy, config.roster
         heads = roster.recipients([Role.unit_head], state.unit)
@@ -536,6 +540,7 @@ class IncidentWorkflow(Inboxed):
         # Signals the previous run received and had not decided: first in line here.
         for item in reversed(continued.inbox):
             self._put(Inbound.of(item), first=True)
+        share_fields(continued.configuration)  # mem: as at intake
         self._config = continued.configuration
         self._responsible = continued.responsible_person
         self._state = state = continued.state

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import CONFIG_RETRY, QUICK
     from yuqing.decider import Decider
     from yuqing.effects import LoadKeys
+    from yuqing.shared_configuration import shared
 
 # Histories from before signed decisions replay without them (and without the authorization
 # file's rules); every incident started since checks the proof of every decision.
@@ -34,4 +35,4 @@ async def keys_for(decider: Decider[Any], incident_id: str, signal: str, payload
         retry_policy=CONFIG_RETRY,
         summary=f"read the keys again (for {signal})",
     )
-    decider.keys_reloaded(keys, workflow.now())
+    decider.keys_reloaded(shared(keys), workflow.now())  # mem: one copy per worker

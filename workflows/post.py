@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from yuqing.models import POST_SIGNAL_PAYLOADS
     from yuqing.outcomes import Notify, Outcome, PlanDeadline
     from yuqing.post_decisions import Post
+    from yuqing.shared_configuration import share_fields
     from yuqing.state import DeadlineStatus, Notification, PostState, TrailPage, Waiting, put
 
 
@@ -68,6 +69,7 @@ class NetizenPostWorkflow(Inboxed):
 
     @workflow.init
     def __init__(self, start: PostStart) -> None:
+        share_fields(start)  # mem: the incident's rules, one copy per worker
         self._start = start
         # Older inputs carry the rules; newer ones their digests, read in `run`.
         self._decider: Post | None = None
@@ -130,6 +132,7 @@ class NetizenPostWorkflow(Inboxed):
                 retry_policy=CONFIG_RETRY,
                 summary="read the incident's policy and roster",
             )
+            share_fields(config)
             self._decider = Post(start, config.policy, config.roster)
         post = self._post
         post.clip_trail = self._current
