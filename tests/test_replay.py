@@ -20,6 +20,7 @@ from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
 from yuqing.client import data_converter
 from yuqing.codec import KeyRing
+from yuqing.sandbox import lean_runner
 
 
 def workflow_id(history: dict[str, Any]) -> str:
@@ -135,8 +136,10 @@ async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
     # The service's converter: the recorded histories hold plain payloads, which its codec
     # passes through, as it does for histories begun before payloads were encrypted.
+    # And the worker's own runner (yuqing.sandbox: the workflow modules passed through).
     replayer = Replayer(
         workflows=[IncidentWorkflow, NetizenPostWorkflow],
+        workflow_runner=lean_runner(),
         data_converter=data_converter(KeyRing.from_environ()),
     )
     await replayer.replay_workflow(history)

@@ -13,12 +13,21 @@ Here:
   always compiles to the same code);
 - the serialization and external-storage context, a pure function of the workflow's own
   pending commands and its info, is asked of the in-sandbox instance directly. Nothing is
-  imported or restricted on that path, so the sandbox's import hooks have nothing to guard.
+  imported or restricted on that path, so the sandbox's import hooks have nothing to guard;
+- the workflows' own modules (`WORKFLOW_MODULES`) are passed through: imported once per
+  process, like the decision modules they import (`imports_passed_through`), instead of once
+  per run. The SDK otherwise executes `workflows/incident.py` afresh for every incident it
+  holds: its code objects, classes and handler tables, about 130 KiB a run, more than a fifth
+  of what a parked incident cost the worker (issue 9). A run's state lives in its instance;
+  these modules hold none of their own (tests/test_sandbox.py checks every module a run
+  shares with the process), so sharing them changes nothing a run does.
 
-Activations still run fully inside the sandbox, with every restriction, and each run still
-gets its own fresh import of its workflow module. Should an SDK release change the internals
-this leans on, `lean_runner()` says so and returns the SDK's runner unchanged (and the test of
-this module fails, so an upgrade is noticed before it is deployed).
+Activations still run inside the sandbox, with its restrictions on builtins and on every module
+a run imports afresh; code in a passed-through module reaches the real `datetime` and `random`
+(as the decision modules always did), so the determinism of those rests on their review and on
+the replay tests, which replay every saved history through this runner. Should an SDK release
+change the internals this leans on, `lean_runner()` says so and returns the SDK's runner (and
+the test of this module fails, so an upgrade is noticed before it is deployed).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 log = structlog.get_logger("yuqing.sandbox")
 
 _IN_SANDBOX = "__temporal_in_sandbox"
+
+# mem (issue 9): one import per process of the workflow modules, not one per run (see above).
+WORKFLOW_MODULES = ("workflows",)
 
 
 @cache
@@ -97,7 +109,9 @@ class LeanSandboxedWorkflowRunner(SandboxedWorkflowRunner):
 
 def lean_runner(restrictions: SandboxRestrictions | None = None) -> WorkflowRunner:
     """The worker's workflow runner: the lean one, or the SDK's if this SDK differs."""
-    restrictions = restrictions or SandboxRestrictions.default
+    restrictions = (restrictions or SandboxRestrictions.default).with_passthrough_modules(
+        *WORKFLOW_MODULES
+    )
     if _LEAN is None:
         log.warning(
             "this Temporal SDK's sandbox is not the one the lean runner knows;"

@@ -49,7 +49,7 @@ def shared(model: M) -> M:
     with _LOCK:
         found = _COPIES.get(key)
         if found is not None and found == model:
-            return found  # type: ignore[return-value]  # same type: it is in the key
+            return found
         _COPIES[key] = model
     return model
 
