@@ -48,6 +48,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=2, help="interleaved runs (medians over them)")
     parser.add_argument("--chunks", type=int, default=4, help="ABBA parts of each lifecycle run")
     parser.add_argument("--parked", type=int, default=10_000, help="parked incidents of each kind")
+    parser.add_argument(
+        "--parked-cache",
+        type=int,
+        default=None,
+        help="sticky cache of both parked workers (default: Yuqing's own sizing; bare: all)",
+    )
     parser.add_argument("--lines", type=int, default=1000, help="trail lines for `yuqing audit`")
     parser.add_argument("--samples", type=int, default=40, help="approvals/reports per round")
     parser.add_argument(
@@ -226,7 +232,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                         concurrency=args.concurrency,
                         tag=run_tag,
                         bare_shape=shape_file,
-                        max_cached=args.parked + 1000,
+                        max_cached=args.parked_cache or args.parked + 1000,
+                        yuqing_cache=args.parked_cache,
                     )
                     # Back to the worker the other sections use (an empty cache).
                     await stack.start_worker()

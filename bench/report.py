@@ -179,9 +179,19 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "",
         ),
         Row(
-            "  evictions while parking (target 0)",
+            "  forced evictions while parking (0 if the cache holds all)",
             _get("parked", "yuqing", "evictions"),
             _get("parked", "bare", "evictions"),
+            "",
+            0,
+            absolute=True,
+        ),
+        # An incident evicted before its intake was done is replayed at its next task, while
+        # parking: a cache miss. One evicted once parked only replays when its timer fires.
+        Row(
+            "  cache misses while parking: replayed mid-intake (target 0)",
+            _get("parked", "yuqing", "cache_misses"),
+            _get("parked", "bare", "cache_misses"),
             "",
             0,
             absolute=True,

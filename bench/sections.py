@@ -335,13 +335,19 @@ async def parked(
     tag: str,
     bare_shape: Any,
     max_cached: int,
+    yuqing_cache: int | None = None,
 ) -> dict[str, Any]:
     """`count` incidents reported and left waiting (their deadline timers live) on a fresh
-    worker; its memory, its cache, and whether any was evicted. The same for bare ones."""
+    worker; its memory, its cache, and whether any was evicted. The same for bare ones.
+
+    With `yuqing_cache` (YUQING_STICKY_CACHE) smaller than `count`, incidents parked earliest
+    are evicted as later ones come in: evictions are then expected; cache misses are not (a
+    miss while parking is an incident evicted before its intake was done)."""
     result: dict[str, Any] = {}
     for kind in KINDS:
         if kind == "yuqing":
-            worker = await stack.start_worker()
+            extra = {"YUQING_STICKY_CACHE": str(yuqing_cache)} if yuqing_cache else None
+            worker = await stack.start_worker(extra)
             report: Callable[[str], Awaitable[str]] = drivers.yuqing_report
         else:
             worker = await stack.start_bare_worker(bare_shape, max_cached=max_cached)

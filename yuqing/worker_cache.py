@@ -11,7 +11,10 @@ every incident the worker has open, as far as its memory allows.
   measured by `bench/`'s parked section with headroom), between `SMALLEST` and `LARGEST`.
 
 `bench/RESULTS.md` has the measured cost per incident; deploy/README.md "Sizing" says what to
-give a worker for a given number of open incidents.
+give a worker for a given number of open incidents. An evicted incident is not lost: it is
+replayed from its history at its next task (a parked one's: ~30 ms of CPU), and since the cache
+evicts the incident idle longest, one in the middle of its intake is evicted only if the cache
+is smaller than the intakes under way at once.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from pathlib import Path
 
 CACHE_ENV = "YUQING_STICKY_CACHE"
 MEMORY_ENV = "YUQING_WORKER_MEMORY_MIB"
-# What one parked, cached incident adds to the worker's RSS (bench: ~0.47 MiB with 2,000 parked,
-# bench/RESULTS.md), rounded up.
-PER_INCIDENT_MIB = 0.5
+# What one parked, cached incident adds to the worker's RSS, rounded up: ~0.26 MiB since the
+# workflow modules are passed through and the configuration shared (0.47–0.52 MiB before;
+# bench/RESULTS.md). About 0.15 MiB of it is the SDK's own (sdk-core's state of the run).
+PER_INCIDENT_MIB = 0.3
 SHARE = 0.5  # of the memory limit, for the cache; the rest is the process and its bursts
 SMALLEST = 500
 LARGEST = 20_000
