@@ -160,9 +160,8 @@ def _append_args(request: RecordTrail, wanted: list[dict[str, Any]]) -> tuple[An
     )
 
 
-_ARRAY_FIELDS = (
-    "seq", "at", "kind", "actor", "role", "signal", "refused", "refusal_kind", "detail"
-)
+# The row's own columns, after the three the whole batch shares (yuqing_append_trail's order).
+_ARRAY_FIELDS = CONTENT_FIELDS[3:]
 
 
 async def _append(
