@@ -14,6 +14,7 @@ import sys
 import types
 import uuid
 from datetime import datetime, time, timedelta, tzinfo
+from inspect import Signature
 from pathlib import Path, PurePath
 from typing import TypeVar
 
@@ -109,7 +110,7 @@ def _immutable(value: object) -> bool:
         return True
     if isinstance(value, (str, bytes, int, float, complex, type(None), range, frozenset)):
         return True  # bool and IntEnum members are ints
-    if isinstance(value, (enum.Enum, types.MappingProxyType, re.Pattern, PurePath)):
+    if isinstance(value, (enum.Enum, types.MappingProxyType, re.Pattern, PurePath, Signature)):
         return True
     if isinstance(value, (timedelta, datetime, time, tzinfo, RetryPolicy, TypeVar)):
         return True

@@ -141,7 +141,8 @@ def contract_signals(names: Iterable[str]) -> Callable[[W], W]:
         # The SDK reads a handler's argument types from its hints and signature; for
         # `(self, *args)` they are none (each payload decoded as plain JSON) whatever the
         # annotations say. Without them, and with the signature made once, defining the
-        # contract's handlers (done again for every run, in its sandbox) costs a third.
+        # contract's handlers (once per process since yuqing.sandbox passes the workflow
+        # modules through; before, again for every run, in its sandbox) costs a third.
         handler.__annotations__ = {}
         vars(handler)["__signature__"] = _HANDLER_SIGNATURE
         return workflow.signal(name=name)(handler)
