@@ -705,7 +705,8 @@ class IncidentWorkflow(Inboxed):
             incident_id=state.incident_id,
             kind=notice.kind,
             subject=notice.subject,
-            body=notice.body,
+            # hist (lean): a notice kept as data is rendered by the activity, body and all.
+            body="" if self._lean and notice.text is not None else notice.body,
             recipients=recipients(incident.roster, notice, state.unit),
             text=notice.text,
         )

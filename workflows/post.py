@@ -77,6 +77,7 @@ class NetizenPostWorkflow(Inboxed):
         self._open_inbox()
         self._current = False
         self._bounded = False
+        self._lean = False
         self._projector: Projector | None = None
         # What the incident was last told of the post (it lists the post without its trail).
         self._told: str | None = None
@@ -341,7 +342,10 @@ class NetizenPostWorkflow(Inboxed):
             incident_id=state.incident_id,
             kind=notice.kind,
             subject=notice.subject,
-            body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
+            # hist (lean): a notice kept as data is rendered by the activity, body and all.
+            body=""
+            if self._lean and notice.text is not None
+            else f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
             recipients=self._post.roster.recipients(notice.roles, state.unit),
             text=notice.text,
         )
