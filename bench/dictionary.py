@@ -1,6 +1,10 @@
 """How the payload codec's deflate dictionary 1 (`yuqing/payload_dictionaries/1.txt`) was made.
 
-    python -m bench.dictionary tests/histories/*.json > dictionary.txt
+    python -m bench.dictionary tests/histories/*-lean*.json tests/histories/*plan*.json \
+        tests/histories/console_*.json tests/histories/delivery_*.json > dictionary.txt
+
+(dictionary 1: the histories of the lean shape, hist-lean-history, and of plan's, console's and
+delivery's scenarios, as they were on 2026-12-01.)
 
 A preset dictionary lets deflate shrink even a small payload (a trail line, a memo, a notice's
 input) by referring to the JSON it is made of: field names, enum values, `null`s, the shape

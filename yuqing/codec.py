@@ -279,7 +279,7 @@ class EncryptionCodec(PayloadCodec):
         else:
             plain = payload.SerializeToString(deterministic=True)
         if len(plain) >= DEFLATE_FROM_2:
-            deflater = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, zdict=dictionary(1))
+            deflater = _primed(1).copy()
             deflated = deflater.compress(plain) + deflater.flush()
             if len(deflated) < len(plain):
                 plain, flags = deflated, flags | FLAG_DEFLATED_1
@@ -376,6 +376,13 @@ _DICTIONARIES = Path(__file__).parent / "payload_dictionaries"
 @functools.cache
 def dictionary(number: int) -> bytes:
     return (_DICTIONARIES / f"{number}.txt").read_bytes()
+
+
+@functools.cache
+def _primed(number: int) -> Any:
+    """A deflater that has read dictionary `number`, never used itself: each payload gets a
+    copy (reading 32 KiB of dictionary afresh for each one cost three times the deflating)."""
+    return zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, zdict=dictionary(number))
 
 
 def _header(flags: int, key_id: str) -> bytes:
