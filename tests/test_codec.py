@@ -102,6 +102,9 @@ async def test_a_tampered_payload_is_refused() -> None:
     flagged.data = bytes((flagged.data[0] ^ 0x01,)) + flagged.data[1:]
     with pytest.raises(PayloadKeyError, match="altered"):
         await codec.decode([flagged])
+    short = Payload(metadata={"encoding": SEALED}, data=flagged.data[:20])
+    with pytest.raises(PayloadKeyError, match="cut short"):
+        await codec.decode([short])
     # A format this code does not know is named, not guessed at.
     flagged.data = b"\x30" + flagged.data[1:]
     with pytest.raises(PayloadKeyError, match="not in a format this code reads"):

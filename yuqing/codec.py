@@ -48,6 +48,7 @@ CIPHER_METADATA = "encryption-cipher"
 KEY_ID = "encryption-key-id"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 KEYS_ENV = "YUQING_PAYLOAD_KEYS"
 KEYS_FILE_ENV = "YUQING_PAYLOAD_KEYS_FILE"
@@ -296,6 +297,8 @@ class EncryptionCodec(PayloadCodec):
             )
         flags, end = data[0] & 0x0F, 2 + data[1]
         key_id = data[2:end].decode(errors="replace")
+        if len(data) < end + NONCE_BYTES + TAG_BYTES:
+            raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
         cipher = self._cipher(key_id)
         try:
             plain = cipher.decrypt(
