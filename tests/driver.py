@@ -36,6 +36,9 @@ HISTORIES = Path(__file__).parent / "histories"
 # time-skipping server moves the clock only in `env.sleep` and while awaiting a result.
 POLL = 0.05
 PATIENCE = 30.0
+# A query is answered by a worker; without a deadline of its own, one whose task is lost (a
+# worker busy or gone) would wait for ever instead of failing the test with its reason.
+QUERY_TIMEOUT = timedelta(seconds=30)
 # Skips in a row (each given up by the server after ~30 s) that move the clock not at all.
 SLEEP_STALLS = 3
 
@@ -127,7 +130,7 @@ class IncidentDriver:
 
     async def state(self) -> IncidentState:
         assert self.handle is not None
-        return await self.handle.query(IncidentWorkflow.state)
+        return await self.handle.query(IncidentWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
 
     async def trail(self, workflow_id: str | None = None) -> list[TrailEntry]:
         """The whole trail the workflow holds, page by page (the `trail` query)."""
@@ -137,7 +140,10 @@ class IncidentDriver:
         offset = 0
         while True:
             page = await handle.query(
-                "trail", {"offset": offset, "limit": 100}, result_type=TrailPage
+                "trail",
+                {"offset": offset, "limit": 100},
+                result_type=TrailPage,
+                rpc_timeout=QUERY_TIMEOUT,
             )
             lines.extend(page.lines)
             offset = page.offset + len(page.lines)
@@ -258,7 +264,7 @@ class IncidentDriver:
         )
 
     async def post_state(self, post_id: str) -> PostState:
-        return await self.post(post_id).query(NetizenPostWorkflow.state)
+        return await self.post(post_id).query(NetizenPostWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
 
     async def until_post(self, post_id: str, condition: Callable[[PostState], bool]) -> PostState:
         """The post's state, as its incident lists it, once `condition` holds."""
