@@ -39,6 +39,9 @@ PATIENCE = 30.0
 # A query is answered by a worker; without a deadline of its own, one whose task is lost (a
 # worker busy or gone) would wait for ever instead of failing the test with its reason.
 QUERY_TIMEOUT = timedelta(seconds=30)
+# How long an incident may take to end once a test waits for it, and each wait's own deadline.
+RESULT_PATIENCE = 240.0
+RESULT_POLL = timedelta(seconds=15)
 # Skips in a row (each given up by the server after ~30 s) that move the clock not at all.
 SLEEP_STALLS = 3
 
@@ -321,8 +324,24 @@ class IncidentDriver:
         return True
 
     async def result(self) -> IncidentSummary:
+        """The incident's summary once it has ended, across its runs.
+
+        The time-skipping server can leave a history long-poll unanswered when the run it waits
+        on completes (seen in the soak: the run COMPLETED for minutes, the wait still open), so
+        each wait has a deadline and is then asked again: an ended run's close event is read at
+        once.
+        """
         assert self.handle is not None
-        return await self.handle.result()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RESULT_PATIENCE
+        while True:
+            try:
+                return await self.handle.result(rpc_timeout=RESULT_POLL)
+            except RPCError as err:
+                # A call past its deadline ends "Timeout expired" (CANCELLED, or DEADLINE_EXCEEDED).
+                expired = err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+                if not expired or loop.time() > give_up:
+                    raise
 
     async def save_history(self, name: str) -> None:
         """Keep this run's history for the replay test, when recording is asked for.
