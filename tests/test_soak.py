@@ -54,11 +54,26 @@ T = TypeVar("T")
 async def step(
     name: str, work: Awaitable[T], driver: IncidentDriver, patience: float = STEP_PATIENCE
 ) -> T:
-    try:
-        return await asyncio.wait_for(work, patience)
-    except TimeoutError:
-        seen = await asyncio.wait_for(where_it_is(driver), 30)
-        raise AssertionError(f"{name}: not done in {patience:.0f} s; {seen}") from None
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait([task], timeout=patience)
+    if done:
+        return task.result()
+    waiting = awaiting(task.get_coro())
+    task.cancel()
+    seen = await asyncio.wait_for(where_it_is(driver), 30)
+    raise AssertionError(f"{name}: not done in {patience:.0f} s, waiting in {waiting}; {seen}")
+
+
+def awaiting(coroutine: Any) -> str:
+    """Where a coroutine waits, outermost first: what a step that does not end reports."""
+    frames = []
+    while coroutine is not None and hasattr(coroutine, "cr_frame"):
+        frame = coroutine.cr_frame
+        if frame is not None:
+            frames.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
+        coroutine = coroutine.cr_await
+    frames.append(repr(coroutine))
+    return " > ".join(frames)
 
 
 async def where_it_is(driver: IncidentDriver) -> str:
