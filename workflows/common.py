@@ -318,11 +318,15 @@ class Projector:
         ending: Callable[[], bool],
         *,
         batched: bool,
+        yielding: Callable[[], bool] | None = None,
     ) -> None:
         self.state = state
         self.post_id = post_id
         self.ending = ending
         self.batched = batched
+        # (tools) Whether the workflow is ready to continue as new with the lines not copied
+        # yet: then no copy begins, whichever of the two resumes first in a workflow task.
+        self.yielding = yielding or (lambda: False)
         self.position = state.trail_offset
         self.busy = False
         # Set while the workflow readies to continue as new: no new copy begins.
@@ -333,14 +337,17 @@ class Projector:
         """Lines not copied yet."""
         return self.state.trail_total - self.position
 
+    def held(self) -> bool:
+        return self.hold or self.yielding()
+
     async def run(self) -> None:
         """Copy lines until `ending()` holds and everything is copied."""
         state = self.state
         while True:
             await workflow.wait_condition(
-                lambda: (state.trail_total > self.position and not self.hold) or self.ending()
+                lambda: (state.trail_total > self.position and not self.held()) or self.ending()
             )
-            if self.hold and not self.ending():
+            if self.held() and not self.ending():
                 continue  # woken together with the workflow's move to its next run
             if state.trail_total == self.position:
                 return
