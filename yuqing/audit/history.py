@@ -11,13 +11,12 @@ recorded in the history: an incident is judged by the rules in force when it beg
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -29,10 +28,81 @@ from yuqing.codec import is_encrypted, walk_payloads
 # cost it more than the reading itself.
 if TYPE_CHECKING:
     import asyncpg
+    from temporalio.client import Client, WorkflowHistory
+    from temporalio.service import WorkflowService
 
     from yuqing.state import IncidentState, PostState, TrailEntry
 
+
+@dataclass(frozen=True)
+class RunHistory:
+    """One run's events, read as `temporalio.client.WorkflowHistory` holds them (same fields,
+    `run_id` and `to_json`), without importing the client: a third of `yuqing audit`'s start.
+    Every function here takes either."""
+
+    workflow_id: str
+    events: list[Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.events[0].workflow_execution_started_event_attributes.original_execution_run_id
+
+    def to_json(self) -> str:
+        from google.protobuf import json_format
+        from temporalio.api.history.v1 import History
+
+        return json_format.MessageToJson(History(events=self.events))
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    AnyRun: TypeAlias = WorkflowHistory | RunHistory
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What reading histories needs of a Temporal client: its service, namespace and data
+    converter (a `temporalio.client.Client` has all three)."""
+
+    workflow_service: WorkflowService
+    namespace: str
+    data_converter: DataConverter
+
+
+async def _latest_run_id(client: Client | Reader, workflow_id: str) -> str:
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    described = await client.workflow_service.describe_workflow_execution(request, retry=True)
+    return str(described.workflow_execution_info.execution.run_id)
+
+
+async def _fetch_run(client: Client | Reader, workflow_id: str, run_id: str) -> RunHistory:
+    """Every event of one run, page by page (as `WorkflowHandle.fetch_history` reads it)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+
+    events: list[Any] = []
+    token = b""
+    while True:
+        request = GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            next_page_token=token,
+        )
+        page = await client.workflow_service.get_workflow_execution_history(request, retry=True)
+        events.extend(page.history.events)
+        token = page.next_page_token
+        if not token:
+            return RunHistory(workflow_id, events)
+
+
 RECORD_TRAIL = "record_trail"
+H = TypeVar("H", bound="WorkflowHistory | RunHistory")
 
 
 @dataclass(frozen=True)
@@ -114,13 +184,13 @@ class TrailLine:
 async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
     """The workflow's whole history: every run of it, oldest first, as one event list, its
     payloads decrypted (`decoded`)."""
+    from temporalio.client import WorkflowHistory
+
     runs = await load_runs(client, workflow_id)
     return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
 
 
-async def decoded(
-    history: WorkflowHistory, converter: DataConverter, *, trail_only: bool = False
-) -> WorkflowHistory:
+async def decoded(history: H, converter: DataConverter, *, trail_only: bool = False) -> H:
     """`history` with every payload decrypted by `converter`'s codec, in place.
 
     Temporal holds ciphertext (`yuqing.codec`); everything below reads plain payloads, so a
@@ -139,7 +209,7 @@ async def decoded(
     return history
 
 
-def _trail_events(events: list[Any]) -> Iterator[Any]:
+def _trail_events(events: Sequence[Any]) -> Iterator[Any]:
     """The events that hold a record_trail's input or its result."""
     scheduled: set[int] = set()
     for event in events:
@@ -160,12 +230,12 @@ class Loaded:
     """Every run of one workflow that could be read, decoded, oldest first, and from where."""
 
     workflow_id: str
-    runs: list[WorkflowHistory]
+    runs: list[AnyRun]
     source: str  # "Temporal" or "the archive"
 
 
 async def load_anywhere(
-    client: Client | None,
+    client: Client | Reader | None,
     converter: DataConverter,
     pool: asyncpg.Pool | Callable[[], Awaitable[asyncpg.Pool | None]] | None,
     workflow_id: str,
@@ -192,7 +262,7 @@ async def load_anywhere(
         # Temporal has let go of are read from the archive, the rest from Temporal.
         from_archive: list[str] = []
 
-        async def archived(run_id: str) -> WorkflowHistory | None:
+        async def archived(run_id: str) -> AnyRun | None:
             from yuqing.audit.archive import archived_run
 
             kept = await archive()
@@ -214,14 +284,14 @@ async def load_anywhere(
         raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
     from yuqing.audit.archive import archived_runs  # the archive imports this module
 
-    runs = await archived_runs(kept, workflow_id)
-    if not runs:
+    found = await archived_runs(kept, workflow_id)
+    if not found:
         raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
-    plain = [await decoded(run, converter, trail_only=trail_only) for run in runs]
+    plain: list[AnyRun] = [await decoded(run, converter, trail_only=trail_only) for run in found]
     return Loaded(workflow_id, plain, "the archive")
 
 
-def post_workflow_ids(history: WorkflowHistory) -> list[str]:
+def post_workflow_ids(history: AnyRun) -> list[str]:
     """The netizen posts the incident started, in order (not its other children)."""
     found = []
     for event in history.events:
@@ -236,12 +306,12 @@ def post_workflow_ids(history: WorkflowHistory) -> list[str]:
 
 
 async def load_runs(
-    client: Client,
+    client: Client | Reader,
     workflow_id: str,
     *,
-    earlier: Callable[[str], Awaitable[WorkflowHistory | None]] | None = None,
+    earlier: Callable[[str], Awaitable[AnyRun | None]] | None = None,
     trail_only: bool = False,
-) -> list[WorkflowHistory]:
+) -> list[AnyRun]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
 
@@ -250,17 +320,18 @@ async def load_runs(
     asked of `earlier` (the archive), if given; NOT_FOUND if neither has it.
     """
     # The latest run by its id, so that a run that continues as new meanwhile is read whole.
-    latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
-    runs = [await client.get_workflow_handle(workflow_id, run_id=latest).fetch_history()]
+    # Through the service itself (a Client's or a Reader's): `yuqing audit` need not import
+    # temporalio.client.
+    latest = await _latest_run_id(client, workflow_id)
+    runs: list[AnyRun] = [await _fetch_run(client, workflow_id, latest)]
     while True:
         started = runs[0].events[0].workflow_execution_started_event_attributes
         previous = started.continued_execution_run_id
         if not previous:
             converter = client.data_converter
             return [await decoded(run, converter, trail_only=trail_only) for run in runs]
-        handle = client.get_workflow_handle(workflow_id, run_id=previous)
         try:
-            runs.insert(0, await handle.fetch_history())
+            runs.insert(0, await _fetch_run(client, workflow_id, previous))
         except RPCError as error:
             kept = None
             if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
@@ -270,8 +341,10 @@ async def load_runs(
             runs.insert(0, kept)
 
 
-def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
+def split_runs(history: AnyRun) -> list[WorkflowHistory]:
     """`load_history`'s events cut back into one history per run."""
+    from temporalio.client import WorkflowHistory
+
     runs: list[list[Any]] = []
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes") or not runs:
@@ -280,7 +353,7 @@ def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
     return [WorkflowHistory(history.workflow_id, events) for events in runs]
 
 
-def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
+def recorded_trail(history: AnyRun) -> list[TrailLine]:
     """The trail as the workflow recorded it, read from its `record_trail` activities."""
     lines: list[TrailLine] = []
     for event in history.events:
@@ -304,7 +377,7 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
     return lines
 
 
-def trail_head(history: WorkflowHistory) -> str | None:
+def trail_head(history: AnyRun) -> str | None:
     """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
     result of its last `record_trail`. An anchor of the audit chain outside its table."""
     from temporalio.contrib.pydantic import pydantic_data_converter
@@ -319,7 +392,7 @@ def trail_head(history: WorkflowHistory) -> str | None:
     return None
 
 
-async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> str | None:
+async def anchored_head(history: AnyRun, converter: DataConverter) -> str | None:
     """`trail_head` of a history still encrypted: only the `record_trail` results read are
     decrypted (copies of them), newest first, until one names a row."""
     from yuqing.effects import TrailRecorded
@@ -334,7 +407,7 @@ async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> s
     return None
 
 
-def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
+def _trail_results(history: AnyRun) -> Iterator[Any]:
     """The result payload of each completed `record_trail`, the newest first."""
     scheduled = {
         event.event_id
@@ -355,7 +428,7 @@ def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
 _COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
-def ended_whole(run: WorkflowHistory) -> bool:
+def ended_whole(run: AnyRun) -> bool:
     """Whether the run ended by completing: it then waited for its trail to be copied, so every
     line it decided is recorded in it (or, continued as new, carried to the next run).
 
@@ -365,7 +438,7 @@ def ended_whole(run: WorkflowHistory) -> bool:
     return bool(run.events) and run.events[-1].event_type == _COMPLETED
 
 
-def unconfirmed_seqs(history: WorkflowHistory) -> set[int]:
+def unconfirmed_seqs(history: AnyRun) -> set[int]:
     """The lines handed to a `record_trail` the history shows no end of: being copied when the
     history was read (or when the run was cut off), so the projection may or may not have them."""
     ended = {
@@ -488,7 +561,7 @@ class Replayed:
         return [lines[seq] for seq in sorted(lines)]
 
 
-async def replay(history: WorkflowHistory, converter: DataConverter | None = None) -> Replayed:
+async def replay(history: AnyRun, converter: DataConverter | None = None) -> Replayed:
     """Run the history (each of its runs) through today's code; keep the states reached.
 
     `converter`: the service's (`yuqing.client.data_converter`) for a history still encrypted;
@@ -596,7 +669,7 @@ async def _replay_runs(
 _CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
 
 
-def _met_the_race(run: WorkflowHistory, error: str) -> bool:
+def _met_the_race(run: AnyRun, error: str) -> bool:
     """Whether `run` failed to replay at its own continue-as-new, the run from before the
     patch tools-projector-yields (no marker of it): see `_replay_runs`."""
     from workflows.incident import PROJECTOR_YIELDS_PATCH

@@ -216,7 +216,7 @@ async def _trail(
 
     address = settings.temporal_address
     try:
-        client = await tool.connect_temporal(settings)
+        client = await tool.connect_temporal_reader(settings, converter)
     except tool.ToolFailure as failure:
         if failure.code != tool.UNREACHABLE or await pool() is None:
             raise
