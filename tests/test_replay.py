@@ -18,8 +18,8 @@ from temporalio.worker import Replayer
 
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
-from yuqing.client import data_converter
 from yuqing.audit.history import REPLAY_CLOCK_SLACK as REPLAY_SLACK
+from yuqing.client import data_converter
 from yuqing.codec import KeyRing
 
 
@@ -157,7 +157,7 @@ async def test_a_run_that_met_the_continue_as_new_race_replays_as_it_ran() -> No
 
     from yuqing.audit.history import TrailLine, compare, recorded_trail, replay
 
-    text = gzip.decompress(RACED.read_bytes()).decode()  # noqa: ASYNC240 - one local file
+    text = gzip.decompress(RACED.read_bytes()).decode()
     history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
     replayed = await replay(history)
     assert replayed.error is None
