@@ -81,24 +81,31 @@ async def _latest_run_id(client: Client | Reader, workflow_id: str) -> str:
     return str(described.workflow_execution_info.execution.run_id)
 
 
-async def _fetch_run(client: Client | Reader, workflow_id: str, run_id: str) -> RunHistory:
-    """Every event of one run, page by page (as `WorkflowHandle.fetch_history` reads it)."""
+async def _page(
+    client: Client | Reader, workflow_id: str, run_id: str, token: bytes
+) -> tuple[list[Any], bytes]:
+    """One page of a run's events, and the token of the next (empty: none)."""
     from temporalio.api.common.v1 import WorkflowExecution
     from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
-    events: list[Any] = []
-    token = b""
-    while True:
-        request = GetWorkflowExecutionHistoryRequest(
-            namespace=client.namespace,
-            execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-            next_page_token=token,
-        )
-        page = await client.workflow_service.get_workflow_execution_history(request, retry=True)
-        events.extend(page.history.events)
-        token = page.next_page_token
-        if not token:
-            return RunHistory(workflow_id, events)
+    request = GetWorkflowExecutionHistoryRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        next_page_token=token,
+    )
+    page = await client.workflow_service.get_workflow_execution_history(request, retry=True)
+    return list(page.history.events), page.next_page_token
+
+
+async def _rest_of_run(
+    client: Client | Reader, workflow_id: str, run_id: str, events: list[Any], token: bytes
+) -> RunHistory:
+    """The run whose first page is `events`, every page after it read (as
+    `WorkflowHandle.fetch_history` reads them)."""
+    while token:
+        more, token = await _page(client, workflow_id, run_id, token)
+        events.extend(more)
+    return RunHistory(workflow_id, events)
 
 
 RECORD_TRAIL = "record_trail"
@@ -322,23 +329,40 @@ async def load_runs(
     # The latest run by its id, so that a run that continues as new meanwhile is read whole.
     # Through the service itself (a Client's or a Reader's): `yuqing audit` need not import
     # temporalio.client.
+    import asyncio
+
     latest = await _latest_run_id(client, workflow_id)
-    runs: list[AnyRun] = [await _fetch_run(client, workflow_id, latest)]
-    while True:
-        started = runs[0].events[0].workflow_execution_started_event_attributes
-        previous = started.continued_execution_run_id
-        if not previous:
-            converter = client.data_converter
-            return [await decoded(run, converter, trail_only=trail_only) for run in runs]
-        try:
-            runs.insert(0, await _fetch_run(client, workflow_id, previous))
-        except RPCError as error:
-            kept = None
-            if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
-                kept = await earlier(previous)
-            if kept is None:
-                raise
-            runs.insert(0, kept)
+    # Each run's first page names the run before it: that one is asked for at once, while the
+    # rest of this one's pages are read (the runs' round trips overlap).
+    reading: list[asyncio.Future[AnyRun]] = []
+    run_id = latest
+    try:
+        while True:
+            try:
+                events, token = await _page(client, workflow_id, run_id, b"")
+            except RPCError as error:
+                kept = None
+                if run_id != latest and error.status == RPCStatusCode.NOT_FOUND and earlier:
+                    kept = await earlier(run_id)
+                if kept is None:
+                    raise
+                done: asyncio.Future[AnyRun] = asyncio.get_running_loop().create_future()
+                done.set_result(kept)
+                reading.insert(0, done)
+                events = list(kept.events)
+            else:
+                rest = _rest_of_run(client, workflow_id, run_id, events, token)
+                reading.insert(0, asyncio.ensure_future(rest))
+            started = events[0].workflow_execution_started_event_attributes
+            if not started.continued_execution_run_id:
+                break
+            run_id = started.continued_execution_run_id
+        runs = list(await asyncio.gather(*reading))
+    finally:
+        for task in reading:
+            task.cancel()  # those not done when one failed
+    converter = client.data_converter
+    return [await decoded(run, converter, trail_only=trail_only) for run in runs]
 
 
 def split_runs(history: AnyRun) -> list[WorkflowHistory]:
