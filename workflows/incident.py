@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         Projector,
         archive_when_closed,
         contract_signals,
+        lean_from_start,
         page_request,
         patches_first,
         settled_by,
@@ -164,6 +165,7 @@ class IncidentWorkflow(Inboxed):
         # Set in `run` from the patches: which decision path this incident runs.
         self._current = False
         self._bounded = False
+        self._lean = False
         self._trail_messages = False
         self._notice_texts = False
         self._memo_at_start = False
@@ -246,6 +248,8 @@ class IncidentWorkflow(Inboxed):
         self._notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
+        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH).
+        self._lean = lean_from_start()
         # core: every other patch asked here too (workflows/common.patches_first).
         patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
         # tools: the projection yields to a continue-as-new that is ready (see _yielding).
@@ -272,6 +276,7 @@ class IncidentWorkflow(Inboxed):
                 None,
                 lambda: self._ending,
                 batched=self._bounded,
+                lean=self._lean,
                 yielding=self._yielding if self._projector_yields else None,
             )
             projector = asyncio.get_running_loop().create_task(self._projector.run())
@@ -391,6 +396,7 @@ class IncidentWorkflow(Inboxed):
             LoadConfiguration(
                 incident_id=state.incident_id,
                 drill_speed=drill.speed if (drill := self._drill_asked()) else None,
+                for_workflow=self._lean,
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
@@ -735,7 +741,8 @@ class IncidentWorkflow(Inboxed):
             incident_id=state.incident_id,
             kind=notice.kind,
             subject=notice.subject,
-            body=notice.body,
+            # hist (lean): a notice kept as data is rendered by the activity, body and all.
+            body="" if self._lean and notice.text is not None else notice.body,
             recipients=recipients(incident.roster, notice, state.unit),
             text=notice.text,
         )
