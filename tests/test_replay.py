@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
+from yuqing.audit.history import REPLAY_CLOCK_SLACK as REPLAY_SLACK
 from yuqing.client import data_converter
 from yuqing.codec import KeyRing
 from yuqing.sandbox import lean_runner
@@ -150,3 +151,29 @@ async def test_replay(path: Path) -> None:
         data_converter=data_converter(KeyRing.from_environ()),
     )
     await replayer.replay_workflow(history)
+
+
+# (tools) A run from before the patch tools-projector-yields, recorded on the dev server by a
+# flood of `decide` updates (three callers at once, as the bench's tools section but faster):
+# in the task where its continue-as-new fell due, an update was refused (nothing of it is in
+# the history) and the run continued at once, carrying a trail line its projection had not
+# copied. A plain replay makes the copy first: "Activity machine does not handle this event:
+# WorkflowExecutionContinuedAsNew". Kept gzipped (2.8 MB of JSON, 4,006 events).
+RACED = Path(__file__).parent / "histories" / "continued_as_new-refused-update-race.run1.json.gz"
+
+
+async def test_a_run_that_met_the_continue_as_new_race_replays_as_it_ran() -> None:
+    import gzip
+
+    from yuqing.audit.history import TrailLine, compare, recorded_trail, replay
+
+    text = gzip.decompress(RACED.read_bytes()).decode()
+    history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
+    replayed = await replay(history)
+    assert replayed.error is None
+    recorded = recorded_trail(history)
+    # The line the run carried to the next is decided by the replay, never recorded here.
+    carried = [line for line in replayed.trail if line.seq >= len(recorded)]
+    assert len(carried) == 1 and carried[0].kind == "metrics"
+    kept: list[TrailLine] = [line for line in replayed.trail if line.seq < len(recorded)]
+    assert compare(recorded, kept, clock_slack=REPLAY_SLACK) == []

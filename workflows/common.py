@@ -334,6 +334,7 @@ class Projector:
         *,
         batched: bool,
         lean: bool = False,
+        yielding: Callable[[], bool] | None = None,
     ) -> None:
         self.state = state
         self.post_id = post_id
@@ -343,6 +344,9 @@ class Projector:
         # last sent (the table upserts by key), and no summary on the activity.
         self.lean = batched and lean
         self._sent: dict[str, str] = {}
+        # (tools) Whether the workflow is ready to continue as new with the lines not copied
+        # yet: then no copy begins, whichever of the two resumes first in a workflow task.
+        self.yielding = yielding or (lambda: False)
         self.position = state.trail_offset
         self.busy = False
         # Set while the workflow readies to continue as new: no new copy begins.
@@ -353,14 +357,17 @@ class Projector:
         """Lines not copied yet."""
         return self.state.trail_total - self.position
 
+    def held(self) -> bool:
+        return self.hold or self.yielding()
+
     async def run(self) -> None:
         """Copy lines until `ending()` holds and everything is copied."""
         state = self.state
         while True:
             await workflow.wait_condition(
-                lambda: (state.trail_total > self.position and not self.hold) or self.ending()
+                lambda: (state.trail_total > self.position and not self.held()) or self.ending()
             )
-            if self.hold and not self.ending():
+            if self.held() and not self.ending():
                 continue  # woken together with the workflow's move to its next run
             if state.trail_total == self.position:
                 return

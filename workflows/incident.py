@@ -141,12 +141,20 @@ LIST_MEMO_PATCH = "console-list-memo"
 # the local activity's marker into the next, and the patch lookahead of that activation does not
 # see the marker (REQUESTS.md, record's NDE report). Histories with the old marker keep it.
 MEMO_AT_START_PATCH = "console-memo-at-start"
+# (tools) Runs that begin now copy no trail lines once their continue-as-new is ready: the lines
+# not copied go with it (IncidentWorkflow._yielding). Those before it copied them first, or not,
+# as their tasks happened to fall.
+PROJECTOR_YIELDS_PATCH = "tools-projector-yields"
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
 @contract_signals(SIGNAL_PAYLOADS)
 class IncidentWorkflow(Inboxed):
     noun = "incident"
+    # Set by `yuqing audit --replay` (yuqing.audit.history) on the instance it replays, to
+    # replay a run from before PROJECTOR_YIELDS_PATCH as it ran when its last task met the
+    # race that patch removes: never set in a worker.
+    _replayed_yielding = False
 
     @workflow.init
     def __init__(self, report: Any) -> None:
@@ -245,6 +253,10 @@ class IncidentWorkflow(Inboxed):
         self._lean = lean_from_start()
         # core: every other patch asked here too (workflows/common.patches_first).
         patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
+        # tools: the projection yields to a continue-as-new that is ready (see _yielding).
+        self._projector_yields = self._bounded and (
+            workflow.patched(PROJECTOR_YIELDS_PATCH) or self._replayed_yielding
+        )
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -261,7 +273,12 @@ class IncidentWorkflow(Inboxed):
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
-                incident.state, None, lambda: self._ending, batched=self._bounded, lean=self._lean
+                incident.state,
+                None,
+                lambda: self._ending,
+                batched=self._bounded,
+                lean=self._lean,
+                yielding=self._yielding if self._projector_yields else None,
             )
             projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._arm_deadlines()
@@ -487,6 +504,25 @@ class IncidentWorkflow(Inboxed):
         config = self._config
         found = config.continue_after_decisions if config is not None else None
         return found or CONTINUE_AFTER_DECISIONS
+
+    def _yielding(self) -> bool:
+        """(tools) Ready to continue as new but for the lines not copied yet, which go with it.
+
+        Without it, in the task where the run's continue-as-new first falls due as a copy ends,
+        the outcome hung on which resumed first: the projection (a new copy, then continue) or
+        the run (continue at once, carrying the lines). That order can differ between the run
+        and its replay: an update the validator refused in that task leaves nothing in the
+        history, yet it made the SDK check the run's conditions once more before the copy's
+        end was applied ("Activity machine does not handle this event:
+        WorkflowExecutionContinuedAsNew" on replay). Decided by the state alone, it cannot.
+        """
+        projector = self._projector
+        return (
+            projector is not None
+            and self._continue_due()
+            and self._carryable()
+            and projector.unprojected() <= CARRIED_TRAIL_LINES
+        )
 
     def _carryable(self) -> bool:
         """Whether the inbox can go to the next run: no update waiting for its answer here,

@@ -20,9 +20,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile
@@ -31,6 +30,11 @@ from temporalio.service import TLSConfig
 from yuqing.codec import EncryptionCodec, KeyRing
 from yuqing.settings import Settings
 from yuqing.telemetry import tracing_interceptors
+
+if TYPE_CHECKING:
+    # (tools) Imported by `connect` alone: `yuqing audit` reads histories through the service
+    # client (yuqing.audit.history), and temporalio.client is a third of its start-up.
+    from temporalio.client import Client
 
 
 class ConnectionSettingsError(ValueError):
@@ -91,6 +95,8 @@ async def connect(
 
     `options` go to `Client.connect` as they are (`keep_alive_config=`, `retry_config=`…).
     """
+    from temporalio.client import Client
+
     ring = ring or payload_keys(settings, env)
     return await Client.connect(
         settings.temporal_address,

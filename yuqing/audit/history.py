@@ -10,24 +10,106 @@ recorded in the history: an incident is judged by the rules in force when it beg
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import asyncpg
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from yuqing import NETIZEN_POST_WORKFLOW
-from yuqing.codec import decode_in_place, is_encrypted
-from yuqing.effects import RecordTrail, TrailRecorded
-from yuqing.state import IncidentState, PostState, TrailEntry
+from yuqing.codec import is_encrypted, walk_payloads
+
+# (tools) The models are imported where they are used: `yuqing audit` reads the trail from
+# the record_trail inputs as JSON, and the pydantic models (yuqing.effects, yuqing.state)
+# cost it more than the reading itself.
+if TYPE_CHECKING:
+    import asyncpg
+    from temporalio.client import Client, WorkflowHistory
+    from temporalio.service import WorkflowService
+
+    from yuqing.state import IncidentState, PostState, TrailEntry
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """One run's events, read as `temporalio.client.WorkflowHistory` holds them (same fields,
+    `run_id` and `to_json`), without importing the client: a third of `yuqing audit`'s start.
+    Every function here takes either."""
+
+    workflow_id: str
+    events: list[Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.events[0].workflow_execution_started_event_attributes.original_execution_run_id
+
+    def to_json(self) -> str:
+        from google.protobuf import json_format
+        from temporalio.api.history.v1 import History
+
+        return json_format.MessageToJson(History(events=self.events))
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    AnyRun: TypeAlias = WorkflowHistory | RunHistory
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What reading histories needs of a Temporal client: its service, namespace and data
+    converter (a `temporalio.client.Client` has all three)."""
+
+    workflow_service: WorkflowService
+    namespace: str
+    data_converter: DataConverter
+
+
+async def _latest_run_id(client: Client | Reader, workflow_id: str) -> str:
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    described = await client.workflow_service.describe_workflow_execution(request, retry=True)
+    return str(described.workflow_execution_info.execution.run_id)
+
+
+async def _page(
+    client: Client | Reader, workflow_id: str, run_id: str, token: bytes
+) -> tuple[list[Any], bytes]:
+    """One page of a run's events, and the token of the next (empty: none)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+
+    request = GetWorkflowExecutionHistoryRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        next_page_token=token,
+    )
+    page = await client.workflow_service.get_workflow_execution_history(request, retry=True)
+    return list(page.history.events), page.next_page_token
+
+
+async def _rest_of_run(
+    client: Client | Reader, workflow_id: str, run_id: str, events: list[Any], token: bytes
+) -> RunHistory:
+    """The run whose first page is `events`, every page after it read (as
+    `WorkflowHandle.fetch_history` reads them)."""
+    while token:
+        more, token = await _page(client, workflow_id, run_id, token)
+        events.extend(more)
+    return RunHistory(workflow_id, events)
+
 
 RECORD_TRAIL = "record_trail"
+H = TypeVar("H", bound="WorkflowHistory | RunHistory")
 
 
 @dataclass(frozen=True)
@@ -45,6 +127,25 @@ class TrailLine:
     refused: bool
     refusal_kind: str | None
     detail: str
+
+    @classmethod
+    def read(
+        cls, workflow_id: str, post_id: str | None, seq: int, entry: dict[str, Any]
+    ) -> TrailLine:
+        """From a `TrailEntry` as JSON (a record_trail input), without its model."""
+        return cls(
+            workflow_id=workflow_id,
+            post_id=post_id,
+            seq=seq,
+            at=datetime.fromisoformat(entry["at"]),
+            kind=entry["kind"],
+            actor=entry.get("actor"),
+            role=entry.get("role"),
+            signal=entry.get("signal"),
+            refused=bool(entry.get("refused", False)),
+            refusal_kind=entry.get("refusal_kind"),
+            detail=entry["detail"],
+        )
 
     @classmethod
     def of(cls, workflow_id: str, post_id: str | None, seq: int, entry: TrailEntry) -> TrailLine:
@@ -90,21 +191,42 @@ class TrailLine:
 async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
     """The workflow's whole history: every run of it, oldest first, as one event list, its
     payloads decrypted (`decoded`)."""
+    from temporalio.client import WorkflowHistory
+
     runs = await load_runs(client, workflow_id)
     return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
 
 
-async def decoded(history: WorkflowHistory, converter: DataConverter) -> WorkflowHistory:
+async def decoded(history: H, converter: DataConverter, *, trail_only: bool = False) -> H:
     """`history` with every payload decrypted by `converter`'s codec, in place.
 
     Temporal holds ciphertext (`yuqing.codec`); everything below reads plain payloads, so a
-    history is decoded once, as it is loaded (from Temporal or from the archive).
+    history is decoded once, as it is loaded (from Temporal or from the archive). `trail_only`:
+    only what the trail is read from (each record_trail's input and result), for a reader that
+    replays nothing; the rest stays sealed. All in one call of the codec.
     """
     codec = converter.payload_codec
-    if codec is not None:
-        for event in history.events:
-            await decode_in_place(event, codec)
+    if codec is None:
+        return history
+    events = _trail_events(history.events) if trail_only else history.events
+    sealed = [p for event in events for p in walk_payloads(event) if is_encrypted(p)]
+    if sealed:
+        for payload, plain in zip(sealed, await codec.decode(sealed), strict=True):
+            payload.CopyFrom(plain)
     return history
+
+
+def _trail_events(events: Sequence[Any]) -> Iterator[Any]:
+    """The events that hold a record_trail's input or its result."""
+    scheduled: set[int] = set()
+    for event in events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            if event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL:
+                scheduled.add(event.event_id)
+                yield event
+        elif event.HasField("activity_task_completed_event_attributes"):
+            if event.activity_task_completed_event_attributes.scheduled_event_id in scheduled:
+                yield event
 
 
 # -- record (#11): a history from Temporal, or from the archive once Temporal has let it go ----
@@ -115,50 +237,68 @@ class Loaded:
     """Every run of one workflow that could be read, decoded, oldest first, and from where."""
 
     workflow_id: str
-    runs: list[WorkflowHistory]
+    runs: list[AnyRun]
     source: str  # "Temporal" or "the archive"
 
 
 async def load_anywhere(
-    client: Client | None,
+    client: Client | Reader | None,
     converter: DataConverter,
-    pool: asyncpg.Pool | None,
+    pool: asyncpg.Pool | Callable[[], Awaitable[asyncpg.Pool | None]] | None,
     workflow_id: str,
+    *,
+    trail_only: bool = False,
 ) -> Loaded:
     """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
-    reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it."""
+    reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it.
+
+    `pool` may be a function that opens the pool when the archive is first needed (so that a
+    history Temporal has whole costs no connection to PostgreSQL). `trail_only`: decode only
+    what the trail is read from (`decoded`)."""
+    opened: list[asyncpg.Pool | None] = []
+
+    async def archive() -> asyncpg.Pool | None:
+        if not callable(pool):
+            return pool
+        if not opened:
+            opened.append(await pool())
+        return opened[0]
+
     if client is not None:
         # Earlier runs of an incident that continued as new close (and expire) first: those
         # Temporal has let go of are read from the archive, the rest from Temporal.
         from_archive: list[str] = []
 
-        async def archived(run_id: str) -> WorkflowHistory | None:
+        async def archived(run_id: str) -> AnyRun | None:
             from yuqing.audit.archive import archived_run
 
-            found = None if pool is None else await archived_run(pool, workflow_id, run_id)
+            kept = await archive()
+            found = None if kept is None else await archived_run(kept, workflow_id, run_id)
             if found is not None:
                 from_archive.append(run_id)
             return found
 
         try:
-            runs = await load_runs(client, workflow_id, earlier=archived)
+            runs = await load_runs(client, workflow_id, earlier=archived, trail_only=trail_only)
         except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND or pool is None:
+            if error.status != RPCStatusCode.NOT_FOUND or await archive() is None:
                 raise
         else:
             source = "Temporal and the archive" if from_archive else "Temporal"
             return Loaded(workflow_id, runs, source)
-    if pool is None:
+    kept = await archive()
+    if kept is None:
         raise LookupError(f"Temporal cannot be reached and no archive was given: {workflow_id}")
     from yuqing.audit.archive import archived_runs  # the archive imports this module
 
-    runs = await archived_runs(pool, workflow_id)
-    if not runs:
+    found = await archived_runs(kept, workflow_id)
+    if not found:
         raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
-    return Loaded(workflow_id, [await decoded(run, converter) for run in runs], "the archive")
+    plain: list[AnyRun] = [await decoded(run, converter, trail_only=trail_only) for run in found]
+    return Loaded(workflow_id, plain, "the archive")
 
 
-def post_workflow_ids(history: WorkflowHistory) -> list[str]:
+def post_workflow_ids(history: AnyRun) -> list[str]:
     """The netizen posts the incident started, in order (not its other children)."""
     found = []
     for event in history.events:
@@ -173,11 +313,12 @@ def post_workflow_ids(history: WorkflowHistory) -> list[str]:
 
 
 async def load_runs(
-    client: Client,
+    client: Client | Reader,
     workflow_id: str,
     *,
-    earlier: Callable[[str], Awaitable[WorkflowHistory | None]] | None = None,
-) -> list[WorkflowHistory]:
+    earlier: Callable[[str], Awaitable[AnyRun | None]] | None = None,
+    trail_only: bool = False,
+) -> list[AnyRun]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
 
@@ -186,27 +327,48 @@ async def load_runs(
     asked of `earlier` (the archive), if given; NOT_FOUND if neither has it.
     """
     # The latest run by its id, so that a run that continues as new meanwhile is read whole.
-    latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
-    runs = [await client.get_workflow_handle(workflow_id, run_id=latest).fetch_history()]
-    while True:
-        started = runs[0].events[0].workflow_execution_started_event_attributes
-        previous = started.continued_execution_run_id
-        if not previous:
-            return [await decoded(run, client.data_converter) for run in runs]
-        handle = client.get_workflow_handle(workflow_id, run_id=previous)
-        try:
-            runs.insert(0, await handle.fetch_history())
-        except RPCError as error:
-            kept = None
-            if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
-                kept = await earlier(previous)
-            if kept is None:
-                raise
-            runs.insert(0, kept)
+    # Through the service itself (a Client's or a Reader's): `yuqing audit` need not import
+    # temporalio.client.
+    import asyncio
+
+    latest = await _latest_run_id(client, workflow_id)
+    # Each run's first page names the run before it: that one is asked for at once, while the
+    # rest of this one's pages are read (the runs' round trips overlap).
+    reading: list[asyncio.Future[AnyRun]] = []
+    run_id = latest
+    try:
+        while True:
+            try:
+                events, token = await _page(client, workflow_id, run_id, b"")
+            except RPCError as error:
+                kept = None
+                if run_id != latest and error.status == RPCStatusCode.NOT_FOUND and earlier:
+                    kept = await earlier(run_id)
+                if kept is None:
+                    raise
+                done: asyncio.Future[AnyRun] = asyncio.get_running_loop().create_future()
+                done.set_result(kept)
+                reading.insert(0, done)
+                events = list(kept.events)
+            else:
+                rest = _rest_of_run(client, workflow_id, run_id, events, token)
+                reading.insert(0, asyncio.ensure_future(rest))
+            started = events[0].workflow_execution_started_event_attributes
+            if not started.continued_execution_run_id:
+                break
+            run_id = started.continued_execution_run_id
+        runs = list(await asyncio.gather(*reading))
+    finally:
+        for task in reading:
+            task.cancel()  # those not done when one failed
+    converter = client.data_converter
+    return [await decoded(run, converter, trail_only=trail_only) for run in runs]
 
 
-def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
+def split_runs(history: AnyRun) -> list[WorkflowHistory]:
     """`load_history`'s events cut back into one history per run."""
+    from temporalio.client import WorkflowHistory
+
     runs: list[list[Any]] = []
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes") or not runs:
@@ -215,10 +377,9 @@ def split_runs(history: WorkflowHistory) -> list[WorkflowHistory]:
     return [WorkflowHistory(history.workflow_id, events) for events in runs]
 
 
-def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
+def recorded_trail(history: AnyRun) -> list[TrailLine]:
     """The trail as the workflow recorded it, read from its `record_trail` activities."""
     lines: list[TrailLine] = []
-    converter = pydantic_data_converter.payload_converter
     for event in history.events:
         if not event.HasField("activity_task_scheduled_event_attributes"):
             continue
@@ -231,16 +392,22 @@ def recorded_trail(history: WorkflowHistory) -> list[TrailLine]:
                 f"the history of {history.workflow_id} is still encrypted: load it with"
                 " load_history, or pass it through decoded(), first"
             )
-        request = converter.from_payload(payload, RecordTrail)
-        for offset, entry in enumerate(request.entries):
-            seq = request.first_seq + offset
-            lines.append(TrailLine.of(request.workflow_id, request.post_id, seq, entry))
+        # The RecordTrail as its JSON: read without the model (what `yuqing audit` costs).
+        request = json.loads(payload.data)
+        first, workflow_id, post_id = request["first_seq"], request["workflow_id"], None
+        post_id = request.get("post_id")
+        for offset, entry in enumerate(request["entries"]):
+            lines.append(TrailLine.read(workflow_id, post_id, first + offset, entry))
     return lines
 
 
-def trail_head(history: WorkflowHistory) -> str | None:
+def trail_head(history: AnyRun) -> str | None:
     """The row_hash of the workflow's last trail row, as its (decoded) history recorded it: the
     result of its last `record_trail`. An anchor of the audit chain outside its table."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from yuqing.effects import TrailRecorded
+
     converter = pydantic_data_converter.payload_converter
     for payload in _trail_results(history):
         head = converter.from_payload(payload, TrailRecorded).last_hash
@@ -249,9 +416,11 @@ def trail_head(history: WorkflowHistory) -> str | None:
     return None
 
 
-async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> str | None:
+async def anchored_head(history: AnyRun, converter: DataConverter) -> str | None:
     """`trail_head` of a history still encrypted: only the `record_trail` results read are
     decrypted (copies of them), newest first, until one names a row."""
+    from yuqing.effects import TrailRecorded
+
     codec = converter.payload_codec
     for payload in _trail_results(history):
         if codec is not None and is_encrypted(payload):
@@ -262,7 +431,7 @@ async def anchored_head(history: WorkflowHistory, converter: DataConverter) -> s
     return None
 
 
-def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
+def _trail_results(history: AnyRun) -> Iterator[Any]:
     """The result payload of each completed `record_trail`, the newest first."""
     scheduled = {
         event.event_id
@@ -283,7 +452,7 @@ def _trail_results(history: WorkflowHistory) -> Iterator[Any]:
 _COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
-def ended_whole(run: WorkflowHistory) -> bool:
+def ended_whole(run: AnyRun) -> bool:
     """Whether the run ended by completing: it then waited for its trail to be copied, so every
     line it decided is recorded in it (or, continued as new, carried to the next run).
 
@@ -293,7 +462,7 @@ def ended_whole(run: WorkflowHistory) -> bool:
     return bool(run.events) and run.events[-1].event_type == _COMPLETED
 
 
-def unconfirmed_seqs(history: WorkflowHistory) -> set[int]:
+def unconfirmed_seqs(history: AnyRun) -> set[int]:
     """The lines handed to a `record_trail` the history shows no end of: being copied when the
     history was read (or when the run was cut off), so the projection may or may not have them."""
     ended = {
@@ -301,6 +470,10 @@ def unconfirmed_seqs(history: WorkflowHistory) -> set[int]:
         for event in history.events
         for attributes in _activity_ends(event)
     }
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from yuqing.effects import RecordTrail
+
     converter = pydantic_data_converter.payload_converter
     seqs: set[int] = set()
     for event in history.events:
@@ -401,6 +574,8 @@ class Replayed:
 
     @property
     def trail(self) -> list[TrailLine]:
+        from yuqing.state import PostState
+
         lines: dict[int, TrailLine] = {}
         for state in [*self.earlier, *([self.state] if self.state else [])]:
             post_id = state.post_id if isinstance(state, PostState) else None
@@ -410,30 +585,39 @@ class Replayed:
         return [lines[seq] for seq in sorted(lines)]
 
 
-async def replay(
-    history: WorkflowHistory, converter: DataConverter = pydantic_data_converter
-) -> Replayed:
+async def replay(history: AnyRun, converter: DataConverter | None = None) -> Replayed:
     """Run the history (each of its runs) through today's code; keep the states reached.
 
     `converter`: the service's (`yuqing.client.data_converter`) for a history still encrypted;
     a decoded one (`load_history`, `load_anywhere`) replays with the plain default as well.
     """
     runs = split_runs(history)
+    replayed = await _replay_runs(runs, converter)
     earlier: list[IncidentState | PostState] = []
-    for run in runs[:-1]:
-        replayed = await _replay_run(run, converter)
-        if replayed.error is not None or replayed.state is None:
-            return replayed
-        earlier.append(replayed.state)
-    last = await _replay_run(runs[-1], converter)
+    for run in replayed[:-1]:
+        if run.error is not None or run.state is None:
+            return run
+        earlier.append(run.state)
+    last = replayed[-1]
     last.earlier = earlier
     return last
 
 
-async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Replayed:
+async def _replay_runs(
+    runs: list[WorkflowHistory], converter: DataConverter | None, *, yielding: bool = False
+) -> list[Replayed]:
+    """Each run replayed in turn by one replayer (its set-up paid once), until one fails.
+
+    A run from before the patch tools-projector-yields that continued as new may have met, in
+    its last task, the race that patch removed (workflows.incident `_yielding`): an update
+    refused there, which leaves nothing in the history, let the run continue before its
+    projection began a copy. Such a run fails to replay at its continue-as-new; it is replayed
+    once more as it ran (`yielding`), and the same decisions then are the same decisions.
+    """
     # Imported here: the workflows import this package's siblings at module level, and the
     # worker's machinery costs `yuqing audit` most of a second when it replays nothing.
     from temporalio import workflow
+    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import (
         ExecuteWorkflowInput,
         Interceptor,
@@ -446,11 +630,17 @@ async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Rep
     from workflows.incident import IncidentWorkflow
     from workflows.post import NetizenPostWorkflow
 
-    captured: dict[str, Any] = {}
+    if converter is None:
+        converter = pydantic_data_converter
+    # The runs replay one after the other: the instance of each is kept as it begins.
+    captured: list[Any] = []
 
     class _Capture(WorkflowInboundInterceptor):
         async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-            captured["instance"] = workflow.instance()
+            instance = workflow.instance()
+            if yielding and isinstance(instance, IncidentWorkflow):
+                instance._replayed_yielding = True
+            captured.append(instance)
             return await super().execute_workflow(input)
 
     class _Interceptor(Interceptor):
@@ -463,20 +653,62 @@ async def _replay_run(history: WorkflowHistory, converter: DataConverter) -> Rep
         workflows=[IncidentWorkflow, NetizenPostWorkflow],
         data_converter=converter,
         interceptors=[_Interceptor()],
-        # Unsandboxed, so the instance the interceptor keeps is readable after the replay.
+        # Unsandboxed, so the instance the interceptor keeps is readable after the replay
+        # (and no module is imported afresh for each run: today's code, trusted, replaying
+        # its own histories; a non-determinism is found by the commands it makes all the same).
         workflow_runner=UnsandboxedWorkflowRunner(),
         # (core) No deadlock timer: a replay on a busy machine may take a run's long task
         # past 2 s, which says nothing about the history.
         debug_mode=True,
     )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    error = str(result.replay_failure) if result.replay_failure else None
-    instance = captured.get("instance")
-    state: IncidentState | PostState | None = None
-    # The state as the workflow holds it: its `state` query shows the latest lines only.
-    if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
-        state = instance.full_state()
-    return Replayed(state=state, error=error)
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for run in runs:
+            yield run
+
+    found: list[Replayed] = []
+    async with replayer.workflow_replay_iterator(each()) as results:
+        async for result in results:
+            error = str(result.replay_failure) if result.replay_failure else None
+            instance = captured.pop() if captured else None
+            captured.clear()
+            state: IncidentState | PostState | None = None
+            # The state as the workflow holds it: its `state` query shows the latest lines only.
+            if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
+                state = instance.full_state()
+            found.append(Replayed(state=state, error=error))
+            if error is not None:
+                break
+    if found and found[-1].error is not None and not yielding:
+        failed = runs[len(found) - 1]
+        if _met_the_race(failed, found[-1].error):
+            again = await _replay_runs([failed], converter, yielding=True)
+            if again[0].error is None:
+                found[-1] = again[0]
+                rest = runs[len(found) :]
+                found.extend(await _replay_runs(rest, converter) if rest else [])
+    return found
+
+
+_CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+
+
+def _met_the_race(run: AnyRun, error: str) -> bool:
+    """Whether `run` failed to replay at its own continue-as-new, the run from before the
+    patch tools-projector-yields (no marker of it): see `_replay_runs`."""
+    from workflows.incident import PROJECTOR_YIELDS_PATCH
+
+    if not run.events or run.events[-1].event_type != _CONTINUED:
+        return False
+    if f"id: {run.events[-1].event_id}, WorkflowExecutionContinuedAsNew" not in error:
+        return False
+    # Patch markers are recorded in a run's first task (core-patches-first).
+    patch = PROJECTOR_YIELDS_PATCH.encode()
+    return not any(
+        patch in event.marker_recorded_event_attributes.SerializeToString()
+        for event in run.events[:100]
+        if event.HasField("marker_recorded_event_attributes")
+    )
 
 
 @dataclass(frozen=True)

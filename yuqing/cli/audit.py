@@ -169,28 +169,38 @@ async def _audit(
         converter = data_converter(payload_keys(settings))
     except PayloadKeyError as error:
         raise tool.bad_input(str(error)) from error
-    # PostgreSQL first: it holds the projection (--check) and the archive, read when Temporal
-    # has let a history go (its retention has passed) or cannot be reached; a --check that
-    # cannot check says so before any wait for Temporal.
-    pool = None
-    if settings.database_url:
-        try:
-            pool = await open_pool(settings.database_url)
-        except tool.ToolFailure as failure:
-            if check:
-                raise
-            tool.say(f"{failure.message}; reading Temporal alone")
+    # PostgreSQL holds the projection (--check) and the archive, read when Temporal has let a
+    # history go (its retention has passed) or cannot be reached. A --check connects first, so
+    # that one that cannot check says so before any wait for Temporal; otherwise the pool is
+    # opened only if the archive is needed (a history Temporal has whole costs no connection).
+    opened: list[asyncpg.Pool | None] = []
+
+    async def pool() -> asyncpg.Pool | None:
+        if not opened:
+            found = None
+            if settings.database_url:
+                try:
+                    found = await open_pool(settings.database_url)
+                except tool.ToolFailure as failure:
+                    if check:
+                        raise
+                    tool.say(f"{failure.message}; reading Temporal alone")
+            opened.append(found)
+        return opened[0]
+
+    if check:
+        await pool()
     try:
         return await _trail(settings, converter, pool, incident_id, fmt, output, check, replay)
     finally:
-        if pool is not None:
-            await pool.close()
+        if opened and opened[0] is not None:
+            await opened[0].close()
 
 
 async def _trail(
     settings: Settings,
     converter: Any,
-    pool: asyncpg.Pool | None,
+    pool: Callable[[], Awaitable[asyncpg.Pool | None]],
     incident_id: str,
     fmt: TrailFormat,
     output: Path | None,
@@ -206,9 +216,9 @@ async def _trail(
 
     address = settings.temporal_address
     try:
-        client = await tool.connect_temporal(settings)
+        client = await tool.connect_temporal_reader(settings, converter)
     except tool.ToolFailure as failure:
-        if pool is None or failure.code != tool.UNREACHABLE:
+        if failure.code != tool.UNREACHABLE or await pool() is None:
             raise
         tool.say(f"{failure.message}; reading the archive in PostgreSQL")
         client = None
@@ -216,7 +226,9 @@ async def _trail(
     async def load(workflow_id: str) -> Loaded:
         try:
             found: Loaded = await tool.waiting(
-                f"Temporal at {address}", load_anywhere(client, converter, pool, workflow_id)
+                f"Temporal at {address}",
+                # Without --replay only the trail is read: only its payloads are decrypted.
+                load_anywhere(client, converter, pool, workflow_id, trail_only=not replay),
             )
         except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
             raise tool.temporal_failure(error, address, incident_id) from error
@@ -249,19 +261,26 @@ async def _trail(
         tool.say("no trail is recorded in this history (it began before the projection)")
     found = 0
     if check:
-        assert pool is not None  # checked before anything else
-        found += await _check(pool, trails, loaded)
+        checked = await pool()
+        assert checked is not None  # connected before anything else
+        found += await _check(checked, trails, loaded)
     if replay:
+        import dataclasses
+
         from temporalio.client import WorkflowHistory
 
         from yuqing.audit.history import ended_whole
         from yuqing.audit.history import replay as replay_history
 
+        # Decoded as they were loaded: replayed without the codec, so that no payload a
+        # replayed command carries is sealed again for nothing (core matches commands to the
+        # history's events by kind and id, never by their payloads).
+        plain = dataclasses.replace(converter, payload_codec=None)
         for workflow_id, history in loaded.items():
             # Every run at once: a run that continued as new can leave its last lines to the
             # next run to record.
             events = [event for run in history.runs for event in run.events]
-            replayed = await replay_history(WorkflowHistory(workflow_id, events), converter)
+            replayed = await replay_history(WorkflowHistory(workflow_id, events), plain)
             whole = ended_whole(history.runs[-1])
             found += _replayed(workflow_id, trails[workflow_id], replayed, whole)
     return found
