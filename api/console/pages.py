@@ -47,10 +47,7 @@ templates = Environment(
 
 def reader_language(request: Request) -> i18n.Lang:
     """The switch's choice (a cookie) if made, else the browser's Accept-Language."""
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in i18n.LANGUAGES:
-        return i18n.language(chosen)
-    return i18n.negotiate(request.headers.get("accept-language"))
+    return i18n.chosen(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
 @dataclass(frozen=True)
