@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from yuqing import tool
+from yuqing.cli import language
 from yuqing.settings import Settings
 
 
@@ -26,11 +27,17 @@ class _Argument(TyperArgument):
 
 
 class _Command(TyperCommand):
+    context_class = language.Context  # help in the reader's language (yuqing.cli.language)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = _Argument
+
+    def get_help(self, ctx: Any) -> str:
+        language.localize(self, self.name or "", ctx)
+        return str(super().get_help(ctx))
 
 
 class _Commands(typer.Typer):
