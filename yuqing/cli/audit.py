@@ -238,7 +238,7 @@ async def _trail(
         for wf, found in loaded.items()
     }
     lines = [entry for trail in trails.values() for entry in trail]
-    text = render(incident_id, lines, fmt.value)
+    text = render(incident_id, lines, fmt.value, tool.language())
     if output is not None:
         write(output, text, f"{len(lines)} line(s)")
     else:

@@ -26,23 +26,31 @@ def cli_language() -> str:
 
 
 def localize(command: Any, name: str, ctx: Any = None) -> None:
-    """Put `command`'s help and its parameters' help in the reader's language (once)."""
+    """Put `command`'s help and its parameters' help in the reader's language.
+
+    The code's English is kept on the command, so one process may show both (tests do)."""
     lang = cli_language()
-    if lang == "en" or getattr(command, "_localized", False):
+    shown = command.get_help_option(ctx) if ctx is not None else None  # --help itself
+    params = [*command.params, *([shown] if shown is not None else [])]
+    english = getattr(command, "_english", None)
+    if english is None:
+        english = command._english = (command.help, [getattr(p, "help", None) for p in params])
+    help_, params_help = english
+    command.help, command.short_help = help_, None
+    for param, text in zip(params, params_help, strict=False):
+        param.help = text
+    if lang == "en":
         return
     from yuqing import i18n
 
-    command._localized = True
     if i18n.has(f"cli.{name}"):
         command.help = i18n.t(f"cli.{name}", lang)
-        command.short_help = None
-    shown = command.get_help_option(ctx) if ctx is not None else None  # --help itself
-    for param in [*command.params, *([shown] if shown is not None else [])]:
-        own, shared = f"cli.{name}.{param.name}", f"cli.opt.{param.name}"
+    for param in params:
+        own, common = f"cli.{name}.{param.name}", f"cli.opt.{param.name}"
         if i18n.has(own):
             param.help = i18n.t(own, lang)
-        elif i18n.has(shared) and i18n.t(shared, "en") == getattr(param, "help", None):
-            param.help = i18n.t(shared, lang)
+        elif i18n.has(common) and i18n.t(common, "en") == getattr(param, "help", None):
+            param.help = i18n.t(common, lang)
 
 
 def heading(text: str) -> str:

@@ -81,7 +81,7 @@ DEFAULT_API_URL = Settings().api_url
 
 
 def source_name(path: Path) -> str:
-    return "standard input" if str(path) == "-" else str(path)
+    return tool.said("cli.stdin") if str(path) == "-" else str(path)
 
 
 def read_json(path: Path) -> Any:
@@ -90,10 +90,12 @@ def read_json(path: Path) -> Any:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as error:
-        raise tool.bad_input(f"cannot read {name}: {error.strerror or error}") from error
+        why = error.strerror or str(error)
+        raise tool.bad_input(tool.said("cli.cannot_read", name=name, why=why)) from error
     except UnicodeDecodeError as error:
-        raise tool.bad_input(f"{name} is not UTF-8 text: {error.reason}") from error
+        said = tool.said("cli.not_utf8", name=name, why=error.reason)
+        raise tool.bad_input(said) from error
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise tool.bad_input(f"{name} is not JSON: {error}") from error
+        raise tool.bad_input(tool.said("cli.not_json", name=name, why=str(error))) from error
