@@ -169,3 +169,13 @@ def test_every_command_line_help_is_in_the_catalog_as_the_code_says_it() -> None
                 drifted.append(key)
     assert not lacking, f"help without a catalog entry: {lacking}"
     assert not drifted, f"catalog English differs from the code's: {drifted}"
+
+
+def test_times_in_a_plain_trail_line_read_in_beijing_time() -> None:
+    """Lines kept as text (before messages) show their UTC stamps as Beijing time, labelled."""
+    from yuqing.i18n.render import local_times
+
+    line = "首报: due 2026-12-01T06:30+00:00"
+    assert local_times(line, "zh") == "首报: due 2026-12-01 14:30（北京时间）"
+    assert local_times(line, "en") == "首报: due 2026-12-01 14:30 (Beijing time)"
+    assert local_times("no time here, nor 2026-12-01", "zh") == "no time here, nor 2026-12-01"

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from api.console.session import LANG_COOKIE, Session
 from yuqing import i18n
-from yuqing.i18n.render import RosterNames
+from yuqing.i18n.render import RosterNames, local_times
 from yuqing.i18n.render import render as render_message
 from yuqing.listing import Light
 from yuqing.roster import Person, Roster
@@ -106,7 +106,7 @@ class Reader:
         it was recorded with (lines from before messages existed)."""
         message = getattr(entry, "message", None)
         if message is None:
-            return str(entry.detail)
+            return local_times(str(entry.detail), self.lang)
         return render_message(message, self.lang, RosterNames(self.roster))
 
 

@@ -48,11 +48,12 @@ def _kind(line: TrailLine, lang: str) -> str:
 
 
 def _what(line: TrailLine, lang: str) -> str:
-    detail = line.detail
-    if line.message is not None:
-        from yuqing.i18n.render import render as said
+    from yuqing.i18n.render import local_times
+    from yuqing.i18n.render import render as said
 
-        detail = said(line.message, lang)
+    detail = (
+        said(line.message, lang) if line.message is not None else local_times(line.detail, lang)
+    )
     if line.refused:
         kind = line.refusal_kind or ""
         return t("audit.refused", lang, signal=line.signal or "", kind=kind, detail=detail)
