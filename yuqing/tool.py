@@ -340,7 +340,7 @@ def temporal_failure(
     if status is RPCStatusCode.NOT_FOUND:
         if "already completed" in message:
             return ended_incident(incident_id)
-        return unknown_incident(incident_id, f"Temporal at {address}")
+        return unknown_incident(incident_id, said("cli.where.temporal", address=address))
     if status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED):
         return temporal_unreachable(address, connection_trouble(error))
     if status is RPCStatusCode.DEADLINE_EXCEEDED:

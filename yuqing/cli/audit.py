@@ -221,7 +221,7 @@ async def _trail(
         except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
             raise tool.temporal_failure(error, address, incident_id) from error
         except LookupError as error:  # neither Temporal nor the archive has it
-            where = f"Temporal at {address} nor in the archive in PostgreSQL"
+            where = tool.said("cli.where.temporal_nor_archive", address=address)
             raise tool.unknown_incident(incident_id, where) from error
         except PayloadKeyError as error:
             raise tool.bad_input(str(error)) from error
