@@ -121,19 +121,22 @@ def what_of(kind: str, name: str, incident: str | None = None) -> Said:
     return Said(f"api.what.{kind}", name=name)
 
 
+def detail_in(exc: ApiError, lang: str, roster: Any = None) -> str:
+    """What `exc` says, in `lang` (a refusal whose trail line keeps its message, by that)."""
+    if isinstance(exc, Refusal) and exc.message is not None:
+        from yuqing.i18n.render import RosterNames, render
+
+        return render(exc.message, lang, RosterNames(roster) if roster is not None else None)
+    return i18n.text_in(exc.detail, lang)
+
+
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    detail = i18n.text_in(exc.detail, reader_language(request))
-    extra = exc.extra
-    if isinstance(exc, Refusal) and exc.message is not None:
-        # The trail keeps the refusal's words as a message: shown in the reader's language.
-        from yuqing.i18n.render import RosterNames, render
-
-        services = getattr(request.app.state, "services", None)
-        names = RosterNames(services.directory.roster) if services is not None else None
-        detail = render(exc.message, reader_language(request), names)
-    return JSONResponse({"detail": detail, **extra}, exc.status, headers=headers)
+    services = getattr(request.app.state, "services", None)
+    roster = services.directory.roster if services is not None else None
+    detail = detail_in(exc, reader_language(request), roster)
+    return JSONResponse({"detail": detail, **exc.extra}, exc.status, headers=headers)
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
