@@ -23,6 +23,8 @@ from yuqing import i18n
 FAMILIES = {
     "stage": "stage",
     "grade": "grade",
+    "from_grade": "grade",
+    "to_grade": "grade",
     "role": "role",
     "step": "role",
     "channel": "channel",
@@ -56,6 +58,8 @@ def _value(
 ) -> str:
     if value is None:
         return "—"  # e.g. no person answers for it: said, not left blank
+    if isinstance(value, Mapping) and "key" in value:
+        return render(value, lang, names)  # a part of the line said on its own (a reason)
     if isinstance(value, list):
         return i18n.t("list.separator", lang).join(
             _value(name, v, lang, names, given) for v in value
