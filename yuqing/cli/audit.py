@@ -275,7 +275,7 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         trail_head,
         unconfirmed_seqs,
     )
-    from yuqing.audit.projection import projected_trail
+    from yuqing.audit.projection import TRAIL_FIELDS, projected_trail
 
     tool.quiet_logs()
     found = 0
@@ -283,7 +283,7 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         runs = loaded[workflow_id].runs
         whole = ended_whole(runs[-1])
         rows = await projected_trail(pool, workflow_id, chain=True)
-        fields = [{k: row[k] for k in TrailLine.__dataclass_fields__} for row in rows]
+        fields = [{k: row[k] for k in TRAIL_FIELDS} for row in rows]
         pending = set() if whole else unconfirmed_seqs(runs[-1])
         compared = compare_projection(
             recorded, [TrailLine(**row) for row in fields], whole=whole, unconfirmed=pending
