@@ -25,6 +25,14 @@ log = structlog.get_logger(__name__)
 # to is the last one committed, and the ids it draws follow that row's.
 _CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('yuqing.audit_log'))"
 
+# The usual case in one round trip: a batch none of whose rows is there yet, linked and inserted
+# by the server under the same lock (migration 0041); NULL when any row is there already.
+_APPEND_NEW = (
+    "SELECT yuqing_append_trail($1, $2, $3, $4::integer[], $5::timestamptz[], $6::text[],"
+    " $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[],"
+    " $13::text[])"
+)
+
 _INSERT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "row_hash")
 _INSERT = (
     f"INSERT INTO audit_log ({', '.join(_INSERT_COLUMNS)})"
@@ -80,10 +88,16 @@ class AuditActivities:
         wanted = trail_rows(request)
         written = 0
         last_hash: str | None = None
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
             if wanted:
-                await conn.execute(_CHAIN_LOCK)
-                written, last_hash = await _append(conn, request, wanted)
+                last_hash = await conn.fetchval(_APPEND_NEW, *_append_args(request, wanted))
+                written = len(wanted)
+            if last_hash is None and wanted:
+                # Some row is there already: compare them all, write what is missing.
+                async with conn.transaction():
+                    await conn.execute(_CHAIN_LOCK)
+                    written, last_hash = await _append(conn, request, wanted)
+            # Its own statement: it is idempotent and never older than what it replaces.
             await _upsert_deadlines(conn, request)
         # Detail of a decision (its unit of work is logged where it is taken): debug.
         log.debug(
@@ -132,6 +146,22 @@ async def _until_closed(request: ArchiveHistory) -> None:
         activity.heartbeat()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def _append_args(request: RecordTrail, wanted: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """`_APPEND_NEW`'s arguments: the batch column by column, and each row's canonical
+    content (what its hash covers, as `chain_hash` hashes it)."""
+    return (
+        request.workflow_id,
+        request.incident_id,
+        request.post_id,
+        *([row[name] for row in wanted] for name in _ARRAY_FIELDS),
+        [canonical_content(row) for row in wanted],
+    )
+
+
+# The row's own columns, after the three the whole batch shares (yuqing_append_trail's order).
+_ARRAY_FIELDS = CONTENT_FIELDS[3:]
 
 
 async def _append(

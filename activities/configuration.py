@@ -102,6 +102,8 @@ class ConfigurationActivities:
                 policy = policy.scaled(request.drill_speed)
             roster = parsed(load_roster, self._settings.roster_path)
             authorization = parsed(load_authorization, self._settings.authorization_path)
+            if request.for_workflow:
+                authorization = authorization.model_copy(update={"routes": {}})
             keys = self._keys()
             calendar_version = self._calendar_version()
         except (PolicyError, RosterError, AuthorizationError, KeysError, CalendarError) as err:

@@ -14,7 +14,7 @@ from api import console, errors
 from api.auth import Directory
 from api.deps import Services
 from api.errors import ApiError, api_error_handler
-from api.health import measure, requires_database
+from api.health import Measure, requires_database
 from api.health import router as health_router
 from api.routes import codec, incidents, listing, plan, posts, reports, statements
 from api.signals import Workflows, api_signer
@@ -75,7 +75,7 @@ def create_app(
     )
     app.add_exception_handler(ApiError, api_error_handler)
     errors.install(app)  # core: body limits (413), readable 422s, JSON wanted (415)
-    app.middleware("http")(measure)
+    app.add_middleware(Measure)
     # Calls that record something answer 503 while PostgreSQL is down (api/health.py).
     recording = [Depends(requires_database)]
     app.include_router(reports.router, dependencies=recording)

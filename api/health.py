@@ -4,11 +4,11 @@ down (issue 8: "health that tells the truth")."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError
 from yuqing import metrics
@@ -81,18 +81,45 @@ def route_template(request: Request) -> str:
     return "unmatched"
 
 
-async def measure(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """HTTP middleware: latency and status code of every call, by route template."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = route_template(request)
-        if route != "/metrics":
-            metrics.API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-            metrics.API_REQUESTS.labels(request.method, route, str(status)).inc()
+class Measure:
+    """ASGI middleware: latency and status code of every call, by route template.
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's `BaseHTTPMiddleware` runs
+    each call in a task of its own behind memory streams, a fixed cost on every request the
+    single API process serves.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = _template(scope)
+            if route != "/metrics":
+                elapsed = time.perf_counter() - started
+                metrics.API_LATENCY.labels(scope["method"], route).observe(elapsed)
+                metrics.API_REQUESTS.labels(scope["method"], route, str(status)).inc()
+
+
+def _template(scope: Scope) -> str:
+    """The path template of the route the router matched (set in the scope as it routes), or
+    `route_template`'s walk when none was: FastAPI keeps included routers as one entry each
+    among the app's routes, so that walk names none of their routes."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    return route_template(Request(scope))

@@ -36,6 +36,12 @@ HISTORIES = Path(__file__).parent / "histories"
 # time-skipping server moves the clock only in `env.sleep` and while awaiting a result.
 POLL = 0.05
 PATIENCE = 30.0
+# A query is answered by a worker; without a deadline of its own, one whose task is lost (a
+# worker busy or gone) would wait for ever instead of failing the test with its reason.
+QUERY_TIMEOUT = timedelta(seconds=30)
+# How long an incident may take to end once a test waits for it, and each wait's own deadline.
+RESULT_PATIENCE = 240.0
+RESULT_POLL = timedelta(seconds=15)
 # Skips in a row (each given up by the server after ~30 s) that move the clock not at all.
 SLEEP_STALLS = 3
 
@@ -127,7 +133,7 @@ class IncidentDriver:
 
     async def state(self) -> IncidentState:
         assert self.handle is not None
-        return await self.handle.query(IncidentWorkflow.state)
+        return await self.handle.query(IncidentWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
 
     async def trail(self, workflow_id: str | None = None) -> list[TrailEntry]:
         """The whole trail the workflow holds, page by page (the `trail` query)."""
@@ -137,7 +143,10 @@ class IncidentDriver:
         offset = 0
         while True:
             page = await handle.query(
-                "trail", {"offset": offset, "limit": 100}, result_type=TrailPage
+                "trail",
+                {"offset": offset, "limit": 100},
+                result_type=TrailPage,
+                rpc_timeout=QUERY_TIMEOUT,
             )
             lines.extend(page.lines)
             offset = page.offset + len(page.lines)
@@ -258,7 +267,7 @@ class IncidentDriver:
         )
 
     async def post_state(self, post_id: str) -> PostState:
-        return await self.post(post_id).query(NetizenPostWorkflow.state)
+        return await self.post(post_id).query(NetizenPostWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
 
     async def until_post(self, post_id: str, condition: Callable[[PostState], bool]) -> PostState:
         """The post's state, as its incident lists it, once `condition` holds."""
@@ -315,8 +324,24 @@ class IncidentDriver:
         return True
 
     async def result(self) -> IncidentSummary:
+        """The incident's summary once it has ended, across its runs.
+
+        The time-skipping server can leave a history long-poll unanswered when the run it waits
+        on completes (seen in the soak: the run COMPLETED for minutes, the wait still open), so
+        each wait has a deadline and is then asked again: an ended run's close event is read at
+        once.
+        """
         assert self.handle is not None
-        return await self.handle.result()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RESULT_PATIENCE
+        while True:
+            try:
+                return await self.handle.result(rpc_timeout=RESULT_POLL)
+            except RPCError as err:
+                # A call past its deadline ends "Timeout expired" (CANCELLED, or DEADLINE_EXCEEDED).
+                expired = err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+                if not expired or loop.time() > give_up:
+                    raise
 
     async def save_history(self, name: str) -> None:
         """Keep this run's history for the replay test, when recording is asked for.

@@ -4,7 +4,9 @@ payloads we did not encode, failures encoded too, TLS settings from the environm
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,14 @@ from yuqing.codec import (
     CIPHER_METADATA,
     ENCODING,
     KEY_ID,
+    SEALED,
     EncryptionCodec,
     KeyRing,
     PayloadKeyError,
     decode_in_place,
+    dictionary,
     ensure_key_file,
+    key_id_of,
     rotate_key_file,
     walk_payloads,
 )
@@ -39,8 +44,9 @@ async def test_a_payload_is_sealed_under_the_active_key_and_opens_again() -> Non
     ring = KeyRing.generate("k1")
     converter = data_converter(ring)
     (sealed,) = await converter.encode([{"summary": f"来电 {PHONE}"}])
-    assert sealed.metadata["encoding"] == ENCODING
-    assert sealed.metadata[KEY_ID] == b"k1"
+    # One metadata entry; the key's id is in the envelope's header.
+    assert dict(sealed.metadata) == {"encoding": SEALED}
+    assert key_id_of(sealed) == "k1"
     assert PHONE.encode() not in sealed.SerializeToString()
     # The original encoding is inside the ciphertext, not beside it.
     assert b"json/plain" not in sealed.SerializeToString()
@@ -57,7 +63,7 @@ async def test_rotation_old_payloads_still_open_new_ones_use_the_new_key(tmp_pat
     assert new_ring.active == "k-next" and old_ring.active in new_ring.keys
     converter = data_converter(new_ring)
     (new,) = await converter.encode(["after"])
-    assert new.metadata[KEY_ID] == b"k-next"
+    assert key_id_of(new) == "k-next"
     assert await converter.decode([old, new]) == ["before the rotation", "after"]
 
     # A ring without the old key names the key it lacks.
@@ -84,11 +90,25 @@ async def test_a_tampered_payload_is_refused() -> None:
     sealed.data = bytes(flipped)
     with pytest.raises(PayloadKeyError, match="altered"):
         await codec.decode([sealed])
-    # The key id is bound to the ciphertext: relabelling it does not open it.
+    # The header (key id, flags) is bound to the ciphertext: relabelling it does not open it.
+    ring = KeyRing.generate("k1").rotated("k2")
+    codec = EncryptionCodec(ring)
     (other,) = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
-    other.metadata[KEY_ID] = b"k2"
-    with pytest.raises(PayloadKeyError, match="'k2'"):
+    assert key_id_of(other) == "k2"
+    other.data = other.data.replace(b"k2", b"k1", 1)
+    with pytest.raises(PayloadKeyError, match=r"'k1'.*altered"):
         await codec.decode([other])
+    (flagged,) = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
+    flagged.data = bytes((flagged.data[0] ^ 0x01,)) + flagged.data[1:]
+    with pytest.raises(PayloadKeyError, match="altered"):
+        await codec.decode([flagged])
+    short = Payload(metadata={"encoding": SEALED}, data=flagged.data[:20])
+    with pytest.raises(PayloadKeyError, match="cut short"):
+        await codec.decode([short])
+    # A format this code does not know is named, not guessed at.
+    flagged.data = b"\x30" + flagged.data[1:]
+    with pytest.raises(PayloadKeyError, match="not in a format this code reads"):
+        await codec.decode([flagged])
 
 
 async def test_failures_carry_their_message_encrypted() -> None:
@@ -201,34 +221,64 @@ def test_the_payload_key_command(tmp_path: Path) -> None:
 # -- perf (issue 9): compressed before sealed ---------------------------------------------------
 
 
-async def test_a_large_payload_is_deflated_then_sealed_and_a_small_one_is_not() -> None:
-    ring = KeyRing.generate("k1")
-    codec = EncryptionCodec(ring)
+async def test_payloads_are_deflated_with_the_dictionary_and_open_again() -> None:
+    codec = EncryptionCodec(KeyRing.generate("k1"))
     trail = {
         "lines": [
             {"seq": i, "message": f"第 {i} 行：批准", "actor": "huang.wei"} for i in range(40)
         ]
     }
     large = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(trail).encode())
-    small = Payload(metadata={"encoding": b"json/plain"}, data=b'{"a": 1}')
-    sealed_large, sealed_small = await codec.encode([large, small])
-    assert sealed_large.metadata[CIPHER_METADATA] == CIPHER_DEFLATED
-    assert sealed_large.ByteSize() < large.ByteSize() / 2
-    assert sealed_small.metadata[CIPHER_METADATA] == b"AES-256-GCM"
-    assert await codec.decode([sealed_large, sealed_small]) == [large, small]
-    # Which cipher is bound to the ciphertext: relabelling it does not open the payload.
-    sealed_large.metadata[CIPHER_METADATA] = b"AES-256-GCM"
-    with pytest.raises(PayloadKeyError, match="altered"):
-        await codec.decode([sealed_large])
+    # A single trail line: the dictionary (field names, kinds) shrinks even this one.
+    line = {
+        "at": "2026-12-01T18:37:18.527845Z",
+        "kind": "approval",
+        "actor": "zhou.min",
+        "role": "publicity_lead",
+        "detail": "publicity lead approves: approved draft version 1",
+        "signal": "publicity_lead_approval",
+        "refused": False,
+        "refusal_kind": None,
+        "source": None,
+        "key_id": "api-dev-1",
+    }
+    short = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(line).encode())
+    tiny = Payload(metadata={"encoding": b"json/plain"}, data=b"1")
+    other = Payload(metadata={"encoding": b"binary/null"})
+    sealed = await codec.encode([large, short, tiny, other])
+    assert sealed[0].ByteSize() < large.ByteSize() / 2
+    assert sealed[1].ByteSize() < short.ByteSize() * 0.8
+    assert await codec.decode(sealed) == [large, short, tiny, other]
 
 
-async def test_payloads_sealed_before_compression_still_open() -> None:
+def test_the_deflate_dictionary_never_changes() -> None:
+    # Payloads deflated with dictionary 1 inflate only with these exact bytes.
+    digest = hashlib.sha256(dictionary(1)).hexdigest()
+    assert digest == "ace792a3389e4c96027fa0fef48965077187df2f32d9b9d59a4178e126ee5b5c"
+
+
+async def test_payloads_sealed_in_format_1_still_open() -> None:
     ring = KeyRing.generate("k1")
+    aes = AESGCM(ring.keys["k1"])
     inner = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(["x"] * 200).encode())
     nonce = b"\x01" * 12
-    # As the codec sealed every payload before: the key id alone as associated data.
-    old = Payload(
+    # As the codec sealed every payload at first: the key id alone as associated data.
+    first = Payload(
         metadata={"encoding": ENCODING, KEY_ID: b"k1", CIPHER_METADATA: b"AES-256-GCM"},
-        data=nonce + AESGCM(ring.keys["k1"]).encrypt(nonce, inner.SerializeToString(), b"k1"),
+        data=nonce + aes.encrypt(nonce, inner.SerializeToString(), b"k1"),
     )
-    assert await EncryptionCodec(ring).decode([old]) == [inner]
+    # Then deflated (zlib) first, the cipher's name bound too.
+    deflated = Payload(
+        metadata={"encoding": ENCODING, KEY_ID: b"k1", CIPHER_METADATA: CIPHER_DEFLATED},
+        data=nonce
+        + aes.encrypt(nonce, zlib.compress(inner.SerializeToString()), b"k1\0" + CIPHER_DEFLATED),
+    )
+    codec = EncryptionCodec(ring)
+    assert await codec.decode([first, deflated]) == [inner, inner]
+    assert key_id_of(first) == "k1"
+    # Which cipher is bound to the ciphertext: relabelling it does not open the payload.
+    deflated.metadata[CIPHER_METADATA] = b"AES-256-GCM"
+    with pytest.raises(PayloadKeyError, match="altered"):
+        await codec.decode([deflated])
+    # Never sealed twice, in either format.
+    assert (await codec.encode([first]))[0] is first

@@ -42,7 +42,7 @@ from yuqing.audit.history import decoded, load_runs, trail_head
 from yuqing.audit.sweeper import sweeping
 from yuqing.cli import app
 from yuqing.client import connect
-from yuqing.codec import KEY_ID, KeyRing
+from yuqing.codec import KeyRing, key_id_of
 from yuqing.settings import Settings
 from yuqing.stack import TemporalDevServer, free_port, start_temporal
 from yuqing.stack.record import codec_endpoint
@@ -245,8 +245,9 @@ async def test_temporal_holds_ciphertext_and_the_audit_reads_it(done: Done) -> N
     assert not any(NETIZEN.encode() in blob for blob in blobs)
     started = history["events"][0]["workflowExecutionStartedEventAttributes"]["input"]
     metadata = started["payloads"][0]["metadata"]
-    assert base64.b64decode(metadata["encoding"]) == b"binary/encrypted"
-    assert base64.b64decode(metadata[KEY_ID]) == b"at-rest-1"
+    assert base64.b64decode(metadata["encoding"]) == b"binary/sealed"
+    data = base64.b64decode(started["payloads"][0]["data"])
+    assert data[2 : 2 + data[1]] == b"at-rest-1"  # the key's id, in the envelope's header
 
     # Search attributes are not payloads (Temporal indexes them, in clear): only values from
     # fixed sets go there, never a report's words.
@@ -461,7 +462,7 @@ async def test_keys_rotate_and_what_the_old_key_sealed_still_reads(
         await driver.settle()
         history = await client.get_workflow_handle(driver.handle.id).fetch_history()
         used = {
-            payload.metadata[KEY_ID].decode()
+            key_id_of(payload)
             for event in history.events
             if event.HasField("workflow_execution_signaled_event_attributes")
             or event.HasField("activity_task_scheduled_event_attributes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -118,6 +119,13 @@ def _raw_values(args: Sequence[RawValue]) -> tuple[list[Any], str | None]:
 W = TypeVar("W", bound=type)
 
 
+def _handler_shape(self, *args):  # type: ignore[no-untyped-def]
+    """The shape of every contract signal's handler, for its signature."""
+
+
+_HANDLER_SIGNATURE = inspect.signature(_handler_shape)
+
+
 def contract_signals(names: Iterable[str]) -> Callable[[W], W]:
     """Give a workflow class one signal handler per name, each putting the signal in the inbox.
 
@@ -130,6 +138,12 @@ def contract_signals(names: Iterable[str]) -> Callable[[W], W]:
             self._put(inbound(name, args))
 
         handler.__name__ = handler.__qualname__ = f"signal_{name}"
+        # The SDK reads a handler's argument types from its hints and signature; for
+        # `(self, *args)` they are none (each payload decoded as plain JSON) whatever the
+        # annotations say. Without them, and with the signature made once, defining the
+        # contract's handlers (done again for every run, in its sandbox) costs a third.
+        handler.__annotations__ = {}
+        vars(handler)["__signature__"] = _HANDLER_SIGNATURE
         return workflow.signal(name=name)(handler)
 
     def wire(cls: W) -> W:
@@ -318,11 +332,16 @@ class Projector:
         ending: Callable[[], bool],
         *,
         batched: bool,
+        lean: bool = False,
     ) -> None:
         self.state = state
         self.post_id = post_id
         self.ending = ending
         self.batched = batched
+        # hist (issue 9, LEAN_HISTORY_PATCH): each deadline only when it changed since it was
+        # last sent (the table upserts by key), and no summary on the activity.
+        self.lean = batched and lean
+        self._sent: dict[str, str] = {}
         self.position = state.trail_offset
         self.busy = False
         # Set while the workflow readies to continue as new: no new copy begins.
@@ -346,9 +365,14 @@ class Projector:
                 return
             entries = self._batch()
             deadlines = state.deadlines
-            if self.batched:
+            if self.lean:
+                now = {d.key: d.model_dump_json() for d in deadlines}
+                deadlines = [d for d in deadlines if self._sent.get(d.key) != now[d.key]]
+            elif self.batched:
                 sent = _deadlines_json(deadlines)
                 deadlines = [] if sent == self._deadlines_sent else deadlines
+            # The activity's name says as much; a summary would be one more sealed payload.
+            summary = None if self.lean else f"record {len(entries)} line(s) of the decision trail"
             self.busy = True
             try:
                 await workflow.execute_activity_method(
@@ -365,11 +389,13 @@ class Projector:
                     # and a fresh attempt (which writes only what is missing) is the better bet.
                     start_to_close_timeout=RECORD_TIMEOUT,
                     retry_policy=CONFIG_RETRY,
-                    summary=f"record {len(entries)} line(s) of the decision trail",
+                    summary=summary,
                 )
             finally:
                 self.busy = False
-            if self.batched and deadlines:
+            if self.lean:
+                self._sent.update((d.key, now[d.key]) for d in deadlines)
+            elif self.batched and deadlines:
                 self._deadlines_sent = sent
             self.position += len(entries)
 
@@ -445,6 +471,18 @@ SWEEPER_PATCH = "record-archive-sweeper"
 # activity whose workflow task was merged with a heartbeat task replays as not there (a
 # non-determinism error), and the end of a run can come just after one (read_post).
 SWEPT_AT_START_PATCH = "record-swept-at-start"
+
+
+# -- hist (issue 9): lean histories ------------------------------------------------------------
+# Runs that begin now send less: the trail's copies carry each deadline only when it changed
+# (Projector), the configuration comes without what only the API reads (the routes table of
+# config/authorization.toml). Asked at the top of run(), like every patch (see PATCHES_FIRST).
+LEAN_HISTORY_PATCH = "hist-lean-history"
+
+
+def lean_from_start() -> bool:
+    """Ask first thing in run(): whether this run keeps its history lean."""
+    return workflow.patched(LEAN_HISTORY_PATCH)
 
 
 def swept_from_start() -> bool:

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Projector,
         archive_when_closed,
         contract_signals,
+        lean_from_start,
         page_request,
         patches_first,
         settled_by,
@@ -157,6 +158,7 @@ class IncidentWorkflow(Inboxed):
         # Set in `run` from the patches: which decision path this incident runs.
         self._current = False
         self._bounded = False
+        self._lean = False
         self._trail_messages = False
         self._plan_messages = False
         self._notice_texts = False
@@ -242,6 +244,8 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = self._trail_messages and workflow.patched(PLAN_MESSAGES_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
+        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH).
+        self._lean = lean_from_start()
         # core: every other patch asked here too (workflows/common.patches_first).
         patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
         continued = _continued(report)
@@ -261,7 +265,7 @@ class IncidentWorkflow(Inboxed):
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
-                incident.state, None, lambda: self._ending, batched=self._bounded
+                incident.state, None, lambda: self._ending, batched=self._bounded, lean=self._lean
             )
             projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._arm_deadlines()
@@ -380,6 +384,7 @@ class IncidentWorkflow(Inboxed):
             LoadConfiguration(
                 incident_id=state.incident_id,
                 drill_speed=drill.speed if (drill := self._drill_asked()) else None,
+                for_workflow=self._lean,
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
@@ -706,7 +711,8 @@ class IncidentWorkflow(Inboxed):
             incident_id=state.incident_id,
             kind=notice.kind,
             subject=notice.subject,
-            body=notice.body,
+            # hist (lean): a notice kept as data is rendered by the activity, body and all.
+            body="" if self._lean and notice.text is not None else notice.body,
             recipients=recipients(incident.roster, notice, state.unit),
             text=notice.text,
         )

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Projector,
         archive_when_closed,
         contract_signals,
+        lean_from_start,
         page_request,
         patches_first,
         settled_by,
@@ -76,6 +77,7 @@ class NetizenPostWorkflow(Inboxed):
         self._open_inbox()
         self._current = False
         self._bounded = False
+        self._lean = False
         self._projector: Projector | None = None
         # What the incident was last told of the post (it lists the post without its trail).
         self._told: str | None = None
@@ -115,6 +117,7 @@ class NetizenPostWorkflow(Inboxed):
         self._bounded = self._current and workflow.patched(BOUNDED_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
+        self._lean = lean_from_start()
         # console's patches, asked before any activity (workflows/incident.py says why).
         notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
         trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
@@ -139,7 +142,11 @@ class NetizenPostWorkflow(Inboxed):
         projector = None
         if self._bounded or workflow.patched(AUDIT_PROJECTION_PATCH):
             self._projector = Projector(
-                post.state, post.state.post_id, lambda: self._ending, batched=self._bounded
+                post.state,
+                post.state.post_id,
+                lambda: self._ending,
+                batched=self._bounded,
+                lean=self._lean,
             )
             projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._plans.append(post.first_deadline())
@@ -335,7 +342,10 @@ class NetizenPostWorkflow(Inboxed):
             incident_id=state.incident_id,
             kind=notice.kind,
             subject=notice.subject,
-            body=f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
+            # hist (lean): a notice kept as data is rendered by the activity, body and all.
+            body=""
+            if self._lean and notice.text is not None
+            else f"{notice.body}\n\n{state.platform} · {state.author}: {state.content}",
             recipients=self._post.roster.recipients(notice.roles, state.unit),
             text=notice.text,
         )

@@ -2,9 +2,11 @@
 
 Every payload a client of ours sends (workflow inputs, signals, updates, activity inputs and
 results, queries' answers, memos, summaries, failures' messages and stack traces) is replaced by
-one whose `data` is the original payload, serialised and encrypted, and whose metadata says
-`encoding: binary/encrypted` and the key's id. Search attributes are not payloads: Temporal
-indexes them, so they stay readable (and hold no personal data; see `yuqing.search_attributes`).
+one whose metadata says `encoding: binary/sealed` and whose `data` is a small header naming the
+key, then the original payload, deflated and encrypted (format 2, below). Payloads sealed in
+format 1 (`encoding: binary/encrypted`, the key's id and cipher in metadata) open as before.
+Search attributes are not payloads: Temporal indexes them, so they stay readable (and hold no
+personal data; see `yuqing.search_attributes`).
 
 Keys rotate: the key ring encrypts with its active key and decrypts with any key it holds, so
 incidents begun under an old key stay readable as long as the ring keeps that key. A payload
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
 import secrets
@@ -45,6 +48,7 @@ CIPHER_METADATA = "encryption-cipher"
 KEY_ID = "encryption-key-id"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 KEYS_ENV = "YUQING_PAYLOAD_KEYS"
 KEYS_FILE_ENV = "YUQING_PAYLOAD_KEYS_FILE"
@@ -231,31 +235,19 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") == ENCODING:
+        if payload.metadata.get("encoding") in (ENCODING, SEALED):
             return payload  # already ours: never wrap twice
-        key_id = self.ring.active
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        plain, cipher = _packed(payload.SerializeToString(deterministic=True))
-        sealed = self._ciphers[key_id].encrypt(nonce, plain, _associated(key_id, cipher))
-        return Payload(
-            metadata={
-                "encoding": ENCODING,
-                KEY_ID: key_id.encode(),
-                CIPHER_METADATA: cipher,
-            },
-            data=nonce + sealed,
-        )
+        return self._seal(payload)
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCODING:
+        encoding = payload.metadata.get("encoding")
+        if encoding == SEALED:
+            return self._open(payload.data)
+        if encoding != ENCODING:
             return payload
+        # Sealed before the compact envelope (format 1): the key id and cipher in metadata.
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            raise PayloadKeyError(
-                f"this payload was encrypted with key {key_id!r}, which the key ring"
-                f" ({self.ring.source}) does not hold; it holds {', '.join(sorted(self.keys))}"
-            )
+        cipher = self._cipher(key_id)
         data = payload.data
         how = payload.metadata.get(CIPHER_METADATA, CIPHER)
         try:
@@ -271,8 +263,60 @@ class EncryptionCodec(PayloadCodec):
     def keys(self) -> Iterable[str]:
         return self._ciphers.keys()
 
+    def _cipher(self, key_id: str) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise PayloadKeyError(
+                f"this payload was encrypted with key {key_id!r}, which the key ring"
+                f" ({self.ring.source}) does not hold; it holds {', '.join(sorted(self.keys))}"
+            )
+        return cipher
 
-# -- perf (issue 9): payloads compressed before they are sealed ---------------------------------
+    def _seal(self, payload: Payload) -> Payload:
+        key_id = self.ring.active
+        flags = 0
+        if payload.metadata.keys() == {"encoding"} and payload.metadata["encoding"] == JSON_PLAIN:
+            plain, flags = payload.data, FLAG_JSON
+        else:
+            plain = payload.SerializeToString(deterministic=True)
+        if len(plain) >= DEFLATE_FROM_2:
+            deflater = _primed(1).copy()
+            deflated = deflater.compress(plain) + deflater.flush()
+            if len(deflated) < len(plain):
+                plain, flags = deflated, flags | FLAG_DEFLATED_1
+        header = _header(flags, key_id)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self._ciphers[key_id].encrypt(nonce, plain, header)
+        return Payload(metadata={"encoding": SEALED}, data=header + nonce + sealed)
+
+    def _open(self, data: bytes) -> Payload:
+        if len(data) < 2 or data[0] & 0xF0 != FORMAT_2 or data[0] & ~_FLAGS & 0x0F:
+            raise PayloadKeyError(
+                f"a payload marked {SEALED.decode()} is not in a format this code reads"
+                f" (first byte {data[:1].hex() or 'missing'})"
+            )
+        flags, end = data[0] & 0x0F, 2 + data[1]
+        key_id = data[2:end].decode(errors="replace")
+        if len(data) < end + NONCE_BYTES + TAG_BYTES:
+            raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
+        cipher = self._cipher(key_id)
+        try:
+            plain = cipher.decrypt(
+                data[end : end + NONCE_BYTES], data[end + NONCE_BYTES :], data[:end]
+            )
+        except InvalidTag as err:
+            raise PayloadKeyError(
+                f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
+                " under that id is not the one it was encrypted with"
+            ) from err
+        if flags & FLAG_DEFLATED_1:
+            plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(1)), plain)
+        if flags & FLAG_JSON:
+            return Payload(metadata={"encoding": JSON_PLAIN}, data=plain)
+        return Payload.FromString(plain)
+
+
+# -- perf (issue 9): payloads compressed before they are sealed (format 1; opened, no longer made)
 # Every payload is JSON, and a history holds the configuration, the trail's batches and the memo
 # many times over: deflated first, a general incident's history is about a third smaller (bench/
 # RESULTS.md). Small payloads stay as they are (zlib's own bytes would outweigh the gain), and
@@ -283,17 +327,8 @@ class EncryptionCodec(PayloadCodec):
 # insider who could both put text into an incident and read ciphertext lengths in Temporal
 # learns, at most, whether their text resembles the rest of that same payload.
 CIPHER_DEFLATED = b"AES-256-GCM+zlib"
-DEFLATE_FROM = 192  # bytes of serialised payload
 DEFLATE_LEVEL = 6
 INFLATE_AT_MOST = 16 * 2**20  # far above Temporal's payload limit: never a reason to refuse
-
-
-def _packed(serialised: bytes) -> tuple[bytes, bytes]:
-    if len(serialised) >= DEFLATE_FROM:
-        deflated = zlib.compress(serialised, DEFLATE_LEVEL)
-        if len(deflated) < len(serialised):
-            return deflated, CIPHER_DEFLATED
-    return serialised, CIPHER
 
 
 def _associated(key_id: str, cipher: bytes) -> bytes:
@@ -303,15 +338,73 @@ def _associated(key_id: str, cipher: bytes) -> bytes:
 def _unpacked(plain: bytes, cipher: bytes) -> bytes:
     if cipher != CIPHER_DEFLATED:
         return plain
-    inflater = zlib.decompressobj()
-    serialised = inflater.decompress(plain, INFLATE_AT_MOST)
+    return _inflated(zlib.decompressobj(), plain)
+
+
+def _inflated(inflater: Any, plain: bytes) -> bytes:
+    serialised: bytes = inflater.decompress(plain, INFLATE_AT_MOST)
     if inflater.unconsumed_tail or not inflater.eof:
         raise PayloadKeyError("a compressed payload does not inflate within 16 MiB")
     return serialised
 
 
+# -- hist (issue 9): the compact envelope (format 2) ---------------------------------------------
+# Format 1 spent ~130 bytes on every payload (three metadata entries, and the original's own
+# `encoding: json/plain` sealed inside), more than many payloads hold: a general incident's
+# history was 2.5 × a bare workflow's. Format 2 says `encoding: binary/sealed` and nothing else;
+# its data is a header, the nonce and the ciphertext with its tag:
+#
+#     byte 0     the format (2) in the high nibble, the flags in the low one
+#     byte 1     length of the key id, then the key id (ASCII, 1-64 bytes)
+#     12 bytes   nonce;  the rest: AES-256-GCM ciphertext and its 16-byte tag
+#
+# The whole header (format, flags, key id) is the associated data: relabelling a payload's key
+# or flags does not open it. FLAG_JSON: the original was `encoding: json/plain` and nothing
+# else, and only its data is sealed (its metadata comes back on opening). FLAG_DEFLATED_1: the
+# sealed bytes were raw-deflated with dictionary 1 (yuqing/payload_dictionaries/1.txt, made by
+# bench/dictionary.py from the skeletons of recorded payloads: field names and fixed values,
+# no incident's text), which shrinks even a short trail line or memo to a fraction. A
+# dictionary, once used, never changes: a better one would be a new flag. What format 1 said
+# about compression and lengths holds here too.
+SEALED = b"binary/sealed"
+JSON_PLAIN = b"json/plain"
+FORMAT_2 = 0x20
+FLAG_JSON = 0x01
+FLAG_DEFLATED_1 = 0x02
+_FLAGS = FLAG_JSON | FLAG_DEFLATED_1
+DEFLATE_FROM_2 = 24  # bytes: below this, deflate's own end-of-block bits outweigh the gain
+_DICTIONARIES = Path(__file__).parent / "payload_dictionaries"
+
+
+@functools.cache
+def dictionary(number: int) -> bytes:
+    return (_DICTIONARIES / f"{number}.txt").read_bytes()
+
+
+@functools.cache
+def _primed(number: int) -> Any:
+    """A deflater that has read dictionary `number`, never used itself: each payload gets a
+    copy (reading 32 KiB of dictionary afresh for each one cost three times the deflating)."""
+    return zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, zdict=dictionary(number))
+
+
+def _header(flags: int, key_id: str) -> bytes:
+    name = key_id.encode()
+    return bytes((FORMAT_2 | flags, len(name))) + name
+
+
+def key_id_of(payload: Payload) -> str | None:
+    """The id of the key a payload of ours was sealed with (either format), or None."""
+    encoding = payload.metadata.get("encoding")
+    if encoding == SEALED and len(payload.data) >= 2:
+        return payload.data[2 : 2 + payload.data[1]].decode(errors="replace")
+    if encoding == ENCODING:
+        return payload.metadata.get(KEY_ID, b"").decode(errors="replace")
+    return None
+
+
 def is_encrypted(payload: Payload) -> bool:
-    return payload.metadata.get("encoding") == ENCODING
+    return payload.metadata.get("encoding") in (ENCODING, SEALED)
 
 
 def walk_payloads(message: Message, *, skip_search_attributes: bool = True) -> Iterable[Payload]:

@@ -28,6 +28,9 @@ class LoadConfiguration(BaseModel):
     incident_id: str
     # A drill's clocks run this many times faster (§5.3): the policy comes back scaled.
     drill_speed: float | None = None
+    # (hist, issue 9) Asked by a workflow keeping its history lean: without what the workflow
+    # never reads (the authorization's routes table, the API's alone).
+    for_workflow: bool = False
 
 
 class Configuration(BaseModel):

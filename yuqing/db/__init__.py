@@ -14,8 +14,17 @@ log = structlog.get_logger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own rollback of an open transaction:
+    nothing. The default runs `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on
+    every release, one more round trip for each use of the pool (a seventh of record_trail's).
+    Nothing here leaves session state behind: no SET, LISTEN or cursor outlives its
+    transaction, and the two session advisory locks (migrations, the archive sweeper) are let go
+    in `finally` by whoever took them; a connection that fails that is closed, lock and all."""
+
+
 async def create_pool(url: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=8)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=8, reset=_keep_session)
     if pool is None:  # only when the pool is created with init=None in a closed loop
         raise RuntimeError(f"could not create a connection pool for {url}")
     return pool
