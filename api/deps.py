@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import Directory
 from api.errors import ApiError
 from api.signals import Workflows
+from yuqing.i18n import Said
 from yuqing.roster import Person
 from yuqing.settings import Settings
 
@@ -44,15 +45,15 @@ def current_person(
     svc: Annotated[Services, Depends(services)],
 ) -> Person:
     if credentials is None:
-        raise ApiError(401, "no token: send the header `Authorization: Bearer <token>`")
+        raise ApiError(401, Said("api.no_token"))
     scheme = request.headers.get("authorization", "").split(" ", 1)[0]
     if scheme != "Bearer":
         # RFC 9110 lets a scheme be any case; we take one spelling, so that a proxy or a log
         # filter keyed on "Bearer" never lets a token through unseen.
-        raise ApiError(401, f"the scheme is {scheme!r}: write it `Bearer`, capital B")
+        raise ApiError(401, Said("api.scheme", scheme=repr(scheme)))
     person = svc.directory.authenticate(credentials.credentials)
     if person is None:
-        raise ApiError(401, "the token is not known (or its person has left the roster)")
+        raise ApiError(401, Said("api.token_unknown"))
     return person
 
 
@@ -70,7 +71,7 @@ def readable(svc: Services, me: Person, unit: str, what: str) -> None:
     if svc.directory.read_scope(me).allows(unit):
         return
     log.warning("read refused", person=me.id, what=what, unit=unit)
-    raise ApiError(404, f"{what} does not exist, or is not yours to see")
+    raise ApiError(404, Said("api.not_yours", what=what))
 
 
 def may_report(svc: Services, me: Person, unit: str) -> None:
@@ -80,6 +81,8 @@ def may_report(svc: Services, me: Person, unit: str) -> None:
     if refusal is not None:
         log.warning("report refused", person=me.id, unit=unit, reason=refusal)
         raise ApiError(403, refusal)
+
+
 IncidentIdPath = Annotated[
     str,
     Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="the incident's id"),

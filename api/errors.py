@@ -2,11 +2,16 @@
 
 A refused signal answers with the status of its refusal kind (SPEC §5: callers are told at
 once why), and Temporal's own troubles become 404, 503 or 504 rather than a bare 500.
+
+The words are the reader's: Chinese unless the request prefers English (Accept-Language, or
+the console's language switch), from the catalog (`i18n.Said`, English wherever it is read as
+a plain string: logs, tests). Status codes, field names (`loc`) and limits stay as they are.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +21,9 @@ from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import taken_over
+from yuqing import i18n
 from yuqing.decider import clip, printable
+from yuqing.i18n import Said
 from yuqing.state import TrailEntry
 
 # yuqing.outcomes.RefusalKind → HTTP status.
@@ -36,6 +43,7 @@ class Refusal(ApiError):
 
     def __init__(self, entry: TrailEntry) -> None:
         kind = entry.refusal_kind or "conflict"
+        self.message = entry.message
         super().__init__(
             REFUSAL_STATUS.get(kind, 409),
             entry.detail,
@@ -65,21 +73,20 @@ def temporal_error(err: BaseException, address: str, what: str) -> ApiError:
     """What a failed Temporal call means for the caller."""
     if isinstance(err, RPCError):
         if err.status is RPCStatusCode.NOT_FOUND:
-            return ApiError(404, f"{what} does not exist")
+            return ApiError(404, Said("api.not_found", what=what))
         if _retrying_workflow_task(err):
-            return ApiError(
-                503,
-                f"{what} is being taken over by another worker (its last workflow task did not"
-                " complete, e.g. its worker stopped); nothing was decided: send it again in a"
-                " few seconds",
-            )
+            return ApiError(503, Said("api.taken_over", what=what))
         if err.status is RPCStatusCode.UNAVAILABLE or _lost_connection(err):
-            return ApiError(503, f"Temporal at {address} is unreachable: {err.message}")
+            return ApiError(
+                503, Said("api.temporal_unreachable", address=address, cause=err.message)
+            )
         if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
-            return ApiError(504, f"Temporal at {address} did not answer in time for {what}")
-        return ApiError(502, f"Temporal at {address} refused the call for {what}: {err.message}")
+            return ApiError(504, Said("api.temporal_late", address=address, what=what))
+        return ApiError(
+            502, Said("api.temporal_refused", address=address, what=what, cause=err.message)
+        )
     # A lazily connected client that never reached its server raises this instead.
-    return ApiError(503, f"Temporal at {address} is unreachable: {err}")
+    return ApiError(503, Said("api.temporal_unreachable", address=address, cause=str(err)))
 
 
 def _retrying_workflow_task(err: RPCError) -> bool:
@@ -102,10 +109,34 @@ def _lost_connection(err: RPCError) -> bool:
     return any(marker.lower() in text for marker in _CONNECTION_LOST)
 
 
+def reader_language(request: Request) -> i18n.Lang:
+    """The language of the request's reader (the console negotiates the same way)."""
+    return i18n.chosen(request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
+
+
+def what_of(kind: str, name: str, incident: str | None = None) -> Said:
+    """How errors name what they are about: `incident t-1`, `post p1 of incident t-1`."""
+    if incident is not None:
+        return Said(f"api.what.{kind}_of", name=name, incident=incident)
+    return Said(f"api.what.{kind}", name=name)
+
+
+def detail_in(exc: ApiError, lang: str, roster: Any = None) -> str:
+    """What `exc` says, in `lang` (a refusal whose trail line keeps its message, by that)."""
+    if isinstance(exc, Refusal) and exc.message is not None:
+        from yuqing.i18n.render import RosterNames, render
+
+        return render(exc.message, lang, RosterNames(roster) if roster is not None else None)
+    return i18n.text_in(exc.detail, lang)
+
+
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse({"detail": exc.detail, **exc.extra}, exc.status, headers=headers)
+    services = getattr(request.app.state, "services", None)
+    roster = services.directory.roster if services is not None else None
+    detail = detail_in(exc, reader_language(request), roster)
+    return JSONResponse({"detail": detail, **exc.extra}, exc.status, headers=headers)
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -152,7 +183,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, int(declared), limit)
+            await _too_large(send, int(declared), limit, _scope_language(headers))
             return
         body = bytearray()
         more = True
@@ -163,7 +194,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > limit:
-                await _too_large(send, None, limit)
+                await _too_large(send, None, limit, _scope_language(headers))
                 return
         sent = False
 
@@ -177,9 +208,24 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Any, size: int | None, limit: int) -> None:
-    said = f"{size} bytes" if size is not None else f"more than {limit} bytes"
-    detail = f"the body is {said}; this route takes at most {limit} bytes"
+def _scope_language(headers: dict[bytes, bytes]) -> i18n.Lang:
+    cookies = headers.get(b"cookie", b"").decode("latin-1")
+    switch = next(
+        (
+            value
+            for name, _, value in (c.strip().partition("=") for c in cookies.split(";"))
+            if name == i18n.COOKIE
+        ),
+        None,
+    )
+    return i18n.chosen(switch, headers.get(b"accept-language", b"").decode("latin-1"))
+
+
+async def _too_large(send: Any, size: int | None, limit: int, lang: i18n.Lang) -> None:
+    if size is not None:
+        detail = i18n.t("api.body_too_large", lang, size=size, limit=limit)
+    else:
+        detail = i18n.t("api.body_over_limit", lang, limit=limit)
     response = JSONResponse({"detail": detail}, 413)
     await send(
         {
@@ -208,36 +254,54 @@ def _echo(value: Any) -> Any:
     return clip(printable(str(value)), ECHO_CHARS)
 
 
-def _json_wanted(request: Request, errors: list[dict[str, Any]]) -> str | None:
+def _json_wanted(request: Request, errors: list[dict[str, Any]], lang: i18n.Lang) -> str | None:
     """A sentence when the body could not be read as JSON because it was not sent as JSON."""
     content_type = request.headers.get("content-type")
     if content_type and "json" in content_type.lower():
         return None
     if not any(tuple(e.get("loc", ())) == ("body",) for e in errors):
         return None
-    said = f"Content-Type {content_type}" if content_type else "no Content-Type"
-    return (
-        f"this call takes a JSON body, and the request said {said}: send the body with "
-        "Content-Type: application/json (curl: -H 'Content-Type: application/json')"
-    )
+    if content_type:
+        return i18n.t("api.json_wanted", lang, content_type=content_type)
+    return i18n.t("api.json_wanted_none", lang)
+
+
+def _message(error: Mapping[str, Any], lang: i18n.Lang) -> str:
+    """What is wrong with one field, in the reader's words: pydantic's own kinds of error by
+    the catalog (`validation.<type>`, filled from its ctx), ours as we said them."""
+    msg = error.get("msg", "")
+    if isinstance(msg, Said):
+        return msg.in_(lang)
+    if lang == "en":
+        return str(msg)
+    context = {str(k): _echo(v) for k, v in (error.get("ctx") or {}).items()}
+    # pydantic's own wording, then ours of the same type (yuqing.limits counts what it found).
+    for key in (f"validation.{error.get('type')}", f"validation.{error.get('type')}.counted"):
+        if i18n.has(key):
+            try:
+                return i18n.t(key, lang, **{**context, "msg": str(msg)})
+            except (KeyError, IndexError, ValueError):
+                continue
+    return str(msg)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each field and what is wrong with it; what it echoes is always encodable."""
     assert isinstance(exc, RequestValidationError)
+    lang = reader_language(request)
     errors = []
     for error in exc.errors():
         shown: dict[str, Any] = {
             "type": error.get("type"),
             "loc": [_echo(part) for part in error.get("loc", ())],
-            "msg": clip(printable(str(error.get("msg", ""))), 1000),
+            "msg": clip(printable(_message(error, lang)), 1000),
         }
         if "input" in error:
             shown["input"] = _echo(error["input"])
         if error.get("ctx"):
             shown["ctx"] = {str(k): _echo(v) for k, v in error["ctx"].items()}
         errors.append(shown)
-    wanted = _json_wanted(request, errors)
+    wanted = _json_wanted(request, errors, lang)
     if wanted is not None:
         return JSONResponse({"detail": wanted}, 415)
     return JSONResponse({"detail": errors}, 422)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import ApiError
 from yuqing import metrics
 from yuqing.health import Readiness
+from yuqing.i18n import Said
 
 router = APIRouter(tags=["service"])
 
@@ -60,8 +61,7 @@ async def requires_database(request: Request) -> None:
     if problem is not None:
         raise ApiError(
             503,
-            "PostgreSQL is unreachable, so nothing can be recorded now; try again later"
-            f" ({problem})",
+            Said("api.postgresql_unreachable", problem=problem),
         )
 
 

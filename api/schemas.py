@@ -24,6 +24,7 @@ from pydantic import (
 
 from api.errors import ApiError
 from yuqing.decider import describe
+from yuqing.i18n import Said
 from yuqing.limits import (
     Count,
     EvidenceBase64,
@@ -140,15 +141,14 @@ def acting(body: BaseModel, field: str, person: Person, model: type[Model]) -> d
     if named is not None and named != person.id:
         raise ApiError(
             403,
-            f"your token is {person.id}'s, but {field} names {named}: "
-            "each person acts only in their own name",
+            Said("api.not_your_name", person=person.id, field=field, named=named),
         )
     data = body.model_dump(mode="json")
     data[field] = person.id
     try:
         return model.model_validate(data).model_dump(mode="json")
     except ValidationError as err:  # cannot happen while the body models mirror the payloads
-        raise ApiError(422, f"the payload is invalid: {describe(err)}") from err
+        raise ApiError(422, Said("api.payload_invalid", errors=describe(err))) from err
 
 
 class MonitorAlert(BaseModel):

@@ -24,8 +24,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError, Refusal, temporal_error
+from api.errors import ApiError, Refusal, temporal_error, what_of
 from starter import decide, report_incident
+from yuqing.i18n import Said
 from yuqing.models import IncidentReport
 from yuqing.settings import Settings
 from yuqing.signing import KeysError, Signer, signer_from_env
@@ -47,11 +48,11 @@ class Reported:
     created: bool
 
 
-def describe_workflow(workflow_id: str) -> str:
+def describe_workflow(workflow_id: str) -> Said:
     """How errors name a workflow: `incident t-1`, `post p1 of incident t-1`."""
     rest = workflow_id.removeprefix("incident-")
     incident, _, post = rest.partition("-post-")
-    return f"post {post} of incident {incident}" if post else f"incident {incident}"
+    return what_of("post", post, incident) if post else what_of("incident", incident)
 
 
 class Workflows:
@@ -90,7 +91,7 @@ class Workflows:
                 name, *args, result_type=model, rpc_timeout=self.query_timeout
             )
         except WorkflowQueryFailedError as err:
-            raise ApiError(409, f"{what} has no state: {err}") from err
+            raise ApiError(409, Said("api.no_state", what=what, cause=str(err))) from err
         except RPCError as err:
             if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 # A query waits for nobody's decision: Temporal (or the incident's worker)
@@ -98,8 +99,12 @@ class Workflows:
                 # its rpc_timeout as CANCELLED "Timeout expired".)
                 raise ApiError(
                     503,
-                    f"Temporal at {self.address} did not answer for {what} within "
-                    f"{self.query_timeout.total_seconds():g} s; try again shortly",
+                    Said(
+                        "api.query_late",
+                        address=self.address,
+                        what=what,
+                        seconds=f"{self.query_timeout.total_seconds():g}",
+                    ),
                 ) from err
             raise temporal_error(err, self.address, what) from err
         except RuntimeError as err:
@@ -119,14 +124,14 @@ class Workflows:
         what = describe_workflow(workflow_id)
         try:
             # One round trip (sent again only while the workflow continues as new).
-            entry = await decide(
-                self.client, workflow_id, signal, signed, patience=self.patience
-            )
+            entry = await decide(self.client, workflow_id, signal, signed, patience=self.patience)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "WorkflowEnded":
-                raise ApiError(409, f"{what} has ended: it takes no more signals") from err
-            raise ApiError(502, f"{what} could not decide {signal}: {cause}") from err
+                raise ApiError(409, Said("api.ended", what=what)) from err
+            raise ApiError(
+                502, Said("api.undecidable", what=what, signal=signal, cause=str(cause))
+            ) from err
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:
             raise self._undecided(signal, what) from err
         except RPCError as err:
@@ -143,26 +148,24 @@ class Workflows:
 
     async def report(self, report: IncidentReport) -> Reported:
         """Start the incident, or add this report to the open incident of the same story."""
-        what = f"incident {report.incident_id}"
+        what = what_of("incident", report.incident_id)
         try:
             entry = await report_incident(
                 self.client, report, self.task_queue, patience=self.patience
             )
         except WorkflowAlreadyStartedError as err:
-            raise ApiError(
-                409, f"{what} has ended; a closed incident takes no more reports"
-            ) from err
+            raise ApiError(409, Said("api.closed_no_reports", what=what)) from err
         except WorkflowUpdateFailedError as err:
-            raise ApiError(502, f"{what} could not take the report: {err.cause}") from err
+            raise ApiError(
+                502, Said("api.report_not_taken", what=what, cause=str(err.cause))
+            ) from err
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-            raise self._undecided("the report", what) from err
+            raise self._undecided(Said("api.the_report"), what) from err
         except RPCError as err:
             if err.status is RPCStatusCode.ALREADY_EXISTS:
-                raise ApiError(
-                    409, f"{what} has ended; a closed incident takes no more reports"
-                ) from err
+                raise ApiError(409, Said("api.closed_no_reports", what=what)) from err
             if err.status is RPCStatusCode.DEADLINE_EXCEEDED:
-                raise self._undecided("the report", what) from err
+                raise self._undecided(Said("api.the_report"), what) from err
             raise temporal_error(err, self.address, what) from err
         except RuntimeError as err:
             raise temporal_error(err, self.address, what) from err
@@ -174,8 +177,13 @@ class Workflows:
     def _undecided(self, signal: str, what: str) -> ApiError:
         return ApiError(
             504,
-            f"{signal} was delivered to {what} but not decided within {self.patience}: "
-            f"is a worker polling task queue {self.task_queue}?",
+            Said(
+                "api.undecided",
+                signal=signal,
+                what=what,
+                patience=str(self.patience),
+                task_queue=self.task_queue,
+            ),
         )
 
     async def _gone(self, workflow_id: str, what: str) -> ApiError:
@@ -184,12 +192,12 @@ class Workflows:
             description = await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
-                return ApiError(404, f"{what} does not exist")
+                return ApiError(404, Said("api.not_found", what=what))
             return temporal_error(err, self.address, what)
         if description.status is WorkflowExecutionStatus.RUNNING:
-            return ApiError(502, f"{what} is running but did not take the update")
+            return ApiError(502, Said("api.update_not_taken", what=what))
         status = description.status.name.lower() if description.status else "gone"
-        return ApiError(409, f"{what} has ended ({status}): it takes no more signals")
+        return ApiError(409, Said("api.ended_as", what=what, status=status))
 
 
 def api_signer(settings: Settings) -> Signer:

@@ -199,6 +199,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("YUQING_TEST", "1")
     os.environ.setdefault("YUQING_NO_DEADLOCK_TIMER", "1")  # see worker.create_worker
+    # The command line speaks Chinese by default; the tests that read its messages read the
+    # English ones, except those that check the Chinese (YUQING_LANG="" in their env).
+    os.environ["YUQING_LANG"] = "en"
     os.environ.pop(KEYS_FILE_ENV, None)
     os.environ[KEYS_ENV] = TEST_KEYS.to_env()
 

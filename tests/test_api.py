@@ -123,7 +123,9 @@ async def api(
     async with (
         create_worker(env.client, pool, own, task_queue=task_queue),
         serving(create_app(env.client, pool, own), access_log=False) as url,
-        httpx.AsyncClient(base_url=url, timeout=60) as http,
+        # The errors these tests read are the English ones (test_errors_speak_chinese_first
+        # checks the Chinese a caller gets without asking).
+        httpx.AsyncClient(base_url=url, timeout=60, headers={"Accept-Language": "en"}) as http,
     ):
         service = Api(http, env, pool, task_queue)
         try:
@@ -458,7 +460,11 @@ async def test_statement_page_escapes_everything(api: Api) -> None:
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
-async def test_temporal_unreachable_is_503(pool: asyncpg.Pool, settings: Settings) -> None:
+@pytest.fixture
+async def without_temporal(
+    pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The API over a Temporal that has gone, and that Temporal's address."""
     gone = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary("temporal-test-server")
     )
@@ -474,12 +480,56 @@ async def test_temporal_unreachable_is_503(pool: asyncpg.Pool, settings: Setting
         serving(create_app(client, pool, settings), access_log=False) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as http,
     ):
-        response = await http.get("/incidents/demo-1", headers=who("li.ming"))
-        assert response.status_code == 503, response.text
-        assert f"Temporal at {address} is unreachable" in response.json()["detail"]
-        response = await http.post("/incidents", json=incident(), headers=who("chen.jing"))
-        assert response.status_code == 503, response.text
-        assert (await http.get("/health")).status_code == 200
+        yield http, address
+
+
+async def test_temporal_unreachable_is_503(
+    without_temporal: tuple[httpx.AsyncClient, str],
+) -> None:
+    http, address = without_temporal
+    response = await http.get("/incidents/demo-1", headers=who("li.ming"))
+    assert response.status_code == 503, response.text
+    assert f"无法连接位于 {address} 的 Temporal" in response.json()["detail"]
+    english = {**who("li.ming"), "Accept-Language": "en-GB,en;q=0.9,zh;q=0.5"}
+    response = await http.get("/incidents/demo-1", headers=english)
+    assert response.status_code == 503, response.text
+    assert f"Temporal at {address} is unreachable" in response.json()["detail"]
+    response = await http.post("/incidents", json=incident(), headers=who("chen.jing"))
+    assert response.status_code == 503, response.text
+    assert (await http.get("/health")).status_code == 200
+
+
+async def test_errors_speak_chinese_first(without_temporal: tuple[httpx.AsyncClient, str]) -> None:
+    """An official's error is in Chinese unless they ask for English; what a program reads
+    (the status, the field's `loc`, the limit) is the same in both."""
+    http, _ = without_temporal
+    en = {"Accept-Language": "en"}
+    response = await http.get("/incidents/demo-1")
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith("未提供令牌")
+    response = await http.get("/incidents/demo-1", headers=en)
+    assert response.json()["detail"].startswith("no token")
+
+    too_long = incident(summary="长" * 5000)
+    for headers, said in (({}, "最多"), (en, "at most")):
+        response = await http.post(
+            "/incidents", json=too_long, headers={**who("chen.jing"), **headers}
+        )
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["body", "summary"] and error["type"] == "string_too_long"
+        limit = error["ctx"]["max_chars"]
+        assert said in error["msg"] and str(limit) in error["msg"], error
+
+    huge = b"{" + b" " * (3 * 1024 * 1024) + b"}"
+    for headers, said in (({}, "最多接受"), (en, "takes at most")):
+        response = await http.post(
+            "/incidents/demo-1/close",
+            content=huge,
+            headers={**who("li.ming"), "Content-Type": "application/json", **headers},
+        )
+        assert response.status_code == 413
+        assert said in response.json()["detail"] and "2097152" in response.json()["detail"]
 
 
 def test_tokens_file_keeps_only_hashes(tmp_path: Path) -> None:

@@ -165,9 +165,12 @@ async def test_trail_of_a_major_incident_from_history_projection_and_replay(
 
     await driver.save_history("audit_major_rejection_upgrade_posts")
     text = render(state.incident_id, ordered(lines + post_lines["p1"]), "text")
-    assert "post p1" in text and "REFUSED publicity_lead_approval [conflict]" in text
+    assert "网民诉求 p1" in text and "已拒绝 publicity_lead_approval [conflict]" in text
+    english = render(state.incident_id, ordered(lines + post_lines["p1"]), "text", "en")
+    assert "post p1" in english and "REFUSED publicity_lead_approval [conflict]" in english
     page = render(state.incident_id, lines, "html")
     assert "<table>" in page and "&lt;" not in state.title
+    assert "<th>时间（北京时间）</th>" in page and f"事件 {state.incident_id} 的决策记录" in page
 
 
 async def test_audit_command_checks_projection_and_replay(

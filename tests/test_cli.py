@@ -38,8 +38,13 @@ class Cli:
         self.runner = CliRunner()
         self.incidents: list[str] = []
 
-    async def __call__(self, person: str | None, *args: str) -> Result:
-        env = {"YUQING_API_URL": self.url, "YUQING_TOKEN": f"dev-{person}" if person else ""}
+    async def __call__(self, person: str | None, *args: str, lang: str = "en") -> Result:
+        # English unless a test reads what an official reads by default (Chinese).
+        env = {
+            "YUQING_API_URL": self.url,
+            "YUQING_TOKEN": f"dev-{person}" if person else "",
+            "YUQING_LANG": lang,
+        }
         # The API serves from this event loop: the command must run beside it, not block it.
         return await asyncio.to_thread(
             self.runner.invoke, app, list(args), env=env, catch_exceptions=False
@@ -156,18 +161,24 @@ async def test_report_approve_and_status_through_the_cli(cli: Cli) -> None:
 
 
 async def test_cli_errors_name_the_file_field_or_address(cli: Cli) -> None:
-    result = await cli("chen.jing", "report", str(cli.tmp_path / "missing.json"))
+    """In Chinese, as an official reads them without asking (English: YUQING_LANG=en)."""
+    result = await cli("chen.jing", "report", str(cli.tmp_path / "missing.json"), lang="zh")
     assert result.exit_code == 2 and "missing.json" in result.stderr
-    result = await cli("chen.jing", "report", cli.file("bad.json", "{not json"))
-    assert result.exit_code == 2 and "bad.json is not JSON" in result.stderr
+    assert result.stderr.startswith("错误：无法读取")
+    result = await cli("chen.jing", "report", cli.file("bad.json", "{not json"), lang="zh")
+    assert result.exit_code == 2 and "bad.json 不是 JSON" in result.stderr
     incomplete = {"title": "t", "channel": "weibo", "unit": "xixiangtang-branch"}
-    result = await cli("chen.jing", "report", cli.file("incomplete.json", incomplete))
+    result = await cli("chen.jing", "report", cli.file("incomplete.json", incomplete), lang="zh")
     assert result.exit_code == 2
+    assert "incomplete.json 有误：sensitivity: 必填" in result.stderr
+    result = await cli("chen.jing", "report", cli.file("incomplete.json", incomplete))
     assert "incomplete.json is invalid: sensitivity: Field required" in result.stderr
-    result = await cli(None, "status", "demo-1")
-    assert result.exit_code == 2 and "no token" in result.stderr
-    result = await cli("nobody", "status", "demo-1")
-    assert result.exit_code == 1 and "not authenticated" in result.stderr
+    result = await cli(None, "status", "demo-1", lang="zh")
+    assert result.exit_code == 2 and "未提供令牌" in result.stderr
+    result = await cli("nobody", "status", "demo-1", lang="zh")
+    assert result.exit_code == 1 and "未通过认证：令牌无效" in result.stderr
+    result = await cli("li.ming", "status", "no-such-incident", lang="zh")
+    assert result.exit_code == 1 and "事件 no-such-incident不存在" in result.stderr
     result = await cli("li.ming", "status", "no-such-incident")
     assert result.exit_code == 1 and "incident no-such-incident does not exist" in result.stderr
 
@@ -182,7 +193,7 @@ async def test_cli_errors_name_the_file_field_or_address(cli: Cli) -> None:
         timeout=60,
     )
     assert finished.returncode == 3, finished.stderr
-    assert f"cannot reach the Yuqing API at {nowhere}" in finished.stderr
+    assert f"无法连接位于 {nowhere} 的舆情平台接口" in finished.stderr
 
 
 async def test_report_email_through_the_cli(cli: Cli) -> None:

@@ -50,9 +50,15 @@ def test_help_names_values_in_capitals_and_shows_no_type_noise() -> None:
         # typer's own `<bool>`, `<str>`, `<int range>` and `{INCIDENT_ID}` stay out.
         noise = r"<(bool|str|int|float|path|file|datetime|uuid)( range)?>|\{[A-Z_]+\}"
         assert not re.search(noise, shown.output, re.IGNORECASE), (command, shown.output)
-    approve = runner.invoke(app, ["approve", "--help"], prog_name="yuqing").output
-    assert "Usage: yuqing approve [OPTIONS] INCIDENT_ID" in approve
+    chinese = {"YUQING_LANG": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}
+    approve = runner.invoke(app, ["approve", "--help"], prog_name="yuqing", env=chinese).output
+    assert "用法：yuqing approve [OPTIONS] INCIDENT_ID" in approve
     assert "--version N" in approve and "--token TOKEN" in approve
+    assert "您批准的稿件版本" in approve and "显示本帮助并退出" in approve
+    for env in ({"YUQING_LANG": "en"}, {**chinese, "LANG": "en_GB.UTF-8"}):
+        english = runner.invoke(app, ["approve", "--help"], prog_name="yuqing", env=env).output
+        assert "Usage: yuqing approve [OPTIONS] INCIDENT_ID" in english, env
+        assert "The draft version you approve." in english, env
 
 
 def test_shell_completion_is_on() -> None:

@@ -30,7 +30,12 @@ def plain(value: object) -> dict[str, object]:
 def make_http(env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings):  # type: ignore[no-untyped-def]
     async def make(**changes: object) -> httpx.AsyncClient:
         app = create_app(env.client, pool, replace(settings, **changes))  # type: ignore[arg-type]
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+        # The Temporal UI and the developers who use it read the English errors.
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Accept-Language": "en"},
+        )
 
     return make
 

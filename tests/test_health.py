@@ -73,7 +73,7 @@ async def test_ready_is_503_while_postgres_is_down_and_recording_calls_too(
             # A report would start an incident whose evidence cannot be fixed: refused, 503.
             refused = await http.post("/incidents", json=incident(), headers=who("chen.jing"))
             assert refused.status_code == 503, refused.text
-            assert "PostgreSQL is unreachable" in refused.json()["detail"]
+            assert "无法连接 PostgreSQL" in refused.json()["detail"]  # an official reads it
             # ... and nothing was started for it.
             running = await client.count_workflows(
                 'WorkflowType = "IncidentWorkflow" AND TaskQueue = "nobody-polls-here"'

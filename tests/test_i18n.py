@@ -19,9 +19,15 @@ from yuqing.state import DraftStatus, PostStatus, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "api" / "console" / "templates"
-SOURCES = [*TEMPLATES.glob("*.html"), *(ROOT / "api" / "console").glob("*.py")]
-# t("key"), t('key'), r.t("key"), and the name of an enumerated value: label("stage", …).
-USED = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
+SOURCES = [
+    *TEMPLATES.glob("*.html"),
+    *(ROOT / "api").rglob("*.py"),
+    *(ROOT / "yuqing" / "cli").glob("*.py"),
+    ROOT / "yuqing" / "authorization.py",
+]
+# t("key"), t('key'), r.t("key"), Said("key", …), and the name of an enumerated value:
+# label("stage", …).
+USED = re.compile(r"""\b(?:t|Said)\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
 PREFIXES = re.compile(r"""\b(?:label\(\s*|t\(\s*)["']([a-z_]+)\.?["']\s*(?:,|~)""")
 
 
@@ -118,3 +124,58 @@ def test_a_message_kept_as_data_renders_in_the_readers_language() -> None:
     assert render(due, "en") == "due x"
     # A parameter the text needs but the record lacks still shows what there is.
     assert render({"key": "clock.due", "params": {}}, "zh").startswith("截止")
+
+
+def test_the_compiled_catalogs_are_compiled_from_todays_po_files() -> None:
+    """The .mo files read at run time say what the .po files say (else: python -m
+    yuqing.i18n.compile)."""
+    from yuqing.i18n.compile import compiled
+
+    for lang in i18n.LANGUAGES:
+        source = (i18n.CATALOG_DIR / f"{lang}.po").read_bytes()
+        assert i18n._compiled(lang, source) is not None, f"{lang}.mo is stale: compile it"
+        assert (i18n.CATALOG_DIR / f"{lang}.mo").read_bytes() == compiled(lang)
+
+
+def test_a_said_text_reads_english_and_shows_in_the_readers_language() -> None:
+    what = i18n.Said("api.what.incident", name="demo-1")
+    said = i18n.Said("api.not_found", what=what)
+    assert said == "incident demo-1 does not exist"  # in logs and exceptions
+    assert said.in_("zh") == "事件 demo-1不存在"
+    assert i18n.text_in(said, "en") == str(said) and i18n.text_in("plain", "zh") == "plain"
+
+
+def test_every_command_line_help_is_in_the_catalog_as_the_code_says_it() -> None:
+    """Each command's and parameter's help has Chinese, and the English kept in the catalog
+    is the English in the code (one text, not two that drift apart)."""
+    import typer
+
+    from yuqing.cli import app
+
+    group = typer.main.get_command(app)
+    en = catalog("en")
+    assert en["cli.yuqing"] == group.help
+    lacking, drifted = [], []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        said = {f"cli.{name}": command.help}
+        for param in command.params:
+            if getattr(param, "help", None):
+                own, shared = f"cli.{name}.{param.name}", f"cli.opt.{param.name}"
+                said[own if own in en or en.get(shared) != param.help else shared] = param.help
+        for key, text in said.items():
+            if key not in en:
+                lacking.append(key)
+            elif en[key] != text:
+                drifted.append(key)
+    assert not lacking, f"help without a catalog entry: {lacking}"
+    assert not drifted, f"catalog English differs from the code's: {drifted}"
+
+
+def test_times_in_a_plain_trail_line_read_in_beijing_time() -> None:
+    """Lines kept as text (before messages) show their UTC stamps as Beijing time, labelled."""
+    from yuqing.i18n.render import local_times
+
+    line = "首报: due 2026-12-01T06:30+00:00"
+    assert local_times(line, "zh") == "首报: due 2026-12-01 14:30（北京时间）"
+    assert local_times(line, "en") == "首报: due 2026-12-01 14:30 (Beijing time)"
+    assert local_times("no time here, nor 2026-12-01", "zh") == "no time here, nor 2026-12-01"

@@ -299,3 +299,45 @@ def test_the_plans_notices_read_in_chinese_and_english() -> None:
     breach = texts["breach"]
     assert "违反预案第 4.4 条" in breach.subject("zh")
     assert "Breach of §4.4" in breach.subject("en")
+
+
+def test_the_plans_trail_lines_read_in_chinese_and_english() -> None:
+    """The plan's own lines (issue 12) keep their message, like the core's: the console and
+    the audit show them in the reader's language, times in Beijing time."""
+    from tests.plan_support import MEMBERS, Story, group_roster
+    from tests.test_plan_rules import INTERVIEW
+    from yuqing.i18n.render import render
+
+    story = Story(roster=group_roster())
+    story.ok("choose_group_members", {"chosen_by": "tang.guo", "members": list(MEMBERS[1:])})
+    story.ok(
+        "record_contact",
+        {
+            "recorded_by": "li.ming",
+            "department": "stability_office",
+            "contacted_at": story.now.isoformat(),
+            "contact_person": "王科长",
+            "said": "通报核查进展",
+        },
+    )
+    story.ok("request_interview", INTERVIEW)
+    story.later(30).ok(
+        "interview_held",
+        {
+            "reported_by": "li.ming",
+            "interview_id": "i1",
+            "held_at": story.now.isoformat(),
+            "summary": "擅自接受采访",
+        },
+    )
+    lines = {e.kind: e for e in story.state.trail}
+    kinds = ("group_members", "contact", "interview_requested", "interview_held", "breach")
+    assert all(lines[k].message is not None for k in kinds), [
+        k for k in kinds if lines[k].message is None
+    ]
+    said = {k: render(lines[k].message or {}, "zh") for k in kinds}
+    assert said["contact"].startswith("与") and "（北京时间）" in said["contact"]
+    assert "申请尚待领导小组批准时即已进行" in said["interview_held"]
+    assert render(lines["breach"].message or {}, "en").endswith(
+        "held while its request still awaited the leading group"
+    )

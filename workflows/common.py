@@ -448,6 +448,9 @@ NOTICE_TEXT_PATCH = "console-notice-text"
 # (console, i18n) And those that began before trail lines kept their message (key + params)
 # beside the English detail, for readers of either language.
 TRAIL_MESSAGES_PATCH = "console-trail-messages"
+# (i18n) And those that began before the plan's own lines (yuqing.rules: contacts, the leading
+# group, interviews, downgrades, "no response needed", waived deadlines) kept their message.
+PLAN_MESSAGES_PATCH = "i18n-plan-messages"
 
 
 # Later patches asked in the run's first task. A patched() first asked after the run's first

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         DELIVERY_RETRY,
         INTERNAL,
         NOTICE_TEXT_PATCH,
+        PLAN_MESSAGES_PATCH,
         QUICK,
         TRAIL_MESSAGES_PATCH,
         UPDATE,
@@ -168,6 +169,7 @@ class IncidentWorkflow(Inboxed):
         self._bounded = False
         self._lean = False
         self._trail_messages = False
+        self._plan_messages = False
         self._notice_texts = False
         self._memo_at_start = False
         self._effects: set[asyncio.Task[None]] = set()
@@ -247,6 +249,8 @@ class IncidentWorkflow(Inboxed):
         self._memo_at_start = workflow.patched(MEMO_AT_START_PATCH)
         self._trail_messages = self._bounded and workflow.patched(TRAIL_MESSAGES_PATCH)
         self._notice_texts = self._bounded and workflow.patched(NOTICE_TEXT_PATCH)
+        # i18n: the plan's own lines with their message too (asked here, like console's).
+        self._plan_messages = self._trail_messages and workflow.patched(PLAN_MESSAGES_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
         # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH).
@@ -268,6 +272,7 @@ class IncidentWorkflow(Inboxed):
         incident.bounded = self._bounded
         incident.notice_texts = self._notice_texts
         incident.trail_messages = self._trail_messages
+        incident.plan_messages = self._plan_messages
         self._incident = incident
         self._publish_search_attributes()
         projector = None
@@ -438,6 +443,7 @@ class IncidentWorkflow(Inboxed):
         else:
             incident = Incident(state, policy, roster, self._features)
         incident.trail_messages = self._trail_messages
+        incident.plan_messages = self._plan_messages
         report = self._report
         assert report is not None
         incident.record_discovery(report.source)

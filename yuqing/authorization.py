@@ -181,11 +181,16 @@ class Authorization(_Strict):
         if self.may_report(roster, person_id, unit):
             return None
         units = sorted(_units(roster, person_id, self.report.own_unit))
-        mine = f"only for {', '.join(units)}" if units else "for no unit"
-        return (
-            f"{person_id} may report incidents {mine}, not for {unit} "
-            f"(authorization {self.version}: {', '.join(self.report.every_unit)} report for "
-            f"every unit, {', '.join(self.report.own_unit)} for their own)"
+        from yuqing.i18n import Said  # the API's words; the workflow never asks this
+
+        return Said(
+            "api.report_refused" if units else "api.report_refused_any",
+            person=person_id,
+            units=", ".join(units),
+            unit=unit,
+            version=self.version,
+            every_unit=", ".join(self.report.every_unit),
+            own_unit=", ".join(self.report.own_unit),
         )
 
 

@@ -93,6 +93,9 @@ class Decider(Generic[S]):
         # console (i18n): trail lines carry their message (key + params) beside the English
         # detail; workflows older than that (the workflow sets this from its patch) do not.
         self.trail_messages = True
+        # i18n: the plan's own lines (yuqing.rules) carry their message too; workflows that
+        # began before that (the workflow sets this from patch i18n-plan-messages) do not.
+        self.plan_messages = True
         # console (i18n): notices as data, rendered in the reader's language, and a notice to
         # each approver whose step a draft reaches; workflows older than that (the workflow sets
         # this from its patch) send the English notices they always did.

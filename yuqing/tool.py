@@ -65,6 +65,30 @@ class ToolFailure(Exception):
         self.message = message
 
 
+def language() -> str:
+    """The language the tools speak: Chinese unless YUQING_LANG (or, without it, the locale:
+    LC_ALL, LC_MESSAGES, LANG) names English (`en`, `en_US.UTF-8`)."""
+    for name in ("YUQING_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "en" if value.lower().startswith("en") else "zh"
+    return "zh"
+
+
+def said(key: str, /, **params: Any) -> str:
+    """A message of the catalog (`yuqing.i18n.Said`): English where read as a string, shown
+    in `language()` when a tool says it."""
+    from yuqing.i18n import Said
+
+    return Said(key, **params)
+
+
+def shown(message: str) -> str:
+    """`message` in the tools' language, if it is kept as a catalog message."""
+    in_ = getattr(message, "in_", None)
+    return str(in_(language())) if in_ is not None else message
+
+
 def refused(message: str) -> ToolFailure:
     return ToolFailure(REFUSED, message)
 
@@ -81,39 +105,27 @@ def unreachable(message: str) -> ToolFailure:
 
 
 def temporal_unreachable(address: str, why: str) -> ToolFailure:
-    return unreachable(
-        f"Temporal at {address} cannot be reached ({why}): start it (./dev serve) or set "
-        "TEMPORAL_ADDRESS to where it runs"
-    )
+    return unreachable(said("cli.temporal_unreachable", address=address, why=why))
 
 
 def postgres_unreachable(url: str, why: str) -> ToolFailure:
-    return unreachable(
-        f"PostgreSQL at {redact(url)} cannot be reached ({why}): start it (./dev serve) or set "
-        "DATABASE_URL to the address ./dev serve logs"
-    )
+    return unreachable(said("cli.postgres_unreachable", url=redact(url), why=why))
 
 
 def database_url_missing(what: str) -> ToolFailure:
-    return bad_input(
-        f"{what} reads PostgreSQL, but DATABASE_URL is not set: set it to the address "
-        "./dev serve logs"
-    )
+    return bad_input(said("cli.database_url_missing", what=what))
 
 
 def unknown_incident(incident_id: str, where: str) -> ToolFailure:
-    return refused(
-        f"incident {incident_id} does not exist in {where}: check the id, the incident_id of "
-        "its report (its workflow is incident-<incident_id>)"
-    )
+    return refused(said("cli.unknown_incident", incident_id=incident_id, where=where))
 
 
 def ended_incident(incident_id: str) -> ToolFailure:
-    return refused(f"incident {incident_id} has ended: it takes no more decisions")
+    return refused(said("cli.ended_incident", incident_id=incident_id))
 
 
 def cannot_write(path: object, why: str) -> ToolFailure:
-    return bad_input(f"cannot write {path} ({why}): choose a file in a directory you can write")
+    return bad_input(said("cli.cannot_write", path=str(path), why=why))
 
 
 def redact(url: str) -> str:
@@ -137,14 +149,17 @@ def say(message: str) -> None:
 
 
 def error_line(message: str) -> str:
-    return f"error: {message}"
+    """`错误：…` / `error: …`, the message in the tools' language."""
+    if language() == "en":
+        return f"error: {shown(message)}"
+    from yuqing import i18n
+
+    return i18n.t("cli.error", "zh", message=shown(message))
 
 
 def bug_line(error: BaseException) -> str:
     return error_line(
-        f"unexpected {type(error).__name__}: {error or '(no message)'}; this is a bug in "
-        "Yuqing, please report it with the command you ran (YUQING_DEBUG=1 shows where it "
-        "happened)"
+        said("cli.bug", kind=type(error).__name__, error=str(error) or "(no message)")
     )
 
 
@@ -154,7 +169,7 @@ def report(error: BaseException) -> int:
         say(error_line(error.message))
         return error.code
     if isinstance(error, KeyboardInterrupt):
-        say(error_line("interrupted; whatever was sent before stands, nothing after it was"))
+        say(error_line(said("cli.interrupted")))
         return INTERRUPTED
     if os.environ.get("YUQING_DEBUG") == "1":
         import traceback
@@ -350,7 +365,7 @@ def temporal_failure(
     if status is RPCStatusCode.NOT_FOUND:
         if "already completed" in message:
             return ended_incident(incident_id)
-        return unknown_incident(incident_id, f"Temporal at {address}")
+        return unknown_incident(incident_id, said("cli.where.temporal", address=address))
     if status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED):
         return temporal_unreachable(address, connection_trouble(error))
     if status is RPCStatusCode.DEADLINE_EXCEEDED:

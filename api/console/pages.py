@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from api.console.session import LANG_COOKIE, Session
 from yuqing import i18n
-from yuqing.i18n.render import RosterNames
+from yuqing.i18n.render import RosterNames, local_times
 from yuqing.i18n.render import render as render_message
 from yuqing.listing import Light
 from yuqing.roster import Person, Roster
@@ -47,10 +47,7 @@ templates = Environment(
 
 def reader_language(request: Request) -> i18n.Lang:
     """The switch's choice (a cookie) if made, else the browser's Accept-Language."""
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in i18n.LANGUAGES:
-        return i18n.language(chosen)
-    return i18n.negotiate(request.headers.get("accept-language"))
+    return i18n.chosen(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ class Reader:
         it was recorded with (lines from before messages existed)."""
         message = getattr(entry, "message", None)
         if message is None:
-            return str(entry.detail)
+            return local_times(str(entry.detail), self.lang)
         return render_message(message, self.lang, RosterNames(self.roster))
 
 

@@ -20,10 +20,12 @@ import structlog
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from yuqing import i18n
+
 log = structlog.get_logger("yuqing.console")
 
 COOKIE = "yuqing_session"
-LANG_COOKIE = "yuqing_lang"
+LANG_COOKIE = i18n.COOKIE
 LIFETIME = timedelta(hours=12)
 SECRET_ENV = "YUQING_CONSOLE_SECRET"
 

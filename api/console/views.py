@@ -22,7 +22,7 @@ from api.console import access
 from api.console.pages import Reader, calendar_for, diff, now, reader_language, render
 from api.console.session import LANG_COOKIE, Sessions
 from api.deps import Services, services
-from api.errors import ApiError, Refusal
+from api.errors import ApiError, Refusal, detail_in
 from api.health import readiness
 from api.routes.incidents import STEP_SIGNALS, Step, deliver
 from api.routes.listing import Filters, Status, list_page
@@ -314,7 +314,11 @@ async def _incident_page(
     try:
         state = await workflows.state(incident_workflow_id(incident_id), IncidentState, what)
     except ApiError as err:
-        message = v.reader.t("incident.not_found") if err.status == 404 else err.detail
+        message = (
+            v.reader.t("incident.not_found")
+            if err.status == 404
+            else detail_in(err, v.reader.lang, v.reader.roster)
+        )
         return v.page("error.html", err.status, nav="incidents", message=message)
     if not v.scope.allows(state.unit):
         # A refused decision still says why, without showing the incident itself.
@@ -464,11 +468,16 @@ async def act(v: V, incident_id: IncidentId, action: str) -> Response:
         await deliver(v.svc, incident_id, signal, payload, v.me.id)
     except Refusal as refusal:
         return await _incident_page(
-            v, incident_id, status_code=refusal.status, refusal=refusal.detail, form=kept
+            v,
+            incident_id,
+            status_code=refusal.status,
+            refusal=detail_in(refusal, v.reader.lang, v.reader.roster),
+            form=kept,
         )
     except ApiError as err:
+        refused = detail_in(err, v.reader.lang, v.reader.roster)
         return await _incident_page(
-            v, incident_id, status_code=err.status, refusal=err.detail, form=kept
+            v, incident_id, status_code=err.status, refusal=refused, form=kept
         )
     done = action
     if action == "approve" and payload.get("decision") == "reject":

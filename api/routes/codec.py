@@ -29,6 +29,7 @@ from temporalio.converter import PayloadCodec
 from api.deps import Services, services
 from api.errors import ApiError
 from yuqing.codec import PayloadKeyError
+from yuqing.i18n import Said
 
 log = structlog.get_logger(__name__)
 
@@ -84,12 +85,11 @@ def _who(request: Request, svc: Services, *, decoding: bool) -> str:
     if scheme.lower() == "bearer" and token.strip():
         person = svc.directory.authenticate(token.strip())
         if person is None:
-            raise ApiError(401, "the token is not known (or its person has left the roster)")
+            raise ApiError(401, Said("api.token_unknown"))
         if decoding and not svc.directory.read_scope(person).every_unit:
             raise ApiError(
                 403,
-                f"{person.id} may not decode payloads: they show every incident, and"
-                f" {person.id} sees only their unit's (authorization file, read.every_unit)",
+                Said("api.may_not_decode", person=person.id),
             )
         return person.id
     if (
@@ -98,20 +98,20 @@ def _who(request: Request, svc: Services, *, decoding: bool) -> str:
         and _from_loopback(request)
     ):
         return f"the Temporal UI at {request.headers['origin']} (this machine)"
-    raise ApiError(401, "no token: send the header `Authorization: Bearer <token>`")
+    raise ApiError(401, Said("api.no_token"))
 
 
 async def _payloads(request: Request) -> list[Payload]:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        raise ApiError(413, Said("api.codec_too_large", mib=MAX_BODY_BYTES // (1024 * 1024)))
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        raise ApiError(413, Said("api.codec_too_large", mib=MAX_BODY_BYTES // (1024 * 1024)))
     try:
         body = CodecBody.model_validate_json(raw or b"{}")
     except ValueError as err:
-        raise ApiError(422, f'the body is not {{"payloads": [...]}}: {err}') from err
+        raise ApiError(422, Said("api.codec_not_payloads", cause=str(err))) from err
     found = []
     for index, item in enumerate(body.payloads):
         try:
@@ -124,7 +124,7 @@ async def _payloads(request: Request) -> list[Payload]:
                 )
             )
         except (binascii.Error, ValueError) as err:
-            raise ApiError(422, f"payloads[{index}] is not base64: {err}") from err
+            raise ApiError(422, Said("api.codec_not_base64", index=index, cause=str(err))) from err
     return found
 
 
@@ -143,7 +143,7 @@ def _answer(payloads: list[Payload]) -> dict[str, object]:
 def _codec(svc: Services) -> PayloadCodec:
     codec = svc.workflows.client.data_converter.payload_codec
     if codec is None:
-        raise ApiError(503, "this API's Temporal client has no payload codec")
+        raise ApiError(503, Said("api.no_codec"))
     return codec
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import IncidentIdPath, Me, Services, Svc, readable
-from api.errors import RESPONSES, ApiError, Refusal
+from api.errors import RESPONSES, ApiError, Refusal, what_of
 from api.schemas import (
     ApprovalBody,
     AssessmentBody,
@@ -30,6 +30,7 @@ from api.schemas import (
     acting,
 )
 from yuqing import incident_workflow_id
+from yuqing.i18n import Said
 from yuqing.models import SIGNAL_PAYLOADS
 from yuqing.roster import Person
 from yuqing.state import TRAIL_PAGE, Draft, IncidentState, TrailEntry, TrailPage
@@ -96,7 +97,7 @@ async def incident_state(incident_id: IncidentIdPath, me: Me, svc: Svc) -> Incid
     publications, notifications, posts and the decision trail. The Office, Legal, the
     publicity lead and the leading group see every incident; a unit's people see their unit's
     (404 for any other)."""
-    what = f"incident {incident_id}"
+    what = what_of("incident", incident_id)
     state = await svc.workflows.state(incident_workflow_id(incident_id), IncidentState, what)
     readable(svc, me, state.unit, what)
     return state
@@ -114,7 +115,7 @@ async def incident_trail(
     `state` shows only the latest). Lines the incident no longer holds (it continued as new)
     come from the audit table, the rest from the incident itself."""
     workflow_id = incident_workflow_id(incident_id)
-    what = f"incident {incident_id}"
+    what = what_of("incident", incident_id)
     state = await svc.workflows.state(workflow_id, IncidentState, what)
     readable(svc, me, state.unit, what)
     held: TrailPage = await svc.workflows.query(
@@ -142,11 +143,11 @@ async def incident_draft(
 ) -> Draft:
     """A draft version with its whole text (the `state` gives the latest two whole)."""
     workflow_id = incident_workflow_id(incident_id)
-    what = f"incident {incident_id}"
+    what = what_of("incident", incident_id)
     state = await svc.workflows.state(workflow_id, IncidentState, what)
     readable(svc, me, state.unit, what)
     if state.draft(version) is None:
-        raise ApiError(404, f"{what} has no draft version {version}")
+        raise ApiError(404, Said("api.no_draft", what=what, version=version))
     found: Draft = await svc.workflows.query(workflow_id, "draft", Draft, what, version)
     return found
 

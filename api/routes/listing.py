@@ -24,6 +24,7 @@ from api.deps import Me, Svc
 from api.errors import RESPONSES, ApiError, temporal_error
 from yuqing import INCIDENT_WORKFLOW, search_attributes
 from yuqing.authorization import ReadScope
+from yuqing.i18n import Said
 from yuqing.listing import MEMO_KEY, IncidentMemo, Light, read_memo
 from yuqing.models import Grade
 from yuqing.state import Stage
@@ -137,9 +138,7 @@ async def _listed(
     )
     if memo is not None:
         item.discovered_at = memo.discovered_at
-        item.clocks = [
-            ListedClock(**c.model_dump(), light=c.light(now)) for c in memo.clocks
-        ]
+        item.clocks = [ListedClock(**c.model_dump(), light=c.light(now)) for c in memo.clocks]
         item.draft_version = memo.draft_version
         item.draft_status = memo.draft_status
         item.returned_reason = memo.returned_reason
@@ -171,10 +170,10 @@ async def list_page(
         await iterator.fetch_next_page()
     except RPCError as err:
         if err.status is RPCStatusCode.INVALID_ARGUMENT and token is not None:
-            raise ApiError(422, "page_token is not valid (it belongs to another listing)") from err
-        raise temporal_error(err, address, "the list of incidents") from err
+            raise ApiError(422, Said("api.page_token_other")) from err
+        raise temporal_error(err, address, Said("api.what.listing")) from err
     except RuntimeError as err:
-        raise temporal_error(err, address, "the list of incidents") from err
+        raise temporal_error(err, address, Said("api.what.listing")) from err
     found: list[tuple[ListedIncident, IncidentMemo | None]] = []
     for execution in iterator.current_page or []:
         found.append(await _listed(execution, now))
@@ -193,7 +192,7 @@ def _decode_token(token: str | None) -> bytes | None:
     try:
         return base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError) as err:
-        raise ApiError(422, "page_token is not valid (not what a previous page gave)") from err
+        raise ApiError(422, Said("api.page_token_invalid")) from err
 
 
 @router.get("", response_model=IncidentPage, summary="List incidents")

@@ -16,13 +16,14 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import IncidentIdPath, Me, Svc, readable
-from api.errors import RESPONSES, ApiError
+from api.errors import RESPONSES, ApiError, what_of
 from api.routes.incidents import send
 from yuqing import incident_workflow_id
 from yuqing.decider import describe
 from yuqing.drill.report import drill_report, render, whole_trails
 from yuqing.drill.scenario import Scenario
 from yuqing.drill.start import start_drill
+from yuqing.i18n import Said
 from yuqing.models import (
     DepartmentContact,
     DepartmentNotice,
@@ -188,7 +189,7 @@ async def calendar_changed_everywhere(body: CalendarLoaded, me: Me, svc: Svc) ->
     a deadline planned provisionally (Monday–Friday) is sent `calendar_changed` in your name,
     and its posts plan those deadlines again. The Office's to do; the answer lists each."""
     if not any(grant.role is Role.office for grant in me.roles):
-        raise ApiError(403, f"{me.id} is not of the Office: only the Office loads calendars")
+        raise ApiError(403, Said("api.office_calendars", person=me.id))
 
     async def decide(workflow_id: str, signal: str, payload: dict[str, str]) -> TrailEntry:
         return await svc.workflows.decide(workflow_id, signal, payload, me.id)
@@ -228,11 +229,11 @@ async def start(body: DrillStart, me: Me, svc: Svc) -> DrillStarted:
     """The Office starts a drill incident from a scenario: marked 演练 everywhere, on clocks
     `speed` times faster, its notices and statements kept in the drill sink, never sent."""
     if not any(grant.role is Role.office for grant in me.roles):
-        raise ApiError(403, f"{me.id} is not of the Office: only the Office starts drills")
+        raise ApiError(403, Said("api.office_drills", person=me.id))
     try:
         scenario = Scenario.model_validate(body.scenario)
     except ValidationError as err:
-        raise ApiError(422, f"the scenario is invalid: {describe(err)}") from err
+        raise ApiError(422, Said("api.scenario_invalid", errors=describe(err))) from err
     incident_id, handle = await start_drill(
         svc.workflows.client,
         svc.workflows.task_queue,
@@ -254,11 +255,11 @@ async def report(
     fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.text,
 ) -> PlainTextResponse | HTMLResponse:
     """Who acted when, against the drill's scaled deadlines."""
-    what = f"incident {incident_id}"
+    what = what_of("incident", incident_id)
     state = await svc.workflows.state(incident_workflow_id(incident_id), IncidentState, what)
     readable(svc, me, state.unit, what)
     if state.drill is None:
-        raise ApiError(409, f"incident {incident_id} is not a drill")
+        raise ApiError(409, Said("api.not_a_drill", what=what))
 
     async def page(workflow_id: str, offset: int) -> TrailPage:
         limits = {"offset": offset, "limit": TRAIL_PAGE}

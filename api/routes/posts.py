@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import IncidentIdPath, Me, PostIdPath, Services, Svc, readable
-from api.errors import RESPONSES, Refusal
+from api.errors import RESPONSES, Refusal, what_of
 from api.schemas import ExtensionBody, FormalReplyBody, InitialResponseBody, acting
 from yuqing import incident_workflow_id
 from yuqing.models import POST_SIGNAL_PAYLOADS
@@ -62,7 +62,7 @@ async def post_state(
 ) -> PostState:
     """The post's `state` query: status, deadlines, the steps taken and who took them.
     Seen by whoever may see its incident."""
-    what = f"post {post_id} of incident {incident_id}"
+    what = what_of("post", post_id, incident_id)
     state = await svc.workflows.state(post_workflow_id(incident_id, post_id), PostState, what)
     readable(svc, me, state.unit, what)
     return state

@@ -25,6 +25,7 @@ from api.errors import RESPONSES, ApiError, field_error
 from api.schemas import IncidentReportBody, MonitorAlert, ReportAccepted
 from yuqing import incident_workflow_id
 from yuqing.email_intake import EmailRefused, Senders, parse_email
+from yuqing.i18n import Said
 from yuqing.intake import incident_id_for, intake_key
 from yuqing.models import (
     EvidenceKind,
@@ -67,8 +68,7 @@ async def report_incident(
     if body.reporter_id is not None and body.reporter_id != me.id:
         raise ApiError(
             403,
-            f"your token is {me.id}'s, but reporter_id names {body.reporter_id}: "
-            "each person reports in their own name",
+            Said("api.not_your_report", person=me.id, named=body.reporter_id),
         )
     try:
         key = intake_key(body.channel, external_id=body.external_id, url=body.source_url)
@@ -76,7 +76,7 @@ async def report_incident(
         if body.incident_id is None:
             if body.source_url:
                 raise field_error("source_url", str(err), body.source_url) from err
-            raise field_error("incident_id", "give incident_id, source_url or external_id") from err
+            raise field_error("incident_id", Said("api.field.incident_named")) from err
         key = None
     data = body.model_dump(mode="json", exclude={"external_id"})
     data.update(
@@ -111,7 +111,7 @@ async def monitor_alert(
     """
     responsible = alert.unit or unit
     if responsible is None:
-        raise field_error("unit", "name the responsible unit in the alert or as ?unit=")
+        raise field_error("unit", Said("api.field.unit_named"))
     key = _key(IntakeChannel.media_monitor, url=alert.url)
     evidence: list[dict[str, Any]] = []
     if alert.excerpt:
@@ -282,7 +282,7 @@ def _beijing_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError as err:
-        raise field_error("time", f"not an ISO 8601 time: {err}", value) from err
+        raise field_error("time", Said("api.field.not_iso", cause=str(err)), value) from err
     return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
@@ -295,7 +295,7 @@ async def _take(
     if not roster.recipients([Role.unit_head], report.unit):
         raise field_error(
             "unit",
-            f"unit {report.unit!r} has no unit head in roster {roster.version}",
+            Said("api.field.no_unit_head", unit=report.unit, roster=roster.version),
             report.unit,
         )
     # Only for a unit the token's person may report for (the authorization's report scope).

@@ -127,6 +127,9 @@ class TrailLine:
     refused: bool
     refusal_kind: str | None
     detail: str
+    # The line's words as catalog key + params (yuqing.i18n.render), when its history keeps
+    # them; how it reads, not what was decided, so comparisons leave it out.
+    message: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def read(
@@ -161,6 +164,7 @@ class TrailLine:
             refused=entry.refused,
             refusal_kind=entry.refusal_kind,
             detail=entry.detail,
+            message=entry.message,
         )
 
     def same_decision(self, other: TrailLine, clock_slack: timedelta = timedelta(0)) -> bool:

@@ -46,7 +46,8 @@ CONTENT_FIELDS = (
 )
 
 # What the history says of each line: the columns a row-by-row comparison reads.
-TRAIL_FIELDS = tuple(field.name for field in dataclasses.fields(TrailLine))
+# What the table holds of a line: all but its message (how it reads, kept in the history).
+TRAIL_FIELDS = tuple(f.name for f in dataclasses.fields(TrailLine) if f.name != "message")
 CHAIN_FIELDS = ("id", "incident_id", "recorded_at", "prev_hash", "row_hash")
 
 

@@ -1,6 +1,8 @@
 """A decision trail as a person reads it: one timeline, the incident's lines and its posts'.
 
-Times are shown in Asia/Shanghai, where the bureau works; every format carries the same rows.
+Times are shown in Beijing time (Asia/Shanghai), where the bureau works, and the headings say
+so; every format carries the same rows, its words in the reader's language (Chinese unless
+English is asked for), a line's detail from its catalog message when its history keeps one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 from yuqing.audit.history import TrailLine
+from yuqing.i18n import label, t
 
 # Not yuqing.working_time's: that module imports the holiday calendars, which a timeline needs not.
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -28,67 +31,90 @@ def _when(line: TrailLine) -> str:
     return line.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _where(line: TrailLine) -> str:
-    return f"post {line.post_id}" if line.post_id else "incident"
+def _where(line: TrailLine, lang: str) -> str:
+    if line.post_id:
+        return t("audit.where.post", lang, post=line.post_id)
+    return t("audit.where.incident", lang)
 
 
-def _who(line: TrailLine) -> str:
+def _who(line: TrailLine, lang: str) -> str:
     if line.actor and line.role:
-        return f"{line.actor} ({line.role})"
+        return f"{line.actor} ({label('role', line.role, lang)})"
     return line.actor or ""
 
 
-def _what(line: TrailLine) -> str:
+def _kind(line: TrailLine, lang: str) -> str:
+    return label("trail", line.kind, lang)
+
+
+def _what(line: TrailLine, lang: str) -> str:
+    from yuqing.i18n.render import local_times
+    from yuqing.i18n.render import render as said
+
+    detail = (
+        said(line.message, lang) if line.message is not None else local_times(line.detail, lang)
+    )
     if line.refused:
-        return f"REFUSED {line.signal} [{line.refusal_kind}]: {line.detail}"
-    return line.detail
+        kind = line.refusal_kind or ""
+        return t("audit.refused", lang, signal=line.signal or "", kind=kind, detail=detail)
+    return detail
 
 
-def render(incident_id: str, lines: list[TrailLine], fmt: str) -> str:
+def render(incident_id: str, lines: list[TrailLine], fmt: str, lang: str = "zh") -> str:
+    """The timeline in `fmt`, its words in `lang` (JSON: the records as they are)."""
     rows = ordered(lines)
     if fmt == "json":
-        payload = [dict(asdict(line), at=line.at.isoformat()) for line in rows]
+        payload = [
+            {k: v for k, v in asdict(line).items() if k != "message"} | {"at": line.at.isoformat()}
+            for line in rows
+        ]
         return json.dumps(
             {"incident_id": incident_id, "trail": payload}, ensure_ascii=False, indent=2
         )
-    if fmt == "md":
-        out = [
-            f"# Decision trail of incident {incident_id}",
-            "",
-            "| time (Asia/Shanghai) | where | what happened | who | detail |",
-            "|---|---|---|---|---|",
+    title = t("audit.title", lang, incident=incident_id)
+    headings = [t(f"audit.col.{c}", lang) for c in ("time", "where", "kind", "who", "detail")]
+
+    def cells(line: TrailLine) -> list[str]:
+        return [
+            _when(line),
+            _where(line, lang),
+            _kind(line, lang),
+            _who(line, lang),
+            _what(line, lang),
         ]
+
+    if fmt == "md":
+        out = [f"# {title}", "", "| " + " | ".join(headings) + " |", "|---|---|---|---|---|"]
         for line in rows:
-            cells = [_when(line), _where(line), line.kind, _who(line), _what(line)]
             out.append(
-                "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+                "| "
+                + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells(line))
+                + " |"
             )
         return "\n".join(out) + "\n"
     if fmt == "html":
         body = "\n".join(
             "<tr{cls}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                *(
-                    html.escape(c)
-                    for c in (_when(line), _where(line), line.kind, _who(line), _what(line))
-                ),
+                *(html.escape(c) for c in cells(line)),
                 cls=' class="refused"' if line.refused else "",
             )
             for line in rows
         )
-        title = html.escape(f"Decision trail of incident {incident_id}")
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
+        page_lang = "en" if lang == "en" else "zh-CN"
         return (
-            '<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
-            f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2rem}}"
+            f'<!doctype html>\n<html lang="{page_lang}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2rem}}"
             "table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;"
             "text-align:left;vertical-align:top}tr.refused td{color:#a00}</style></head><body>"
-            f"<h1>{title}</h1><table><thead><tr><th>time (Asia/Shanghai)</th><th>where</th>"
-            "<th>what happened</th><th>who</th><th>detail</th></tr></thead><tbody>\n"
+            f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>\n"
             f"{body}\n</tbody></table></body></html>\n"
         )
     if fmt == "text":
         return (
             "\n".join(
-                f"{_when(line)}  {_where(line):<10} {line.kind:<20} {_who(line):<28} {_what(line)}"
+                f"{_when(line)}  {_where(line, lang):<10} {_kind(line, lang):<20} "
+                f"{_who(line, lang):<28} {_what(line, lang)}"
                 for line in rows
             )
             + "\n"

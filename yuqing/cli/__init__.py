@@ -26,7 +26,8 @@ app = typer.Typer(
     help="Report, approve, publish, close and review public-opinion incidents through the "
     "Yuqing HTTP API, and audit their decision trails. The token (YUQING_TOKEN or --token) "
     "says who you are. Exit codes: 0 done, 1 refused, 2 bad input, 3 a service unreachable "
-    "(named), 4 a bug.",
+    "(named), 4 a bug. Language: Chinese by default, YUQING_LANG=en (or LANG=en_*) for "
+    "English.",
     cls=YuqingGroup,
     no_args_is_help=True,
     rich_markup_mode=None,

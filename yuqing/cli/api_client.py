@@ -41,12 +41,12 @@ class Api:
         body: Any = None,
         *,
         raw: bytes | None = None,
-        source: str = "the request",
+        source: str = "",
     ) -> Any:
         """The API's answer to one request; any failure is an `ApiFailure` (with --json, the
         API's own answer is printed first). `source` names what the body came from."""
         try:
-            return self._call(method, path, body, raw, source)
+            return self._call(method, path, body, raw, source or tool.said("cli.the_request"))
         except ApiFailure as failure:
             if self.as_json and failure.body is not None:
                 print_json(failure.body)
@@ -57,8 +57,12 @@ class Api:
         import urllib.request
 
         if not self.token:
-            raise ApiFailure(tool.BAD_INPUT, "no token: set YUQING_TOKEN or pass --token")
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+            raise ApiFailure(tool.BAD_INPUT, tool.said("cli.no_token"))
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "Accept-Language": tool.language(),  # the API's errors in the person's language
+        }
         data: bytes | None = None
         if raw is not None:
             data, headers["Content-Type"] = raw, "message/rfc822"
@@ -70,8 +74,7 @@ class Api:
         )
         timer = threading.Timer(
             tool.PATIENCE_S,
-            tool.say,
-            [f"waiting for the Yuqing API at {self.url} … (Ctrl-C stops)"],
+            lambda: tool.say(tool.shown(tool.said("cli.waiting_api", url=self.url))),
         )
         timer.daemon = True
         timer.start()
@@ -92,14 +95,10 @@ class Api:
 
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         if isinstance(reason, TimeoutError):
-            why = f"no answer within {ANSWER_TIMEOUT_S:g} s"
+            why = tool.shown(tool.said("cli.no_answer", seconds=f"{ANSWER_TIMEOUT_S:g}"))
         else:
             why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-        return ApiFailure(
-            tool.UNREACHABLE,
-            f"cannot reach the Yuqing API at {self.url} ({why}): is it running (./dev serve)? "
-            "YUQING_API_URL or --api-url say where it is",
-        )
+        return ApiFailure(tool.UNREACHABLE, tool.said("cli.api_unreachable", url=self.url, why=why))
 
     def _failure(self, status: int, answer: Any, source: str) -> ApiFailure:
         detail = answer.get("detail") if isinstance(answer, dict) else answer
@@ -110,27 +109,26 @@ class Api:
                 for e in detail
                 if isinstance(e, dict)
             )
-            return ApiFailure(tool.BAD_INPUT, f"{source} is invalid: {problems}", answer)
+            said = tool.said("cli.invalid", source=source, problems=problems)
+            return ApiFailure(tool.BAD_INPUT, said, answer)
         if status in (502, 503, 504):
-            return ApiFailure(
-                tool.UNREACHABLE,
-                f"the Yuqing API at {self.url} answered {status}: {detail}",
-                answer,
-            )
+            said = tool.said("cli.api_answered", url=self.url, status=status, detail=detail)
+            return ApiFailure(tool.UNREACHABLE, said, answer)
         if status >= 500:
-            return ApiFailure(
-                tool.BUG,
-                f"the Yuqing API at {self.url} failed ({status}: {detail}); its log says why",
-                answer,
-            )
+            said = tool.said("cli.api_failed", url=self.url, status=status, detail=detail)
+            return ApiFailure(tool.BUG, said, answer)
         kind = answer.get("refusal_kind") if isinstance(answer, dict) else None
         if kind:
-            return ApiFailure(tool.REFUSED, f"refused ({kind}): {detail}", answer)
+            return ApiFailure(
+                tool.REFUSED, tool.said("cli.refused", kind=kind, detail=detail), answer
+            )
         if status in (400, 413, 415, 422):
-            return ApiFailure(tool.BAD_INPUT, f"{source} was refused ({status}): {detail}", answer)
-        labels = {401: "not authenticated", 403: "forbidden", 404: "not found", 409: "conflict"}
-        label = labels.get(status, f"the API answered {status}")
-        return ApiFailure(tool.REFUSED, f"{label}: {detail}", answer)
+            said = tool.said("cli.input_refused", source=source, status=status, detail=detail)
+            return ApiFailure(tool.BAD_INPUT, said, answer)
+        if status in (401, 403, 404, 409):
+            return ApiFailure(tool.REFUSED, tool.said(f"cli.http.{status}", detail=detail), answer)
+        said = tool.said("cli.http.other", status=status, detail=detail)
+        return ApiFailure(tool.REFUSED, said, answer)
 
     def signal(self, path: str, payload: Any, *, source: str) -> None:
         """Send one decision; print the trail entry it added (or its JSON)."""

@@ -233,7 +233,7 @@ async def _trail(
         except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
             raise tool.temporal_failure(error, address, incident_id) from error
         except LookupError as error:  # neither Temporal nor the archive has it
-            where = f"Temporal at {address} nor in the archive in PostgreSQL"
+            where = tool.said("cli.where.temporal_nor_archive", address=address)
             raise tool.unknown_incident(incident_id, where) from error
         except PayloadKeyError as error:
             raise tool.bad_input(str(error)) from error
@@ -250,7 +250,7 @@ async def _trail(
         for wf, found in loaded.items()
     }
     lines = [entry for trail in trails.values() for entry in trail]
-    text = render(incident_id, lines, fmt.value)
+    text = render(incident_id, lines, fmt.value, tool.language())
     if output is not None:
         write(output, text, f"{len(lines)} line(s)")
     else:
@@ -294,7 +294,7 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         trail_head,
         unconfirmed_seqs,
     )
-    from yuqing.audit.projection import projected_trail
+    from yuqing.audit.projection import TRAIL_FIELDS, projected_trail
 
     tool.quiet_logs()
     found = 0
@@ -302,7 +302,7 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         runs = loaded[workflow_id].runs
         whole = ended_whole(runs[-1])
         rows = await projected_trail(pool, workflow_id, chain=True)
-        fields = [{k: row[k] for k in TrailLine.__dataclass_fields__} for row in rows]
+        fields = [{k: row[k] for k in TRAIL_FIELDS} for row in rows]
         pending = set() if whole else unconfirmed_seqs(runs[-1])
         compared = compare_projection(
             recorded, [TrailLine(**row) for row in fields], whole=whole, unconfirmed=pending

@@ -12,9 +12,20 @@ from typing import Any
 from typer.core import TyperGroup
 
 from yuqing import tool
+from yuqing.cli import language
 
 
 class YuqingGroup(TyperGroup):
+    context_class = language.Context  # help in the reader's language (yuqing.cli.language)
+
+    def get_help(self, ctx: Any) -> str:
+        language.localize(self, self.name or "yuqing", ctx)
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None:
+                language.localize(command, name)
+        return str(super().get_help(ctx))
+
     def main(  # type: ignore[override]
         self,
         args: Any = None,

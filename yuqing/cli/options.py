@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from yuqing import tool
+from yuqing.cli import language
 from yuqing.settings import Settings
 
 
@@ -26,11 +27,17 @@ class _Argument(TyperArgument):
 
 
 class _Command(TyperCommand):
+    context_class = language.Context  # help in the reader's language (yuqing.cli.language)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = _Argument
+
+    def get_help(self, ctx: Any) -> str:
+        language.localize(self, self.name or "", ctx)
+        return str(super().get_help(ctx))
 
 
 class _Commands(typer.Typer):
@@ -74,7 +81,7 @@ DEFAULT_API_URL = Settings().api_url
 
 
 def source_name(path: Path) -> str:
-    return "standard input" if str(path) == "-" else str(path)
+    return tool.said("cli.stdin") if str(path) == "-" else str(path)
 
 
 def read_json(path: Path) -> Any:
@@ -83,10 +90,12 @@ def read_json(path: Path) -> Any:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as error:
-        raise tool.bad_input(f"cannot read {name}: {error.strerror or error}") from error
+        why = error.strerror or str(error)
+        raise tool.bad_input(tool.said("cli.cannot_read", name=name, why=why)) from error
     except UnicodeDecodeError as error:
-        raise tool.bad_input(f"{name} is not UTF-8 text: {error.reason}") from error
+        said = tool.said("cli.not_utf8", name=name, why=error.reason)
+        raise tool.bad_input(said) from error
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise tool.bad_input(f"{name} is not JSON: {error}") from error
+        raise tool.bad_input(tool.said("cli.not_json", name=name, why=str(error))) from error

@@ -11,6 +11,7 @@ working or calendar time (`span`).
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -26,20 +27,49 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 Lang = Literal["zh", "en"]
 LANGUAGES: tuple[Lang, ...] = ("zh", "en")
 DEFAULT: Lang = "zh"
+# The console's language switch (a cookie), which the API's errors follow as well.
+COOKIE = "yuqing_lang"
 CATALOG_DIR = Path(__file__).parent
 
 # Accept-Language: `zh-CN,zh;q=0.9,en;q=0.8`.
 _RANGE = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
 
 
+# A .mo file names the .po it was compiled from by its SHA-256, kept under this id.
+DIGEST_KEY = "@source-sha256"
+
+
 @cache
 def catalog(lang: Lang) -> Mapping[str, str]:
-    """Every key of one language and its text (an untranslated entry counts as missing)."""
+    """Every key of one language and its text (an untranslated entry counts as missing).
+
+    Read from the compiled `{lang}.mo` (the standard library reads it in a few milliseconds,
+    which keeps `yuqing --help` quick) when it was compiled from today's `{lang}.po`, else
+    from the .po itself with Babel. `python -m yuqing.i18n.compile` compiles both.
+    """
+    source = (CATALOG_DIR / f"{lang}.po").read_bytes()
+    compiled = _compiled(lang, source)
+    if compiled is not None:
+        return compiled
     from babel.messages.pofile import read_po
 
-    with (CATALOG_DIR / f"{lang}.po").open("rb") as po:
-        messages = read_po(po, locale=lang)
+    messages = read_po(io.BytesIO(source), locale=lang)
     return {str(m.id): str(m.string) for m in messages if m.id and m.string}
+
+
+def _compiled(lang: Lang, source: bytes) -> dict[str, str] | None:
+    import gettext
+    import hashlib
+
+    try:
+        with (CATALOG_DIR / f"{lang}.mo").open("rb") as mo:
+            translations = gettext.GNUTranslations(mo)
+    except (OSError, ValueError):
+        return None
+    texts: dict[str, str] = dict(translations._catalog)  # type: ignore[attr-defined]
+    if texts.pop(DIGEST_KEY, None) != hashlib.sha256(source).hexdigest():
+        return None  # compiled from another .po: read the .po
+    return {str(k): str(v) for k, v in texts.items() if k and v}
 
 
 def t(key: str, lang: str = DEFAULT, /, **params: Any) -> str:
@@ -48,6 +78,32 @@ def t(key: str, lang: str = DEFAULT, /, **params: Any) -> str:
     if text is None:
         return key
     return text.format(**params) if params else text
+
+
+class Said(str):
+    """A text kept as its key and parameters, that reads as English where a plain string is
+    wanted (logs, exceptions, tests) and is shown in the reader's language with `in_(lang)`.
+
+    A parameter may itself be a `Said` (`incident t-1` inside "… does not exist").
+    """
+
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, key: str, /, **params: Any) -> Said:
+        said = super().__new__(cls, t(key, "en", **params))
+        said.key = key
+        said.params = params
+        return said
+
+    def in_(self, lang: str) -> str:
+        shown = {k: v.in_(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
+        return t(self.key, lang, **shown)
+
+
+def text_in(text: str, lang: str) -> str:
+    """`text` in `lang` if it is a `Said`, else as it is (a text from before the catalog)."""
+    return text.in_(lang) if isinstance(text, Said) else text
 
 
 def has(key: str) -> bool:
@@ -90,6 +146,13 @@ def negotiate(accept_language: str | None) -> Lang:
         if best is None or candidate > best:
             best = candidate
     return best[2] if best else DEFAULT
+
+
+def chosen(cookie: str | None, accept_language: str | None) -> Lang:
+    """The reader's language: the console's switch (a cookie) if made, else Accept-Language."""
+    if cookie in LANGUAGES:
+        return language(cookie)
+    return negotiate(accept_language)
 
 
 def when(moment: datetime | None, lang: str = DEFAULT, *, seconds: bool = False) -> str:

@@ -10,6 +10,7 @@ before messages existed keep their text and render as that text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ from yuqing import i18n
 FAMILIES = {
     "stage": "stage",
     "grade": "grade",
+    "from_grade": "grade",
+    "to_grade": "grade",
     "role": "role",
     "step": "role",
     "channel": "channel",
@@ -55,6 +58,8 @@ def _value(
 ) -> str:
     if value is None:
         return "—"  # e.g. no person answers for it: said, not left blank
+    if isinstance(value, Mapping) and "key" in value:
+        return render(value, lang, names)  # a part of the line said on its own (a reason)
     if isinstance(value, list):
         return i18n.t("list.separator", lang).join(
             _value(name, v, lang, names, given) for v in value
@@ -94,6 +99,25 @@ def render(message: Message | Mapping[str, Any], lang: str, names: Names | None 
     except (KeyError, IndexError, ValueError):
         # A key whose text names a parameter the record lacks: show what there is.
         return f"{i18n.t(message.key, lang)} {params}"
+
+
+# A time as the trail's plain texts write it (decider.moment, isoformat): with its offset.
+_STAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[+-]\d{2}:\d{2}|Z)")
+
+
+def local_times(text: str, lang: str) -> str:
+    """A line kept as plain text (recorded before messages, or free text) with every time in
+    it shown in Beijing time, labelled: `due 2026-12-01T06:30+00:00` reads `due 2026-12-01
+    14:30（北京时间）`. What the trail stores is unchanged."""
+
+    def shown(match: re.Match[str]) -> str:
+        try:
+            moment = datetime.fromisoformat(match[0].replace("Z", "+00:00"))
+        except ValueError:
+            return match[0]
+        return i18n.when(moment, lang, seconds=moment.second != 0)
+
+    return _STAMP.sub(shown, text)
 
 
 class RosterNames:

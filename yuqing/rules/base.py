@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from yuqing.decider import Decider
+from yuqing.decider import Decider, said
 from yuqing.grading import fired_criteria
 from yuqing.models import Grade
 from yuqing.outcomes import Refused
@@ -46,6 +46,10 @@ class RulesBase(Decider[IncidentState]):
 
     # -- shared helpers ------------------------------------------------------------------------
 
+    def plan_said(self, key: str, **params: Any) -> dict[str, Any] | None:
+        """A plan line's message (`said`), or none for a workflow older than that."""
+        return said(key, **params) if self.plan_messages else None
+
     @property
     def rules_on(self) -> bool:
         return PLAN_RULES in self.features
@@ -64,11 +68,17 @@ class RulesBase(Decider[IncidentState]):
     def criteria_now(self) -> list[str]:
         return fired_criteria(self.policy.grading, self.state.assessment, self.state.metrics)
 
-    def waive(self, deadline: Deadline, reason: str, at: datetime) -> None:
+    def waive(
+        self, deadline: Deadline, reason: str, at: datetime, why: dict[str, Any] | None = None
+    ) -> None:
+        """`why`: the reason as a message (`said`), for readers of either language."""
         if deadline.status is not DeadlineStatus.pending:
             return
         deadline.status = DeadlineStatus.waived
-        self.record(at, "deadline_waived", f"{deadline.title} waived: {reason}")
+        message = self.plan_said(
+            "msg.deadline_waived", deadline=deadline.key, deadline_title=deadline.title, why=why
+        )
+        self.record(at, "deadline_waived", f"{deadline.title} waived: {reason}", message=message)
 
     def fresh_key(self, base: str) -> str:
         """`base`, or `base#2`, `#3` … when a deadline of that name was planned before."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from yuqing.chain import missing_steps
-from yuqing.decider import moment
+from yuqing.decider import moment, said
 from yuqing.outcomes import Effect, PlanClock
 from yuqing.policy import ChainStep
 from yuqing.roles import Role
@@ -55,7 +55,17 @@ class ClockRules(RulesBase):
         if self.state.deadline(deadline.key) is not None:
             return []
         self.state.deadlines.append(deadline)
-        self.record(at, "deadline_planned", f"{deadline.title}: due {moment(deadline.due_at)}")
+        self.record(
+            at,
+            "deadline_planned",
+            f"{deadline.title}: due {moment(deadline.due_at)}",
+            message=self.plan_said(
+                "msg.deadline_planned",
+                deadline=deadline.key,
+                deadline_title=deadline.title,
+                due=deadline.due_at.isoformat(),
+            ),
+        )
         base = base_key(deadline.key)
         rule = next((r for k, r in self.policy.deadlines.items() if k == base), None)
         if rule is not None and rule.met_by == "publication":
@@ -143,13 +153,17 @@ class ClockRules(RulesBase):
         draft = next((d for d in self.state.drafts if d.version == version), None)
         if draft is not None and draft.status is DraftStatus.superseded:
             reason = f"draft version {version} was superseded"
+            why = said("msg.why.superseded", version=version)
         elif draft is not None and draft.status is DraftStatus.returned:
             reason = f"draft version {version} was returned"
+            why = said("msg.why.returned", version=version)
         elif self.state.stage is not Stage.approving:
             reason = f"the incident is {self.state.stage}"
+            why = said("msg.why.stage", stage=self.state.stage)
         else:
             reason = f"the {self.state.grade} chain no longer waits there"
-        self.waive(deadline, reason, at)
+            why = said("msg.why.chain_moved", grade=self.state.grade)
+        self.waive(deadline, reason, at, why)
 
     def _step_unit(self, step: ChainStep) -> str:
         # A step's lateness is its approver's, not the unit's: it is filed under the step's role.

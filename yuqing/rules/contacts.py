@@ -68,6 +68,13 @@ class ContactRules(RulesBase):
             f"contact with {name}{person} at {moment(contact.contacted_at)}: {contact.said}",
             actor=contact.recorded_by,
             role=role,
+            message=self.plan_said(
+                "msg.contact_person" if contact.contact_person else "msg.contact",
+                department_name=name,
+                contact_person=contact.contact_person,
+                contacted_at=contact.contacted_at.isoformat(),
+                said=contact.said,
+            ),
         )
         return Outcome()
 
@@ -110,6 +117,12 @@ class ContactRules(RulesBase):
             f"notice {request_id} to {known.name}: {notice.message}",
             actor=notice.requested_by,
             role=role,
+            message=self.plan_said(
+                "msg.department_notice",
+                request_id=request_id,
+                department_name=known.name,
+                text=notice.message,
+            ),
         )
         effect = Notify(
             key=f"department/{request_id}",

@@ -120,6 +120,11 @@ class GroupRules(RulesBase):
             f"leading group members for this incident: {', '.join(members)}{why}",
             actor=choice.chosen_by,
             role=role,
+            message=self.plan_said(
+                "msg.group_members_why" if choice.reason else "msg.group_members",
+                people=list(members),
+                reason=choice.reason,
+            ),
         )
         notice = Notify(
             key=f"group/members-{number}",
@@ -199,6 +204,16 @@ class GroupRules(RulesBase):
             f"{title}: {member} {verb}{why}; {tally}",
             actor=member,
             role=Role.leadership_group,
+            message=self.plan_said(
+                f"msg.group_vote_{verb}" + ("_why" if comment else ""),
+                matter=title,
+                person=member,
+                comment=comment,
+                approvals=len(approvals),
+                rejections=len(rejections),
+                needed=needed,
+                members=len(members),
+            ),
         )
         if len(approvals) >= needed:
             verdict = Decision.approve

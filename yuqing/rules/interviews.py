@@ -9,8 +9,9 @@ was authorised) is a breach of §4.4, recorded with the person who answers for i
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from yuqing.decider import moment
+from yuqing.decider import moment, said
 from yuqing.models import Decision, InterviewDecision, InterviewHeld, InterviewRequest
 from yuqing.outcomes import Notify, Outcome, RefusalKind, Refused
 from yuqing.roles import PER_UNIT_ROLES, Role
@@ -56,7 +57,21 @@ class InterviewRules(GroupRules, RulesBase):
             f"interview {interview_id}: {request.interviewee} with {request.medium} at "
             f"{moment(request.scheduled_at)} on {request.topic}"
         )
-        self.record(at, "interview_requested", what, actor=request.requested_by, role=role)
+        self.record(
+            at,
+            "interview_requested",
+            what,
+            actor=request.requested_by,
+            role=role,
+            message=self.plan_said(
+                "msg.interview_requested",
+                interview=interview_id,
+                interviewee=request.interviewee,
+                medium=request.medium,
+                scheduled_at=request.scheduled_at.isoformat(),
+                topic=request.topic,
+            ),
+        )
         notice = self.group_notice(
             f"interview/{interview_id}/requested",
             "interview_requested",
@@ -110,6 +125,11 @@ class InterviewRules(GroupRules, RulesBase):
             f"interview {interview.interview_id} {interview.status}{why}",
             actor=verdict.decided_by,
             role=Role.leadership_group,
+            message=self.plan_said(
+                f"msg.interview_{interview.status}" + ("_why" if comment else ""),
+                interview=interview.interview_id,
+                comment=comment,
+            ),
         )
         people = (interview.requested_by,) if interview.requested_by else ()
         notice = Notify(
@@ -172,12 +192,31 @@ class InterviewRules(GroupRules, RulesBase):
             f"interview {interview.interview_id}: {interview.interviewee} with "
             f"{interview.medium} at {moment(held.held_at)}: {held.summary}"
         )
+        held_said: dict[str, Any] = dict(
+            interview=interview.interview_id,
+            interviewee=interview.interviewee,
+            medium=interview.medium,
+            held_at=held.held_at.isoformat(),
+            summary=held.summary,
+        )
         if authorised:
             interview.status = InterviewStatus.held
-            self.record(at, "interview_held", what, actor=held.reported_by, role=role)
+            message = self.plan_said("msg.interview_held", **held_said)
+            self.record(
+                at, "interview_held", what, actor=held.reported_by, role=role, message=message
+            )
             return Outcome()
+        without_said = self._without_said(interview, held)
         interview.status = InterviewStatus.held_unauthorised
-        self.record(at, "interview_held", f"{what} ({without})", actor=held.reported_by, role=role)
+        message = self.plan_said("msg.interview_held_without", **held_said, without=without_said)
+        self.record(
+            at,
+            "interview_held",
+            f"{what} ({without})",
+            actor=held.reported_by,
+            role=role,
+            message=message,
+        )
         person = held.responsible_id or interview.interviewee
         unit = self._unit_of(person)
         self.state.breaches.append(
@@ -191,6 +230,16 @@ class InterviewRules(GroupRules, RulesBase):
             f"{INTERVIEW_RULE}: {person}{f' ({unit})' if unit else ''} answers for interview "
             f"{interview.interview_id} with {interview.medium} at {moment(held.held_at)}: "
             f"{without}",
+            message=self.plan_said(
+                "msg.interview_breach",
+                rule=INTERVIEW_RULE,
+                person=person,
+                unit=unit,
+                interview=interview.interview_id,
+                medium=interview.medium,
+                held_at=held.held_at.isoformat(),
+                without=without_said,
+            ),
         )
         notice = Notify(
             key=f"interview/{interview.interview_id}/breach",
@@ -221,6 +270,20 @@ class InterviewRules(GroupRules, RulesBase):
             return f"the leading group refused it ({interview.decided_by})"
         authorised = moment(interview.decided_at)
         return f"held at {moment(held.held_at)}, before it was authorised at {authorised}"
+
+    def _without_said(self, interview: InterviewRecord, held: InterviewHeld) -> dict[str, Any]:
+        """`_without` as a message."""
+        if interview.requested_by is None:
+            return said("msg.without.never_asked")
+        if interview.status is InterviewStatus.requested:
+            return said("msg.without.awaiting")
+        if interview.status is InterviewStatus.refused:
+            return said("msg.without.refused", person=interview.decided_by)
+        return said(
+            "msg.without.early",
+            held_at=held.held_at.isoformat(),
+            decided_at=interview.decided_at.isoformat() if interview.decided_at else None,
+        )
 
     def _unit_of(self, person_id: str) -> str | None:
         person = self.roster.person(person_id)

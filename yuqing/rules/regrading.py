@@ -67,6 +67,11 @@ class RegradeRules(GroupRules, RulesBase):
                 + (f" ({verdict.tally})" if verdict.tally else ""),
                 actor=verdict.decided_by,
                 role=Role.leadership_group,
+                message=self.plan_said(
+                    "msg.downgrade_refused_tally" if verdict.tally else "msg.downgrade_refused",
+                    grade=state.grade,
+                    tally=verdict.tally,
+                ),
             )
             return Outcome()
         before = state.grade
@@ -88,6 +93,14 @@ class RegradeRules(GroupRules, RulesBase):
             f"{before} → {downgrade.to_grade}: {downgrade.reason}{ruled}{tally}",
             actor=verdict.decided_by,
             role=Role.leadership_group,
+            message=self.plan_said(
+                "msg.downgraded" + ("_overruled" if overruled else ""),
+                from_grade=before,
+                to_grade=downgrade.to_grade,
+                reason=downgrade.reason,
+                criteria=list(overruled),
+                tally=verdict.tally or "",
+            ),
         )
         return Outcome(effects=self.follow_grade(at))
 
@@ -100,6 +113,7 @@ class RegradeRules(GroupRules, RulesBase):
             return []
         steps = {step.signal for step in self.policy.chain(state.grade)}
         voided = []
+        voided_steps: list[str] = []
         for approval in state.approvals:
             if (
                 approval.draft_version == draft.version
@@ -109,12 +123,19 @@ class RegradeRules(GroupRules, RulesBase):
                 approval.void = True
                 approval.void_reason = f"the {state.grade} chain has no such step"
                 voided.append(f"{approval.signal} by {approval.approver_id}")
+                voided_steps.append(approval.signal)
         if voided:
             self.record(
                 at,
                 "approvals_voided",
                 f"draft version {draft.version}: {', '.join(voided)} voided (the incident is "
                 f"{state.grade}; the {state.grade} chain has no such step)",
+                message=self.plan_said(
+                    "msg.approvals_voided",
+                    version=draft.version,
+                    voided=", ".join(voided_steps),
+                    grade=state.grade,
+                ),
             )
         if state.stage is not Stage.approving:
             return []
@@ -122,6 +143,9 @@ class RegradeRules(GroupRules, RulesBase):
             return []
         draft.status = DraftStatus.approved
         self.record(
-            at, "chain_complete", f"the {state.grade} chain approved draft version {draft.version}"
+            at,
+            "chain_complete",
+            f"the {state.grade} chain approved draft version {draft.version}",
+            message=self.plan_said("msg.chain_complete", grade=state.grade, version=draft.version),
         )
         return [Publish(draft_version=draft.version)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from yuqing.decider import moment
+from yuqing.decider import moment, said
 from yuqing.models import Assessment, Decision, Grade, NoResponseApproval
 from yuqing.outcomes import Effect, Notify, Outcome, PlanClock, Refused
 from yuqing.policy import DeadlineKey
@@ -54,6 +54,7 @@ class ResponseRules(GroupRules, RulesBase):
                     f"respond: {assessment.response_measures}",
                     actor=assessment.assessor_id,
                     role=Role.office,
+                    message=self.plan_said("msg.respond", measures=assessment.response_measures),
                 )
             return []
         approver = self._waiver_approver()
@@ -64,6 +65,9 @@ class ResponseRules(GroupRules, RulesBase):
             f"until the {approver} approves",
             actor=assessment.assessor_id,
             role=Role.office,
+            message=self.plan_said(
+                "msg.no_response_asked", reason=assessment.response_reason, role=approver
+            ),
         )
         return [self._ask_waiver(approver, assessment.response_reason)]
 
@@ -112,6 +116,9 @@ class ResponseRules(GroupRules, RulesBase):
                 f'"no response needed" refused{why}: the statement is due as planned',
                 actor=who,
                 role=approver,
+                message=self.plan_said(
+                    "msg.no_response_refused" + ("_why" if comment else ""), comment=comment
+                ),
             )
             notice = Notify(
                 key="response/waiver/refused",
@@ -133,10 +140,20 @@ class ResponseRules(GroupRules, RulesBase):
             f'"no response needed" approved{why}: {response.reason}',
             actor=who,
             role=approver,
+            message=self.plan_said(
+                "msg.no_response_approved" + ("_why" if comment else ""),
+                comment=comment,
+                reason=response.reason,
+            ),
         )
         for deadline in self.state.deadlines:
             if base_key(deadline.key) == STATEMENT:
-                self.waive(deadline, f"no response needed, approved by {who} ({approver})", at)
+                self.waive(
+                    deadline,
+                    f"no response needed, approved by {who} ({approver})",
+                    at,
+                    said("msg.why.no_response", person=who, role=approver),
+                )
         self._stage(Stage.monitoring, at)
         return Outcome()
 
@@ -174,6 +191,17 @@ class ResponseRules(GroupRules, RulesBase):
             at,
             "response_duty_returned",
             f"a statement is due again ({why}): {rule.title} from {moment(at)}",
+            message=self.plan_said(
+                "msg.duty_returned",
+                why=(
+                    said("msg.why.upgraded", grade=grade)
+                    if upgraded
+                    else said("msg.why.new_figures", criteria=new)
+                ),
+                deadline=STATEMENT,
+                deadline_title=rule.title,
+                at=at.isoformat(),
+            ),
         )
         self._stage(Stage.handling, at)
         plan = PlanClock(
