@@ -24,6 +24,7 @@ from yuqing.codec import (
     CIPHER_METADATA,
     ENCODING,
     KEY_ID,
+    PAYLOAD_FORMAT_ENV,
     SEALED,
     EncryptionCodec,
     KeyRing,
@@ -32,6 +33,7 @@ from yuqing.codec import (
     dictionary,
     ensure_key_file,
     key_id_of,
+    payload_format,
     rotate_key_file,
     walk_payloads,
 )
@@ -282,3 +284,27 @@ async def test_payloads_sealed_in_format_1_still_open() -> None:
         await codec.decode([deflated])
     # Never sealed twice, in either format.
     assert (await codec.encode([first]))[0] is first
+
+
+async def test_during_an_upgrade_from_format_1_processes_write_format_1_and_read_both() -> None:
+    """YUQING_PAYLOAD_FORMAT=1 while processes of a release before format 2 still run: what this
+    release writes is what they read (format 1, checked here as they opened it)."""
+    ring = KeyRing.generate("k1")
+    inner = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(["x"] * 200).encode())
+    [old_style] = await EncryptionCodec(
+        ring, writes=payload_format({PAYLOAD_FORMAT_ENV: "1"})
+    ).encode([inner])
+    assert old_style.metadata["encoding"] == ENCODING
+    assert old_style.metadata[KEY_ID] == b"k1"
+    cipher = old_style.metadata[CIPHER_METADATA]
+    assert cipher == CIPHER_DEFLATED
+    # As a format-1 release opens it: AES-GCM, key id and cipher as associated data, then zlib.
+    data = old_style.data
+    plain = AESGCM(ring.keys["k1"]).decrypt(data[:12], data[12:], b"k1\0" + cipher)
+    assert Payload.FromString(zlib.decompress(plain)) == inner
+    # This release opens both, and writes format 2 unless told otherwise.
+    [new_style] = await EncryptionCodec(ring, writes=payload_format({})).encode([inner])
+    assert new_style.metadata["encoding"] != ENCODING
+    assert await EncryptionCodec(ring).decode([old_style, new_style]) == [inner, inner]
+    with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='3'"):
+        payload_format({PAYLOAD_FORMAT_ENV: "3"})

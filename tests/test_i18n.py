@@ -116,8 +116,9 @@ def test_a_message_kept_as_data_renders_in_the_readers_language() -> None:
     from yuqing.roster import load_roster
 
     names = RosterNames(load_roster(ROOT / "config" / "roster.toml"))
-    message = Message(key="clock.responsible", params={"unit": "xixiangtang-branch",
-                                                       "person": "huang.wei"})
+    message = Message(
+        key="clock.responsible", params={"unit": "xixiangtang-branch", "person": "huang.wei"}
+    )
     assert render(message, "zh", names) == "责任单位：西乡塘分局；责任人：黄伟 (西乡塘分局局长)"
     assert render(message, "en", names).startswith("Responsible: Xixiangtang branch; 黄伟")
     due = {"key": "clock.due", "params": {"when": "x"}}
@@ -179,3 +180,37 @@ def test_times_in_a_plain_trail_line_read_in_beijing_time() -> None:
     assert local_times(line, "zh") == "首报: due 2026-12-01 14:30（北京时间）"
     assert local_times(line, "en") == "首报: due 2026-12-01 14:30 (Beijing time)"
     assert local_times("no time here, nor 2026-12-01", "zh") == "no time here, nor 2026-12-01"
+
+
+def test_the_audit_read_from_a_history_shows_each_lines_message_in_the_readers_language() -> None:
+    """`yuqing audit` reads the trail from the history's record_trail inputs: a line kept as a
+    message reads in the reader's language, not as its English detail."""
+    import json as json_
+
+    from temporalio.api.history.v1 import HistoryEvent
+
+    from yuqing.audit.history import RunHistory, recorded_trail
+    from yuqing.audit.timeline import render
+
+    entry = {
+        "at": "2026-12-01T06:30:00+00:00",
+        "kind": "deadline_waived",
+        "detail": "report_important waived: merged with another incident",
+        "message": {
+            "key": "msg.deadline_waived",
+            "params": {"deadline": "首报", "why": "已与另一事件合并"},
+        },
+    }
+    request = {"workflow_id": "incident-x", "first_seq": 0, "entries": [entry]}
+    event = HistoryEvent()
+    scheduled = event.activity_task_scheduled_event_attributes
+    scheduled.activity_type.name = "record_trail"
+    payload = scheduled.input.payloads.add()
+    payload.metadata["encoding"] = b"json/plain"
+    payload.data = json_.dumps(request).encode()
+
+    [line] = recorded_trail(RunHistory("incident-x", [event]))
+    assert line.message == entry["message"]
+    shown = render("x", [line], "text", "zh")
+    assert "首报：免除（已与另一事件合并）" in shown, shown
+    assert "waived: merged" not in shown

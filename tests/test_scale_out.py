@@ -62,6 +62,9 @@ async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
     await asyncio.to_thread(server.stop)
 
 
+ENGLISH = {"Accept-Language": "en"}
+
+
 class Lifecycle:
     """One incident, report to review, each call through one of the API processes in turn."""
 
@@ -95,9 +98,7 @@ class Lifecycle:
         if response.status_code != 200:
             return f"(no trail: {response.status_code} {response.text})"
         lines = response.json()["lines"]
-        return "\n".join(
-            f"  {e['at']} {e['kind']} {e.get('signal')}: {e['detail']}" for e in lines
-        )
+        return "\n".join(f"  {e['at']} {e['kind']} {e.get('signal')}: {e['detail']}" for e in lines)
 
     async def state(self) -> dict[str, Any]:
         for _ in range(3):
@@ -169,7 +170,9 @@ async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
 
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         clients = [
-            httpx.AsyncClient(base_url=p.base, timeout=120, limits=limits) for p in (api1, api2)
+            # The callers read the answers' English ("send it again", "try again").
+            httpx.AsyncClient(base_url=p.base, timeout=120, limits=limits, headers=ENGLISH)
+            for p in (api1, api2)
         ]
         gate = asyncio.Semaphore(CONCURRENCY)
         created = 0

@@ -27,7 +27,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
-from yuqing.codec import EncryptionCodec, KeyRing
+from yuqing.codec import EncryptionCodec, KeyRing, payload_format
 from yuqing.settings import Settings
 from yuqing.telemetry import tracing_interceptors
 
@@ -45,7 +45,7 @@ def data_converter(ring: KeyRing) -> DataConverter:
     """pydantic JSON, then AES-GCM under `ring`; failures' messages and stack traces too."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(ring),
+        payload_codec=EncryptionCodec(ring, writes=payload_format(os.environ)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

@@ -223,9 +223,14 @@ def _decode_key(encoded: str, source: str, key_id: str) -> bytes:
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over each whole payload (metadata included), its key id as associated data."""
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, *, writes: int = 2) -> None:
         super().__init__()
+        if writes not in WRITABLE_FORMATS:
+            raise ValueError(f"payload format {writes}: this code writes format 1 or 2")
         self.ring = ring
+        # Every format is read; one is written: 1 while processes that read only format 1 may
+        # still run (a rolling upgrade from before format 2), then 2.
+        self.writes = writes
         self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -237,7 +242,7 @@ class EncryptionCodec(PayloadCodec):
     def encrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") in (ENCODING, SEALED):
             return payload  # already ours: never wrap twice
-        return self._seal(payload)
+        return self._seal(payload) if self.writes == 2 else self._seal_1(payload)
 
     def decrypt(self, payload: Payload) -> Payload:
         encoding = payload.metadata.get("encoding")
@@ -271,6 +276,15 @@ class EncryptionCodec(PayloadCodec):
                 f" ({self.ring.source}) does not hold; it holds {', '.join(sorted(self.keys))}"
             )
         return cipher
+
+    def _seal_1(self, payload: Payload) -> Payload:
+        """Format 1, as releases before format 2 wrote it and read it."""
+        key_id = self.ring.active
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        plain, cipher = _seal_1_parts(payload.SerializeToString(deterministic=True))
+        sealed = self._ciphers[key_id].encrypt(nonce, plain, _associated(key_id, cipher))
+        metadata = {"encoding": ENCODING, KEY_ID: key_id.encode(), CIPHER_METADATA: cipher}
+        return Payload(metadata=metadata, data=nonce + sealed)
 
     def _seal(self, payload: Payload) -> Payload:
         key_id = self.ring.active
@@ -331,6 +345,17 @@ DEFLATE_LEVEL = 6
 INFLATE_AT_MOST = 16 * 2**20  # far above Temporal's payload limit: never a reason to refuse
 
 
+DEFLATE_FROM_1 = 192  # bytes of serialised payload
+
+
+def _seal_1_parts(serialised: bytes) -> tuple[bytes, bytes]:
+    if len(serialised) >= DEFLATE_FROM_1:
+        deflated = zlib.compress(serialised, DEFLATE_LEVEL)
+        if len(deflated) < len(serialised):
+            return deflated, CIPHER_DEFLATED
+    return serialised, CIPHER
+
+
 def _associated(key_id: str, cipher: bytes) -> bytes:
     return key_id.encode() if cipher != CIPHER_DEFLATED else key_id.encode() + b"\0" + cipher
 
@@ -369,6 +394,21 @@ def _inflated(inflater: Any, plain: bytes) -> bytes:
 SEALED = b"binary/sealed"
 JSON_PLAIN = b"json/plain"
 FORMAT_2 = 0x20
+WRITABLE_FORMATS = (1, 2)
+PAYLOAD_FORMAT_ENV = "YUQING_PAYLOAD_FORMAT"
+
+
+def payload_format(env: Mapping[str, str]) -> int:
+    """The format this process writes: YUQING_PAYLOAD_FORMAT, 2 unless it says 1."""
+    given = env.get(PAYLOAD_FORMAT_ENV, "").strip() or "2"
+    if given not in ("1", "2"):
+        raise ValueError(
+            f"{PAYLOAD_FORMAT_ENV}={given!r}: give 1 (while processes of a release before format"
+            " 2 still run) or 2"
+        )
+    return int(given)
+
+
 FLAG_JSON = 0x01
 FLAG_DEFLATED_1 = 0x02
 _FLAGS = FLAG_JSON | FLAG_DEFLATED_1

@@ -144,7 +144,7 @@ def redact(url: str) -> str:
 
 def say(message: str) -> None:
     """A line for the person at the terminal (standard error, so output stays clean)."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(shown(message) + "\n")
     sys.stderr.flush()
 
 

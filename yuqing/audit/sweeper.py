@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from yuqing import INCIDENT_WORKFLOW, NETIZEN_POST_WORKFLOW
 from yuqing.audit.archive import ArchiveHistory, Connection, archive_one, owner_of
+from yuqing.db import session_lock
 
 log = structlog.get_logger(__name__)
 
@@ -67,13 +68,10 @@ async def sweep(client: Client, pool: asyncpg.Pool, since: datetime) -> Swept:
     yet. A run that fails is logged and left for the next sweep (`next_since` stays before it)."""
     began = datetime.now(UTC)
     swept = Swept(next_since=began - OVERLAP)
-    async with pool.acquire() as conn:
-        if not await conn.fetchval(f"SELECT pg_try_advisory_lock({_LOCK})"):
+    async with pool.acquire() as conn, session_lock(conn, _LOCK, wait=False) as taken:
+        if not taken:
             return Swept(next_since=since, skipped=True)
-        try:
-            await _sweep(client, conn, since, swept)
-        finally:
-            await conn.execute(f"SELECT pg_advisory_unlock({_LOCK})")
+        await _sweep(client, conn, since, swept)
     if swept.archived or swept.failed:
         log.info(
             "histories archived",

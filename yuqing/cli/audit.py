@@ -61,7 +61,7 @@ def write(output: Path, text: str, what: str) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise tool.cannot_write(output, error.strerror or str(error)) from error
-    tool.say(f"wrote {what} to {output}")
+    tool.say(tool.said("cli.audit.wrote", what=tool.shown(what), output=str(output)))
 
 
 def database_url(what: str) -> str:
@@ -210,7 +210,13 @@ async def _trail(
     from temporalio.service import RPCError
 
     from yuqing import incident_workflow_id
-    from yuqing.audit.history import Loaded, load_anywhere, post_workflow_ids, recorded_trail
+    from yuqing.audit.history import (
+        IncompleteHistory,
+        Loaded,
+        load_anywhere,
+        post_workflow_ids,
+        recorded_trail,
+    )
     from yuqing.audit.timeline import render
     from yuqing.codec import PayloadKeyError
 
@@ -230,6 +236,8 @@ async def _trail(
                 # Without --replay only the trail is read: only its payloads are decrypted.
                 load_anywhere(client, converter, pool, workflow_id, trail_only=not replay),
             )
+        except IncompleteHistory as error:
+            raise tool.refused(tool.said("cli.incomplete_history", why=str(error))) from error
         except (RPCError, RuntimeError) as error:  # RuntimeError: the connection lost meanwhile
             raise tool.temporal_failure(error, address, incident_id) from error
         except LookupError as error:  # neither Temporal nor the archive has it
@@ -238,7 +246,14 @@ async def _trail(
         except PayloadKeyError as error:
             raise tool.bad_input(str(error)) from error
         if found.source != "Temporal":
-            tool.say(f"{workflow_id}: read from {found.source} ({len(found.runs)} run(s))")
+            tool.say(
+                tool.said(
+                    "cli.audit.read_from",
+                    workflow_id=workflow_id,
+                    source=found.source,
+                    runs=len(found.runs),
+                )
+            )
         return found
 
     first = await load(incident_workflow_id(incident_id))
@@ -252,13 +267,13 @@ async def _trail(
     lines = [entry for trail in trails.values() for entry in trail]
     text = render(incident_id, lines, fmt.value, tool.language())
     if output is not None:
-        write(output, text, f"{len(lines)} line(s)")
+        write(output, text, tool.said("cli.audit.lines", n=len(lines)))
     else:
         import sys
 
         sys.stdout.write(text)
     if not lines:
-        tool.say("no trail is recorded in this history (it began before the projection)")
+        tool.say(tool.said("cli.audit.no_trail"))
     found = 0
     if check:
         checked = await pool()
@@ -309,8 +324,13 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         )
         diffs = compared.differences
         found += len(diffs)
-        verdict = "matches" if not diffs else f"differs in {len(diffs)} row(s)"
-        tool.say(f"projection of {workflow_id}: {verdict} ({len(rows)} rows)")
+        if diffs:
+            verdict = tool.said("cli.audit.projection_differs", n=len(diffs), rows=len(rows))
+        else:
+            verdict = tool.said("cli.audit.projection_matches", rows=len(rows))
+        tool.say(
+            tool.said("cli.audit.projection", workflow_id=workflow_id, verdict=tool.shown(verdict))
+        )
         for diff in diffs:
             tool.say(f"  {diff.describe('the projection')}")
         for note in compared.notes():
@@ -326,10 +346,13 @@ async def _check(pool: asyncpg.Pool, trails: dict[str, list[Any]], loaded: dict[
         )
         if not held:
             found += 1
-            tool.say(
-                f"  the history anchors {workflow_id}'s last row at {anchored}; the table says "
-                f"{rows[-1]['row_hash']}: the chain was rewritten"
+            said = tool.said(
+                "cli.audit.chain_rewritten",
+                workflow_id=workflow_id,
+                anchored=anchored,
+                found=rows[-1]["row_hash"],
             )
+            tool.say(f"  {tool.shown(said)}")
     return found
 
 
@@ -341,16 +364,18 @@ def _replayed(workflow_id: str, recorded: list[Any], replayed: Any, whole: bool)
     compared = compare_replay(recorded, replayed.trail, whole=whole) if recorded else Comparison([])
     diffs = compared.differences
     if replayed.error:
-        tool.say(f"replay of {workflow_id}: today's code cannot follow it: {replayed.error}")
+        tool.say(
+            tool.said("cli.audit.replay_cannot", workflow_id=workflow_id, error=replayed.error)
+        )
         return len(diffs) + 1
     if diffs:
-        tool.say(f"replay of {workflow_id}: {len(diffs)} decision(s) differ")
+        tool.say(tool.said("cli.audit.replay_differs", workflow_id=workflow_id, n=len(diffs)))
         for diff in diffs:
             tool.say(f"  {diff.describe(chr(39).join(('today', 's code')))}")
         return len(diffs)
     grade = getattr(replayed.state, "grade", None)
-    graded = f" (grade {grade})" if grade else ""
-    tool.say(f"replay of {workflow_id}: the same decisions{graded}")
+    graded = tool.shown(tool.said("cli.audit.graded", grade=grade)) if grade else ""
+    tool.say(tool.said("cli.audit.replay_same", workflow_id=workflow_id, graded=graded))
     for note in compared.notes():
         tool.say(f"  {note}")
     return 0
@@ -497,4 +522,4 @@ def compliance(
 
         sys.stdout.write(text)  # as written: no markup, no wrapping
     else:
-        write(output, text, f"{len(found)} deadline(s)")
+        write(output, text, tool.said("cli.audit.deadlines", n=len(found)))

@@ -9,7 +9,6 @@ that is not asked for help never reads the catalog.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 # The words click writes around the help, by the catalog key of each.
@@ -17,12 +16,10 @@ _HEADINGS = {"Options": "cli.options", "Commands": "cli.commands", "Arguments": 
 
 
 def cli_language() -> str:
-    """`zh` or `en`, from the environment."""
-    for name in ("YUQING_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(name)
-        if value:
-            return "en" if value.lower().startswith("en") else "zh"
-    return "zh"
+    """`zh` or `en`, from the environment (the tools' own reading: `yuqing.tool.language`)."""
+    from yuqing.tool import language
+
+    return language()
 
 
 def localize(command: Any, name: str, ctx: Any = None) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 import asyncpg
 import structlog
@@ -19,8 +22,29 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     nothing. The default runs `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on
     every release, one more round trip for each use of the pool (a seventh of record_trail's).
     Nothing here leaves session state behind: no SET, LISTEN or cursor outlives its
-    transaction, and the two session advisory locks (migrations, the archive sweeper) are let go
-    in `finally` by whoever took them; a connection that fails that is closed, lock and all."""
+    transaction, and the two session advisory locks (migrations, the archive sweeper) are taken
+    through `session_lock`, which lets go of them or closes the connection, lock and all."""
+
+
+@asynccontextmanager
+async def session_lock(conn: Any, key: str, *, wait: bool = True) -> AsyncIterator[bool]:
+    """A session advisory lock on `key` (an SQL expression) while the block runs: True if
+    taken (`wait=False` only tries). If letting go of it fails or is cut short (a cancelled
+    task), the connection is closed, so that no pooled connection keeps the lock."""
+    if wait:
+        await conn.execute(f"SELECT pg_advisory_lock({key})")
+        taken = True
+    else:
+        taken = bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({key})"))
+    try:
+        yield taken
+    finally:
+        if taken:
+            try:
+                await conn.execute(f"SELECT pg_advisory_unlock({key})")
+            except BaseException:
+                conn.terminate()
+                raise
 
 
 async def create_pool(url: str) -> asyncpg.Pool:
@@ -46,30 +70,24 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     An advisory lock keeps two workers starting at once from applying the same migration.
     """
     applied_now: list[str] = []
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock(hashtext('yuqing.migrations'))")
-        try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {
-                row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")
-            }
-            for version, name, sql in shipped_migrations():
-                if version in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        version,
-                        name,
-                    )
-                applied_now.append(name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext('yuqing.migrations'))")
+    async with pool.acquire() as conn, session_lock(conn, "hashtext('yuqing.migrations')"):
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in shipped_migrations():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    version,
+                    name,
+                )
+            applied_now.append(name)
     if applied_now:
         log.info("database migrated", applied=applied_now)
     return applied_now
