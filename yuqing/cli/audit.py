@@ -184,7 +184,11 @@ async def _audit(
                 except tool.ToolFailure as failure:
                     if check:
                         raise
-                    tool.say(f"{failure.message}; reading Temporal alone")
+                    tool.say(
+                        tool.said(
+                            "cli.audit.reading_temporal_alone", why=tool.shown(failure.message)
+                        )
+                    )
             opened.append(found)
         return opened[0]
 
@@ -226,7 +230,7 @@ async def _trail(
     except tool.ToolFailure as failure:
         if failure.code != tool.UNREACHABLE or await pool() is None:
             raise
-        tool.say(f"{failure.message}; reading the archive in PostgreSQL")
+        tool.say(tool.said("cli.audit.reading_archive", why=tool.shown(failure.message)))
         client = None
 
     async def load(workflow_id: str) -> Loaded:
@@ -250,7 +254,7 @@ async def _trail(
                 tool.said(
                     "cli.audit.read_from",
                     workflow_id=workflow_id,
-                    source=found.source,
+                    source=tool.shown(tool.said("cli.audit.the_archive")),
                     runs=len(found.runs),
                 )
             )
