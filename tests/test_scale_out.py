@@ -63,6 +63,9 @@ async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
 
 
 ENGLISH = {"Accept-Language": "en"}
+# Told "send it again in a few seconds", a caller does, until this long has passed.
+RESEND_PATIENCE = 90.0
+RESEND_PAUSE = 1.0
 
 
 class Lifecycle:
@@ -78,13 +81,18 @@ class Lifecycle:
         # Right after a worker was killed mid-task Temporal turns updates away until another
         # worker has taken the incident over, and the API sends them again itself
         # (starter.decide). Past its patience it answers 503 "nothing was decided: send it
-        # again", and the caller does what it is told, as an official would.
-        for _ in range(3):
+        # again", and the caller does what it is told, as an official would, for as long as
+        # the take-over lasts (a loaded machine stretches it).
+        give_up = asyncio.get_running_loop().time() + RESEND_PATIENCE
+        while True:
             api = self.apis[(self.index + self.calls) % len(self.apis)]
             self.calls += 1
             response = await api.post(path, json=body, headers=who(person))
             if response.status_code != 503 or "send it again" not in response.text:
                 break
+            if asyncio.get_running_loop().time() > give_up:
+                break
+            await asyncio.sleep(RESEND_PAUSE)
         if response.status_code != ok:
             trail = await self.trail()
             raise AssertionError(f"{path}: {response.status_code} {response.text}\n{trail}")

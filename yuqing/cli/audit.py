@@ -56,6 +56,13 @@ def writable(output: Path | None) -> None:
         raise tool.cannot_write(output, "permission denied")
 
 
+# Where `load_anywhere` read a history (yuqing.audit.history.Loaded.source), as the catalog says it.
+SOURCES = {
+    "the archive": "cli.audit.the_archive",
+    "Temporal and the archive": "cli.audit.temporal_and_archive",
+}
+
+
 def write(output: Path, text: str, what: str) -> None:
     try:
         output.write_text(text, encoding="utf-8")
@@ -254,7 +261,7 @@ async def _trail(
                 tool.said(
                     "cli.audit.read_from",
                     workflow_id=workflow_id,
-                    source=tool.shown(tool.said("cli.audit.the_archive")),
+                    source=tool.shown(tool.said(SOURCES.get(found.source, found.source))),
                     runs=len(found.runs),
                 )
             )
