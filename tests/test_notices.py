@@ -267,7 +267,7 @@ def test_the_consoles_patches_are_asked_before_any_activity() -> None:
 def test_the_plans_notices_read_in_chinese_and_english() -> None:
     """The leading group's notices (issue 12) come from the catalog like the rest."""
     from tests.plan_support import Story
-    from tests.test_plan_rules import INTERVIEW
+    from tests.test_plan_rules import INTERVIEW, held_without_authorisation
     from yuqing.outcomes import Notify
 
     story = Story()
@@ -276,15 +276,7 @@ def test_the_plans_notices_read_in_chinese_and_english() -> None:
         "interview_decision",
         {"decided_by": "tang.guo", "interview_id": "i1", "decision": "reject", "comment": "不宜"},
     )
-    story.later(30).ok(
-        "interview_held",
-        {
-            "reported_by": "li.ming",
-            "interview_id": "i1",
-            "held_at": story.now.isoformat(),
-            "summary": "擅自接受采访",
-        },
-    )
+    story.later(30).ok("interview_held", held_without_authorisation(story))
     texts = {
         e.kind: NoticeText.model_validate(e.text)
         for e in story.effects
@@ -305,7 +297,7 @@ def test_the_plans_trail_lines_read_in_chinese_and_english() -> None:
     """The plan's own lines (issue 12) keep their message, like the core's: the console and
     the audit show them in the reader's language, times in Beijing time."""
     from tests.plan_support import MEMBERS, Story, group_roster
-    from tests.test_plan_rules import INTERVIEW
+    from tests.test_plan_rules import INTERVIEW, held_without_authorisation
     from yuqing.i18n.render import render
 
     story = Story(roster=group_roster())
@@ -321,15 +313,7 @@ def test_the_plans_trail_lines_read_in_chinese_and_english() -> None:
         },
     )
     story.ok("request_interview", INTERVIEW)
-    story.later(30).ok(
-        "interview_held",
-        {
-            "reported_by": "li.ming",
-            "interview_id": "i1",
-            "held_at": story.now.isoformat(),
-            "summary": "擅自接受采访",
-        },
-    )
+    story.later(30).ok("interview_held", held_without_authorisation(story))
     lines = {e.kind: e for e in story.state.trail}
     kinds = ("group_members", "contact", "interview_requested", "interview_held", "breach")
     assert all(lines[k].message is not None for k in kinds), [

@@ -118,6 +118,16 @@ INTERVIEW = {
 }
 
 
+def held_without_authorisation(story: Story) -> dict[str, str]:
+    """interview i1's `interview_held`, reported now, when it had no authorisation."""
+    return {
+        "reported_by": "li.ming",
+        "interview_id": "i1",
+        "held_at": story.now.isoformat(),
+        "summary": "擅自接受采访",
+    }
+
+
 def test_interview_authorised_then_held() -> None:
     story = Story()
     story.ok("request_interview", INTERVIEW)
@@ -150,15 +160,7 @@ def test_interview_held_without_authorisation_is_a_breach() -> None:
         "interview_decision",
         {"decided_by": "tang.guo", "interview_id": "i1", "decision": "reject", "comment": "不宜"},
     )
-    story.later(30).ok(
-        "interview_held",
-        {
-            "reported_by": "li.ming",
-            "interview_id": "i1",
-            "held_at": story.now.isoformat(),
-            "summary": "擅自接受采访",
-        },
-    )
+    story.later(30).ok("interview_held", held_without_authorisation(story))
     story.ok(
         "interview_held",
         {
