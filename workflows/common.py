@@ -15,10 +15,9 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
+    from workflows.activity_types import AuditActivities
     from yuqing import CONTINUING, DECIDE_UPDATE
-    from yuqing.audit.archive import ArchiveHistory
-    from yuqing.effects import CarriedInbound, RecordTrail
+    from yuqing.effects import ArchiveHistory, CarriedInbound, RecordTrail
     from yuqing.state import TRAIL_PAGE, IncidentState, PostState, Tracked, TrailEntry
 
 QUICK = timedelta(seconds=30)

@@ -26,12 +26,14 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.configuration import ConfigurationActivities
-    from activities.deadlines import plan_deadlines
-    from activities.evidence import EvidenceActivities
-    from activities.notifications import NotificationActivities
-    from activities.post_reading import PostReadingActivities
-    from activities.publications import PublicationActivities
+    from workflows.activity_types import (
+        ConfigurationActivities,
+        EvidenceActivities,
+        NotificationActivities,
+        PostReadingActivities,
+        PublicationActivities,
+        plan_deadlines,
+    )
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
@@ -1047,7 +1049,9 @@ class IncidentWorkflow(Inboxed):
         draft = state.current_draft
         if draft is not None:
             lines.append(f"Draft version {draft.version}: {draft.status}")
-        refused = state.refusal_count
+        # (tools) Every refusal of a run on the decision path is counted as it is made (and
+        # carried on), so the count needs no pass over the trail at each decision.
+        refused = state.refused_total if self._current else state.refusal_count
         if refused:
             lines.append(f"Refused signals: {refused} (see the state query's trail)")
         lines.extend(incident_waiting_lines(state))

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.configuration import ConfigurationActivities
+    from workflows.activity_types import ConfigurationActivities
     from workflows.common import CONFIG_RETRY, QUICK
     from yuqing.decider import Decider
     from yuqing.effects import LoadKeys

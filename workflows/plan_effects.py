@@ -14,10 +14,15 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.clocks import PlanClockRequest, plan_clock
-    from activities.drill_sink import DrillSinkActivities
+    from workflows.activity_types import DrillSinkActivities, plan_clock
     from workflows.common import DELIVERY_RETRY, QUICK
-    from yuqing.effects import FixedEvidenceList, FixEvidence, PublishStatement, SendNotification
+    from yuqing.effects import (
+        FixedEvidenceList,
+        FixEvidence,
+        PlanClockRequest,
+        PublishStatement,
+        SendNotification,
+    )
     from yuqing.outcomes import Notify, PlanClock
     from yuqing.policy import Policy
     from yuqing.roles import Role
