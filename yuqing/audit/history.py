@@ -222,18 +222,21 @@ async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
     return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
 
 
-async def decoded(history: H, converter: DataConverter, *, trail_only: bool = False) -> H:
+async def decoded(
+    history: H, converter: DataConverter, *, trail_only: bool = False, results: bool = True
+) -> H:
     """`history` with every payload decrypted by `converter`'s codec, in place.
 
     Temporal holds ciphertext (`yuqing.codec`); everything below reads plain payloads, so a
     history is decoded once, as it is loaded (from Temporal or from the archive). `trail_only`:
     only what the trail is read from (each record_trail's input and result), for a reader that
-    replays nothing; the rest stays sealed. All in one call of the codec.
+    replays nothing; the rest stays sealed; with `results` False, only the inputs (the trail
+    itself: its results, the chain's anchors, are for `--check`). All in one call of the codec.
     """
     codec = converter.payload_codec
     if codec is None:
         return history
-    events = _trail_events(history.events) if trail_only else history.events
+    events = _trail_events(history.events, results) if trail_only else history.events
     sealed = [p for event in events for p in walk_payloads(event) if is_encrypted(p)]
     if sealed:
         for payload, plain in zip(sealed, await codec.decode(sealed), strict=True):
@@ -241,15 +244,15 @@ async def decoded(history: H, converter: DataConverter, *, trail_only: bool = Fa
     return history
 
 
-def _trail_events(events: Sequence[Any]) -> Iterator[Any]:
-    """The events that hold a record_trail's input or its result."""
+def _trail_events(events: Sequence[Any], results: bool = True) -> Iterator[Any]:
+    """The events that hold a record_trail's input or (with `results`) its result."""
     scheduled: set[int] = set()
     for event in events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             if event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL:
                 scheduled.add(event.event_id)
                 yield event
-        elif event.HasField("activity_task_completed_event_attributes"):
+        elif results and event.HasField("activity_task_completed_event_attributes"):
             if event.activity_task_completed_event_attributes.scheduled_event_id in scheduled:
                 yield event
 
@@ -273,13 +276,14 @@ async def load_anywhere(
     workflow_id: str,
     *,
     trail_only: bool = False,
+    results: bool = True,
 ) -> Loaded:
     """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
     reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it.
 
     `pool` may be a function that opens the pool when the archive is first needed (so that a
     history Temporal has whole costs no connection to PostgreSQL). `trail_only`: decode only
-    what the trail is read from (`decoded`)."""
+    what the trail is read from (`decoded`), and with `results` False only its inputs."""
     opened: list[asyncpg.Pool | None] = []
 
     async def archive() -> asyncpg.Pool | None:
@@ -304,7 +308,9 @@ async def load_anywhere(
             return found
 
         try:
-            runs = await load_runs(client, workflow_id, earlier=archived, trail_only=trail_only)
+            runs = await load_runs(
+                client, workflow_id, earlier=archived, trail_only=trail_only, results=results
+            )
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or await archive() is None:
                 raise
@@ -319,7 +325,9 @@ async def load_anywhere(
     found = await archived_runs(kept, workflow_id)
     if not found:
         raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
-    plain: list[AnyRun] = [await decoded(run, converter, trail_only=trail_only) for run in found]
+    plain: list[AnyRun] = [
+        await decoded(run, converter, trail_only=trail_only, results=results) for run in found
+    ]
     return Loaded(workflow_id, plain, "the archive")
 
 
@@ -343,6 +351,7 @@ async def load_runs(
     *,
     earlier: Callable[[str], Awaitable[AnyRun | None]] | None = None,
     trail_only: bool = False,
+    results: bool = True,
 ) -> list[AnyRun]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
@@ -389,7 +398,7 @@ async def load_runs(
     for index, run in enumerate(runs[:-1]):
         runs[index] = _whole_continued_run(workflow_id, run)
     converter = client.data_converter
-    return [await decoded(run, converter, trail_only=trail_only) for run in runs]
+    return [await decoded(run, converter, trail_only=trail_only, results=results) for run in runs]
 
 
 def split_runs(history: AnyRun) -> list[WorkflowHistory]:

@@ -244,8 +244,11 @@ async def _trail(
         try:
             found: Loaded = await tool.waiting(
                 f"Temporal at {address}",
-                # Without --replay only the trail is read: only its payloads are decrypted.
-                load_anywhere(client, converter, pool, workflow_id, trail_only=not replay),
+                # Without --replay only the trail is read: only its payloads are decrypted
+                # (its inputs alone, unless --check reads the anchors in their results).
+                load_anywhere(
+                    client, converter, pool, workflow_id, trail_only=not replay, results=check
+                ),
             )
         except IncompleteHistory as error:
             raise tool.refused(tool.said("cli.incomplete_history", why=str(error))) from error
