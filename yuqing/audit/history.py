@@ -653,7 +653,45 @@ async def _replay_runs(
     """
     import asyncio
 
+    _skip_passes_that_do_nothing()
     return list(await asyncio.gather(*(_replay_run(run, converter) for run in runs)))
+
+
+_SKIPPING: list[bool] = []
+
+
+def _skip_passes_that_do_nothing() -> None:
+    """(tools) The SDK walks every activation and every completion six times over, looking for
+    payloads to decode or encode (codec, external storage), whether or not its data converter
+    has either: a seventh of a replay's CPU. The replay's converter has neither (histories are
+    decoded as they are loaded), so for it those walks change nothing; they are skipped for any
+    converter without codec and external storage (the SDK's own test of that,
+    `_decode_payload_has_effect`), and done as before for every other (a worker in the same
+    process with the codec). Installed once per process; an SDK without these functions keeps
+    its own."""
+    import temporalio.bridge.worker as bridge
+    from temporalio.converter._extstore import StorageOperationMetrics
+
+    decode = getattr(bridge, "decode_activation", None)
+    encode = getattr(bridge, "encode_completion", None)
+    if _SKIPPING or decode is None or encode is None:
+        return
+    if not isinstance(getattr(DataConverter, "_decode_payload_has_effect", None), property):
+        return
+
+    async def decode_activation(activation: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
+        if data_converter._decode_payload_has_effect:
+            return await decode(activation, data_converter, *args, **kw)
+        return StorageOperationMetrics()
+
+    async def encode_completion(completion: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
+        if data_converter._decode_payload_has_effect:
+            return await encode(completion, data_converter, *args, **kw)
+        return StorageOperationMetrics()
+
+    bridge.decode_activation = decode_activation  # type: ignore[assignment]
+    bridge.encode_completion = encode_completion  # type: ignore[assignment]
+    _SKIPPING.append(True)
 
 
 async def _replay_run(run: WorkflowHistory, converter: DataConverter | None) -> Replayed:
