@@ -642,6 +642,15 @@ async def replay(history: AnyRun, converter: DataConverter | None = None) -> Rep
 REPLAY_BUILD_ID = "yuqing-audit-replay"
 
 
+def import_replayer() -> None:
+    """Import what `replay` needs (the SDK's worker, today's workflows), e.g. in a thread while
+    the histories to replay are read."""
+    import temporalio.worker  # noqa: F401
+
+    import workflows.incident
+    import workflows.post  # noqa: F401
+
+
 async def _replay_runs(
     runs: list[WorkflowHistory], converter: DataConverter | None
 ) -> list[Replayed]:

@@ -232,6 +232,15 @@ async def _trail(
     from yuqing.codec import PayloadKeyError
 
     address = settings.temporal_address
+    warming = None
+    if replay:
+        import asyncio
+
+        from yuqing.audit.history import import_replayer
+
+        # (tools) The replayer's modules (the SDK's worker, the workflows) are imported while
+        # the histories come from Temporal: most of that wait is Temporal's, on another core.
+        warming = asyncio.get_running_loop().run_in_executor(None, import_replayer)
     try:
         client = await tool.connect_temporal_reader(settings, converter)
     except tool.ToolFailure as failure:
@@ -305,6 +314,8 @@ async def _trail(
         # replayed command carries is sealed again for nothing (core matches commands to the
         # history's events by kind and id, never by their payloads).
         plain = dataclasses.replace(converter, payload_codec=None)
+        if warming is not None:
+            await warming
         for workflow_id, history in loaded.items():
             # Every run at once: a run that continued as new can leave its last lines to the
             # next run to record.
