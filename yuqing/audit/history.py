@@ -666,7 +666,7 @@ async def _replay_runs(
     return list(await asyncio.gather(*(_replay_run(run, converter) for run in runs)))
 
 
-_SKIPPING: list[bool] = []
+_SKIPPING = False
 
 
 def _skip_passes_that_do_nothing() -> None:
@@ -678,6 +678,7 @@ def _skip_passes_that_do_nothing() -> None:
     `_decode_payload_has_effect`), and done as before for every other (a worker in the same
     process with the codec). Installed once per process; an SDK without these functions keeps
     its own."""
+    global _SKIPPING
     import temporalio.bridge.worker as bridge
     from temporalio.converter._extstore import StorageOperationMetrics
 
@@ -700,7 +701,7 @@ def _skip_passes_that_do_nothing() -> None:
 
     bridge.decode_activation = decode_activation  # type: ignore[assignment]
     bridge.encode_completion = encode_completion  # type: ignore[assignment]
-    _SKIPPING.append(True)
+    _SKIPPING = True
 
 
 async def _replay_run(run: WorkflowHistory, converter: DataConverter | None) -> Replayed:
