@@ -699,8 +699,8 @@ def _skip_passes_that_do_nothing() -> None:
             return await encode(completion, data_converter, *args, **kw)
         return StorageOperationMetrics()
 
-    bridge.decode_activation = decode_activation  # type: ignore[assignment]
-    bridge.encode_completion = encode_completion  # type: ignore[assignment]
+    bridge.decode_activation = decode_activation
+    bridge.encode_completion = encode_completion
     _SKIPPING = True
 
 
