@@ -51,8 +51,10 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         lean_from_start,
+        leaner_from_start,
         page_request,
         patches_first,
+        said,
         settled_by,
         swept_from_start,
     )
@@ -172,6 +174,8 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = False
         self._notice_texts = False
         self._memo_at_start = False
+        # hist: set in `run` (workflows/common.said reads it).
+        self._unsaid = False
         self._effects: set[asyncio.Task[None]] = set()
         # Effects under way, as the next run would do them again (continue-as-new).
         self._pending: dict[int, CarriedEffect] = {}
@@ -253,8 +257,10 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = self._trail_messages and workflow.patched(PLAN_MESSAGES_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
-        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH).
+        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH), and leaner (no
+        # summaries, the memo's times to the second: LEANER_HISTORY_PATCH).
         self._lean = lean_from_start()
+        self._unsaid = self._lean and leaner_from_start()
         # core: every other patch asked here too (workflows/common.patches_first).
         patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
         # tools: the projection yields to a continue-as-new that is ready (see _yielding).
@@ -406,7 +412,7 @@ class IncidentWorkflow(Inboxed):
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
-            summary="load the policy and the roster",
+            summary=said("load the policy and the roster"),
         )
         # mem: one copy of each policy, roster, authorization and keyring per worker, not one
         # per incident (same content, so the same decisions; yuqing.shared_configuration).
@@ -458,7 +464,7 @@ class IncidentWorkflow(Inboxed):
                     EvidenceActivities.fix_evidence,
                     fix,
                     start_to_close_timeout=QUICK,
-                    summary=summary,
+                    summary=said(summary),
                 )
             incident.record_evidence(fixed.items, workflow.now())
         request = PlanDeadlines(
@@ -475,14 +481,14 @@ class IncidentWorkflow(Inboxed):
                 plan_deadlines,
                 request,
                 start_to_close_timeout=QUICK,
-                summary="plan the report and statement deadlines",
+                summary=said("plan the report and statement deadlines"),
             )
         else:
             plan = await workflow.execute_activity(
                 plan_deadlines,
                 request,
                 start_to_close_timeout=QUICK,
-                summary="plan the report and statement deadlines",
+                summary=said("plan the report and statement deadlines"),
             )
         incident.record_deadlines(plan.deadlines, workflow.now())
         return incident
@@ -791,7 +797,7 @@ class IncidentWorkflow(Inboxed):
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 retry_policy=policy,
-                summary=summary,
+                summary=said(summary),
             ),
             summary=notice.summary,
             on_wait=waiting,
@@ -862,7 +868,7 @@ class IncidentWorkflow(Inboxed):
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 retry_policy=policy,
-                summary=label,
+                summary=said(label),
             ),
             summary=summary,
             on_wait=waiting,
@@ -941,7 +947,7 @@ class IncidentWorkflow(Inboxed):
                     PostReadingActivities.read_post,
                     ReadPost(workflow_id=post.workflow_id),
                     start_to_close_timeout=QUICK,
-                    summary=f"read post {post_id}",
+                    summary=said(f"read post {post_id}"),
                 )
                 self._receive(POST_STATUS_SIGNAL, read.listed().model_dump(mode="json"))
             except FailureError as err:  # the post cannot be read now; its end result will come
@@ -972,7 +978,7 @@ class IncidentWorkflow(Inboxed):
                 EvidenceActivities.fix_evidence,
                 request,
                 start_to_close_timeout=QUICK,
-                summary=summary,
+                summary=said(summary),
             )
         incident.record_evidence(fixed.items, workflow.now())
 
@@ -1029,7 +1035,9 @@ class IncidentWorkflow(Inboxed):
         assert self._incident is not None
         if not (self._memo_at_start or workflow.patched(LIST_MEMO_PATCH)):
             return
-        memo = incident_memo(self._incident.state, self._incident.policy)
+        memo = incident_memo(
+            self._incident.state, self._incident.policy, whole_seconds=self._unsaid
+        )
         if memo != self._memo:
             workflow.upsert_memo({MEMO_KEY: memo})
             self._memo = memo

@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.clocks import PlanClockRequest, plan_clock
     from activities.drill_sink import DrillSinkActivities
-    from workflows.common import DELIVERY_RETRY, QUICK
+    from workflows.common import DELIVERY_RETRY, QUICK, said
     from yuqing.effects import FixedEvidenceList, FixEvidence, PublishStatement, SendNotification
     from yuqing.outcomes import Notify, PlanClock
     from yuqing.policy import Policy
@@ -65,7 +65,7 @@ async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> 
             policy_version=policy.version,
         ),
         start_to_close_timeout=QUICK,
-        summary=effect.summary,
+        summary=said(effect.summary),
     )
 
 

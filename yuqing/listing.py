@@ -86,16 +86,29 @@ class IncidentMemo(BaseModel):
     posts_open: int = 0
 
 
-def clock_of(deadline: Deadline) -> ClockMemo:
+def clock_of(deadline: Deadline, *, whole_seconds: bool = False) -> ClockMemo:
+    at = _second if whole_seconds else _same
     return ClockMemo(
         key=deadline.key,
         title=_cut(deadline.title, TITLE_LIMIT) or "",
         clock=deadline.clock,
-        due_at=deadline.due_at,
-        remind_from=min(deadline.reminders_at, default=None),
+        due_at=at(deadline.due_at),
+        remind_from=at(min(deadline.reminders_at, default=None)),
         status=deadline.status,
-        met_at=deadline.met_at,
+        met_at=at(deadline.met_at),
     )
+
+
+def _same(moment: Any) -> Any:
+    return moment
+
+
+def _second(moment: Any) -> Any:
+    """(hist) A time to the second: the console shows minutes, and the memo, upserted again at
+    every change, costs its microseconds each time. A clock met within the same second as its
+    due time then shows as met in time (its trail line and deadline_outcomes keep the exact
+    times)."""
+    return moment.replace(microsecond=0) if isinstance(moment, datetime) else moment
 
 
 def _cut(text: str | None, limit: int) -> str | None:
@@ -104,8 +117,12 @@ def _cut(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
-    """The memo as JSON, built from the state alone (deterministic: the workflow calls it)."""
+def incident_memo(
+    state: IncidentState, policy: Policy, *, whole_seconds: bool = False
+) -> dict[str, Any]:
+    """The memo as JSON, built from the state alone (deterministic: the workflow calls it);
+    `whole_seconds`: its times to the second (runs under patch hist-leaner-history)."""
+    at = _second if whole_seconds else _same
     draft = state.current_draft
     awaiting: list[str] = []
     if draft is not None and draft.status is DraftStatus.in_review and state.grade is not None:
@@ -119,8 +136,8 @@ def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
         grade=state.grade.value if state.grade else None,
         unit=state.unit,
         sensitivity=state.sensitivity.value,
-        discovered_at=state.discovered_at,
-        clocks=[clock_of(d) for d in state.deadlines],
+        discovered_at=at(state.discovered_at),
+        clocks=[clock_of(d, whole_seconds=whole_seconds) for d in state.deadlines],
         draft_version=draft.version if draft else None,
         draft_status=draft.status.value if draft else None,
         returned_reason=_cut(draft.returned_reason, REASON_LIMIT) if draft else None,
@@ -129,7 +146,11 @@ def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
             PostMemo(
                 post_id=p.post_id,
                 status=p.status.value,
-                clocks=[clock_of(d) for d in p.deadlines if d.status is DeadlineStatus.pending],
+                clocks=[
+                    clock_of(d, whole_seconds=whole_seconds)
+                    for d in p.deadlines
+                    if d.status is DeadlineStatus.pending
+                ],
             )
             for p in open_posts[:POSTS_LIMIT]
         ],
