@@ -23,6 +23,9 @@ from yuqing.codec import (
     CIPHER_DEFLATED,
     CIPHER_METADATA,
     ENCODING,
+    FLAG_DEFLATED_1,
+    FLAG_DEFLATED_2,
+    FLAG_JSON,
     KEY_ID,
     PAYLOAD_FORMAT_ENV,
     SEALED,
@@ -283,10 +286,26 @@ async def test_payloads_are_deflated_with_the_dictionary_and_open_again() -> Non
     assert await codec.decode(sealed) == [large, short, tiny, other]
 
 
-def test_the_deflate_dictionary_never_changes() -> None:
-    # Payloads deflated with dictionary 1 inflate only with these exact bytes.
+def test_the_deflate_dictionaries_never_change() -> None:
+    # Payloads deflated with dictionary 1 or 2 inflate only with these exact bytes.
     digest = hashlib.sha256(dictionary(1)).hexdigest()
     assert digest == "ace792a3389e4c96027fa0fef48965077187df2f32d9b9d59a4178e126ee5b5c"
+    digest = hashlib.sha256(dictionary(2)).hexdigest()
+    assert digest == "9398c62f110e3424887ddcacfb53618ca7254f9fb87346b2e03a4a51dd730279"
+
+
+async def test_format_3_deflates_with_dictionary_2_and_format_2_with_dictionary_1() -> None:
+    ring = KeyRing.generate("k1")
+    detail = "draft v1 waiting at “unit head signs”: due 2026-12-01T23:41+00:00 (recorded for 1"
+    data = json.dumps({"detail": detail}).encode()
+    line = Payload(metadata={"encoding": b"json/plain"}, data=data)
+    [third] = await EncryptionCodec(ring).encode([line])
+    [second] = await EncryptionCodec(ring, writes=2).encode([line])
+    assert third.data[0] == 0x30 | FLAG_JSON | FLAG_DEFLATED_2
+    assert second.data[0] == 0x20 | FLAG_JSON | FLAG_DEFLATED_1
+    # The workflow's own English is in dictionary 2: a line of it shrinks further.
+    assert len(third.data) - 5 < len(second.data) - 4 - 10
+    assert await EncryptionCodec(ring).decode([third, second]) == [line, line]
 
 
 async def test_payloads_sealed_in_format_1_still_open() -> None:

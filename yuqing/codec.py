@@ -303,7 +303,7 @@ class EncryptionCodec(PayloadCodec):
     def _seal(self, payload: Payload) -> Payload:
         """Format 2, as the release before format 3 wrote it and read it."""
         key_id = self.ring.active
-        plain, flags = _packed(payload)
+        plain, flags = _packed(payload, 1)
         header = _header(flags, key_id)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = self._ciphers[key_id].encrypt(nonce, plain, header)
@@ -311,7 +311,7 @@ class EncryptionCodec(PayloadCodec):
 
     def _seal_3(self, payload: Payload) -> Payload:
         key_id = self.ring.active
-        plain, flags = _packed(payload)
+        plain, flags = _packed(payload, 2)
         header = bytes((FORMAT_3 | flags,)) + key_tag(key_id)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = self._ciphers[key_id].encrypt(nonce, plain, header + key_id.encode())
@@ -375,24 +375,30 @@ class EncryptionCodec(PayloadCodec):
         return _unpacked_2(plain, flags)
 
 
-def _packed(payload: Payload) -> tuple[bytes, int]:
-    """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it."""
+def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
+    """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
+    deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
     flags = 0
     if payload.metadata.keys() == {"encoding"} and payload.metadata["encoding"] == JSON_PLAIN:
         plain, flags = payload.data, FLAG_JSON
     else:
         plain = payload.SerializeToString(deterministic=True)
     if len(plain) >= DEFLATE_FROM_2:
-        deflater = _primed(1).copy()
+        deflater = _primed(dictionary_number).copy()
         deflated = deflater.compress(plain) + deflater.flush()
         if len(deflated) < len(plain):
-            plain, flags = deflated, flags | FLAG_DEFLATED_1
+            flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
+            plain, flags = deflated, flags | flag
     return plain, flags
 
 
 def _unpacked_2(plain: bytes, flags: int) -> Payload:
+    if flags & FLAG_DEFLATED_1 and flags & FLAG_DEFLATED_2:
+        raise PayloadKeyError("a sealed payload says it was deflated with two dictionaries")
     if flags & FLAG_DEFLATED_1:
         plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(1)), plain)
+    elif flags & FLAG_DEFLATED_2:
+        plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(2)), plain)
     if flags & FLAG_JSON:
         return Payload(metadata={"encoding": JSON_PLAIN}, data=plain)
     return Payload.FromString(plain)
@@ -479,7 +485,12 @@ def payload_format(env: Mapping[str, str]) -> int:
 
 FLAG_JSON = 0x01
 FLAG_DEFLATED_1 = 0x02
-_FLAGS = FLAG_JSON | FLAG_DEFLATED_1
+# (format 3) raw-deflated with dictionary 2 (yuqing/payload_dictionaries/2.txt): dictionary 1's
+# skeletons, then the English the workflow writes itself (its trail lines' details, the
+# policy's deadline and step titles), none of what people sent, no id of the roster (bench/
+# dictionary.py --with-phrases). Never changes either.
+FLAG_DEFLATED_2 = 0x04
+_FLAGS = FLAG_JSON | FLAG_DEFLATED_1 | FLAG_DEFLATED_2
 DEFLATE_FROM_2 = 24  # bytes: below this, deflate's own end-of-block bits outweigh the gain
 _DICTIONARIES = Path(__file__).parent / "payload_dictionaries"
 
@@ -525,7 +536,8 @@ def is_encrypted(payload: Payload) -> bool:
 # converter of any SDK writes a payload without `encoding`, so none is taken for ours) and
 # names its key by a 4-byte tag:
 #
-#     byte 0     the format (3) in the high nibble, the flags (as format 2's) in the low one
+#     byte 0     the format (3) in the high nibble, the flags in the low one (as format 2's,
+#                but what is deflated is deflated with dictionary 2: FLAG_DEFLATED_2)
 #     4 bytes    the key's tag: the first 4 bytes of SHA-256("yuqing-payload-key\0" + key id)
 #     12 bytes   nonce;  the rest: AES-256-GCM ciphertext and its 16-byte tag
 #
