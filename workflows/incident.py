@@ -100,7 +100,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
     )
     from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
-    from yuqing.listing import MEMO_KEY, incident_memo
+    from yuqing.listing import MEMO_KEY, incident_memo, memo_parts
     from yuqing.models import (
         SIGNAL_PAYLOADS,
         DrillMark,
@@ -184,6 +184,7 @@ class IncidentWorkflow(Inboxed):
         self._config: Configuration | None = None
         self._search: dict[str, object] = {}
         self._memo: dict[str, Any] | None = None
+        self._memo_parts: dict[str, Any] = {}
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         # Posts whose workflow is known to have started (by this run or an earlier one).
         self._started_posts: set[str] = set()
@@ -1038,9 +1039,18 @@ class IncidentWorkflow(Inboxed):
         memo = incident_memo(
             self._incident.state, self._incident.policy, whole_seconds=self._unsaid
         )
-        if memo != self._memo:
+        if memo == self._memo:
+            return
+        self._memo = memo
+        if not self._unsaid:
             workflow.upsert_memo({MEMO_KEY: memo})
-            self._memo = memo
+            return
+        # hist: in parts, only those that changed (yuqing.listing.memo_parts).
+        parts = memo_parts(memo)
+        changed = {k: v for k, v in parts.items() if self._memo_parts.get(k) != v}
+        if changed:
+            workflow.upsert_memo(changed)
+            self._memo_parts.update(changed)
 
     def _details(self) -> str:
         assert self._incident is not None

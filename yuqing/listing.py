@@ -9,6 +9,7 @@ the memo, the API reads it back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -157,6 +158,44 @@ def incident_memo(
         posts_open=len(open_posts),
     )
     return memo.model_dump(mode="json")
+
+
+# -- hist (issue 9): the memo in parts (version 2) ----------------------------------------------
+# Upserted whole at every change, the memo was an incident's largest repeated payload (12 of them
+# in a general incident's history). Runs under patch hist-leaner-history keep it under four
+# keys, and upsert only the keys whose part changed (Temporal merges a memo's keys): `console`
+# (`v: 2` and what never changes: title, unit, sensitivity, discovery), `console.state`
+# (stage, grade, draft, awaiting), `console.clocks`, `console.posts`. `memo_of` reads either
+# version. (During a rolling upgrade an API of the release before reads a version 2 memo as no
+# memo: the incident is listed by its id until that API is replaced.)
+MEMO_PARTS_VERSION = 2
+STATE_KEY = f"{MEMO_KEY}.state"
+CLOCKS_KEY = f"{MEMO_KEY}.clocks"
+POSTS_KEY = f"{MEMO_KEY}.posts"
+_FIXED_FIELDS = ("title", "unit", "sensitivity", "discovered_at")
+_POSTS_FIELDS = ("posts", "posts_open")
+
+
+def memo_parts(memo: Mapping[str, Any]) -> dict[str, Any]:
+    """A memo as `incident_memo` makes it, in version 2's parts (keyed as upserted)."""
+    kept = {"v", "clocks", *_FIXED_FIELDS, *_POSTS_FIELDS}
+    return {
+        MEMO_KEY: {"v": MEMO_PARTS_VERSION, **{k: memo[k] for k in _FIXED_FIELDS}},
+        STATE_KEY: {k: value for k, value in memo.items() if k not in kept},
+        CLOCKS_KEY: memo["clocks"],
+        POSTS_KEY: {k: memo[k] for k in _POSTS_FIELDS},
+    }
+
+
+def memo_of(fields: Mapping[str, Any]) -> IncidentMemo | None:
+    """The memo from an incident's memo fields (version 1 whole, or 2 in parts), or None."""
+    head = fields.get(MEMO_KEY)
+    if not isinstance(head, dict) or head.get("v") != MEMO_PARTS_VERSION:
+        return read_memo(head)
+    state, clocks, posts = fields.get(STATE_KEY), fields.get(CLOCKS_KEY), fields.get(POSTS_KEY)
+    if not isinstance(state, dict) or not isinstance(clocks, list) or not isinstance(posts, dict):
+        return None
+    return read_memo({**state, **posts, **head, "clocks": clocks, "v": MEMO_VERSION})
 
 
 def read_memo(value: Any) -> IncidentMemo | None:
