@@ -40,7 +40,7 @@ async def settled_by(moment: datetime, settled: Callable[[], bool], summary: str
     if remaining <= timedelta(0):
         return settled()
     try:
-        await workflow.wait_condition(settled, timeout=remaining, timeout_summary=said(summary))
+        await workflow.wait_condition(settled, timeout=remaining, timeout_summary=summary)
     except TimeoutError:
         return settled()
     return True
@@ -279,7 +279,7 @@ class Pacer:
         if self._decided >= DECISIONS_PER_TASK:
             self._decided = 0
             # A timer is the one way to end a workflow task and come straight back.
-            await workflow.sleep(timedelta(milliseconds=1), summary=said("more signals waiting"))
+            await workflow.sleep(timedelta(milliseconds=1), summary="more signals waiting")
 
 
 def page_request(page: Any) -> tuple[int, int]:
@@ -494,21 +494,23 @@ def lean_from_start() -> bool:
 
 
 # -- hist (issue 9): leaner still ---------------------------------------------------------------
-# Runs that begin now put no summary on their activities, local activities and timers: each was
-# one more sealed payload (a timer's twice, started and cancelled), ~17 in a general incident.
-# The activity's name and its input say what it does, and the Temporal UI shows both; what the
-# timers wait for is the incident's current details (its deadlines, each with its due time).
-# Their memo keeps times to the second (the console shows minutes). Asked at the top of run().
+# Runs that begin now put no summary on their activities and local activities: each was one more
+# sealed payload, 11 in a general incident. The activity's name and its input (decrypted by the
+# UI through the codec endpoint) say what it does. Timers keep theirs: nothing else in the UI
+# says which deadline a timer waits for. Their memo keeps times to the second (the console shows
+# minutes) and is upserted in parts (yuqing.listing.memo_parts). Asked at the top of run().
 LEANER_HISTORY_PATCH = "hist-leaner-history"
 
 
 def leaner_from_start() -> bool:
-    """Ask first thing in run(): whether this run leaves summaries out (LEANER_HISTORY_PATCH)."""
+    """Ask first thing in run(): whether this run's activities go without summaries, and its
+    memo in parts (LEANER_HISTORY_PATCH)."""
     return workflow.patched(LEANER_HISTORY_PATCH)
 
 
 def said(summary: str | None) -> str | None:
-    """`summary`, or None in a run that leaves summaries out (its `_unsaid`, set in run())."""
+    """An activity's `summary`, or None in a run whose activities go without (its `_unsaid`,
+    set in run())."""
     return None if getattr(workflow.instance(), "_unsaid", False) else summary
 
 

@@ -28,7 +28,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.common import said
     from yuqing.state import IncidentState, Notification, Publication, Waiting
 
 T = TypeVar("T")
@@ -101,8 +100,7 @@ async def deliver(
             await on_wait(waited, _channel(cause))
             if pause:
                 await workflow.sleep(
-                    pause,
-                    summary=said(f"{summary}: a receiver did not answer; pause before resending"),
+                    pause, summary=f"{summary}: a receiver did not answer; pause before resending"
                 )
             number += 1
 
