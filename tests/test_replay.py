@@ -115,6 +115,13 @@ def test_histories_are_saved() -> None:
         "post_closing_with_open_post-lean.p1",
         "continued_as_new-lean.run1",
         "continued_as_new-lean.run2",
+        # Leaner (patch hist-leaner-history): no summaries, the memo's times to the second.
+        "general_published_in_time-leaner",
+        "console_memo_general-leaner",
+        "post_closing_with_open_post-leaner",
+        "post_closing_with_open_post-leaner.p1",
+        "continued_as_new-leaner.run1",
+        "continued_as_new-leaner.run2",
     } <= names
 
 

@@ -15,7 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activity_types import DrillSinkActivities, plan_clock
-    from workflows.common import DELIVERY_RETRY, QUICK
+    from workflows.common import DELIVERY_RETRY, QUICK, said
     from yuqing.effects import (
         FixedEvidenceList,
         FixEvidence,
@@ -70,7 +70,7 @@ async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> 
             policy_version=policy.version,
         ),
         start_to_close_timeout=QUICK,
-        summary=effect.summary,
+        summary=said(effect.summary),
     )
 
 
