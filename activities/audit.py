@@ -33,6 +33,48 @@ _APPEND_NEW = (
     " $13::text[])"
 )
 
+# Columns of deadline_outcomes the request's deadlines fill (after workflow_id, incident_id,
+# post_id; trail_length last), with the array types `_APPEND_NEW_WITH_DEADLINES` reads them as.
+_DEADLINE_COLUMNS = (
+    ("key", "text"),
+    ("title", "text"),
+    ("clock", "text"),
+    ("starts_at", "timestamptz"),
+    ("due_at", "timestamptz"),
+    ("status", "text"),
+    ("met_at", "timestamptz"),
+    ("breached_at", "timestamptz"),
+    ("responsible_unit", "text"),
+    ("responsible_person", "text"),
+    ("policy_version", "text"),
+    ("calendar_version", "text"),
+)
+_FIRST_DEADLINE_ARG = 14  # after _APPEND_NEW's 13
+
+
+def _append_with_deadlines() -> str:
+    """`_APPEND_NEW`, then (only if it appended) the batch's deadlines upserted as
+    `_UPSERT_DEADLINE` upserts each: one statement, one round trip."""
+    arrays = ", ".join(
+        f"${_FIRST_DEADLINE_ARG + n}::{kind}[]" for n, (_, kind) in enumerate(_DEADLINE_COLUMNS)
+    )
+    names = [name for name, _ in _DEADLINE_COLUMNS]
+    trail_length = f"${_FIRST_DEADLINE_ARG + len(_DEADLINE_COLUMNS)}::integer"
+    values = " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    assert values in _UPSERT_DEADLINE
+    upsert = _UPSERT_DEADLINE.replace(
+        values,
+        f" SELECT $1, d.key, $2, $3, {', '.join(f'd.{n}' for n in names[1:])}, {trail_length}"
+        f" FROM appended, unnest({arrays}) AS d({', '.join(names)})"
+        " WHERE appended.last_hash IS NOT NULL",
+    )
+    return (
+        f"WITH appended AS ({_APPEND_NEW} AS last_hash),"
+        f" upserted AS ({upsert})"
+        " SELECT last_hash FROM appended"
+    )
+
+
 _INSERT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "row_hash")
 _INSERT = (
     f"INSERT INTO audit_log ({', '.join(_INSERT_COLUMNS)})"
@@ -55,6 +97,7 @@ _UPSERT_DEADLINE = (
     # A late attempt of an earlier activity carries an older state: it changes nothing.
     " WHERE deadline_outcomes.trail_length <= EXCLUDED.trail_length"
 )
+_APPEND_NEW_WITH_DEADLINES = _append_with_deadlines()
 
 
 def trail_rows(request: RecordTrail) -> list[dict[str, Any]]:
@@ -89,7 +132,17 @@ class AuditActivities:
         written = 0
         last_hash: str | None = None
         async with self._pool.acquire() as conn:
-            if wanted:
+            deadlines_kept = False
+            if wanted and request.deadlines:
+                # The usual case with deadlines: the rows appended and, once they are, the
+                # deadlines upserted, in the same round trip.
+                last_hash = await conn.fetchval(
+                    _APPEND_NEW_WITH_DEADLINES,
+                    *_append_args(request, wanted),
+                    *_deadline_columns(request),
+                )
+                written, deadlines_kept = len(wanted), last_hash is not None
+            elif wanted:
                 last_hash = await conn.fetchval(_APPEND_NEW, *_append_args(request, wanted))
                 written = len(wanted)
             if last_hash is None and wanted:
@@ -97,8 +150,9 @@ class AuditActivities:
                 async with conn.transaction():
                     await conn.execute(_CHAIN_LOCK)
                     written, last_hash = await _append(conn, request, wanted)
-            # Its own statement: it is idempotent and never older than what it replaces.
-            await _upsert_deadlines(conn, request)
+            if not deadlines_kept:
+                # Its own statement: it is idempotent and never older than what it replaces.
+                await _upsert_deadlines(conn, request)
         # Detail of a decision (its unit of work is logged where it is taken): debug.
         log.debug(
             "decision trail recorded",
@@ -210,6 +264,16 @@ async def _append(
     if new_rows:
         await conn.executemany(_INSERT, new_rows)
     return len(new_rows), hashes[wanted[-1]["seq"]]
+
+
+def _deadline_columns(request: RecordTrail) -> list[Any]:
+    """The request's deadlines column by column (one per key, the last as `executemany` would
+    leave it), and the trail length they stand at."""
+    by_key = {d.key: _deadline_args(request, d, 0) for d in request.deadlines}
+    rows = list(by_key.values())
+    # _deadline_args: workflow_id, key, incident_id, post_id, then the deadline's own columns.
+    own = [1, *range(4, 4 + len(_DEADLINE_COLUMNS) - 1)]
+    return [[row[i] for row in rows] for i in own] + [request.first_seq + len(request.entries)]
 
 
 async def _upsert_deadlines(

@@ -27,6 +27,7 @@ from functools import partial
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,6 +42,46 @@ from yuqing.state import Notification
 log = structlog.get_logger(__name__)
 
 OUTBOX_CHANNEL = "outbox"
+
+
+# The outbox row of an attempt, in one round trip: written if new, else counted (attempts + 1,
+# the channels of this attempt) unless it was sent already, when nothing is returned and the
+# row is read as it is. With status 'sent' ($8) and a result ($9), the attempt that needs no
+# delivery is entered and finished at once.
+_ENTER = (
+    "INSERT INTO notification_outbox AS o (idempotency_key, incident_id, kind, subject, body,"
+    " recipients, channel, attempts, status, result, sent_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8::text, $9::text,"
+    " CASE WHEN $8::text = 'sent' THEN now() END)"
+    " ON CONFLICT (idempotency_key) DO UPDATE SET attempts = o.attempts + 1,"
+    " channel = EXCLUDED.channel, status = EXCLUDED.status,"
+    " result = coalesce(EXCLUDED.result, o.result), sent_at = EXCLUDED.sent_at"
+    " WHERE o.status <> 'sent'"
+    " RETURNING *"
+)
+
+
+def _outbox_values(request: SendNotification, channel: str) -> tuple[str, ...]:
+    recipients = [r.model_dump(mode="json") for r in request.recipients]
+    return (
+        request.idempotency_key,
+        request.incident_id,
+        request.kind,
+        request.subject,
+        request.body,
+        json.dumps(recipients, ensure_ascii=False),
+        channel,
+    )
+
+
+async def _sent_row(
+    conn: asyncpg.Connection | PoolConnectionProxy, request: SendNotification
+) -> asyncpg.Record:
+    return await fetch_one(
+        conn,
+        "SELECT * FROM notification_outbox WHERE idempotency_key = $1",
+        request.idempotency_key,
+    )
 
 
 class NotificationActivities:
@@ -64,12 +105,12 @@ class NotificationActivities:
         routes = [(c, c.targets(request)) for c in self._channels]
         routes = [(c, targets) for c, targets in routes if targets]
         label = "+".join(dict.fromkeys(c.name for c, _ in routes)) or OUTBOX_CHANNEL
+        if not routes:
+            # Nothing to deliver: the outbox row is the notice, written sent in one statement.
+            return await self._record_unrouted(request, label)
         row = await self._enter(request, label)
         if row["status"] == "sent":
             return _notification(row)
-
-        if not routes:
-            return await self._finish(request, self._unrouted(request))
 
         ledger = Ledger(
             self._pool,
@@ -122,35 +163,22 @@ class NotificationActivities:
         return await self._finish(request, result)
 
     async def _enter(self, request: SendNotification, channel: str) -> asyncpg.Record:
-        """The outbox row, written before anything leaves; this attempt counted on it."""
-        recipients = [r.model_dump(mode="json") for r in request.recipients]
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO notification_outbox (idempotency_key, incident_id, kind, subject,"
-                " body, recipients, channel) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
-                request.idempotency_key,
-                request.incident_id,
-                request.kind,
-                request.subject,
-                request.body,
-                json.dumps(recipients, ensure_ascii=False),
-                channel,
-            )
-            row = await fetch_one(
-                conn,
-                "SELECT * FROM notification_outbox WHERE idempotency_key = $1 FOR UPDATE",
-                request.idempotency_key,
-            )
-            if row["status"] == "sent":
-                return row
-            return await fetch_one(
-                conn,
-                "UPDATE notification_outbox SET attempts = attempts + 1, channel = $2"
-                " WHERE idempotency_key = $1 RETURNING *",
-                request.idempotency_key,
-                channel,
-            )
+        """The outbox row, written before anything leaves; this attempt counted on it (one
+        statement: a row already sent is returned as it is)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(_ENTER, *_outbox_values(request, channel), "pending", None)
+            return row if row is not None else await _sent_row(conn, request)
+
+    async def _record_unrouted(self, request: SendNotification, channel: str) -> Notification:
+        """A notice no channel takes: recorded for the duty officer, entered and finished at
+        once (as `_enter` then `_finish` would leave it, in one statement)."""
+        result = self._unrouted(request)
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(_ENTER, *_outbox_values(request, channel), "sent", result)
+            if row is None:
+                return _notification(await _sent_row(conn, request))
+        self._log_sent(request, row, result)
+        return _notification(row)
 
     async def _finish(self, request: SendNotification, result: str) -> Notification:
         async with self._pool.acquire() as conn:
@@ -161,6 +189,11 @@ class NotificationActivities:
                 request.idempotency_key,
                 result,
             )
+        self._log_sent(request, row, result)
+        return _notification(row)
+
+    @staticmethod
+    def _log_sent(request: SendNotification, row: asyncpg.Record, result: str) -> None:
         log.info(
             "notice sent",
             incident_id=request.incident_id,
@@ -170,7 +203,6 @@ class NotificationActivities:
             result=result,
             recipients=[r.id for r in request.recipients],
         )
-        return _notification(row)
 
     def _rendered(self, request: SendNotification) -> SendNotification:
         return rendered(request, self._language, self._console_url)

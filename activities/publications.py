@@ -35,6 +35,19 @@ from yuqing.state import Publication
 log = structlog.get_logger(__name__)
 
 
+# A publication with the most attempts any delivery of it took (its gateway's, if it has one),
+# in one round trip.
+_ATTEMPTS = "(SELECT max(attempts) FROM deliveries WHERE idempotency_key = $1) AS delivery_attempts"
+_PUBLISHED = f"SELECT *, {_ATTEMPTS} FROM publications WHERE idempotency_key = $1"
+# Written once: a row there already is left as it is (nothing returned; it is read instead).
+_PUBLISH = (
+    "INSERT INTO publications (idempotency_key, incident_id, channel, draft_version,"
+    " address, content, content_sha256, approvals)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING *, {_ATTEMPTS}"
+)
+
+
 class PublicationActivities:
     def __init__(
         self,
@@ -73,15 +86,9 @@ class PublicationActivities:
                 non_retryable=True,
             )
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM publications WHERE idempotency_key = $1", request.idempotency_key
-            )
+            row = await conn.fetchrow(_PUBLISHED, request.idempotency_key)
         if row is None:
             row = await self._publish(request)
-        attempts = await self._pool.fetchval(
-            "SELECT max(attempts) FROM deliveries WHERE idempotency_key = $1",
-            request.idempotency_key,
-        )
         return Publication(
             channel=row["channel"],
             draft_version=row["draft_version"],
@@ -89,7 +96,7 @@ class PublicationActivities:
             content_sha256=row["content_sha256"],
             published_at=row["published_at"],
             idempotency_key=row["idempotency_key"],
-            attempts=attempts or 1,
+            attempts=row["delivery_attempts"] or 1,
         )
 
     async def _publish(self, request: PublishStatement) -> asyncpg.Record:
@@ -102,11 +109,8 @@ class PublicationActivities:
             if a.draft_version == version and not a.void
         ]
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO publications (idempotency_key, incident_id, channel, draft_version,"
-                " address, content, content_sha256, approvals)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
+            row = await conn.fetchrow(
+                _PUBLISH,
                 request.idempotency_key,
                 request.incident_id,
                 request.channel.value,
@@ -116,11 +120,8 @@ class PublicationActivities:
                 hashlib.sha256(request.text.encode("utf-8")).hexdigest(),
                 json.dumps(approvals, ensure_ascii=False),
             )
-            row = await fetch_one(
-                conn,
-                "SELECT * FROM publications WHERE idempotency_key = $1",
-                request.idempotency_key,
-            )
+            if row is None:  # published meanwhile by another attempt: that one stands
+                row = await fetch_one(conn, _PUBLISHED, request.idempotency_key)
         log.info(
             "statement published",
             incident_id=request.incident_id,

@@ -226,13 +226,19 @@ async def test_a_mail_server_that_is_down_fails_the_activity_for_a_retry(
 
 
 async def test_without_channels_a_notice_is_recorded_only(pool: asyncpg.Pool) -> None:
-    sent = await delivery_env().run(
-        NotificationActivities(pool).send_notification, notice([POLICE])
-    )
+    send = NotificationActivities(pool).send_notification
+    request = notice([POLICE])
+    sent = await delivery_env().run(send, request)
     assert (sent.channel, sent.result) == (
         "outbox",
         "recorded for 1 recipient(s); no channel is configured",
     )
+    # A retry (its answer lost on the way) finds the notice recorded: the same, counted once.
+    assert await delivery_env().run(send, request) == sent
+    [row] = await pool.fetch(
+        "SELECT * FROM notification_outbox WHERE idempotency_key = $1", request.idempotency_key
+    )
+    assert (row["status"], row["attempts"], row["sent_at"]) == ("sent", 1, sent.sent_at)
 
 
 # -- statements --------------------------------------------------------------------------------
