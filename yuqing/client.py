@@ -23,7 +23,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    SerializationContext,
+)
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
@@ -65,6 +69,17 @@ class SharedPydanticPayloadConverter(PydanticPayloadConverter):
 
     def __init__(self) -> None:
         """Made in `__new__`, once."""
+
+    def with_context(self, context: SerializationContext) -> Any:
+        # The SDK's version fills `type(self)()` with converters bound to the context: that
+        # would be the shared instance. None of pydantic's converters takes a context today
+        # (this returns self); should one, the context gets a converter of its own.
+        converters = self.get_converters_with_context(context)
+        if converters is None:
+            return self
+        bound = PydanticPayloadConverter()
+        bound._set_converters(*converters)
+        return bound
 
 
 def data_converter(ring: KeyRing) -> DataConverter:
