@@ -4,33 +4,17 @@ history keeps them and the workflow never does the arithmetic."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
-from pydantic import BaseModel
 from temporalio import activity
 
-from yuqing.policy import Reminders
-from yuqing.roles import Role
+# (tools) The request lives with the other activity inputs, so that the workflows need not
+# import this module (workflows/activity_types.py).
+from yuqing.effects import PlanClockRequest
 from yuqing.state import Deadline
 
 log = structlog.get_logger(__name__)
-
-
-class PlanClockRequest(BaseModel):
-    incident_id: str
-    key: str
-    title: str
-    starts_at: datetime
-    hours: float
-    # Hours after the start to remind at; None: the policy's reminder points (`reminders`).
-    remind_after: list[float] | None
-    reminders: Reminders
-    remind: list[Role]
-    escalate_to: list[Role]
-    responsible_unit: str
-    responsible_person: str | None
-    policy_version: str
 
 
 @activity.defn

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf import json_format
 from temporalio.client import Client
 
 from bench import sections
@@ -120,6 +121,9 @@ async def calibrate(stack: BenchStack, drivers: Drivers, tag: str) -> Path:
     await drivers.yuqing_lifecycle(incident_id)
     history = await history_of(drivers.yuqing, drivers.workflow_id("yuqing", incident_id))
     shape = shape_of(history)
+    (stack.data_dir / "history.json").write_text(
+        json_format.MessageToJson(history), encoding="utf-8"
+    )  # the one whose anatomy is printed: `python -m bench.anatomy` reads it again (--keep)
     path = stack.data_dir / "shape.json"
     path.write_text(shape.to_json(), encoding="utf-8")
     say(f"bench: the general lifecycle's shape: {shape.describe()}")
@@ -170,6 +174,9 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         await stack.start_bare_worker(shape_file)
         await drivers.bare_lifecycle(f"{tag}-shape")
         bare_history = await history_of(drivers.bare, f"bare-{tag}-shape")
+        (stack.data_dir / "bare-history.json").write_text(
+            json_format.MessageToJson(bare_history), encoding="utf-8"
+        )
         say(f"bench: the bare copy: {shape_of(bare_history).describe()}")
         say(f"bench: where the bare history's bytes go: {anatomy(bare_history).describe()}")
         runs: list[dict[str, Any]] = []

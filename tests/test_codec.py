@@ -23,6 +23,9 @@ from yuqing.codec import (
     CIPHER_DEFLATED,
     CIPHER_METADATA,
     ENCODING,
+    FLAG_DEFLATED_1,
+    FLAG_DEFLATED_2,
+    FLAG_JSON,
     KEY_ID,
     PAYLOAD_FORMAT_ENV,
     SEALED,
@@ -33,6 +36,7 @@ from yuqing.codec import (
     dictionary,
     ensure_key_file,
     key_id_of,
+    key_tag,
     payload_format,
     rotate_key_file,
     walk_payloads,
@@ -46,9 +50,12 @@ async def test_a_payload_is_sealed_under_the_active_key_and_opens_again() -> Non
     ring = KeyRing.generate("k1")
     converter = data_converter(ring)
     (sealed,) = await converter.encode([{"summary": f"来电 {PHONE}"}])
-    # One metadata entry; the key's id is in the envelope's header.
-    assert dict(sealed.metadata) == {"encoding": SEALED}
-    assert key_id_of(sealed) == "k1"
+    # No metadata (format 3); the key's tag is in the envelope's header.
+    assert not sealed.metadata
+    assert sealed.data[0] >> 4 == 3 and sealed.data[1:5] == key_tag("k1")
+    codec = converter.payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    assert codec.key_of(sealed) == "k1" and key_id_of(sealed) == "#" + key_tag("k1").hex()
     assert PHONE.encode() not in sealed.SerializeToString()
     # The original encoding is inside the ciphertext, not beside it.
     assert b"json/plain" not in sealed.SerializeToString()
@@ -65,11 +72,12 @@ async def test_rotation_old_payloads_still_open_new_ones_use_the_new_key(tmp_pat
     assert new_ring.active == "k-next" and old_ring.active in new_ring.keys
     converter = data_converter(new_ring)
     (new,) = await converter.encode(["after"])
-    assert key_id_of(new) == "k-next"
+    assert isinstance(converter.payload_codec, EncryptionCodec)
+    assert converter.payload_codec.key_of(new) == "k-next"
     assert await converter.decode([old, new]) == ["before the rotation", "after"]
 
-    # A ring without the old key names the key it lacks.
-    with pytest.raises(PayloadKeyError, match=f"encrypted with key '{old_ring.active}'"):
+    # A ring without the old key names the key it lacks, by its tag (`payload-key list`).
+    with pytest.raises(PayloadKeyError, match=f"tag is {key_tag(old_ring.active).hex()}"):
         await data_converter(KeyRing.generate("k-other")).decode([old])
 
 
@@ -96,21 +104,46 @@ async def test_a_tampered_payload_is_refused() -> None:
     ring = KeyRing.generate("k1").rotated("k2")
     codec = EncryptionCodec(ring)
     (other,) = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
-    assert key_id_of(other) == "k2"
-    other.data = other.data.replace(b"k2", b"k1", 1)
+    assert codec.key_of(other) == "k2"
+    other.data = other.data[:1] + key_tag("k1") + other.data[5:]
     with pytest.raises(PayloadKeyError, match=r"'k1'.*altered"):
+        await codec.decode([other])
+    # A key the ring does not hold is named by its tag.
+    other.data = other.data[:1] + key_tag("k9") + other.data[5:]
+    with pytest.raises(PayloadKeyError, match=f"tag is {key_tag('k9').hex()}.*does not hold"):
         await codec.decode([other])
     (flagged,) = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
     flagged.data = bytes((flagged.data[0] ^ 0x01,)) + flagged.data[1:]
     with pytest.raises(PayloadKeyError, match="altered"):
         await codec.decode([flagged])
-    short = Payload(metadata={"encoding": SEALED}, data=flagged.data[:20])
+    short = Payload(data=flagged.data[:20])
     with pytest.raises(PayloadKeyError, match="cut short"):
         await codec.decode([short])
     # A format this code does not know is named, not guessed at.
-    flagged.data = b"\x30" + flagged.data[1:]
+    unknown = Payload(metadata={"encoding": SEALED}, data=b"\x40" + flagged.data[1:])
     with pytest.raises(PayloadKeyError, match="not in a format this code reads"):
-        await codec.decode([flagged])
+        await codec.decode([unknown])
+
+
+async def test_payloads_sealed_in_format_2_still_open() -> None:
+    ring = KeyRing.generate("k1")
+    inner = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(["x"] * 200).encode())
+    [format_2] = await EncryptionCodec(ring, writes=2).encode([inner])
+    # As the release before format 3 sealed it: one metadata entry, the key id in the header.
+    assert dict(format_2.metadata) == {"encoding": SEALED}
+    assert format_2.data[0] >> 4 == 2 and key_id_of(format_2) == "k1"
+    [format_3] = await EncryptionCodec(ring).encode([inner])
+    assert format_3.ByteSize() <= format_2.ByteSize() - 26  # the metadata entry, at least
+    assert await EncryptionCodec(ring).decode([format_2, format_3]) == [inner, inner]
+    assert (await EncryptionCodec(ring).encode([format_2]))[0] is format_2  # never sealed twice
+
+
+def test_a_ring_whose_key_ids_share_a_tag_is_refused() -> None:
+    # Two ids of 77,000-odd tried: the envelope could not tell which of them sealed a payload.
+    assert key_tag("k16830") == key_tag("k102849")
+    ring = KeyRing.generate("k16830").rotated("k102849")
+    with pytest.raises(PayloadKeyError, match="'k16830' and 'k102849' have the same 4-byte tag"):
+        EncryptionCodec(ring)
 
 
 async def test_failures_carry_their_message_encrypted() -> None:
@@ -253,10 +286,26 @@ async def test_payloads_are_deflated_with_the_dictionary_and_open_again() -> Non
     assert await codec.decode(sealed) == [large, short, tiny, other]
 
 
-def test_the_deflate_dictionary_never_changes() -> None:
-    # Payloads deflated with dictionary 1 inflate only with these exact bytes.
+def test_the_deflate_dictionaries_never_change() -> None:
+    # Payloads deflated with dictionary 1 or 2 inflate only with these exact bytes.
     digest = hashlib.sha256(dictionary(1)).hexdigest()
     assert digest == "ace792a3389e4c96027fa0fef48965077187df2f32d9b9d59a4178e126ee5b5c"
+    digest = hashlib.sha256(dictionary(2)).hexdigest()
+    assert digest == "9398c62f110e3424887ddcacfb53618ca7254f9fb87346b2e03a4a51dd730279"
+
+
+async def test_format_3_deflates_with_dictionary_2_and_format_2_with_dictionary_1() -> None:
+    ring = KeyRing.generate("k1")
+    detail = "draft v1 waiting at “unit head signs”: due 2026-12-01T23:41+00:00 (recorded for 1"
+    data = json.dumps({"detail": detail}).encode()
+    line = Payload(metadata={"encoding": b"json/plain"}, data=data)
+    [third] = await EncryptionCodec(ring).encode([line])
+    [second] = await EncryptionCodec(ring, writes=2).encode([line])
+    assert third.data[0] == 0x30 | FLAG_JSON | FLAG_DEFLATED_2
+    assert second.data[0] == 0x20 | FLAG_JSON | FLAG_DEFLATED_1
+    # The workflow's own English is in dictionary 2: a line of it shrinks further.
+    assert len(third.data) - 5 < len(second.data) - 4 - 10
+    assert await EncryptionCodec(ring).decode([third, second]) == [line, line]
 
 
 async def test_payloads_sealed_in_format_1_still_open() -> None:
@@ -302,12 +351,13 @@ async def test_during_an_upgrade_from_format_1_processes_write_format_1_and_read
     data = old_style.data
     plain = AESGCM(ring.keys["k1"]).decrypt(data[:12], data[12:], b"k1\0" + cipher)
     assert Payload.FromString(zlib.decompress(plain)) == inner
-    # This release opens both, and writes format 2 unless told otherwise.
+    # This release opens every format, and writes format 3 unless told otherwise.
     [new_style] = await EncryptionCodec(ring, writes=payload_format({})).encode([inner])
-    assert new_style.metadata["encoding"] != ENCODING
+    assert not new_style.metadata
     assert await EncryptionCodec(ring).decode([old_style, new_style]) == [inner, inner]
-    with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='3'"):
-        payload_format({PAYLOAD_FORMAT_ENV: "3"})
+    assert payload_format({PAYLOAD_FORMAT_ENV: "2"}) == 2
+    with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='4'"):
+        payload_format({PAYLOAD_FORMAT_ENV: "4"})
 
 
 async def test_every_data_converter_shares_one_payload_converter_and_reads_models() -> None:

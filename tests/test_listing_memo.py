@@ -7,7 +7,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from tests.driver import PATIENCE, UPWARD_REPORT, IncidentDriver, approval, report
-from yuqing.listing import MEMO_KEY, ClockMemo, IncidentMemo, Light, read_memo
+from yuqing.listing import (
+    MEMO_KEY,
+    ClockMemo,
+    IncidentMemo,
+    Light,
+    memo_of,
+    memo_parts,
+    read_memo,
+)
 from yuqing.state import DeadlineStatus
 
 
@@ -20,7 +28,7 @@ async def memo_until(
     memo = None
     while loop.time() < give_up:
         description = await driver.handle.describe()
-        memo = read_memo(await description.memo_value(MEMO_KEY, None))
+        memo = memo_of(await description.memo())
         if memo is not None and condition(memo):
             return memo
         await asyncio.sleep(0.05)
@@ -87,3 +95,23 @@ def test_an_incident_without_the_memo_lists_without_it() -> None:
     assert read_memo(None) is None
     assert read_memo({"v": 99}) is None
     assert read_memo({"v": 1, "title": "missing fields"}) is None
+    assert memo_of({}) is None
+    assert memo_of({MEMO_KEY: {"v": 2, "title": "parts missing"}}) is None
+
+
+def test_the_memo_reads_the_same_whole_or_in_parts() -> None:
+    whole = IncidentMemo(
+        title="网传某超市销售过期食品",
+        stage="approving",
+        grade="general",
+        unit="xixiangtang-branch",
+        sensitivity="important",
+        discovered_at=datetime(2026, 12, 1, 9, 5, tzinfo=UTC),
+        draft_version=1,
+        draft_status="in_review",
+        awaiting=["unit_head"],
+        posts_open=0,
+    ).model_dump(mode="json")
+    parts = memo_parts(whole)
+    assert parts[MEMO_KEY]["v"] == 2 and "stage" not in parts[MEMO_KEY]
+    assert memo_of(parts) == memo_of({MEMO_KEY: whole}) == read_memo(whole)

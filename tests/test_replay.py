@@ -115,6 +115,13 @@ def test_histories_are_saved() -> None:
         "post_closing_with_open_post-lean.p1",
         "continued_as_new-lean.run1",
         "continued_as_new-lean.run2",
+        # Leaner (patch hist-leaner-history): no summaries, the memo's times to the second.
+        "general_published_in_time-leaner",
+        "console_memo_general-leaner",
+        "post_closing_with_open_post-leaner",
+        "post_closing_with_open_post-leaner.p1",
+        "continued_as_new-leaner.run1",
+        "continued_as_new-leaner.run2",
     } <= names
 
 
@@ -177,3 +184,19 @@ async def test_a_run_that_met_the_continue_as_new_race_replays_as_it_ran() -> No
     assert len(carried) == 1 and carried[0].kind == "metrics"
     kept: list[TrailLine] = [line for line in replayed.trail if line.seq < len(recorded)]
     assert compare(recorded, kept, clock_slack=REPLAY_SLACK) == []
+
+
+async def test_the_audit_replay_still_says_when_todays_code_cannot_follow_a_history() -> None:
+    # yuqing audit --replay skips the SDK's payload walks for its plain converter (they change
+    # nothing without a codec): the commands are still matched to the history's events.
+    from yuqing.audit.history import replay
+
+    path = Path(__file__).parent / "histories" / "general_published_in_time-patches-first.json"
+    text = path.read_text()
+    history = WorkflowHistory.from_json(workflow_id(json.loads(text)), text)
+    assert (await replay(history)).error is None
+    scheduled = next(
+        e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+    )
+    scheduled.activity_task_scheduled_event_attributes.activity_type.name = "not_what_runs"
+    assert (await replay(history)).error is not None

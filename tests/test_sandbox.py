@@ -97,6 +97,7 @@ MUTABLE_BY_DESIGN = {
     "yuqing.log._SHARED": "structlog's processors, set up once",
     "yuqing.metrics.*": "Prometheus metrics, written by interceptors and the API",
     "yuqing.sandbox._compiled": "compiled sandbox snippets, keyed by their text",
+    "yuqing.signing._public_key": "Ed25519 public keys as cryptography holds them, by their text",
     "yuqing.i18n.catalog": "the message catalogs, read once: the same text for every run",
     # Content-keyed copies that compare equal to what each run decoded.
     "yuqing.shared_configuration._COPIES": "copies keyed by their content",

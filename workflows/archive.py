@@ -15,8 +15,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
-    from yuqing.audit.archive import ArchiveHistory, HistoryArchived
+    from workflows.activity_types import AuditActivities
+    from yuqing.effects import ArchiveHistory, HistoryArchived
 
 HISTORY_ARCHIVE_WORKFLOW = "HistoryArchiveWorkflow"
 

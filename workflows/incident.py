@@ -26,12 +26,14 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.configuration import ConfigurationActivities
-    from activities.deadlines import plan_deadlines
-    from activities.evidence import EvidenceActivities
-    from activities.notifications import NotificationActivities
-    from activities.post_reading import PostReadingActivities
-    from activities.publications import PublicationActivities
+    from workflows.activity_types import (
+        ConfigurationActivities,
+        EvidenceActivities,
+        NotificationActivities,
+        PostReadingActivities,
+        PublicationActivities,
+        plan_deadlines,
+    )
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,
@@ -51,8 +53,10 @@ with workflow.unsafe.imports_passed_through():
         archive_when_closed,
         contract_signals,
         lean_from_start,
+        leaner_from_start,
         page_request,
         patches_first,
+        said,
         settled_by,
         swept_from_start,
     )
@@ -98,7 +102,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
     )
     from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
-    from yuqing.listing import MEMO_KEY, incident_memo
+    from yuqing.listing import MEMO_KEY, incident_memo, memo_parts
     from yuqing.models import (
         SIGNAL_PAYLOADS,
         DrillMark,
@@ -172,6 +176,8 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = False
         self._notice_texts = False
         self._memo_at_start = False
+        # hist: set in `run` (workflows/common.said reads it).
+        self._unsaid = False
         self._effects: set[asyncio.Task[None]] = set()
         # Effects under way, as the next run would do them again (continue-as-new).
         self._pending: dict[int, CarriedEffect] = {}
@@ -180,6 +186,7 @@ class IncidentWorkflow(Inboxed):
         self._config: Configuration | None = None
         self._search: dict[str, object] = {}
         self._memo: dict[str, Any] | None = None
+        self._memo_parts: dict[str, Any] = {}
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         # Posts whose workflow is known to have started (by this run or an earlier one).
         self._started_posts: set[str] = set()
@@ -253,8 +260,10 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = self._trail_messages and workflow.patched(PLAN_MESSAGES_PATCH)
         # record: archived by the sweeper alone, decided before any activity.
         self._swept = swept_from_start()
-        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH).
+        # hist: lean histories (workflows/common.LEAN_HISTORY_PATCH), and leaner (no
+        # summaries, the memo's times to the second: LEANER_HISTORY_PATCH).
         self._lean = lean_from_start()
+        self._unsaid = self._lean and leaner_from_start()
         # core: every other patch asked here too (workflows/common.patches_first).
         patches_first(SIGNED_DECISIONS_PATCH, DELIVERY_PATCH)
         # tools: the projection yields to a continue-as-new that is ready (see _yielding).
@@ -406,7 +415,7 @@ class IncidentWorkflow(Inboxed):
             ),
             start_to_close_timeout=QUICK,
             retry_policy=CONFIG_RETRY,
-            summary="load the policy and the roster",
+            summary=said("load the policy and the roster"),
         )
         # mem: one copy of each policy, roster, authorization and keyring per worker, not one
         # per incident (same content, so the same decisions; yuqing.shared_configuration).
@@ -458,7 +467,7 @@ class IncidentWorkflow(Inboxed):
                     EvidenceActivities.fix_evidence,
                     fix,
                     start_to_close_timeout=QUICK,
-                    summary=summary,
+                    summary=said(summary),
                 )
             incident.record_evidence(fixed.items, workflow.now())
         request = PlanDeadlines(
@@ -475,14 +484,14 @@ class IncidentWorkflow(Inboxed):
                 plan_deadlines,
                 request,
                 start_to_close_timeout=QUICK,
-                summary="plan the report and statement deadlines",
+                summary=said("plan the report and statement deadlines"),
             )
         else:
             plan = await workflow.execute_activity(
                 plan_deadlines,
                 request,
                 start_to_close_timeout=QUICK,
-                summary="plan the report and statement deadlines",
+                summary=said("plan the report and statement deadlines"),
             )
         incident.record_deadlines(plan.deadlines, workflow.now())
         return incident
@@ -791,7 +800,7 @@ class IncidentWorkflow(Inboxed):
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 retry_policy=policy,
-                summary=summary,
+                summary=said(summary),
             ),
             summary=notice.summary,
             on_wait=waiting,
@@ -862,7 +871,7 @@ class IncidentWorkflow(Inboxed):
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 retry_policy=policy,
-                summary=label,
+                summary=said(label),
             ),
             summary=summary,
             on_wait=waiting,
@@ -941,7 +950,7 @@ class IncidentWorkflow(Inboxed):
                     PostReadingActivities.read_post,
                     ReadPost(workflow_id=post.workflow_id),
                     start_to_close_timeout=QUICK,
-                    summary=f"read post {post_id}",
+                    summary=said(f"read post {post_id}"),
                 )
                 self._receive(POST_STATUS_SIGNAL, read.listed().model_dump(mode="json"))
             except FailureError as err:  # the post cannot be read now; its end result will come
@@ -972,7 +981,7 @@ class IncidentWorkflow(Inboxed):
                 EvidenceActivities.fix_evidence,
                 request,
                 start_to_close_timeout=QUICK,
-                summary=summary,
+                summary=said(summary),
             )
         incident.record_evidence(fixed.items, workflow.now())
 
@@ -1029,10 +1038,21 @@ class IncidentWorkflow(Inboxed):
         assert self._incident is not None
         if not (self._memo_at_start or workflow.patched(LIST_MEMO_PATCH)):
             return
-        memo = incident_memo(self._incident.state, self._incident.policy)
-        if memo != self._memo:
+        memo = incident_memo(
+            self._incident.state, self._incident.policy, whole_seconds=self._unsaid
+        )
+        if memo == self._memo:
+            return
+        self._memo = memo
+        if not self._unsaid:
             workflow.upsert_memo({MEMO_KEY: memo})
-            self._memo = memo
+            return
+        # hist: in parts, only those that changed (yuqing.listing.memo_parts).
+        parts = memo_parts(memo)
+        changed = {k: v for k, v in parts.items() if self._memo_parts.get(k) != v}
+        if changed:
+            workflow.upsert_memo(changed)
+            self._memo_parts.update(changed)
 
     def _details(self) -> str:
         assert self._incident is not None
@@ -1047,7 +1067,9 @@ class IncidentWorkflow(Inboxed):
         draft = state.current_draft
         if draft is not None:
             lines.append(f"Draft version {draft.version}: {draft.status}")
-        refused = state.refusal_count
+        # (tools) Every refusal of a run on the decision path is counted as it is made (and
+        # carried on), so the count needs no pass over the trail at each decision.
+        refused = state.refused_total if self._current else state.refusal_count
         if refused:
             lines.append(f"Refused signals: {refused} (see the state query's trail)")
         lines.extend(incident_waiting_lines(state))

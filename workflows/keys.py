@@ -13,8 +13,8 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.configuration import ConfigurationActivities
-    from workflows.common import CONFIG_RETRY, QUICK
+    from workflows.activity_types import ConfigurationActivities
+    from workflows.common import CONFIG_RETRY, QUICK, said
     from yuqing.decider import Decider
     from yuqing.effects import LoadKeys
     from yuqing.shared_configuration import shared
@@ -33,6 +33,6 @@ async def keys_for(decider: Decider[Any], incident_id: str, signal: str, payload
         LoadKeys(incident_id=incident_id),
         start_to_close_timeout=QUICK,
         retry_policy=CONFIG_RETRY,
-        summary=f"read the keys again (for {signal})",
+        summary=said(f"read the keys again (for {signal})"),
     )
     decider.keys_reloaded(shared(keys), workflow.now())  # mem: one copy per worker

@@ -14,10 +14,15 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.clocks import PlanClockRequest, plan_clock
-    from activities.drill_sink import DrillSinkActivities
-    from workflows.common import DELIVERY_RETRY, QUICK
-    from yuqing.effects import FixedEvidenceList, FixEvidence, PublishStatement, SendNotification
+    from workflows.activity_types import DrillSinkActivities, plan_clock
+    from workflows.common import DELIVERY_RETRY, QUICK, said
+    from yuqing.effects import (
+        FixedEvidenceList,
+        FixEvidence,
+        PlanClockRequest,
+        PublishStatement,
+        SendNotification,
+    )
     from yuqing.outcomes import Notify, PlanClock
     from yuqing.policy import Policy
     from yuqing.roles import Role
@@ -65,7 +70,7 @@ async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> 
             policy_version=policy.version,
         ),
         start_to_close_timeout=QUICK,
-        summary=effect.summary,
+        summary=said(effect.summary),
     )
 
 

@@ -16,9 +16,11 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.configuration import ConfigurationActivities
-    from activities.notifications import NotificationActivities
-    from activities.post_deadlines import PostDeadlineActivities
+    from workflows.activity_types import (
+        ConfigurationActivities,
+        NotificationActivities,
+        PostDeadlineActivities,
+    )
     from workflows.common import (
         AUDIT_PROJECTION_PATCH,
         BOUNDED_PATCH,

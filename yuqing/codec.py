@@ -2,9 +2,10 @@
 
 Every payload a client of ours sends (workflow inputs, signals, updates, activity inputs and
 results, queries' answers, memos, summaries, failures' messages and stack traces) is replaced by
-one whose metadata says `encoding: binary/sealed` and whose `data` is a small header naming the
-key, then the original payload, deflated and encrypted (format 2, below). Payloads sealed in
-format 1 (`encoding: binary/encrypted`, the key's id and cipher in metadata) open as before.
+one without metadata whose `data` is a small header (the format, and a tag naming the key), then
+the original payload, deflated and encrypted (format 3, below). Payloads sealed in format 2
+(`encoding: binary/sealed`, the key id in the header) and format 1 (`encoding:
+binary/encrypted`, the key's id and cipher in metadata) open as before.
 Search attributes are not payloads: Temporal indexes them, so they stay readable (and hold no
 personal data; see `yuqing.search_attributes`).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import os
 import re
 import secrets
@@ -223,15 +225,23 @@ def _decode_key(encoded: str, source: str, key_id: str) -> bytes:
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over each whole payload (metadata included), its key id as associated data."""
 
-    def __init__(self, ring: KeyRing, *, writes: int = 2) -> None:
+    def __init__(self, ring: KeyRing, *, writes: int = 3) -> None:
         super().__init__()
         if writes not in WRITABLE_FORMATS:
-            raise ValueError(f"payload format {writes}: this code writes format 1 or 2")
+            raise ValueError(f"payload format {writes}: this code writes format 1, 2 or 3")
         self.ring = ring
-        # Every format is read; one is written: 1 while processes that read only format 1 may
-        # still run (a rolling upgrade from before format 2), then 2.
+        # Every format is read; one is written: 1 or 2 while processes that read only those
+        # may still run (a rolling upgrade from a release before format 2 or 3), then 3.
         self.writes = writes
         self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys.items()}
+        self._tagged: dict[bytes, str] = {}
+        for key_id in ring.keys:
+            other = self._tagged.setdefault(key_tag(key_id), key_id)
+            if other != key_id:
+                raise PayloadKeyError(
+                    f"{ring.source}: keys {other!r} and {key_id!r} have the same 4-byte tag in"
+                    " the payload envelope; give one of them another id"
+                )
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
@@ -240,11 +250,15 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") in (ENCODING, SEALED):
+        if is_encrypted(payload):
             return payload  # already ours: never wrap twice
+        if self.writes == 3:
+            return self._seal_3(payload)
         return self._seal(payload) if self.writes == 2 else self._seal_1(payload)
 
     def decrypt(self, payload: Payload) -> Payload:
+        if _is_format_3(payload):
+            return self._open_3(payload.data)
         encoding = payload.metadata.get("encoding")
         if encoding == SEALED:
             return self._open(payload.data)
@@ -287,21 +301,56 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata=metadata, data=nonce + sealed)
 
     def _seal(self, payload: Payload) -> Payload:
+        """Format 2, as the release before format 3 wrote it and read it."""
         key_id = self.ring.active
-        flags = 0
-        if payload.metadata.keys() == {"encoding"} and payload.metadata["encoding"] == JSON_PLAIN:
-            plain, flags = payload.data, FLAG_JSON
-        else:
-            plain = payload.SerializeToString(deterministic=True)
-        if len(plain) >= DEFLATE_FROM_2:
-            deflater = _primed(1).copy()
-            deflated = deflater.compress(plain) + deflater.flush()
-            if len(deflated) < len(plain):
-                plain, flags = deflated, flags | FLAG_DEFLATED_1
+        plain, flags = _packed(payload, 1)
         header = _header(flags, key_id)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = self._ciphers[key_id].encrypt(nonce, plain, header)
         return Payload(metadata={"encoding": SEALED}, data=header + nonce + sealed)
+
+    def _seal_3(self, payload: Payload) -> Payload:
+        key_id = self.ring.active
+        plain, flags = _packed(payload, 2)
+        header = bytes((FORMAT_3 | flags,)) + key_tag(key_id)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self._ciphers[key_id].encrypt(nonce, plain, header + key_id.encode())
+        return Payload(data=header + nonce + sealed)
+
+    def key_of(self, payload: Payload) -> str | None:
+        """The id of the key a payload of ours was sealed with (any format), or None."""
+        if _is_format_3(payload):
+            tag = payload.data[1:_HEADER_3]
+            return self._tagged.get(tag, f"#{tag.hex()}")
+        return key_id_of(payload)
+
+    def _open_3(self, data: bytes) -> Payload:
+        flags = data[0] & 0x0F
+        if flags & ~_FLAGS:
+            raise PayloadKeyError(
+                f"a sealed payload has flags this code does not know (first byte {data[0]:02x})"
+            )
+        tag = data[1:_HEADER_3]
+        key_id = self._tagged.get(tag)
+        if key_id is None:
+            raise PayloadKeyError(
+                f"this payload was encrypted with the key whose tag is {tag.hex()}, which the key"
+                f" ring ({self.ring.source}) does not hold; it holds"
+                f" {', '.join(f'{k} ({key_tag(k).hex()})' for k in sorted(self.keys))}"
+            )
+        if len(data) < _HEADER_3 + NONCE_BYTES + TAG_BYTES:
+            raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
+        nonce_end = _HEADER_3 + NONCE_BYTES
+        try:
+            plain = self._ciphers[key_id].decrypt(
+                data[_HEADER_3:nonce_end], data[nonce_end:], data[:_HEADER_3] + key_id.encode()
+            )
+        except InvalidTag as err:
+            raise PayloadKeyError(
+                f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
+                " under that id is not the one it was encrypted with"
+            ) from err
+        return _unpacked_2(plain, flags)
 
     def _open(self, data: bytes) -> Payload:
         if len(data) < 2 or data[0] & 0xF0 != FORMAT_2 or data[0] & ~_FLAGS & 0x0F:
@@ -323,11 +372,36 @@ class EncryptionCodec(PayloadCodec):
                 f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
                 " under that id is not the one it was encrypted with"
             ) from err
-        if flags & FLAG_DEFLATED_1:
-            plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(1)), plain)
-        if flags & FLAG_JSON:
-            return Payload(metadata={"encoding": JSON_PLAIN}, data=plain)
-        return Payload.FromString(plain)
+        return _unpacked_2(plain, flags)
+
+
+def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
+    """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
+    deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
+    flags = 0
+    if payload.metadata.keys() == {"encoding"} and payload.metadata["encoding"] == JSON_PLAIN:
+        plain, flags = payload.data, FLAG_JSON
+    else:
+        plain = payload.SerializeToString(deterministic=True)
+    if len(plain) >= DEFLATE_FROM_2:
+        deflater = _primed(dictionary_number).copy()
+        deflated = deflater.compress(plain) + deflater.flush()
+        if len(deflated) < len(plain):
+            flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
+            plain, flags = deflated, flags | flag
+    return plain, flags
+
+
+def _unpacked_2(plain: bytes, flags: int) -> Payload:
+    if flags & FLAG_DEFLATED_1 and flags & FLAG_DEFLATED_2:
+        raise PayloadKeyError("a sealed payload says it was deflated with two dictionaries")
+    if flags & FLAG_DEFLATED_1:
+        plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(1)), plain)
+    elif flags & FLAG_DEFLATED_2:
+        plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(2)), plain)
+    if flags & FLAG_JSON:
+        return Payload(metadata={"encoding": JSON_PLAIN}, data=plain)
+    return Payload.FromString(plain)
 
 
 # -- perf (issue 9): payloads compressed before they are sealed (format 1; opened, no longer made)
@@ -394,24 +468,29 @@ def _inflated(inflater: Any, plain: bytes) -> bytes:
 SEALED = b"binary/sealed"
 JSON_PLAIN = b"json/plain"
 FORMAT_2 = 0x20
-WRITABLE_FORMATS = (1, 2)
+WRITABLE_FORMATS = (1, 2, 3)
 PAYLOAD_FORMAT_ENV = "YUQING_PAYLOAD_FORMAT"
 
 
 def payload_format(env: Mapping[str, str]) -> int:
-    """The format this process writes: YUQING_PAYLOAD_FORMAT, 2 unless it says 1."""
-    given = env.get(PAYLOAD_FORMAT_ENV, "").strip() or "2"
-    if given not in ("1", "2"):
+    """The format this process writes: YUQING_PAYLOAD_FORMAT, 3 unless it says 1 or 2."""
+    given = env.get(PAYLOAD_FORMAT_ENV, "").strip() or "3"
+    if given not in ("1", "2", "3"):
         raise ValueError(
-            f"{PAYLOAD_FORMAT_ENV}={given!r}: give 1 (while processes of a release before format"
-            " 2 still run) or 2"
+            f"{PAYLOAD_FORMAT_ENV}={given!r}: give 1 or 2 (while processes of a release before"
+            " format 2 or 3 still run) or 3"
         )
     return int(given)
 
 
 FLAG_JSON = 0x01
 FLAG_DEFLATED_1 = 0x02
-_FLAGS = FLAG_JSON | FLAG_DEFLATED_1
+# (format 3) raw-deflated with dictionary 2 (yuqing/payload_dictionaries/2.txt): dictionary 1's
+# skeletons, then the English the workflow writes itself (its trail lines' details, the
+# policy's deadline and step titles), none of what people sent, no id of the roster (bench/
+# dictionary.py --with-phrases). Never changes either.
+FLAG_DEFLATED_2 = 0x04
+_FLAGS = FLAG_JSON | FLAG_DEFLATED_1 | FLAG_DEFLATED_2
 DEFLATE_FROM_2 = 24  # bytes: below this, deflate's own end-of-block bits outweigh the gain
 _DICTIONARIES = Path(__file__).parent / "payload_dictionaries"
 
@@ -434,7 +513,10 @@ def _header(flags: int, key_id: str) -> bytes:
 
 
 def key_id_of(payload: Payload) -> str | None:
-    """The id of the key a payload of ours was sealed with (either format), or None."""
+    """The id of the key a payload of ours was sealed with (formats 1 and 2), or None; of a
+    format 3 payload, its key's tag as `#` and hex (`EncryptionCodec.key_of` names the key)."""
+    if _is_format_3(payload):
+        return "#" + payload.data[1:_HEADER_3].hex()
     encoding = payload.metadata.get("encoding")
     if encoding == SEALED and len(payload.data) >= 2:
         return payload.data[2 : 2 + payload.data[1]].decode(errors="replace")
@@ -444,7 +526,35 @@ def key_id_of(payload: Payload) -> str | None:
 
 
 def is_encrypted(payload: Payload) -> bool:
-    return payload.metadata.get("encoding") in (ENCODING, SEALED)
+    return _is_format_3(payload) or payload.metadata.get("encoding") in (ENCODING, SEALED)
+
+
+# -- hist (issue 9): the envelope without metadata (format 3) ------------------------------------
+# Format 2's one metadata entry (`encoding: binary/sealed`, 27 bytes as stored) and its key id
+# in clear (16 bytes for `k20261201-13a2`) were a third of what sealing added to each payload;
+# a general incident's history holds ~85 sealed payloads. Format 3 has no metadata at all (no
+# converter of any SDK writes a payload without `encoding`, so none is taken for ours) and
+# names its key by a 4-byte tag:
+#
+#     byte 0     the format (3) in the high nibble, the flags in the low one (as format 2's,
+#                but what is deflated is deflated with dictionary 2: FLAG_DEFLATED_2)
+#     4 bytes    the key's tag: the first 4 bytes of SHA-256("yuqing-payload-key\0" + key id)
+#     12 bytes   nonce;  the rest: AES-256-GCM ciphertext and its 16-byte tag
+#
+# The associated data is the header and the key id the tag stands for: relabelling a payload's
+# key or flags does not open it. A ring whose ids share a tag is refused when it is loaded. The
+# key's id is no longer readable without the ring (`EncryptionCodec.key_of` names it with it).
+FORMAT_3 = 0x30
+_HEADER_3 = 5
+
+
+def key_tag(key_id: str) -> bytes:
+    return hashlib.sha256(b"yuqing-payload-key\0" + key_id.encode()).digest()[:4]
+
+
+def _is_format_3(payload: Payload) -> bool:
+    data = payload.data
+    return not payload.metadata and len(data) > 0 and data[0] & 0xF0 == FORMAT_3
 
 
 def walk_payloads(message: Message, *, skip_search_attributes: bool = True) -> Iterable[Payload]:

@@ -235,3 +235,42 @@ class Continued(BaseModel):
     inbox: list[CarriedInbound] = Field(default_factory=list)
     # What a decider adds to carry (e.g. the signatures already used), by its own names.
     extras: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanClockRequest(BaseModel):
+    incident_id: str
+    key: str
+    title: str
+    starts_at: datetime
+    hours: float
+    # Hours after the start to remind at; None: the policy's reminder points (`reminders`).
+    remind_after: list[float] | None
+    reminders: Reminders
+    remind: list[Role]
+    escalate_to: list[Role]
+    responsible_unit: str
+    responsible_person: str | None
+    policy_version: str
+
+
+class ArchiveHistory(BaseModel):
+    """Archive every run of `workflow_id` up to `run_id` (the last one), once it is closed."""
+
+    workflow_id: str
+    run_id: str
+    incident_id: str
+    post_id: str | None = None
+
+
+class ArchivedRun(BaseModel):
+    run_id: str
+    sha256: str
+    events: int
+    chain_row: int
+    # False when an earlier attempt (or another archiver) had archived it already.
+    new: bool
+
+
+class HistoryArchived(BaseModel):
+    workflow_id: str
+    runs: list[ArchivedRun]

@@ -9,6 +9,7 @@ the memo, the API reads it back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -86,16 +87,29 @@ class IncidentMemo(BaseModel):
     posts_open: int = 0
 
 
-def clock_of(deadline: Deadline) -> ClockMemo:
+def clock_of(deadline: Deadline, *, whole_seconds: bool = False) -> ClockMemo:
+    at = _second if whole_seconds else _same
     return ClockMemo(
         key=deadline.key,
         title=_cut(deadline.title, TITLE_LIMIT) or "",
         clock=deadline.clock,
-        due_at=deadline.due_at,
-        remind_from=min(deadline.reminders_at, default=None),
+        due_at=at(deadline.due_at),
+        remind_from=at(min(deadline.reminders_at, default=None)),
         status=deadline.status,
-        met_at=deadline.met_at,
+        met_at=at(deadline.met_at),
     )
+
+
+def _same(moment: Any) -> Any:
+    return moment
+
+
+def _second(moment: Any) -> Any:
+    """(hist) A time to the second: the console shows minutes, and the memo, upserted again at
+    every change, costs its microseconds each time. A clock met within the same second as its
+    due time then shows as met in time (its trail line and deadline_outcomes keep the exact
+    times)."""
+    return moment.replace(microsecond=0) if isinstance(moment, datetime) else moment
 
 
 def _cut(text: str | None, limit: int) -> str | None:
@@ -104,8 +118,12 @@ def _cut(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
-    """The memo as JSON, built from the state alone (deterministic: the workflow calls it)."""
+def incident_memo(
+    state: IncidentState, policy: Policy, *, whole_seconds: bool = False
+) -> dict[str, Any]:
+    """The memo as JSON, built from the state alone (deterministic: the workflow calls it);
+    `whole_seconds`: its times to the second (runs under patch hist-leaner-history)."""
+    at = _second if whole_seconds else _same
     draft = state.current_draft
     awaiting: list[str] = []
     if draft is not None and draft.status is DraftStatus.in_review and state.grade is not None:
@@ -119,8 +137,8 @@ def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
         grade=state.grade.value if state.grade else None,
         unit=state.unit,
         sensitivity=state.sensitivity.value,
-        discovered_at=state.discovered_at,
-        clocks=[clock_of(d) for d in state.deadlines],
+        discovered_at=at(state.discovered_at),
+        clocks=[clock_of(d, whole_seconds=whole_seconds) for d in state.deadlines],
         draft_version=draft.version if draft else None,
         draft_status=draft.status.value if draft else None,
         returned_reason=_cut(draft.returned_reason, REASON_LIMIT) if draft else None,
@@ -129,13 +147,55 @@ def incident_memo(state: IncidentState, policy: Policy) -> dict[str, Any]:
             PostMemo(
                 post_id=p.post_id,
                 status=p.status.value,
-                clocks=[clock_of(d) for d in p.deadlines if d.status is DeadlineStatus.pending],
+                clocks=[
+                    clock_of(d, whole_seconds=whole_seconds)
+                    for d in p.deadlines
+                    if d.status is DeadlineStatus.pending
+                ],
             )
             for p in open_posts[:POSTS_LIMIT]
         ],
         posts_open=len(open_posts),
     )
     return memo.model_dump(mode="json")
+
+
+# -- hist (issue 9): the memo in parts (version 2) ----------------------------------------------
+# Upserted whole at every change, the memo was an incident's largest repeated payload (12 of them
+# in a general incident's history). Runs under patch hist-leaner-history keep it under four
+# keys, and upsert only the keys whose part changed (Temporal merges a memo's keys): `console`
+# (`v: 2` and what never changes: title, unit, sensitivity, discovery), `console.state`
+# (stage, grade, draft, awaiting), `console.clocks`, `console.posts`. `memo_of` reads either
+# version. (During a rolling upgrade an API of the release before reads a version 2 memo as no
+# memo: the incident is listed by its id until that API is replaced.)
+MEMO_PARTS_VERSION = 2
+STATE_KEY = f"{MEMO_KEY}.state"
+CLOCKS_KEY = f"{MEMO_KEY}.clocks"
+POSTS_KEY = f"{MEMO_KEY}.posts"
+_FIXED_FIELDS = ("title", "unit", "sensitivity", "discovered_at")
+_POSTS_FIELDS = ("posts", "posts_open")
+
+
+def memo_parts(memo: Mapping[str, Any]) -> dict[str, Any]:
+    """A memo as `incident_memo` makes it, in version 2's parts (keyed as upserted)."""
+    kept = {"v", "clocks", *_FIXED_FIELDS, *_POSTS_FIELDS}
+    return {
+        MEMO_KEY: {"v": MEMO_PARTS_VERSION, **{k: memo[k] for k in _FIXED_FIELDS}},
+        STATE_KEY: {k: value for k, value in memo.items() if k not in kept},
+        CLOCKS_KEY: memo["clocks"],
+        POSTS_KEY: {k: memo[k] for k in _POSTS_FIELDS},
+    }
+
+
+def memo_of(fields: Mapping[str, Any]) -> IncidentMemo | None:
+    """The memo from an incident's memo fields (version 1 whole, or 2 in parts), or None."""
+    head = fields.get(MEMO_KEY)
+    if not isinstance(head, dict) or head.get("v") != MEMO_PARTS_VERSION:
+        return read_memo(head)
+    state, clocks, posts = fields.get(STATE_KEY), fields.get(CLOCKS_KEY), fields.get(POSTS_KEY)
+    if not isinstance(state, dict) or not isinstance(clocks, list) or not isinstance(posts, dict):
+        return None
+    return read_memo({**state, **posts, **head, "clocks": clocks, "v": MEMO_VERSION})
 
 
 def read_memo(value: Any) -> IncidentMemo | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import stat
@@ -142,7 +143,7 @@ class Keyring(_Strict):
             # cryptography imports parts of itself on first use; in a workflow's sandbox those
             # must be the process's own modules (its Rust core loads once per process).
             with workflow.unsafe.imports_passed_through():
-                public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
+                public = _public_key(key.public_key)
                 public.verify(signature, signed_bytes(workflow_id, signal, payload))
         except (binascii.Error, InvalidSignature) as err:
             raise SignatureRefused(
@@ -150,6 +151,14 @@ class Keyring(_Strict):
                 f"for {workflow_id}: it was made for another payload or another workflow"
             ) from err
         return Verified(payload, key)
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(encoded: str) -> Ed25519PublicKey:
+    """The key as `cryptography` holds it, made once per key and process: a replay of a
+    thousand decisions signed by one key loaded it a thousand times. binascii.Error and
+    ValueError for a key that is none (raised each time: failures are not cached)."""
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded))
 
 
 def read_proof(raw: Mapping[str, Any]) -> Proof:

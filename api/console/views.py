@@ -30,7 +30,7 @@ from yuqing import i18n, incident_workflow_id
 from yuqing.audit.compliance import MISSED, DeadlineRow, deadlines_in
 from yuqing.authorization import Authorization, ReadScope
 from yuqing.decider import describe
-from yuqing.listing import MEMO_KEY, ClockMemo, clock_of, read_memo
+from yuqing.listing import ClockMemo, clock_of, memo_of
 from yuqing.models import SIGNAL_PAYLOADS, Grade, PublicationChannel
 from yuqing.roles import Role
 from yuqing.roster import Person
@@ -331,7 +331,7 @@ async def _incident_page(
     memo = None
     try:
         description = await workflows.client.get_workflow_handle(state.workflow_id).describe()
-        memo = read_memo(await description.memo_value(MEMO_KEY, None))
+        memo = memo_of(await description.memo())
     except Exception as err:  # the page still shows the state without the memo
         log.warning("memo unavailable", incident_id=incident_id, error=str(err))
     awaiting = memo.awaiting if memo else []

@@ -25,7 +25,7 @@ from api.errors import RESPONSES, ApiError, temporal_error
 from yuqing import INCIDENT_WORKFLOW, search_attributes
 from yuqing.authorization import ReadScope
 from yuqing.i18n import Said
-from yuqing.listing import MEMO_KEY, IncidentMemo, Light, read_memo
+from yuqing.listing import IncidentMemo, Light, memo_of
 from yuqing.models import Grade
 from yuqing.state import Stage
 
@@ -119,7 +119,7 @@ async def _listed(
 ) -> tuple[ListedIncident, IncidentMemo | None]:
     attrs = execution.typed_search_attributes
     try:
-        memo: IncidentMemo | None = read_memo(await execution.memo_value(MEMO_KEY, None))
+        memo: IncidentMemo | None = memo_of(await execution.memo())
     except Exception:  # an undecodable memo (another codec's) still lists the incident
         memo = None
     workflow_id = execution.id

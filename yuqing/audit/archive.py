@@ -23,7 +23,6 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 from google.protobuf import json_format
-from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
@@ -32,6 +31,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from yuqing import NETIZEN_POST_WORKFLOW
 from yuqing.audit.projection import GENESIS, Problem, chain_hash
+
+# (tools) The activities' inputs and results live with the others, so that the workflows need
+# not import this module (nor asyncpg and structlog with it); named here as before.
+from yuqing.effects import ArchivedRun, ArchiveHistory, HistoryArchived
 
 log = structlog.get_logger(__name__)
 
@@ -49,29 +52,6 @@ _CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
 }
-
-
-class ArchiveHistory(BaseModel):
-    """Archive every run of `workflow_id` up to `run_id` (the last one), once it is closed."""
-
-    workflow_id: str
-    run_id: str
-    incident_id: str
-    post_id: str | None = None
-
-
-class ArchivedRun(BaseModel):
-    run_id: str
-    sha256: str
-    events: int
-    chain_row: int
-    # False when an earlier attempt (or another archiver) had archived it already.
-    new: bool
-
-
-class HistoryArchived(BaseModel):
-    workflow_id: str
-    runs: list[ArchivedRun]
 
 
 # How a history is kept: its own protobuf serialization (a fraction of the JSON's cost to make

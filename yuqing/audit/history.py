@@ -11,7 +11,7 @@ recorded in the history: an incident is judged by the rules in force when it beg
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -222,18 +222,21 @@ async def load_history(client: Client, workflow_id: str) -> WorkflowHistory:
     return WorkflowHistory(workflow_id, [event for run in runs for event in run.events])
 
 
-async def decoded(history: H, converter: DataConverter, *, trail_only: bool = False) -> H:
+async def decoded(
+    history: H, converter: DataConverter, *, trail_only: bool = False, results: bool = True
+) -> H:
     """`history` with every payload decrypted by `converter`'s codec, in place.
 
     Temporal holds ciphertext (`yuqing.codec`); everything below reads plain payloads, so a
     history is decoded once, as it is loaded (from Temporal or from the archive). `trail_only`:
     only what the trail is read from (each record_trail's input and result), for a reader that
-    replays nothing; the rest stays sealed. All in one call of the codec.
+    replays nothing; the rest stays sealed; with `results` False, only the inputs (the trail
+    itself: its results, the chain's anchors, are for `--check`). All in one call of the codec.
     """
     codec = converter.payload_codec
     if codec is None:
         return history
-    events = _trail_events(history.events) if trail_only else history.events
+    events = _trail_events(history.events, results) if trail_only else history.events
     sealed = [p for event in events for p in walk_payloads(event) if is_encrypted(p)]
     if sealed:
         for payload, plain in zip(sealed, await codec.decode(sealed), strict=True):
@@ -241,15 +244,15 @@ async def decoded(history: H, converter: DataConverter, *, trail_only: bool = Fa
     return history
 
 
-def _trail_events(events: Sequence[Any]) -> Iterator[Any]:
-    """The events that hold a record_trail's input or its result."""
+def _trail_events(events: Sequence[Any], results: bool = True) -> Iterator[Any]:
+    """The events that hold a record_trail's input or (with `results`) its result."""
     scheduled: set[int] = set()
     for event in events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             if event.activity_task_scheduled_event_attributes.activity_type.name == RECORD_TRAIL:
                 scheduled.add(event.event_id)
                 yield event
-        elif event.HasField("activity_task_completed_event_attributes"):
+        elif results and event.HasField("activity_task_completed_event_attributes"):
             if event.activity_task_completed_event_attributes.scheduled_event_id in scheduled:
                 yield event
 
@@ -273,13 +276,14 @@ async def load_anywhere(
     workflow_id: str,
     *,
     trail_only: bool = False,
+    results: bool = True,
 ) -> Loaded:
     """From Temporal; when Temporal no longer has it (retention, a deletion) or cannot be
     reached (`client` None), from the archive in PostgreSQL. LookupError when neither has it.
 
     `pool` may be a function that opens the pool when the archive is first needed (so that a
     history Temporal has whole costs no connection to PostgreSQL). `trail_only`: decode only
-    what the trail is read from (`decoded`)."""
+    what the trail is read from (`decoded`), and with `results` False only its inputs."""
     opened: list[asyncpg.Pool | None] = []
 
     async def archive() -> asyncpg.Pool | None:
@@ -304,7 +308,9 @@ async def load_anywhere(
             return found
 
         try:
-            runs = await load_runs(client, workflow_id, earlier=archived, trail_only=trail_only)
+            runs = await load_runs(
+                client, workflow_id, earlier=archived, trail_only=trail_only, results=results
+            )
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or await archive() is None:
                 raise
@@ -319,7 +325,9 @@ async def load_anywhere(
     found = await archived_runs(kept, workflow_id)
     if not found:
         raise LookupError(f"{workflow_id} is neither in Temporal nor in the archive")
-    plain: list[AnyRun] = [await decoded(run, converter, trail_only=trail_only) for run in found]
+    plain: list[AnyRun] = [
+        await decoded(run, converter, trail_only=trail_only, results=results) for run in found
+    ]
     return Loaded(workflow_id, plain, "the archive")
 
 
@@ -343,6 +351,7 @@ async def load_runs(
     *,
     earlier: Callable[[str], Awaitable[AnyRun | None]] | None = None,
     trail_only: bool = False,
+    results: bool = True,
 ) -> list[AnyRun]:
     """The history of each run of a workflow id, following continue-as-new back to the first,
     each decoded.
@@ -389,7 +398,7 @@ async def load_runs(
     for index, run in enumerate(runs[:-1]):
         runs[index] = _whole_continued_run(workflow_id, run)
     converter = client.data_converter
-    return [await decoded(run, converter, trail_only=trail_only) for run in runs]
+    return [await decoded(run, converter, trail_only=trail_only, results=results) for run in runs]
 
 
 def split_runs(history: AnyRun) -> list[WorkflowHistory]:
@@ -630,10 +639,73 @@ async def replay(history: AnyRun, converter: DataConverter | None = None) -> Rep
     return last
 
 
+REPLAY_BUILD_ID = "yuqing-audit-replay"
+
+
+def import_replayer() -> None:
+    """Import what `replay` needs (the SDK's worker, today's workflows), e.g. in a thread while
+    the histories to replay are read."""
+    import temporalio.worker  # noqa: F401
+
+    import workflows.incident
+    import workflows.post  # noqa: F401
+
+
 async def _replay_runs(
-    runs: list[WorkflowHistory], converter: DataConverter | None, *, yielding: bool = False
+    runs: list[WorkflowHistory], converter: DataConverter | None
 ) -> list[Replayed]:
-    """Each run replayed in turn by one replayer (its set-up paid once), until one fails.
+    """Each run replayed by a replayer of its own, all at once; what each reached, in order.
+
+    A run's history holds all it needs (a continued run starts from the input its history
+    begins with), so the runs need not wait for each other: while the SDK's core reads one
+    run's next task, the workflow code of another runs (about a fifth of a replay is the core).
+    """
+    import asyncio
+
+    _skip_passes_that_do_nothing()
+    return list(await asyncio.gather(*(_replay_run(run, converter) for run in runs)))
+
+
+_SKIPPING = False
+
+
+def _skip_passes_that_do_nothing() -> None:
+    """(tools) The SDK walks every activation and every completion six times over, looking for
+    payloads to decode or encode (codec, external storage), whether or not its data converter
+    has either: a seventh of a replay's CPU. The replay's converter has neither (histories are
+    decoded as they are loaded), so for it those walks change nothing; they are skipped for any
+    converter without codec and external storage (the SDK's own test of that,
+    `_decode_payload_has_effect`), and done as before for every other (a worker in the same
+    process with the codec). Installed once per process; an SDK without these functions keeps
+    its own."""
+    global _SKIPPING
+    import temporalio.bridge.worker as bridge
+    from temporalio.converter._extstore import StorageOperationMetrics
+
+    decode = getattr(bridge, "decode_activation", None)
+    encode = getattr(bridge, "encode_completion", None)
+    if _SKIPPING or decode is None or encode is None:
+        return
+    if not isinstance(getattr(DataConverter, "_decode_payload_has_effect", None), property):
+        return
+
+    async def decode_activation(activation: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
+        if data_converter._decode_payload_has_effect:
+            return await decode(activation, data_converter, *args, **kw)
+        return StorageOperationMetrics()
+
+    async def encode_completion(completion: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
+        if data_converter._decode_payload_has_effect:
+            return await encode(completion, data_converter, *args, **kw)
+        return StorageOperationMetrics()
+
+    bridge.decode_activation = decode_activation
+    bridge.encode_completion = encode_completion
+    _SKIPPING = True
+
+
+async def _replay_run(run: WorkflowHistory, converter: DataConverter | None) -> Replayed:
+    """One run replayed by its own replayer.
 
     A run from before the patch tools-projector-yields that continued as new may have met, in
     its last task, the race that patch removed (workflows.incident `_yielding`): an update
@@ -641,6 +713,17 @@ async def _replay_runs(
     projection began a copy. Such a run fails to replay at its continue-as-new; it is replayed
     once more as it ran (`yielding`), and the same decisions then are the same decisions.
     """
+    found = await _replay_once(run, converter, yielding=False)
+    if found.error is not None and _met_the_race(run, found.error):
+        again = await _replay_once(run, converter, yielding=True)
+        if again.error is None:
+            return again
+    return found
+
+
+async def _replay_once(
+    run: WorkflowHistory, converter: DataConverter | None, *, yielding: bool
+) -> Replayed:
     # Imported here: the workflows import this package's siblings at module level, and the
     # worker's machinery costs `yuqing audit` most of a second when it replays nothing.
     from temporalio import workflow
@@ -659,7 +742,7 @@ async def _replay_runs(
 
     if converter is None:
         converter = pydantic_data_converter
-    # The runs replay one after the other: the instance of each is kept as it begins.
+    # The instance of the run, kept as it begins.
     captured: list[Any] = []
 
     class _Capture(WorkflowInboundInterceptor):
@@ -687,34 +770,19 @@ async def _replay_runs(
         # (core) No deadlock timer: a replay on a busy machine may take a run's long task
         # past 2 s, which says nothing about the history.
         debug_mode=True,
+        # (tools) A replay polls no task queue, so no build id reaches Temporal; without one
+        # the SDK derives it by hashing the code of every module loaded, compiling each one
+        # again (no bytecode is cached here): about a tenth of a replay's CPU.
+        build_id=REPLAY_BUILD_ID,
     )
-
-    async def each() -> AsyncIterator[WorkflowHistory]:
-        for run in runs:
-            yield run
-
-    found: list[Replayed] = []
-    async with replayer.workflow_replay_iterator(each()) as results:
-        async for result in results:
-            error = str(result.replay_failure) if result.replay_failure else None
-            instance = captured.pop() if captured else None
-            captured.clear()
-            state: IncidentState | PostState | None = None
-            # The state as the workflow holds it: its `state` query shows the latest lines only.
-            if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
-                state = instance.full_state()
-            found.append(Replayed(state=state, error=error))
-            if error is not None:
-                break
-    if found and found[-1].error is not None and not yielding:
-        failed = runs[len(found) - 1]
-        if _met_the_race(failed, found[-1].error):
-            again = await _replay_runs([failed], converter, yielding=True)
-            if again[0].error is None:
-                found[-1] = again[0]
-                rest = runs[len(found) :]
-                found.extend(await _replay_runs(rest, converter) if rest else [])
-    return found
+    result = await replayer.replay_workflow(run, raise_on_replay_failure=False)
+    error = str(result.replay_failure) if result.replay_failure else None
+    instance = captured[-1] if captured else None
+    state: IncidentState | PostState | None = None
+    # The state as the workflow holds it: its `state` query shows the latest lines only.
+    if isinstance(instance, IncidentWorkflow | NetizenPostWorkflow):
+        state = instance.full_state()
+    return Replayed(state=state, error=error)
 
 
 _CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW

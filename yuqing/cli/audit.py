@@ -232,6 +232,15 @@ async def _trail(
     from yuqing.codec import PayloadKeyError
 
     address = settings.temporal_address
+    warming = None
+    if replay:
+        import asyncio
+
+        from yuqing.audit.history import import_replayer
+
+        # (tools) The replayer's modules (the SDK's worker, the workflows) are imported while
+        # the histories come from Temporal: most of that wait is Temporal's, on another core.
+        warming = asyncio.get_running_loop().run_in_executor(None, import_replayer)
     try:
         client = await tool.connect_temporal_reader(settings, converter)
     except tool.ToolFailure as failure:
@@ -244,8 +253,11 @@ async def _trail(
         try:
             found: Loaded = await tool.waiting(
                 f"Temporal at {address}",
-                # Without --replay only the trail is read: only its payloads are decrypted.
-                load_anywhere(client, converter, pool, workflow_id, trail_only=not replay),
+                # Without --replay only the trail is read: only its payloads are decrypted
+                # (its inputs alone, unless --check reads the anchors in their results).
+                load_anywhere(
+                    client, converter, pool, workflow_id, trail_only=not replay, results=check
+                ),
             )
         except IncompleteHistory as error:
             raise tool.refused(tool.said("cli.incomplete_history", why=str(error))) from error
@@ -302,6 +314,8 @@ async def _trail(
         # replayed command carries is sealed again for nothing (core matches commands to the
         # history's events by kind and id, never by their payloads).
         plain = dataclasses.replace(converter, payload_codec=None)
+        if warming is not None:
+            await warming
         for workflow_id, history in loaded.items():
             # Every run at once: a run that continued as new can leave its last lines to the
             # next run to record.

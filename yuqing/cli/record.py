@@ -154,7 +154,9 @@ def payload_key(
         raise tool.bad_input(str(error)) from error
     for key_id in sorted(ring.keys):
         marker = "active" if key_id == ring.active else "decrypt only"
-        line(f"{key_id}  {marker}")
+        # The tag is how a sealed payload (format 3) names its key: an error naming a tag the
+        # ring lacks is answered here.
+        line(f"{key_id}  {marker}  (tag {codec.key_tag(key_id).hex()})")
     if action is not KeyAction.list:
         tool.say(f"wrote {path} (readable by this user only)")
 
