@@ -28,7 +28,9 @@ class Services:
     directory: Directory
 
 
-def services(request: Request) -> Services:
+# The dependencies are coroutines, though none awaits: FastAPI runs a plain function in a
+# worker thread, two thread hand-offs on every call the single API process serves.
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
@@ -39,7 +41,7 @@ _bearer = HTTPBearer(
 )
 
 
-def current_person(
+async def current_person(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     svc: Annotated[Services, Depends(services)],

@@ -358,3 +358,21 @@ async def test_during_an_upgrade_from_format_1_processes_write_format_1_and_read
     assert payload_format({PAYLOAD_FORMAT_ENV: "2"}) == 2
     with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='4'"):
         payload_format({PAYLOAD_FORMAT_ENV: "4"})
+
+
+async def test_every_data_converter_shares_one_payload_converter_and_reads_models() -> None:
+    # The SDK makes a DataConverter per workflow activation: they share one pydantic converter
+    # (made once per process), and a model goes through any of them and back, with context too.
+    from temporalio.converter import WorkflowSerializationContext
+
+    from yuqing.client import SharedPydanticPayloadConverter
+    from yuqing.state import TrailEntry
+
+    ring = KeyRing.generate("k1")
+    first, second = data_converter(ring), data_converter(ring)
+    made = first.payload_converter_class()
+    assert made is second.payload_converter_class() is SharedPydanticPayloadConverter()
+    context = WorkflowSerializationContext(namespace="default", workflow_id="incident-t1")
+    entry = TrailEntry(at="2026-12-01T08:00:00+08:00", kind="approval", detail="同意", signal="s")
+    (sealed,) = await first.with_context(context).encode([entry])
+    assert await second.decode([sealed], [TrailEntry]) == [entry]
