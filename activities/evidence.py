@@ -136,6 +136,12 @@ async def _fix(
             captured_at,
         )
     if row is None:
+        # The statement reads the table as it was when it began: a row another attempt of
+        # this activity committed while the insert waited on its lock is seen only now.
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM evidence WHERE evidence_id = $1", evidence_id
+        )
+    if row is None:
         raise ApplicationError(
             f"evidence {evidence_id} refers to content sha256 {digest}, which was never stored",
             type="EvidenceMissing",

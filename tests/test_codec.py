@@ -141,7 +141,16 @@ async def test_payloads_sealed_in_format_2_still_open() -> None:
 def test_a_ring_whose_key_ids_share_a_tag_is_refused() -> None:
     # Two ids of 77,000-odd tried: the envelope could not tell which of them sealed a payload.
     assert key_tag("k16830") == key_tag("k102849")
-    ring = KeyRing.generate("k16830").rotated("k102849")
+    first = KeyRing.generate("k16830")
+    # Rotating to such an id is refused before any file is written...
+    with pytest.raises(PayloadKeyError, match="'k102849' would have the same 4-byte tag"):
+        first.rotated("k102849")
+    # ...and a ring that holds both anyway (written by hand) is refused when it is loaded.
+    ring = KeyRing(
+        active="k102849",
+        keys={**first.keys, "k102849": bytes(32)},
+        source=first.source,
+    )
     with pytest.raises(PayloadKeyError, match="'k16830' and 'k102849' have the same 4-byte tag"):
         EncryptionCodec(ring)
 

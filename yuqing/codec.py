@@ -96,9 +96,20 @@ class KeyRing:
 
     def rotated(self, key_id: str | None = None) -> KeyRing:
         """A ring whose active key is new, keeping every key this one holds."""
-        key_id = key_id or new_key_id()
+        # A payload names its key by a 4-byte tag: a new key must not share one (a ring
+        # that does is refused when it is loaded, by every process at its restart).
+        tags = {key_tag(k): k for k in self.keys}
+        if key_id is None:
+            key_id = new_key_id()
+            while key_tag(key_id) in tags:
+                key_id = new_key_id()
         if key_id in self.keys:
             raise PayloadKeyError(f"{self.source}: there is already a key {key_id!r}")
+        if key_tag(key_id) in tags:
+            raise PayloadKeyError(
+                f"{self.source}: key {key_id!r} would have the same 4-byte tag as"
+                f" {tags[key_tag(key_id)]!r}; choose another id"
+            )
         return KeyRing(
             active=key_id,
             keys={**self.keys, key_id: secrets.token_bytes(KEY_BYTES)},
@@ -250,8 +261,10 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
-        if is_encrypted(payload):
-            return payload  # already ours: never wrap twice
+        # Already ours: never wrapped twice. (Every converter writes an `encoding` entry, so a
+        # payload without metadata too short to be sealed is somebody else's: sealed.)
+        if is_encrypted(payload) and (payload.metadata or len(payload.data) >= _LEAST_3):
+            return payload
         if self.writes == 3:
             return self._seal_3(payload)
         return self._seal(payload) if self.writes == 2 else self._seal_1(payload)
@@ -550,6 +563,10 @@ _HEADER_3 = 5
 
 def key_tag(key_id: str) -> bytes:
     return hashlib.sha256(b"yuqing-payload-key\0" + key_id.encode()).digest()[:4]
+
+
+# The least a format 3 payload can be: its header, the nonce and the GCM tag.
+_LEAST_3 = _HEADER_3 + 12 + 16
 
 
 def _is_format_3(payload: Payload) -> bool:
