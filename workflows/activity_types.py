@@ -1,16 +1,19 @@
-"""The activities as the workflows call them: each one's name, input and result, no body.
+"""The activities as the workflows call them: each one's registered name, input and result.
 
 A workflow schedules an activity by its name and reads the result as its type; the code that
 does the work (activities/, with PostgreSQL, HTTP and SMTP clients behind it) runs in the
-worker, which registers the real ones. Importing those here would load asyncpg, httpx,
-aiosmtplib and the rest in every process that only runs the workflows' code: `yuqing audit
---replay` paid most of a second for them. tests/test_activity_types.py holds each definition
-here to the real one (name, parameters, result), so the two cannot drift apart.
+worker, which registers it. Importing that code here would load asyncpg, httpx, aiosmtplib and
+the rest in every process that only runs the workflows' code: `yuqing audit --replay` paid most
+of a second for them. tests/test_activity_types.py holds each entry here to the registered
+activity (name, input, result), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from temporalio import activity
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from temporalio import workflow
 
 from yuqing.effects import (
     ArchiveHistory,
@@ -35,88 +38,68 @@ from yuqing.effects import (
 from yuqing.signing import Keyring
 from yuqing.state import Deadline, Notification, PostState, Publication
 
+In = TypeVar("In")
+Out = TypeVar("Out")
 
-def _elsewhere(name: str) -> NotImplementedError:
-    return NotImplementedError(f"{name} runs in the worker (activities/), not here")
+
+@dataclass(frozen=True)
+class Activity(Generic[In, Out]):
+    """One activity as a workflow schedules it (the same command as through its definition)."""
+
+    name: str
+    takes: type[In]
+    gives: type[Out]
+
+    async def run(self, request: In, **options: Any) -> Out:
+        found: Out = await workflow.execute_activity(
+            self.name, request, result_type=self.gives, **options
+        )
+        return found
+
+    async def run_local(self, request: In, **options: Any) -> Out:
+        found: Out = await workflow.execute_local_activity(
+            self.name, request, result_type=self.gives, **options
+        )
+        return found
 
 
 class AuditActivities:
-    @activity.defn
-    async def record_trail(self, request: RecordTrail) -> TrailRecorded:
-        raise _elsewhere("record_trail")
-
-    @activity.defn
-    async def start_archiver(self, request: ArchiveHistory) -> str:
-        raise _elsewhere("start_archiver")
-
-    @activity.defn
-    async def archive_history(self, request: ArchiveHistory) -> HistoryArchived:
-        raise _elsewhere("archive_history")
+    record_trail = Activity("record_trail", RecordTrail, TrailRecorded)
+    start_archiver = Activity("start_archiver", ArchiveHistory, str)
+    archive_history = Activity("archive_history", ArchiveHistory, HistoryArchived)
 
 
 class ConfigurationActivities:
-    @activity.defn
-    async def load_configuration(self, request: LoadConfiguration) -> Configuration:
-        raise _elsewhere("load_configuration")
-
-    @activity.defn
-    async def load_snapshot(self, request: LoadSnapshot) -> Configuration:
-        raise _elsewhere("load_snapshot")
-
-    @activity.defn
-    async def load_keys(self, request: LoadKeys) -> Keyring:
-        raise _elsewhere("load_keys")
+    load_configuration = Activity("load_configuration", LoadConfiguration, Configuration)
+    load_snapshot = Activity("load_snapshot", LoadSnapshot, Configuration)
+    load_keys = Activity("load_keys", LoadKeys, Keyring)
 
 
 class DrillSinkActivities:
-    @activity.defn
-    async def drill_notice(self, request: SendNotification) -> Notification:
-        raise _elsewhere("drill_notice")
-
-    @activity.defn
-    async def drill_statement(self, request: PublishStatement) -> Publication:
-        raise _elsewhere("drill_statement")
-
-    @activity.defn
-    async def drill_evidence(self, request: FixEvidence) -> FixedEvidenceList:
-        raise _elsewhere("drill_evidence")
+    drill_notice = Activity("drill_notice", SendNotification, Notification)
+    drill_statement = Activity("drill_statement", PublishStatement, Publication)
+    drill_evidence = Activity("drill_evidence", FixEvidence, FixedEvidenceList)
 
 
 class EvidenceActivities:
-    @activity.defn
-    async def fix_evidence(self, request: FixEvidence) -> FixedEvidenceList:
-        raise _elsewhere("fix_evidence")
+    fix_evidence = Activity("fix_evidence", FixEvidence, FixedEvidenceList)
 
 
 class NotificationActivities:
-    @activity.defn
-    async def send_notification(self, request: SendNotification) -> Notification:
-        raise _elsewhere("send_notification")
+    send_notification = Activity("send_notification", SendNotification, Notification)
 
 
 class PostDeadlineActivities:
-    @activity.defn
-    async def plan_post_deadline(self, request: PlanPostDeadline) -> PlannedPostDeadline:
-        raise _elsewhere("plan_post_deadline")
+    plan_post_deadline = Activity("plan_post_deadline", PlanPostDeadline, PlannedPostDeadline)
 
 
 class PostReadingActivities:
-    @activity.defn
-    async def read_post(self, request: ReadPost) -> PostState:
-        raise _elsewhere("read_post")
+    read_post = Activity("read_post", ReadPost, PostState)
 
 
 class PublicationActivities:
-    @activity.defn
-    async def publish_statement(self, request: PublishStatement) -> Publication:
-        raise _elsewhere("publish_statement")
+    publish_statement = Activity("publish_statement", PublishStatement, Publication)
 
 
-@activity.defn
-async def plan_clock(request: PlanClockRequest) -> Deadline:
-    raise _elsewhere("plan_clock")
-
-
-@activity.defn
-async def plan_deadlines(request: PlanDeadlines) -> DeadlinePlan:
-    raise _elsewhere("plan_deadlines")
+plan_clock = Activity("plan_clock", PlanClockRequest, Deadline)
+plan_deadlines = Activity("plan_deadlines", PlanDeadlines, DeadlinePlan)

@@ -33,8 +33,7 @@ ARCHIVE_RETRY = RetryPolicy(
 class HistoryArchiveWorkflow:
     @workflow.run
     async def run(self, request: ArchiveHistory) -> HistoryArchived:
-        return await workflow.execute_activity_method(
-            AuditActivities.archive_history,
+        return await AuditActivities.archive_history.run(
             request,
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=30),

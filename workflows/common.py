@@ -382,8 +382,7 @@ class Projector:
             summary = None if self.lean else f"record {len(entries)} line(s) of the decision trail"
             self.busy = True
             try:
-                await workflow.execute_activity_method(
-                    AuditActivities.record_trail,
+                await AuditActivities.record_trail.run(
                     RecordTrail(
                         workflow_id=state.workflow_id,
                         incident_id=state.incident_id,
@@ -526,8 +525,7 @@ async def archive_when_closed(incident_id: str, post_id: str | None, *, swept: b
     if swept or workflow.patched(SWEEPER_PATCH) or not workflow.patched(ARCHIVE_PATCH):
         return
     info = workflow.info()
-    await workflow.execute_activity_method(
-        AuditActivities.start_archiver,
+    await AuditActivities.start_archiver.run(
         ArchiveHistory(
             workflow_id=info.workflow_id,
             run_id=info.run_id,

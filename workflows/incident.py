@@ -406,8 +406,7 @@ class IncidentWorkflow(Inboxed):
 
     async def _intake(self, state: IncidentState) -> Incident:
         """Load the rules in force, fix the evidence, and plan the deadlines."""
-        config = await workflow.execute_activity_method(
-            ConfigurationActivities.load_configuration,
+        config = await ConfigurationActivities.load_configuration.run(
             LoadConfiguration(
                 incident_id=state.incident_id,
                 drill_speed=drill.speed if (drill := self._drill_asked()) else None,
@@ -463,8 +462,7 @@ class IncidentWorkflow(Inboxed):
             if state.drill is not None:
                 fixed = await drill_evidence(fix, summary)
             else:
-                fixed = await workflow.execute_activity_method(
-                    EvidenceActivities.fix_evidence,
+                fixed = await EvidenceActivities.fix_evidence.run(
                     fix,
                     start_to_close_timeout=QUICK,
                     summary=said(summary),
@@ -480,15 +478,13 @@ class IncidentWorkflow(Inboxed):
         )
         if self._bounded:
             # A computation, not I/O: a local activity keeps only its result in the history.
-            plan = await workflow.execute_local_activity(
-                plan_deadlines,
+            plan = await plan_deadlines.run_local(
                 request,
                 start_to_close_timeout=QUICK,
                 summary=said("plan the report and statement deadlines"),
             )
         else:
-            plan = await workflow.execute_activity(
-                plan_deadlines,
+            plan = await plan_deadlines.run(
                 request,
                 start_to_close_timeout=QUICK,
                 summary=said("plan the report and statement deadlines"),
@@ -773,8 +769,7 @@ class IncidentWorkflow(Inboxed):
             incident.record_notification(await self._notify_in_rounds(notice, request))
             workflow.set_current_details(self._details())
             return
-        sent = await workflow.execute_activity_method(
-            NotificationActivities.send_notification,
+        sent = await NotificationActivities.send_notification.run(
             request,
             start_to_close_timeout=QUICK,
             retry_policy=DELIVERY_RETRY,
@@ -794,8 +789,7 @@ class IncidentWorkflow(Inboxed):
             workflow.set_current_details(self._details())
 
         sent, waited = await deliver(
-            lambda policy, summary: workflow.execute_activity_method(
-                NotificationActivities.send_notification,
+            lambda policy, summary: NotificationActivities.send_notification.run(
                 request,
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
@@ -830,8 +824,7 @@ class IncidentWorkflow(Inboxed):
         elif workflow.patched(DELIVERY_PATCH):
             publication = await self._publish_in_rounds(request, summary)
         else:
-            publication = await workflow.execute_activity_method(
-                PublicationActivities.publish_statement,
+            publication = await PublicationActivities.publish_statement.run(
                 request,
                 start_to_close_timeout=QUICK,
                 retry_policy=DELIVERY_RETRY,
@@ -865,8 +858,7 @@ class IncidentWorkflow(Inboxed):
             workflow.set_current_details(self._details())
 
         publication, waited = await deliver(
-            lambda policy, label: workflow.execute_activity_method(
-                PublicationActivities.publish_statement,
+            lambda policy, label: PublicationActivities.publish_statement.run(
                 request,
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
@@ -946,8 +938,7 @@ class IncidentWorkflow(Inboxed):
                 continue
             self._reading_post = True
             try:
-                read = await workflow.execute_local_activity_method(
-                    PostReadingActivities.read_post,
+                read = await PostReadingActivities.read_post.run_local(
                     ReadPost(workflow_id=post.workflow_id),
                     start_to_close_timeout=QUICK,
                     summary=said(f"read post {post_id}"),
@@ -977,8 +968,7 @@ class IncidentWorkflow(Inboxed):
         if incident.state.drill is not None:
             fixed = await drill_evidence(request, summary)
         else:
-            fixed = await workflow.execute_activity_method(
-                EvidenceActivities.fix_evidence,
+            fixed = await EvidenceActivities.fix_evidence.run(
                 request,
                 start_to_close_timeout=QUICK,
                 summary=said(summary),

@@ -28,8 +28,7 @@ async def keys_for(decider: Decider[Any], incident_id: str, signal: str, payload
     """Read the keys again if deciding this payload needs it (`Decider.key_wanted`)."""
     if not decider.key_wanted(signal, payload, workflow.now()):
         return
-    keys = await workflow.execute_activity_method(
-        ConfigurationActivities.load_keys,
+    keys = await ConfigurationActivities.load_keys.run(
         LoadKeys(incident_id=incident_id),
         start_to_close_timeout=QUICK,
         retry_policy=CONFIG_RETRY,

@@ -53,8 +53,7 @@ def recipients(roster: Roster, notice: Notify, unit: str) -> list[Recipient]:
 
 
 async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> Deadline:
-    return await workflow.execute_activity(
-        plan_clock,
+    return await plan_clock.run(
         PlanClockRequest(
             incident_id=incident_id,
             key=effect.key,
@@ -75,8 +74,7 @@ async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> 
 
 
 async def drill_notice(request: SendNotification, summary: str) -> Notification:
-    return await workflow.execute_activity_method(
-        DrillSinkActivities.drill_notice,
+    return await DrillSinkActivities.drill_notice.run(
         request,
         start_to_close_timeout=QUICK,
         retry_policy=DELIVERY_RETRY,
@@ -85,8 +83,7 @@ async def drill_notice(request: SendNotification, summary: str) -> Notification:
 
 
 async def drill_statement(request: PublishStatement, summary: str) -> Publication:
-    return await workflow.execute_activity_method(
-        DrillSinkActivities.drill_statement,
+    return await DrillSinkActivities.drill_statement.run(
         request,
         start_to_close_timeout=QUICK,
         retry_policy=DELIVERY_RETRY,
@@ -95,8 +92,7 @@ async def drill_statement(request: PublishStatement, summary: str) -> Publicatio
 
 
 async def drill_evidence(request: FixEvidence, summary: str) -> FixedEvidenceList:
-    return await workflow.execute_activity_method(
-        DrillSinkActivities.drill_evidence,
+    return await DrillSinkActivities.drill_evidence.run(
         request,
         start_to_close_timeout=QUICK,
         summary=f"演练 drill sink: {summary}",

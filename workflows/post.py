@@ -128,11 +128,8 @@ class NetizenPostWorkflow(Inboxed):
         patches_first(DELIVERY_PATCH)
         if self._decider is None:
             assert start.policy_sha256 is not None and start.roster_sha256 is not None
-            config = await workflow.execute_local_activity_method(
-                ConfigurationActivities.load_snapshot,
-                LoadSnapshot(
-                    policy_sha256=start.policy_sha256, roster_sha256=start.roster_sha256
-                ),
+            config = await ConfigurationActivities.load_snapshot.run_local(
+                LoadSnapshot(policy_sha256=start.policy_sha256, roster_sha256=start.roster_sha256),
                 start_to_close_timeout=QUICK,
                 retry_policy=CONFIG_RETRY,
                 summary="read the incident's policy and roster",
@@ -159,9 +156,7 @@ class NetizenPostWorkflow(Inboxed):
         if not self._current:
             await self._run_as_before(projector)
             # record (#11): the whole history archived in PostgreSQL once this run has closed.
-            await archive_when_closed(
-                post.state.incident_id, post.state.post_id, swept=self._swept
-            )
+            await archive_when_closed(post.state.incident_id, post.state.post_id, swept=self._swept)
             return post.state
         # Whatever arrives until the very end is decided: after the answer, it is refused.
         pacer = Pacer(self._bounded)
@@ -186,9 +181,7 @@ class NetizenPostWorkflow(Inboxed):
         if projector is not None:
             await projector
         # record (#11): the whole history archived in PostgreSQL once this run has closed.
-        await archive_when_closed(
-            post.state.incident_id, post.state.post_id, swept=self._swept
-        )
+        await archive_when_closed(post.state.incident_id, post.state.post_id, swept=self._swept)
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._bounded:
             # An incident that continued as new is no parent any more: it reads the end.
@@ -245,8 +238,7 @@ class NetizenPostWorkflow(Inboxed):
         post = self._post
         hours, days = post.plan_request(plan)
         state = post.state
-        planned = await workflow.execute_activity_method(
-            PostDeadlineActivities.plan_post_deadline,
+        planned = await PostDeadlineActivities.plan_post_deadline.run(
             PlanPostDeadline(
                 incident_id=state.incident_id,
                 post_id=state.post_id,
@@ -359,8 +351,7 @@ class NetizenPostWorkflow(Inboxed):
         elif workflow.patched(DELIVERY_PATCH):
             sent = await self._notify_in_rounds(notice, request)
         else:
-            sent = await workflow.execute_activity_method(
-                NotificationActivities.send_notification,
+            sent = await NotificationActivities.send_notification.run(
                 request,
                 start_to_close_timeout=QUICK,
                 retry_policy=DELIVERY_RETRY,
@@ -397,8 +388,7 @@ class NetizenPostWorkflow(Inboxed):
             self._show_waiting()
 
         sent, waited = await deliver(
-            lambda policy, summary: workflow.execute_activity_method(
-                NotificationActivities.send_notification,
+            lambda policy, summary: NotificationActivities.send_notification.run(
                 request,
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 heartbeat_timeout=DELIVERY_HEARTBEAT,

@@ -282,13 +282,9 @@ class EncryptionCodec(PayloadCodec):
         cipher = self._cipher(key_id)
         data = payload.data
         how = payload.metadata.get(CIPHER_METADATA, CIPHER)
-        try:
-            plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], _associated(key_id, how))
-        except InvalidTag as err:
-            raise PayloadKeyError(
-                f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
-                " under that id is not the one it was encrypted with"
-            ) from err
+        plain = _opened(
+            cipher, key_id, data[:NONCE_BYTES], data[NONCE_BYTES:], _associated(key_id, how)
+        )
         return Payload.FromString(_unpacked(plain, how))
 
     @property
@@ -354,15 +350,13 @@ class EncryptionCodec(PayloadCodec):
         if len(data) < _HEADER_3 + NONCE_BYTES + TAG_BYTES:
             raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
         nonce_end = _HEADER_3 + NONCE_BYTES
-        try:
-            plain = self._ciphers[key_id].decrypt(
-                data[_HEADER_3:nonce_end], data[nonce_end:], data[:_HEADER_3] + key_id.encode()
-            )
-        except InvalidTag as err:
-            raise PayloadKeyError(
-                f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
-                " under that id is not the one it was encrypted with"
-            ) from err
+        plain = _opened(
+            self._ciphers[key_id],
+            key_id,
+            data[_HEADER_3:nonce_end],
+            data[nonce_end:],
+            data[:_HEADER_3] + key_id.encode(),
+        )
         return _unpacked_2(plain, flags)
 
     def _open(self, data: bytes) -> Payload:
@@ -375,17 +369,25 @@ class EncryptionCodec(PayloadCodec):
         key_id = data[2:end].decode(errors="replace")
         if len(data) < end + NONCE_BYTES + TAG_BYTES:
             raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
-        cipher = self._cipher(key_id)
-        try:
-            plain = cipher.decrypt(
-                data[end : end + NONCE_BYTES], data[end + NONCE_BYTES :], data[:end]
-            )
-        except InvalidTag as err:
-            raise PayloadKeyError(
-                f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
-                " under that id is not the one it was encrypted with"
-            ) from err
+        plain = _opened(
+            self._cipher(key_id),
+            key_id,
+            data[end : end + NONCE_BYTES],
+            data[end + NONCE_BYTES :],
+            data[:end],
+        )
         return _unpacked_2(plain, flags)
+
+
+def _opened(cipher: AESGCM, key_id: str, nonce: bytes, sealed: bytes, bound: bytes) -> bytes:
+    """The plain bytes of a sealed payload (any format), or why they cannot be had."""
+    try:
+        return cipher.decrypt(nonce, sealed, bound)
+    except InvalidTag as err:
+        raise PayloadKeyError(
+            f"a payload under key {key_id!r} does not decrypt: it was altered, or the key"
+            " under that id is not the one it was encrypted with"
+        ) from err
 
 
 def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
