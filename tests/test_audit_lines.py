@@ -82,7 +82,7 @@ async def test_audit_lines_carry_hashes_roles_and_the_calendar(
         CliRunner().invoke, app, ["audit", state.incident_id, "--format", "json"], env=env
     )
     assert result.exit_code == 0, result.output
-    lines = json.loads(result.output)["trail"]
+    lines = json.loads(result.stdout)["trail"]
 
     # Every publication line names its content hash, the one the publication has.
     hashes = {p.channel.value: p.content_sha256 for p in (await driver.state()).publications}

@@ -31,7 +31,7 @@ async def test_the_office_starts_a_drill_and_reads_its_report(api: Api) -> None:
         CliRunner().invoke, app, ["drill", str(SCENARIO), "--speed", "600", "--json"], env=env
     )
     assert started.exit_code == 0, started.output
-    answer = json.loads(started.output)
+    answer = json.loads(started.stdout)
     incident_id = answer["incident_id"]
     api.incidents.add(incident_id)
     assert incident_id.startswith("drill-expired-milk-2025-") and answer["speed"] == 600
