@@ -218,6 +218,13 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             1.0,
             absolute=True,
         ),
+        Row("  CPU of the command", _get("tools", "audit", "cpu_s"), None, "s"),
+        Row(
+            "  the stack's own CPU meanwhile, in cores (2 = the machine busy)",
+            _get("tools", "audit", "stack_cores"),
+            None,
+            "",
+        ),
         Row(
             "`yuqing audit --replay`, wall",
             _get("tools", "replay", "wall_s"),
@@ -225,6 +232,13 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "s",
             1.5,
             absolute=True,
+        ),
+        Row("  CPU of the command", _get("tools", "replay", "cpu_s"), None, "s"),
+        Row(
+            "  the stack's own CPU meanwhile, in cores (2 = the machine busy)",
+            _get("tools", "replay", "stack_cores"),
+            None,
+            "",
         ),
     ]
 

@@ -426,7 +426,9 @@ async def tools(
 ) -> dict[str, Any]:
     incident_id = f"{tag}-trail"
     await long_trail(drivers, incident_id, lines)
-    await quiesce(stack.pids())
+    # Longer than the other sections wait: the commands are timed alone, not beside the
+    # earlier sections' leftovers.
+    await quiesce(stack.pids(), patience=120.0)
     yuqing = os.path.join(os.path.dirname(sys.executable), "yuqing")
     env = stack.env()
     commands = {
@@ -435,19 +437,29 @@ async def tools(
         "replay": [yuqing, "audit", incident_id, "--replay"],
     }
     result: dict[str, Any] = {"lines": lines}
+    pids = stack.pids()
     for name, command in commands.items():
-        walls, cpus = [], []
+        walls, cpus, beside = [], [], []
         try:
             for _ in range(repeat):
+                # What the stack itself does meanwhile (timers of the earlier sections' open
+                # incidents, the sweeper): a command timed on a busy machine is slower for it.
+                before = {key: tree_cpu(pid) for key, pid in pids.items()}
                 wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
+                after = {key: tree_cpu(pid) for key, pid in pids.items()}
                 walls.append(wall)
                 cpus.append(cpu)
+                beside.append(sum(after[key] - before[key] for key in pids) / wall)
         except RuntimeError as failed:
             # A tool that fails is a finding, not the end of the bench: said, and left out.
             print(f"bench: {failed}", file=sys.stderr, flush=True)  # noqa: T201
             result[name] = {"failed": str(failed)[:500]}
             continue
-        result[name] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+        result[name] = {
+            "wall_s": statistics.median(walls),
+            "cpu_s": statistics.median(cpus),
+            "stack_cores": statistics.median(beside),
+        }
     return result
 
 
