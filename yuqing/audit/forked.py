@@ -1,13 +1,13 @@
-"""(tools) `yuqing audit --replay`'s replay in processes of its own, one per run, at once.
+"""(tools) `yuqing audit --replay`'s replay in processes of its own, the runs at once.
 
-A replay is Python on one core: the SDK's worker and today's workflows to import (about a
+A replay is Python on one core: the SDK's worker and today's workflows to import (half a
 second), then every workflow task of every run. In one process, the import competes for the
 GIL with the reading of the histories, and the runs with each other. Here a process is forked
 as the audit begins, before anything has started a thread (the SDK's Rust runtime among them:
 a fork after it would copy its locks, not its threads); it imports the replayer while the
-audit reads the histories, then forks once more per run (the imports shared, copy-on-write)
-and each replays its own run (a run's history holds all it needs: see `_replay_runs`), on
-every core the machine has. What each reached comes back as trail lines (no models: the audit
+audit reads the histories, then forks one more process for each other core (the imports
+shared, copy-on-write), and each replays its share of the runs (a run's history holds all it needs:
+see `_replay_runs`). What each reached comes back as trail lines (no models: the audit
 itself need not import them). Every run is replayed, every time, as `history.replay` would.
 """
 
@@ -176,7 +176,7 @@ def _replay_all(
     """Every run, each in a process of its own (this one replays the first share)."""
     import gc
 
-    shares = _shares(jobs, (os.cpu_count() or 1) + 1)
+    shares = _shares(jobs, _cores())
     # What was imported stays as it is: the collector need not look at it again in each
     # replaying process (each look writes to pages the processes would otherwise share).
     gc.freeze()
@@ -207,6 +207,15 @@ def _replay_all(
     for (workflow_id, index), run in reached.items():
         runs.setdefault(workflow_id, []).append((index, run))
     return {wf: joined([run for _, run in sorted(found)]) for wf, found in runs.items()}
+
+
+def _cores() -> int:
+    """The cores this process may run on: as many replaying processes (measured: one more,
+    for three runs on two cores, cost more CPU and was no sooner done)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every system
+        return os.cpu_count() or 1
 
 
 def _shares(jobs: list[tuple[str, int, bytes]], most: int) -> list[list[tuple[str, int, bytes]]]:
