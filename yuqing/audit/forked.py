@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -92,6 +92,11 @@ class ReplayProcess:
 
     async def replay(self, histories: dict[str, list[AnyRun]]) -> dict[str, ReplayedTrail]:
         """Each workflow's runs (decoded, oldest first) replayed; what each workflow reached."""
+        return await self.begin(histories)
+
+    def begin(self, histories: dict[str, list[AnyRun]]) -> Awaitable[dict[str, ReplayedTrail]]:
+        """`replay`, handed over now: the replayer starts at once, while the caller goes on
+        (with the timeline, say) until it awaits what the replay reached."""
         import asyncio
 
         from temporalio.api.history.v1 import History
@@ -102,8 +107,13 @@ class ReplayProcess:
             for index, run in enumerate(runs)
         ]
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(None, self._exchange, pickle.dumps(jobs))
-        return dict(_answer(answer))
+        answer = loop.run_in_executor(None, self._exchange, pickle.dumps(jobs))
+
+        async def reached() -> dict[str, ReplayedTrail]:
+            return dict(_answer(await answer))
+
+        # A task, so that an audit that fails before it awaits this leaves nothing unawaited.
+        return asyncio.ensure_future(reached())
 
     def close(self) -> None:
         """End the replayer if it was never handed the histories (the audit failed first):

@@ -306,6 +306,10 @@ async def _trail(
     loaded = {first.workflow_id: first}
     for child in post_workflow_ids(first.runs[-1]):
         loaded[child] = await load(child)
+    # The replayer has the histories at once: it replays while the timeline is written.
+    replaying = None
+    if replay and replayer is not None:
+        replaying = replayer.begin({wf: found.runs for wf, found in loaded.items()})
     trails = {
         wf: [entry for run in found.runs for entry in recorded_trail(run)]
         for wf, found in loaded.items()
@@ -325,12 +329,12 @@ async def _trail(
         checked = await pool()
         assert checked is not None  # connected before anything else
         found += await _check(checked, trails, loaded)
-    if replay and replayer is not None:
+    if replaying is not None:
         from yuqing.audit.forked import ReplayFailed
         from yuqing.audit.history import ended_whole
 
         try:
-            reached = await replayer.replay({wf: found.runs for wf, found in loaded.items()})
+            reached = await replaying
         except ReplayFailed as error:
             raise tool.ToolFailure(tool.BUG, f"the replay failed: {error}") from error
         for workflow_id, history in loaded.items():
