@@ -200,3 +200,80 @@ async def test_the_audit_replay_still_says_when_todays_code_cannot_follow_a_hist
     )
     scheduled.activity_task_scheduled_event_attributes.activity_type.name = "not_what_runs"
     assert (await replay(history)).error is not None
+
+
+# `yuqing audit --replay` forks its replayer before anything starts a thread: a process of its
+# own for it, so this test (whose process has the SDK's runtime) runs it in a fresh one.
+FORKED_REPLAY = """
+import asyncio, json, sys
+from yuqing.audit.forked import ReplayProcess
+from yuqing.client import plain_data_converter
+
+replayer = ReplayProcess.start(plain_data_converter)
+assert replayer is not None, "no fork"
+
+from temporalio.client import WorkflowHistory
+from yuqing.audit.history import replay
+
+async def main():
+    given = json.loads(sys.argv[1])
+    histories = {
+        wf: [WorkflowHistory.from_json(wf, open(path).read()) for path in paths]
+        for wf, paths in given["histories"].items()
+    }
+    tampered = histories[given["tampered"]][0]
+    scheduled = next(
+        e for e in tampered.events if e.HasField("activity_task_scheduled_event_attributes")
+    )
+    scheduled.activity_task_scheduled_event_attributes.activity_type.name = "not_what_runs"
+    forked = await replayer.replay(histories)
+    said = {}
+    for wf, runs in histories.items():
+        events = [event for run in runs for event in run.events]
+        here = await replay(WorkflowHistory(wf, events), plain_data_converter())
+        said[wf] = {
+            "error": forked[wf].error is not None,
+            "error_here": here.error is not None,
+            "same_trail": forked[wf].trail == here.trail,
+            "lines": len(forked[wf].trail),
+            "same_grade": forked[wf].grade == here.grade,
+        }
+    print(json.dumps(said))
+
+asyncio.run(main())
+"""
+
+
+def test_the_forked_audit_replay_reaches_what_the_replay_in_process_reaches() -> None:
+    import subprocess
+    import sys
+
+    here = Path(__file__).parent / "histories"
+    given: dict[str, list[Path]] = {
+        "continued": [here / f"continued_as_new-patches-first.run{n}.json" for n in (1, 2, 3)],
+        "general": [here / "general_published_in_time-patches-first.json"],
+        "tampered": [here / "post_closing_with_open_post-patches-first.json"],
+    }
+    ids = {name: workflow_id(json.loads(paths[0].read_text())) for name, paths in given.items()}
+    histories = {ids[name]: [str(path) for path in paths] for name, paths in given.items()}
+    argument = {"histories": histories, "tampered": ids["tampered"]}
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_REPLAY, json.dumps(argument)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    for wf in (ids["continued"], ids["general"]):
+        assert said[wf] == {
+            "error": False,
+            "error_here": False,
+            "same_trail": True,
+            "lines": said[wf]["lines"],
+            "same_grade": True,
+        }
+        assert said[wf]["lines"] > 0
+    # A history today's code cannot follow is still said to be one.
+    assert said[ids["tampered"]]["error"] and said[ids["tampered"]]["error_here"]

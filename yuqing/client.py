@@ -85,9 +85,16 @@ class SharedPydanticPayloadConverter(PydanticPayloadConverter):
 def data_converter(ring: KeyRing) -> DataConverter:
     """pydantic JSON, then AES-GCM under `ring`; failures' messages and stack traces too."""
     return dataclasses.replace(
+        plain_data_converter(),
+        payload_codec=EncryptionCodec(ring, writes=payload_format(os.environ)),
+    )
+
+
+def plain_data_converter() -> DataConverter:
+    """`data_converter` without its codec: what replays a history decoded as it was loaded."""
+    return dataclasses.replace(
         pydantic_data_converter,
         payload_converter_class=SharedPydanticPayloadConverter,
-        payload_codec=EncryptionCodec(ring, writes=payload_format(os.environ)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

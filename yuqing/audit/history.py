@@ -609,6 +609,12 @@ class Replayed:
     earlier: list[IncidentState | PostState] = field(default_factory=list)
 
     @property
+    def grade(self) -> str | None:
+        """The grade the last state reached (an incident's), if any."""
+        grade = getattr(self.state, "grade", None)
+        return None if grade is None else str(grade)
+
+    @property
     def trail(self) -> list[TrailLine]:
         from yuqing.state import PostState
 
