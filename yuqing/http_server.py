@@ -65,6 +65,9 @@ async def serving(
         log_config=None,
         access_log=access_log,
         lifespan="off",
+        # "auto": httptools (a dependency) when installed, else h11; the same answers, for about
+        # a third less CPU per request (issue 9).
+        http="auto",
         # A request waiting on a decision gets this long to finish when the server stops.
         timeout_graceful_shutdown=math.ceil(grace),
         # Longer than any proxy's or client's idle timeout (load balancers use 60 s): a
