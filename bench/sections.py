@@ -256,16 +256,23 @@ async def approvals(
             took = time.perf_counter() - started
         return took
 
-    # The client's rounds go right after Yuqing's, in the same ABBA order.
-    order = [step for chunk, kind in abba(rounds, first) for step in _with_client(chunk, kind)]
+    # The client's rounds go beside Yuqing's, in the same ABBA order (Y C B B C Y).
+    order = [
+        step for chunk, kind in abba(rounds, first) for step in _with_client(chunk, kind, first)
+    ]
     for _chunk, kind in order:
         await _closed_loop(concurrency, per_round, functools.partial(approve, kind), timings[kind])
         await quiesce(stack.pids())
     return {kind: _latency(timings[kind]) for kind in kinds}
 
 
-def _with_client(chunk: int, kind: str) -> list[tuple[int, str]]:
-    return [(chunk, kind), (chunk, "client")] if kind == "yuqing" else [(chunk, kind)]
+def _with_client(chunk: int, kind: str, first: int) -> list[tuple[int, str]]:
+    """Yuqing's round with its client round beside it: after it in one chunk, before it in the
+    next, so that neither is always the one that follows the other kind (or the preparation)."""
+    if kind != "yuqing":
+        return [(chunk, kind)]
+    pair = [(chunk, kind), (chunk, "client")]
+    return pair if (chunk + first) % 2 == 0 else pair[::-1]
 
 
 async def intakes(
