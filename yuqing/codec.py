@@ -246,6 +246,11 @@ class EncryptionCodec(PayloadCodec):
         self.writes = writes
         self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys.items()}
         self._tagged: dict[bytes, str] = {}
+        # perf (issue 9): what format 3 seals every payload with, worked out once (the tag is a
+        # SHA-256 of the id: it was computed again for each payload).
+        self._active_tag = key_tag(ring.active)
+        self._active_id = ring.active.encode()
+        self._active_cipher = self._ciphers[ring.active]
         for key_id in ring.keys:
             other = self._tagged.setdefault(key_tag(key_id), key_id)
             if other != key_id:
@@ -319,11 +324,11 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata={"encoding": SEALED}, data=header + nonce + sealed)
 
     def _seal_3(self, payload: Payload) -> Payload:
-        key_id = self.ring.active
         plain, flags = _packed(payload, 2)
-        header = bytes((FORMAT_3 | flags,)) + key_tag(key_id)
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = self._ciphers[key_id].encrypt(nonce, plain, header + key_id.encode())
+        header = bytes((FORMAT_3 | flags,)) + self._active_tag
+        # os.urandom is what secrets.token_bytes returns, without its two calls in between.
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._active_cipher.encrypt(nonce, plain, header + self._active_id)
         return Payload(data=header + nonce + sealed)
 
     def key_of(self, payload: Payload) -> str | None:
@@ -394,7 +399,9 @@ def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
     """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
     deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
     flags = 0
-    if payload.metadata.keys() == {"encoding"} and payload.metadata["encoding"] == JSON_PLAIN:
+    metadata = payload.metadata
+    # (the metadata's only entry is `encoding: json/plain`; said without building a key set)
+    if len(metadata) == 1 and metadata.get("encoding") == JSON_PLAIN:
         plain, flags = payload.data, FLAG_JSON
     else:
         plain = payload.SerializeToString(deterministic=True)

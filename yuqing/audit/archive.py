@@ -154,6 +154,33 @@ def chain_detail(workflow_id: str, run_id: str, packed: Packed, trail_head: str 
     )
 
 
+# Whether the run is archived already (its columns, else NULLs), the length of its archive
+# chain and the hash of the table's last row: one row, whatever is found.
+_STATE = (
+    "SELECT a.sha256, a.events, a.chain_row,"
+    " (SELECT count(*) FROM audit_log WHERE workflow_id = $3) AS seq,"
+    " (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1) AS prev"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN history_archive a ON a.workflow_id = $1 AND a.run_id = $2"
+)
+
+# The chain row ($1-$14), then the archive row naming it ($15-$25): incident_id, post_id and
+# closed_at are the chain row's own ($2, $3, $5).
+_INSERT_BOTH = (
+    "WITH chained AS ("
+    "INSERT INTO audit_log (workflow_id, incident_id, post_id, seq, at, kind, actor,"
+    " role, signal, refused, refusal_kind, detail, prev_hash, row_hash)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id),"
+    " archived AS ("
+    "INSERT INTO history_archive (workflow_id, run_id, incident_id, post_id,"
+    " workflow_type, status, started_at, closed_at, events, size_bytes, sha256,"
+    " trail_head, content, chain_row, format)"
+    " SELECT $15, $16, $2, $3, $17, $18, $19, $5, $20, $21, $22, $23, $24, chained.id, $25"
+    " FROM chained)"
+    " SELECT id FROM chained"
+)
+
+
 async def store(
     conn: Connection,
     request: ArchiveHistory,
@@ -162,15 +189,15 @@ async def store(
     trail_head: str | None,
 ) -> ArchivedRun:
     """Insert the archive and its chain row, once: a run archived already is left as it is."""
+    chain_id = ARCHIVE_PREFIX + request.workflow_id
     async with conn.transaction():
         await conn.execute(CHAIN_LOCK)
-        found = await conn.fetchrow(
-            "SELECT sha256, events, chain_row FROM history_archive"
-            " WHERE workflow_id = $1 AND run_id = $2",
-            request.workflow_id,
-            run_id,
-        )
-        if found is not None:
+        # perf (issue 9): what the three reads asked (is it archived already, the archive
+        # chain's length, the last row's hash), in one statement under the lock; its snapshot is
+        # taken after the lock is held, as theirs were.
+        found = await conn.fetchrow(_STATE, request.workflow_id, run_id, chain_id)
+        assert found is not None  # one row, always
+        if found["sha256"] is not None:
             return ArchivedRun(
                 run_id=run_id,
                 sha256=found["sha256"],
@@ -178,14 +205,11 @@ async def store(
                 chain_row=found["chain_row"],
                 new=False,
             )
-        chain_id = ARCHIVE_PREFIX + request.workflow_id
-        seq = await conn.fetchval("SELECT count(*) FROM audit_log WHERE workflow_id = $1", chain_id)
-        prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1")
         content: dict[str, Any] = {
             "workflow_id": chain_id,
             "incident_id": request.incident_id,
             "post_id": request.post_id,
-            "seq": int(seq),
+            "seq": int(found["seq"]),
             "at": packed.closed_at,
             "kind": ARCHIVED_KIND,
             "actor": None,
@@ -195,34 +219,23 @@ async def store(
             "refusal_kind": None,
             "detail": chain_detail(request.workflow_id, run_id, packed, trail_head),
         }
-        prev = prev or GENESIS
+        prev = found["prev"] or GENESIS
+        # The chain row and the archive that names it, in one statement (one round trip).
         row_id = await conn.fetchval(
-            "INSERT INTO audit_log (workflow_id, incident_id, post_id, seq, at, kind, actor,"
-            " role, signal, refused, refusal_kind, detail, prev_hash, row_hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            _INSERT_BOTH,
             *content.values(),
             prev,
             chain_hash(prev, content),
-        )
-        await conn.execute(
-            "INSERT INTO history_archive (workflow_id, run_id, incident_id, post_id,"
-            " workflow_type, status, started_at, closed_at, events, size_bytes, sha256,"
-            " trail_head, content, chain_row, format)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             request.workflow_id,
             run_id,
-            request.incident_id,
-            request.post_id,
             packed.workflow_type,
             packed.status,
             packed.started_at,
-            packed.closed_at,
             packed.events,
             packed.size_bytes,
             packed.sha256,
             trail_head,
             packed.content,
-            row_id,
             packed.format,
         )
     return ArchivedRun(

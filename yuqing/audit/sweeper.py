@@ -8,8 +8,10 @@ no workflow or activity is started for it: a run costs one history read and one 
 
 A worker that starts looks back over the whole retention (the namespace's, else 30 days), so a
 run that closed while no worker ran is still found while Temporal has it; afterwards each sweep
-looks back a little before the previous one (visibility is written a moment after a run
-closes), and a run it could not archive keeps the next sweep looking back to it. Several
+looks back a little before the previous one (`QUICK_LOOKBACK`, or two intervals: visibility is
+written a moment after a run closes), and once every `OVERLAP` a sweep looks back `OVERLAP`
+before the previous such one began, so that a run visibility showed late (up to `OVERLAP`) is
+still found. A run it could not archive keeps the next sweep looking back to it. Several
 workers may run: one sweeps at a time (a PostgreSQL advisory lock), and a run found twice is
 stored once.
 """
@@ -39,9 +41,14 @@ log = structlog.get_logger(__name__)
 SWEEP_EVERY = timedelta(minutes=1)
 # Used when the namespace does not say its retention (ops' default, yuqing.stack.temporal).
 DEFAULT_LOOKBACK = timedelta(days=30)
-# Visibility records a run's close a moment after it closed: each sweep looks back this far
-# before the previous one began.
+# Visibility records a run's close a moment after it closed: a sweep every OVERLAP looks back
+# this far before the previous such sweep began.
 OVERLAP = timedelta(minutes=10)
+# perf (issue 9): the other sweeps look back this far (or two intervals, if longer) before the
+# previous one began. Each looked back OVERLAP, so every closed run was listed again by each
+# sweep for ten minutes (60 times at the bench's 10 s interval), its memo and search attributes
+# read by Temporal and sent each time; now a few times, and what is found is the same.
+QUICK_LOOKBACK = timedelta(minutes=1)
 # One sweeper at a time across the workers (session advisory lock key).
 _LOCK = "hashtext('yuqing.history_sweeper')"
 
@@ -61,13 +68,17 @@ class Swept:
     # Where the next sweep looks back to.
     next_since: datetime | None = None
     skipped: bool = False  # another worker was sweeping
+    began: datetime | None = None
 
 
-async def sweep(client: Client, pool: asyncpg.Pool, since: datetime) -> Swept:
+async def sweep(
+    client: Client, pool: asyncpg.Pool, since: datetime, *, lookback: timedelta = OVERLAP
+) -> Swept:
     """Archive every incident or post run that closed at or after `since` and is not archived
-    yet. A run that fails is logged and left for the next sweep (`next_since` stays before it)."""
+    yet; `next_since` is `lookback` before this sweep began. A run that fails is logged and left
+    for the next sweep (`next_since` stays before it)."""
     began = datetime.now(UTC)
-    swept = Swept(next_since=began - OVERLAP)
+    swept = Swept(next_since=began - lookback, began=began)
     async with pool.acquire() as conn, session_lock(conn, _LOCK, wait=False) as taken:
         if not taken:
             return Swept(next_since=since, skipped=True)
@@ -156,16 +167,36 @@ async def retention(client: Client) -> timedelta:
 async def run_sweeper(
     client: Client, pool: asyncpg.Pool, *, every: timedelta = SWEEP_EVERY
 ) -> None:
-    """Sweep now and every `every`, until cancelled; a sweep that fails is tried at the next."""
+    """Sweep now and every `every`, until cancelled; a sweep that fails is tried at the next.
+
+    The first sweep looks back over the retention; then each looks back `lookback(every)`
+    before the previous one began, and one every `OVERLAP` (the first such once `OVERLAP` has
+    passed) looks back `OVERLAP` before the previous such one began: a run visibility shows up to
+    `OVERLAP` after it closed is listed by the next of those, if no sweep found it before."""
     since = datetime.now(UTC) - await retention(client)
+    quick = lookback(every)
+    # When the last sweep that looked back OVERLAP (or the first, over the retention) began.
+    full_began: datetime | None = None
     while True:
         try:
-            since = (await sweep(client, pool, since)).next_since or since
+            now = datetime.now(UTC)
+            full = full_began is None or now - full_began >= OVERLAP
+            if full and full_began is not None:
+                since = min(since, full_began - OVERLAP)
+            swept = await sweep(client, pool, since, lookback=quick)
+            since = swept.next_since or since
+            if full and not swept.skipped and swept.began is not None:
+                full_began = swept.began
         except asyncio.CancelledError:
             raise
         except Exception as error:  # Temporal or PostgreSQL away: next time
             log.warning("history sweep failed", error=str(error) or type(error).__name__)
         await asyncio.sleep(every.total_seconds())
+
+
+def lookback(every: timedelta) -> timedelta:
+    """How far before the previous sweep began each sweep looks (but one every OVERLAP)."""
+    return max(QUICK_LOOKBACK, 2 * every)
 
 
 @asynccontextmanager
