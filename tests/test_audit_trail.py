@@ -4,6 +4,9 @@ row, and decided the same again when the history is replayed through today's cod
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -217,6 +220,22 @@ async def test_audit_command_checks_projection_and_replay(
     verified = await asyncio.to_thread(CliRunner().invoke, app, ["audit-verify"], env=env)
     assert verified.exit_code == 0, verified.output
     assert "the chain is intact" in verified.output
+
+    # The command itself, a process of its own as an official runs it: there, with no thread
+    # yet, the replay is forked (in this process, which has the SDK's threads, it cannot be).
+    command = [sys.executable, "-m", "yuqing.cli", "audit", incident.incident_id, "--replay"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the same decisions" in done.stderr
+    assert "REFUSED unit_head_approval [conflict]" in done.stdout
 
 
 async def until_projected(driver: IncidentDriver, lines: int) -> None:

@@ -277,3 +277,57 @@ def test_the_forked_audit_replay_reaches_what_the_replay_in_process_reaches() ->
         assert said[wf]["lines"] > 0
     # A history today's code cannot follow is still said to be one.
     assert said[ids["tampered"]]["error"] and said[ids["tampered"]]["error_here"]
+
+
+# A replaying process that dies, or is no longer wanted, ends the audit's wait at once: said
+# as the replay's failure, and reaped (no process left behind).
+REPLAYER_ENDS = """
+import asyncio, json, os, signal
+from yuqing.audit.forked import ReplayFailed, ReplayProcess
+from yuqing.client import plain_data_converter
+
+said = {}
+unused = ReplayProcess.start(plain_data_converter)
+unused.close()
+said["closed_reaped"] = False
+try:
+    os.waitpid(unused._pid, os.WNOHANG)
+except ChildProcessError:
+    said["closed_reaped"] = True
+
+died = ReplayProcess.start(plain_data_converter)
+os.kill(died._pid, signal.SIGKILL)
+
+async def main():
+    try:
+        await died.replay({})
+    except ReplayFailed as error:
+        said["died"] = str(error)
+    try:
+        os.waitpid(died._pid, os.WNOHANG)
+    except ChildProcessError:
+        said["died_reaped"] = True
+
+asyncio.run(main())
+print(json.dumps(said))
+"""
+
+
+def test_a_replayer_that_dies_or_is_not_needed_ends_at_once_and_is_reaped() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAYER_ENDS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert said == {
+        "closed_reaped": True,
+        "died": "the replaying process ended without an answer",
+        "died_reaped": True,
+    }

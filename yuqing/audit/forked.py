@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from yuqing.audit.history import TrailLine
 
 if TYPE_CHECKING:
+    import asyncio
+
     from temporalio.converter import DataConverter
 
     from yuqing.audit.history import AnyRun
@@ -71,6 +73,7 @@ class ReplayProcess:
         self._pid = pid
         self._jobs: int | None = jobs
         self._results = results
+        self._reaped = False
 
     @classmethod
     def start(cls, converter: Callable[[], DataConverter]) -> ReplayProcess | None:
@@ -81,11 +84,12 @@ class ReplayProcess:
             return None
         jobs_read, jobs_write = os.pipe()
         results_read, results_write = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(jobs_write)
             os.close(results_read)
-            _serve(jobs_read, results_write, converter)
+            _serve(jobs_read, results_write, converter, parent)
         os.close(jobs_read)
         os.close(results_write)
         return cls(pid, jobs_write, results_read)
@@ -94,7 +98,7 @@ class ReplayProcess:
         """Each workflow's runs (decoded, oldest first) replayed; what each workflow reached."""
         return await self.begin(histories)
 
-    def begin(self, histories: dict[str, list[AnyRun]]) -> Awaitable[dict[str, ReplayedTrail]]:
+    def begin(self, histories: dict[str, list[AnyRun]]) -> asyncio.Future[dict[str, ReplayedTrail]]:
         """`replay`, handed over now: the replayer starts at once, while the caller goes on
         (with the timeline, say) until it awaits what the replay reached."""
         import asyncio
@@ -116,27 +120,39 @@ class ReplayProcess:
         return asyncio.ensure_future(reached())
 
     def close(self) -> None:
-        """End the replayer if it was never handed the histories (the audit failed first):
-        at once, rather than after its imports."""
-        if self._jobs is not None:
-            import signal
+        """End the replayer at once unless its answer is in: the audit failed (or was
+        stopped) before it needed the replay. Before the hand-over this also reaps it; after,
+        the thread waiting for its answer sees the pipe close and reaps it."""
+        if self._reaped:
+            return
+        import signal
 
+        try:
+            # Its own replaying processes die with it (`_die_with_parent`).
+            os.kill(self._pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self._jobs is not None:
             os.close(self._jobs)
             self._jobs = None
             os.close(self._results)
-            os.kill(self._pid, signal.SIGKILL)
             os.waitpid(self._pid, 0)
+            self._reaped = True
 
     def _exchange(self, message: bytes) -> bytes:
         assert self._jobs is not None, "a replayer replays once"
         jobs, self._jobs = self._jobs, None
         try:
-            with os.fdopen(jobs, "wb") as out:
-                out.write(message)
+            try:
+                with os.fdopen(jobs, "wb") as out:
+                    out.write(message)
+            except BrokenPipeError:
+                pass  # it stopped before reading them (a failed import): its answer says why
             with os.fdopen(self._results, "rb") as back:
                 return back.read()
         finally:
             os.waitpid(self._pid, 0)
+            self._reaped = True
 
 
 def _threads() -> int:
@@ -150,20 +166,49 @@ def _threads() -> int:
 
 
 def _answer(message: bytes) -> Any:
-    """What a replaying process handed back; ReplayFailed if it failed, or died unheard."""
-    if not message:
-        raise ReplayFailed("the replaying process ended without an answer")
-    kind, found = pickle.loads(message)
+    """What a replaying process handed back; ReplayFailed if it failed, or died unheard or
+    mid-answer; KeyboardInterrupt if it was interrupted."""
+    try:
+        kind, found = pickle.loads(message)
+    except (EOFError, pickle.UnpicklingError, ValueError) as error:
+        raise ReplayFailed("the replaying process ended without an answer") from error
+    if kind == "interrupted":
+        raise KeyboardInterrupt
     if kind != "replayed":
         raise ReplayFailed(found)
     return found
 
 
-def _serve(jobs: int, results: int, converter: Callable[[], DataConverter]) -> NoReturn:
+def _failure(error: BaseException) -> tuple[str, Any]:
+    """A replaying process's failure, as it hands it back."""
+    if isinstance(error, KeyboardInterrupt):
+        return ("interrupted", None)
+    return ("failed", f"{type(error).__name__}: {error}")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed when the process that forked this one ends, however it ends (a killed audit
+    leaves no replay running on every core); at once if it already has."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _serve(
+    jobs: int, results: int, converter: Callable[[], DataConverter], parent: int
+) -> NoReturn:
     """The forked replayer: import, wait for the histories, replay them, answer, exit (never
     returning into the caller's code, nor running its exit handlers)."""
     try:
         try:
+            _die_with_parent(parent)
             from yuqing.audit.history import import_replayer
 
             import_replayer()
@@ -171,9 +216,9 @@ def _serve(jobs: int, results: int, converter: Callable[[], DataConverter]) -> N
                 message = given.read()
             if not message:  # closed unused
                 os._exit(0)
-            answer: tuple[str, Any] = ("replayed", _replay_all(pickle.loads(message), converter))
+            answer = ("replayed", _replay_all(pickle.loads(message), converter, results))
         except BaseException as error:  # handed back, said by the audit
-            answer = ("failed", f"{type(error).__name__}: {error}")
+            answer = _failure(error)
         with os.fdopen(results, "wb") as out:
             out.write(pickle.dumps(answer))
     finally:
@@ -181,26 +226,32 @@ def _serve(jobs: int, results: int, converter: Callable[[], DataConverter]) -> N
 
 
 def _replay_all(
-    jobs: list[tuple[str, int, bytes]], converter: Callable[[], DataConverter]
+    jobs: list[tuple[str, int, bytes]], converter: Callable[[], DataConverter], answer_to: int
 ) -> dict[str, ReplayedTrail]:
-    """Every run, each in a process of its own (this one replays the first share)."""
+    """Every run, each in a process of its own (this one replays the first share; all of
+    them here if a thread has appeared meanwhile: a fork would not have it)."""
     import gc
 
-    shares = _shares(jobs, _cores())
+    shares = _shares(jobs, _cores() if _threads() == 1 else 1)
     # What was imported stays as it is: the collector need not look at it again in each
     # replaying process (each look writes to pages the processes would otherwise share).
     gc.freeze()
-    forked = []
+    forked: list[tuple[int, int]] = []
     for share in shares[1:]:
         read, write = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os.close(read)
+            # Only its own pipe stays open: the audit sees its answer's end (and each sibling
+            # its own) when the process that owns it ends, not when the last of them does.
+            for kept in (read, answer_to, *(back for _, back in forked)):
+                os.close(kept)
             try:
                 try:
+                    _die_with_parent(parent)
                     answer: tuple[str, Any] = ("replayed", _replay_here(share, converter))
                 except BaseException as error:  # handed back
-                    answer = ("failed", f"{type(error).__name__}: {error}")
+                    answer = _failure(error)
                 with os.fdopen(write, "wb") as out:
                     out.write(pickle.dumps(answer))
             finally:
@@ -220,12 +271,26 @@ def _replay_all(
 
 
 def _cores() -> int:
-    """The cores this process may run on: as many replaying processes (measured: one more,
-    for three runs on two cores, cost more CPU and was no sooner done)."""
+    """The cores this process may run on, within its cgroup's CPU quota (a container limited
+    to 2 CPUs on a 16-core node): as many replaying processes (measured: one more, for three
+    runs on two cores, cost more CPU and was no sooner done)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every system
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _quota()))
+
+
+def _quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The CPUs cgroup v2 allows ("200000 100000": 2; "max 100000": no limit)."""
+    import math
+
+    try:
+        with open(path, encoding="ascii") as limit:
+            quota, period = limit.read().split()[:2]
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no cgroup v2 here, or no limit ("max")
+        return 1 << 16
 
 
 def _shares(jobs: list[tuple[str, int, bytes]], most: int) -> list[list[tuple[str, int, bytes]]]:

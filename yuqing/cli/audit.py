@@ -171,12 +171,6 @@ def audit(
     finally:
         if replayer is not None:
             replayer.close()
-    # (tools) The process ends here: what it holds (the histories read, every module) goes
-    # back to the system whole, and need not be walked by the collector on the way out (a
-    # tenth of a second for an incident of a thousand lines, more with --replay).
-    import gc
-
-    gc.freeze()
     raise typer.Exit(tool.REFUSED if differences else tool.DONE)
 
 
@@ -310,37 +304,46 @@ async def _trail(
     replaying = None
     if replay and replayer is not None:
         replaying = replayer.begin({wf: found.runs for wf, found in loaded.items()})
-    trails = {
-        wf: [entry for run in found.runs for entry in recorded_trail(run)]
-        for wf, found in loaded.items()
-    }
-    lines = [entry for trail in trails.values() for entry in trail]
-    text = render(incident_id, lines, fmt.value, tool.language())
-    if output is not None:
-        write(output, text, tool.said("cli.audit.lines", n=len(lines)))
-    else:
-        import sys
+    try:
+        trails = {
+            wf: [entry for run in found.runs for entry in recorded_trail(run)]
+            for wf, found in loaded.items()
+        }
+        lines = [entry for trail in trails.values() for entry in trail]
+        text = render(incident_id, lines, fmt.value, tool.language())
+        if output is not None:
+            write(output, text, tool.said("cli.audit.lines", n=len(lines)))
+        else:
+            import sys
 
-        sys.stdout.write(text)
-    if not lines:
-        tool.say(tool.said("cli.audit.no_trail"))
-    found = 0
-    if check:
-        checked = await pool()
-        assert checked is not None  # connected before anything else
-        found += await _check(checked, trails, loaded)
-    if replaying is not None:
-        from yuqing.audit.forked import ReplayFailed
-        from yuqing.audit.history import ended_whole
+            sys.stdout.write(text)
+        if not lines:
+            tool.say(tool.said("cli.audit.no_trail"))
+        found = 0
+        if check:
+            checked = await pool()
+            assert checked is not None  # connected before anything else
+            found += await _check(checked, trails, loaded)
+        if replaying is not None:
+            from yuqing.audit.forked import ReplayFailed
+            from yuqing.audit.history import ended_whole
 
-        try:
-            reached = await replaying
-        except ReplayFailed as error:
-            raise tool.ToolFailure(tool.BUG, f"the replay failed: {error}") from error
-        for workflow_id, history in loaded.items():
-            whole = ended_whole(history.runs[-1])
-            found += _replayed(workflow_id, trails[workflow_id], reached[workflow_id], whole)
-    elif replay:
+            try:
+                reached = await replaying
+            except ReplayFailed as error:
+                failed = tool.said("cli.audit.replay_failed", error=str(error))
+                raise tool.ToolFailure(tool.BUG, failed) from error
+            for workflow_id, history in loaded.items():
+                whole = ended_whole(history.runs[-1])
+                found += _replayed(workflow_id, trails[workflow_id], reached[workflow_id], whole)
+    except BaseException:
+        # Failed or stopped meanwhile: the replay is not waited for (nor left running).
+        if replayer is not None:
+            replayer.close()
+        if replaying is not None:
+            replaying.cancel()
+        raise
+    if replaying is None and replay:
         import dataclasses
 
         from temporalio.client import WorkflowHistory
