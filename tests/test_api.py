@@ -179,10 +179,14 @@ async def test_incident_reported_approved_and_published_over_http(api: Api) -> N
     entry = await api.accepted(f"{base}/drafts", {"text": STATEMENT}, "chen.jing")
     assert entry["detail"] == "draft version 1 submitted"
     # At rest: the report's notice and the unit head's "第 1 稿待您审定", sent after their
-    # decisions, are in (they would look like a change).
+    # decisions, are in, and the draft's step deadline is planned (each would look like a
+    # change).
     before = await api.until(
         incident_id,
-        lambda s: {"report", "approval_requested"} <= {n["kind"] for n in s["notifications"]},
+        lambda s: (
+            {"report", "approval_requested"} <= {n["kind"] for n in s["notifications"]}
+            and not s["planning"]
+        ),
     )
 
     approve = {"decision": "approve", "draft_version": 1, "comment": "同意"}
