@@ -210,33 +210,19 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             0.4,
             absolute=True,
         ),
-        Row(
-            f"`yuqing audit`, {settings.get('lines')} lines, wall",
-            _get("tools", "audit", "wall_s"),
-            None,
-            "s",
-            1.0,
-            absolute=True,
-        ),
-        Row("  CPU of the command", _get("tools", "audit", "cpu_s"), None, "s"),
-        Row(
-            "  the stack's own CPU meanwhile, in cores (2 = the machine busy)",
-            _get("tools", "audit", "stack_cores"),
-            None,
-            "",
-        ),
-        Row(
-            "`yuqing audit --replay`, wall",
-            _get("tools", "replay", "wall_s"),
-            None,
-            "s",
-            1.5,
-            absolute=True,
-        ),
-        Row("  CPU of the command", _get("tools", "replay", "cpu_s"), None, "s"),
+        *_tool_rows("audit", f"`yuqing audit`, {settings.get('lines')} lines", 1.0),
+        *_tool_rows("replay", "`yuqing audit --replay`", 1.5),
+    ]
+
+
+def _tool_rows(name: str, label: str, target: float) -> list[Row]:
+    """A command's wall time (the target), its CPU, and how busy the stack was meanwhile."""
+    return [
+        Row(f"{label}, wall", _get("tools", name, "wall_s"), None, "s", target, absolute=True),
+        Row("  CPU of the command", _get("tools", name, "cpu_s"), None, "s"),
         Row(
             "  the stack's own CPU meanwhile, in cores (2 = the machine busy)",
-            _get("tools", "replay", "stack_cores"),
+            _get("tools", name, "stack_cores"),
             None,
             "",
         ),

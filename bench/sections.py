@@ -444,19 +444,18 @@ async def tools(
         "replay": [yuqing, "audit", incident_id, "--replay"],
     }
     result: dict[str, Any] = {"lines": lines}
-    pids = stack.pids()
+    meter = CpuMeter(stack.pids())
     for name, command in commands.items():
         walls, cpus, beside = [], [], []
         try:
             for _ in range(repeat):
                 # What the stack itself does meanwhile (timers of the earlier sections' open
                 # incidents, the sweeper): a command timed on a busy machine is slower for it.
-                before = {key: tree_cpu(pid) for key, pid in pids.items()}
+                meter.start()
                 wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
-                after = {key: tree_cpu(pid) for key, pid in pids.items()}
                 walls.append(wall)
                 cpus.append(cpu)
-                beside.append(sum(after[key] - before[key] for key in pids) / wall)
+                beside.append(sum(meter.stop().values()) / wall)
         except RuntimeError as failed:
             # A tool that fails is a finding, not the end of the bench: said, and left out.
             print(f"bench: {failed}", file=sys.stderr, flush=True)  # noqa: T201

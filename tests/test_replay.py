@@ -245,9 +245,6 @@ asyncio.run(main())
 
 
 def test_the_forked_audit_replay_reaches_what_the_replay_in_process_reaches() -> None:
-    import subprocess
-    import sys
-
     here = Path(__file__).parent / "histories"
     given: dict[str, list[Path]] = {
         "continued": [here / f"continued_as_new-patches-first.run{n}.json" for n in (1, 2, 3)],
@@ -257,15 +254,7 @@ def test_the_forked_audit_replay_reaches_what_the_replay_in_process_reaches() ->
     ids = {name: workflow_id(json.loads(paths[0].read_text())) for name, paths in given.items()}
     histories = {ids[name]: [str(path) for path in paths] for name, paths in given.items()}
     argument = {"histories": histories, "tampered": ids["tampered"]}
-    done = subprocess.run(
-        [sys.executable, "-c", FORKED_REPLAY, json.dumps(argument)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    said = json.loads(done.stdout.splitlines()[-1])
+    said = _said_by(FORKED_REPLAY, json.dumps(argument))
     for wf in (ids["continued"], ids["general"]):
         assert said[wf] == {
             "error": False,
@@ -314,20 +303,26 @@ print(json.dumps(said))
 
 
 def test_a_replayer_that_dies_or_is_not_needed_ends_at_once_and_is_reaped() -> None:
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", REPLAYER_ENDS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    said = json.loads(done.stdout.splitlines()[-1])
+    said = _said_by(REPLAYER_ENDS)
     assert said == {
         "closed_reaped": True,
         "died": "the replaying process ended without an answer",
         "died_reaped": True,
     }
+
+
+def _said_by(script: str, *args: str) -> Any:
+    """The last line `script` printed, as JSON, run by a fresh interpreter (one with no thread
+    yet: the forked replay needs one)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])

@@ -352,7 +352,7 @@ class EncryptionCodec(PayloadCodec):
                 f" ring ({self.ring.source}) does not hold; it holds"
                 f" {', '.join(f'{k} ({key_tag(k).hex()})' for k in sorted(self.keys))}"
             )
-        if len(data) < _HEADER_3 + NONCE_BYTES + TAG_BYTES:
+        if len(data) < _LEAST_3:
             raise PayloadKeyError(f"a payload under key {key_id!r} is cut short: {len(data)} B")
         nonce_end = _HEADER_3 + NONCE_BYTES
         plain = _opened(
@@ -575,7 +575,7 @@ def key_tag(key_id: str) -> bytes:
 
 
 # The least a format 3 payload can be: its header, the nonce and the GCM tag.
-_LEAST_3 = _HEADER_3 + 12 + 16
+_LEAST_3 = _HEADER_3 + NONCE_BYTES + TAG_BYTES
 
 
 def _is_format_3(payload: Payload) -> bool:

@@ -204,22 +204,31 @@ def _die_with_parent(parent: int) -> None:
 def _serve(
     jobs: int, results: int, converter: Callable[[], DataConverter], parent: int
 ) -> NoReturn:
-    """The forked replayer: import, wait for the histories, replay them, answer, exit (never
-    returning into the caller's code, nor running its exit handlers)."""
+    """The forked replayer: import, wait for the histories, replay them, answer, exit."""
+
+    def replayed() -> dict[str, ReplayedTrail]:
+        _die_with_parent(parent)
+        from yuqing.audit.history import import_replayer
+
+        import_replayer()
+        with os.fdopen(jobs, "rb") as given:
+            message = given.read()
+        if not message:  # closed unused
+            os._exit(0)
+        return _replay_all(pickle.loads(message), converter, results)
+
+    _hand_back(results, replayed)
+
+
+def _hand_back(answer_to: int, work: Callable[[], Any]) -> NoReturn:
+    """In a forked process: what `work` reached (or why it could not) written to `answer_to`,
+    then exit (never returning into the caller's code, nor running its exit handlers)."""
     try:
         try:
-            _die_with_parent(parent)
-            from yuqing.audit.history import import_replayer
-
-            import_replayer()
-            with os.fdopen(jobs, "rb") as given:
-                message = given.read()
-            if not message:  # closed unused
-                os._exit(0)
-            answer = ("replayed", _replay_all(pickle.loads(message), converter, results))
+            answer: tuple[str, Any] = ("replayed", work())
         except BaseException as error:  # handed back, said by the audit
             answer = _failure(error)
-        with os.fdopen(results, "wb") as out:
+        with os.fdopen(answer_to, "wb") as out:
             out.write(pickle.dumps(answer))
     finally:
         os._exit(0)
@@ -237,25 +246,21 @@ def _replay_all(
     # replaying process (each look writes to pages the processes would otherwise share).
     gc.freeze()
     forked: list[tuple[int, int]] = []
+    parent = os.getpid()
     for share in shares[1:]:
         read, write = os.pipe()
-        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             # Only its own pipe stays open: the audit sees its answer's end (and each sibling
             # its own) when the process that owns it ends, not when the last of them does.
-            for kept in (read, answer_to, *(back for _, back in forked)):
-                os.close(kept)
-            try:
-                try:
-                    _die_with_parent(parent)
-                    answer: tuple[str, Any] = ("replayed", _replay_here(share, converter))
-                except BaseException as error:  # handed back
-                    answer = _failure(error)
-                with os.fdopen(write, "wb") as out:
-                    out.write(pickle.dumps(answer))
-            finally:
-                os._exit(0)
+            for other in (read, answer_to, *(back for _, back in forked)):
+                os.close(other)
+
+            def replayed(share: list[tuple[str, int, bytes]] = share) -> Any:
+                _die_with_parent(parent)
+                return _replay_here(share, converter)
+
+            _hand_back(write, replayed)
         os.close(write)
         forked.append((pid, read))
     reached = _replay_here(shares[0], converter)
