@@ -40,5 +40,8 @@ async def plan_clock(request: PlanClockRequest) -> Deadline:
         responsible_person=request.responsible_person,
         policy_version=request.policy_version,
     )
-    log.info("clock planned", incident_id=request.incident_id, key=request.key, due=due.isoformat())
+    # A computation, not an effect: its result is in the history, the line only for debugging.
+    log.debug(
+        "clock planned", incident_id=request.incident_id, key=request.key, due=due.isoformat()
+    )
     return deadline

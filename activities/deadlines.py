@@ -33,7 +33,8 @@ async def plan_deadlines(request: PlanDeadlines) -> DeadlinePlan:
         )
         for key, rule in policy.deadlines_for(request.sensitivity).items()
     ]
-    log.info(
+    # A computation, not an effect: its result is in the history, the line only for debugging.
+    log.debug(
         "deadlines planned",
         incident_id=request.incident_id,
         due={d.key: d.due_at.isoformat() for d in deadlines},

@@ -10,11 +10,13 @@ time-skipping server; the deadlines of single copies are real seconds, kept shor
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -35,6 +37,7 @@ from tests.receivers import (
     write_channels,
 )
 from worker import create_worker
+from yuqing.audit.projection import projected_trail
 from yuqing.channels import load_channels
 from yuqing.effects import SendNotification
 from yuqing.roles import Role
@@ -93,6 +96,18 @@ def report_notice(state: IncidentState) -> Notification | None:
     return next((n for n in state.notifications if n.kind == "report"), None)
 
 
+async def copied(driver: IncidentDriver, lines: int) -> list[dict[str, Any]]:
+    """The incident's rows of the audit table, once it holds `lines` of them (the copy is an
+    activity of its own: its rows come a moment after the state shows the lines)."""
+    assert driver.handle is not None
+    for _ in range(400):
+        rows = await projected_trail(driver.pool, driver.handle.id)
+        if len(rows) >= lines:
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the audit table holds {len(rows)} of {lines} lines")
+
+
 def is_pending(notice: Notification | None) -> bool:
     return notice is not None and notice.status == "pending"
 
@@ -127,6 +142,11 @@ async def test_a_notice_waiting_for_a_mail_server_that_is_down_shows_as_pending_
             assert notice.waiting_since is not None and notice.attempts == 1
             assert notice.channel == "email"
             assert all(e.kind != "notified" for e in state.trail)
+            # The decision's lines are copied meanwhile: the copy waits for a notice's first
+            # try (patch speed-settled-copies), not for its channel to come back.
+            assert [row["kind"] for row in await copied(driver, state.trail_total)] == [
+                e.kind for e in state.trail
+            ]
             details = await current_details(driver)
             assert "Waiting for a channel" in details
             assert f"notice report ({notice.subject}): pending since" in details

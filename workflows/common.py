@@ -314,6 +314,8 @@ AUDIT_PROJECTION_PATCH = "audit-projection"
 # most this many bytes (of JSON) and lines; a single line is at most ~4 KB (yuqing.decider).
 RECORD_BATCH_BYTES = 64 * 1024
 RECORD_BATCH_LINES = 200
+# (speed) Lines that wait for their effects' first tries (SPEED_PATCH) go anyway at this many.
+SETTLING_LINES = 20
 
 
 class Projector:
@@ -334,6 +336,7 @@ class Projector:
         batched: bool,
         lean: bool = False,
         yielding: Callable[[], bool] | None = None,
+        settling: Callable[[], bool] | None = None,
     ) -> None:
         self.state = state
         self.post_id = post_id
@@ -346,6 +349,9 @@ class Projector:
         # (tools) Whether the workflow is ready to continue as new with the lines not copied
         # yet: then no copy begins, whichever of the two resumes first in a workflow task.
         self.yielding = yielding or (lambda: False)
+        # (speed, SPEED_PATCH) Whether an effect of the last decision is on its first try: its
+        # line (the notice sent, the statement out) then goes in the same copy as the decision's.
+        self.settling = settling or (lambda: False)
         self.position = state.trail_offset
         self.busy = False
         # Set while the workflow readies to continue as new: no new copy begins.
@@ -364,7 +370,8 @@ class Projector:
         state = self.state
         while True:
             await workflow.wait_condition(
-                lambda: (state.trail_total > self.position and not self.held()) or self.ending()
+                lambda: (state.trail_total > self.position and not self.held() and self._due())
+                or self.ending()
             )
             if self.held() and not self.ending():
                 continue  # woken together with the workflow's move to its next run
@@ -404,6 +411,11 @@ class Projector:
             elif self.batched and deadlines:
                 self._deadlines_sent = sent
             self.position += len(entries)
+
+    def _due(self) -> bool:
+        """Whether the lines waiting go now: no effect of theirs on its first try, or so many
+        waiting (decisions coming faster than their effects end) that they go regardless."""
+        return not self.settling() or self.unprojected() >= SETTLING_LINES
 
     def _batch(self) -> list[TrailEntry]:
         held = self.state.trail[self.position - self.state.trail_offset :]
@@ -510,6 +522,46 @@ def said(summary: str | None) -> str | None:
     """An activity's `summary`, or None in a run whose activities go without (its `_unsaid`,
     set in run())."""
     return None if getattr(workflow.instance(), "_unsaid", False) else summary
+
+
+# -- speed (issue 9): fewer workflow tasks per decision ------------------------------------------
+# Runs that begin now copy their trail once the decision's own effects (its notices, its
+# statement's publications, a clock to plan, more evidence to fix) have had their first try,
+# so that one copy carries the decision and what it sent, instead of one copy each: a first
+# try ends within DELIVERY_TIMEOUT (workflows/delivery.py), and one that fails does not hold
+# the copy while the delivery waits for its channel. Their clocks are planned by a local
+# activity (a computation: only its result is kept). Asked at the top of run().
+SPEED_PATCH = "speed-settled-copies"
+
+
+class Settling:
+    """The effects on their first try (SPEED_PATCH): the trail's copy waits while any is."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.count = 0
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+    def begin(self) -> Callable[[], None]:
+        """Count one effect in; returns what counts it out (once, however often it is called)."""
+        if not self.enabled:
+            return _nothing
+        self.count += 1
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self.count -= 1
+
+        return end
+
+
+def _nothing() -> None:
+    pass
 
 
 def swept_from_start() -> bool:

@@ -44,12 +44,14 @@ with workflow.unsafe.imports_passed_through():
         NOTICE_TEXT_PATCH,
         PLAN_MESSAGES_PATCH,
         QUICK,
+        SPEED_PATCH,
         TRAIL_MESSAGES_PATCH,
         UPDATE,
         Inbound,
         Inboxed,
         Pacer,
         Projector,
+        Settling,
         archive_when_closed,
         contract_signals,
         lean_from_start,
@@ -176,6 +178,7 @@ class IncidentWorkflow(Inboxed):
         self._plan_messages = False
         self._notice_texts = False
         self._memo_at_start = False
+        self._settling = Settling(False)
         # hist: set in `run` (workflows/common.said reads it).
         self._unsaid = False
         self._effects: set[asyncio.Task[None]] = set()
@@ -270,6 +273,8 @@ class IncidentWorkflow(Inboxed):
         self._projector_yields = self._bounded and (
             workflow.patched(PROJECTOR_YIELDS_PATCH) or self._replayed_yielding
         )
+        # speed: one trail copy per decision and what it sent; clocks planned locally.
+        self._settling = Settling(self._projector_yields and workflow.patched(SPEED_PATCH))
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -293,6 +298,7 @@ class IncidentWorkflow(Inboxed):
                 batched=self._bounded,
                 lean=self._lean,
                 yielding=self._yielding if self._projector_yields else None,
+                settling=self._settling,
             )
             projector = asyncio.get_running_loop().create_task(self._projector.run())
         self._arm_deadlines()
@@ -702,9 +708,18 @@ class IncidentWorkflow(Inboxed):
         activity."""
         incident = self._incident
         assert incident is not None
-        deadline = await planned_clock(incident.state.incident_id, effect, incident.policy)
-        self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
-        self._publish_search_attributes()
+        settled = self._settling.begin()
+        try:
+            deadline = await planned_clock(
+                incident.state.incident_id,
+                effect,
+                incident.policy,
+                local=self._settling.enabled,
+            )
+            self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
+            self._publish_search_attributes()
+        finally:
+            settled()
 
     def _start_publication(self, effect: Publish, channel: PublicationChannel) -> None:
         carried = None
@@ -749,6 +764,13 @@ class IncidentWorkflow(Inboxed):
             self._pending.pop(number, None)
 
     async def _notify(self, notice: Notify) -> None:
+        settled = self._settling.begin()
+        try:
+            await self._send_notice(notice, settled)
+        finally:
+            settled()
+
+    async def _send_notice(self, notice: Notify, settled: Callable[[], None]) -> None:
         incident = self._incident
         assert incident is not None
         state = incident.state
@@ -766,7 +788,7 @@ class IncidentWorkflow(Inboxed):
             incident.record_notification(await drill_notice(request, notice.summary))
             return
         if workflow.patched(DELIVERY_PATCH):
-            incident.record_notification(await self._notify_in_rounds(notice, request))
+            incident.record_notification(await self._notify_in_rounds(notice, request, settled))
             workflow.set_current_details(self._details())
             return
         sent = await NotificationActivities.send_notification.run(
@@ -777,7 +799,9 @@ class IncidentWorkflow(Inboxed):
         )
         incident.record_notification(sent)
 
-    async def _notify_in_rounds(self, notice: Notify, request: SendNotification) -> Notification:
+    async def _notify_in_rounds(
+        self, notice: Notify, request: SendNotification, settled: Callable[[], None]
+    ) -> Notification:
         """The notice sent, shown `pending` in the state meanwhile (workflows/delivery.py)."""
         state = self._incident.state  # type: ignore[union-attr]
         key = request.idempotency_key
@@ -787,6 +811,7 @@ class IncidentWorkflow(Inboxed):
             entry = pending_notice(key, request.kind, request.subject, names, waited, channel)
             put(state.notifications, entry)
             workflow.set_current_details(self._details())
+            settled()  # its first try is over: the copy need not wait for the channel
 
         sent, waited = await deliver(
             lambda policy, summary: NotificationActivities.send_notification.run(
@@ -804,6 +829,15 @@ class IncidentWorkflow(Inboxed):
 
     async def _publish_on(self, publish: Publish, channel: PublicationChannel) -> None:
         """Publish on one channel; each is recorded as it goes out, the first meets the 24 h."""
+        settled = self._settling.begin()
+        try:
+            await self._publish_statement(publish, channel, settled)
+        finally:
+            settled()
+
+    async def _publish_statement(
+        self, publish: Publish, channel: PublicationChannel, settled: Callable[[], None]
+    ) -> None:
         incident = self._incident
         assert incident is not None and incident.state.grade is not None
         state = incident.state
@@ -822,7 +856,7 @@ class IncidentWorkflow(Inboxed):
         if state.drill is not None:
             publication = await drill_statement(request, summary)
         elif workflow.patched(DELIVERY_PATCH):
-            publication = await self._publish_in_rounds(request, summary)
+            publication = await self._publish_in_rounds(request, summary, settled)
         else:
             publication = await PublicationActivities.publish_statement.run(
                 request,
@@ -841,7 +875,9 @@ class IncidentWorkflow(Inboxed):
             return {"policy_sha256": config.policy_sha256}
         return {"policy": incident.policy}
 
-    async def _publish_in_rounds(self, request: PublishStatement, summary: str) -> Publication:
+    async def _publish_in_rounds(
+        self, request: PublishStatement, summary: str, settled: Callable[[], None]
+    ) -> Publication:
         """The statement published, shown `pending` in the state meanwhile."""
         state = self._incident.state  # type: ignore[union-attr]
         key = request.idempotency_key
@@ -856,6 +892,7 @@ class IncidentWorkflow(Inboxed):
             )
             put(state.publications, entry)
             workflow.set_current_details(self._details())
+            settled()
 
         publication, waited = await deliver(
             lambda policy, label: PublicationActivities.publish_statement.run(
@@ -957,6 +994,13 @@ class IncidentWorkflow(Inboxed):
         return post is not None and post.open
 
     async def _fix_more_evidence(self, effect: FixMoreEvidence) -> None:
+        settled = self._settling.begin()
+        try:
+            await self._fix_evidence(effect)
+        finally:
+            settled()
+
+    async def _fix_evidence(self, effect: FixMoreEvidence) -> None:
         incident = self._incident
         assert incident is not None
         request = FixEvidence(

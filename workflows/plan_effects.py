@@ -52,8 +52,12 @@ def recipients(roster: Roster, notice: Notify, unit: str) -> list[Recipient]:
     return found + [r for r in named if r.id not in seen]
 
 
-async def planned_clock(incident_id: str, effect: PlanClock, policy: Policy) -> Deadline:
-    return await plan_clock.run(
+async def planned_clock(
+    incident_id: str, effect: PlanClock, policy: Policy, *, local: bool = False
+) -> Deadline:
+    """The clock's deadline; `local` (SPEED_PATCH): by a local activity, a computation."""
+    run = plan_clock.run_local if local else plan_clock.run
+    return await run(
         PlanClockRequest(
             incident_id=incident_id,
             key=effect.key,
