@@ -370,8 +370,10 @@ class Projector:
         state = self.state
         while True:
             await workflow.wait_condition(
-                lambda: (state.trail_total > self.position and not self.held() and self._due())
-                or self.ending()
+                lambda: (
+                    (state.trail_total > self.position and not self.held() and self._due())
+                    or self.ending()
+                )
             )
             if self.held() and not self.ending():
                 continue  # woken together with the workflow's move to its next run

@@ -560,12 +560,14 @@ class IncidentWorkflow(Inboxed):
         await archive_when_closed(incident.state.incident_id, None, swept=self._swept)
         while True:
             await workflow.wait_condition(
-                lambda: not self._carryable()
-                or (
-                    not projector.busy
-                    and not self._reading_post
-                    and workflow.all_handlers_finished()
-                    and projector.unprojected() <= CARRIED_TRAIL_LINES
+                lambda: (
+                    not self._carryable()
+                    or (
+                        not projector.busy
+                        and not self._reading_post
+                        and workflow.all_handlers_finished()
+                        and projector.unprojected() <= CARRIED_TRAIL_LINES
+                    )
                 )
             )
             if not self._carryable():
@@ -1023,9 +1025,11 @@ class IncidentWorkflow(Inboxed):
         for number, post_id in enumerate(effect.post_ids):
             # The child may still be starting when the signal for it is decided.
             await workflow.wait_condition(
-                lambda: post_id in self._started_posts  # noqa: B023
-                or post_id in self._posts  # noqa: B023
-                or not self._post_open(post_id)  # noqa: B023
+                lambda: (
+                    post_id in self._started_posts  # noqa: B023
+                    or post_id in self._posts  # noqa: B023
+                    or not self._post_open(post_id)
+                )  # noqa: B023
             )
             post = self._incident.state.post(post_id) if self._incident else None
             target: Any = self._posts.get(post_id)
@@ -1189,9 +1193,9 @@ def _clock_fields(data: dict[str, Any]) -> dict[str, Any]:
     starts_at = data["starts_at"]
     remind_after = data.get("remind_after")
     return {
-        "starts_at": starts_at if isinstance(starts_at, datetime) else datetime.fromisoformat(
-            starts_at
-        ),
+        "starts_at": starts_at
+        if isinstance(starts_at, datetime)
+        else datetime.fromisoformat(starts_at),
         "remind_after": tuple(remind_after) if remind_after is not None else None,
         "remind": tuple(Role(r) for r in data["remind"]),
         "escalate_to": tuple(Role(r) for r in data["escalate_to"]),
