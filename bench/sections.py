@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from bench.drive import (
     AFTER_PUBLICATION,
@@ -200,7 +200,7 @@ def _bearer(person: str) -> dict[str, str]:
 async def approvals(
     stack: BenchStack,
     drivers: Drivers,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     *,
     concurrency: int,
     rounds: int,
@@ -232,16 +232,16 @@ async def approvals(
         incident_id = queues[kind].pop()
         started = time.perf_counter()
         if kind == "yuqing":
-            response = await http.post(
+            async with http.post(
                 f"/incidents/{incident_id}/approvals/unit_head",
                 json=APPROVAL,
                 headers=_bearer(UNIT_HEAD),
-            )
+            ) as response:
+                answer = await response.read()  # the whole answer, as the caller would
             took = time.perf_counter() - started
-            if response.status_code != 200:
-                raise RuntimeError(
-                    f"approval of {incident_id}: {response.status_code} {response.text}"
-                )
+            if response.status != 200:
+                said = answer.decode(errors="replace")
+                raise RuntimeError(f"approval of {incident_id}: {response.status} {said}")
         elif kind == "client":
             await drivers.yuqing_decide(
                 drivers.workflow_id("yuqing", incident_id),
@@ -278,7 +278,7 @@ def _with_client(chunk: int, kind: str, first: int) -> list[tuple[int, str]]:
 async def intakes(
     stack: BenchStack,
     drivers: Drivers,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     *,
     concurrency: int,
     rounds: int,
@@ -295,10 +295,13 @@ async def intakes(
         started = time.perf_counter()
         if kind == "yuqing":
             body = {**demo("01-incident.json"), "incident_id": incident_id}
-            response = await http.post("/incidents", json=body, headers=_bearer(REPORTER))
+            async with http.post("/incidents", json=body, headers=_bearer(REPORTER)) as response:
+                answer = await response.read()
             took = time.perf_counter() - started
-            if response.status_code != 201:
-                raise RuntimeError(f"report {incident_id}: {response.status_code} {response.text}")
+            if response.status != 201:
+                raise RuntimeError(
+                    f"report {incident_id}: {response.status} {answer.decode(errors='replace')}"
+                )
         else:
             await drivers.bare_report(incident_id)
             took = time.perf_counter() - started
