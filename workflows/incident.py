@@ -1028,8 +1028,8 @@ class IncidentWorkflow(Inboxed):
                 lambda: (
                     post_id in self._started_posts  # noqa: B023
                     or post_id in self._posts  # noqa: B023
-                    or not self._post_open(post_id)
-                )  # noqa: B023
+                    or not self._post_open(post_id)  # noqa: B023
+                )
             )
             post = self._incident.state.post(post_id) if self._incident else None
             target: Any = self._posts.get(post_id)
