@@ -3,7 +3,8 @@
 A replay is Python on one core: the SDK's worker and today's workflows to import (half a
 second), then every workflow task of every run. In one process, the import competes for the
 GIL with the reading of the histories, and the runs with each other. Here a process is forked
-as the audit begins, before anything has started a thread (the SDK's Rust runtime among them:
+as `yuqing` begins (`start_early`; as the audit begins when not run from there), before
+anything has started a thread (the SDK's Rust runtime among them:
 a fork after it would copy its locks, not its threads); it imports the replayer while the
 audit reads the histories, then forks one more process for each other core (the imports
 shared, copy-on-write), and each replays its share of the runs (a run's history holds all it needs:
@@ -19,14 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from yuqing.audit.history import TrailLine
-
+# (tools) Nothing heavy at module level: `yuqing`'s entry point forks the replayer from here
+# before it imports anything else (`start_early`).
 if TYPE_CHECKING:
     import asyncio
 
     from temporalio.converter import DataConverter
 
-    from yuqing.audit.history import AnyRun
+    from yuqing.audit.history import AnyRun, TrailLine
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class ReplayProcess:
         self._jobs: int | None = jobs
         self._results = results
         self._reaped = False
+        self._answered = False
 
     @classmethod
     def start(cls, converter: Callable[[], DataConverter]) -> ReplayProcess | None:
@@ -111,10 +113,11 @@ class ReplayProcess:
             for index, run in enumerate(runs)
         ]
         loop = asyncio.get_running_loop()
-        answer = loop.run_in_executor(None, self._exchange, pickle.dumps(jobs))
+        answered: asyncio.Future[Any] = loop.create_future()
+        loop.run_in_executor(None, self._exchange, pickle.dumps(jobs), loop, answered)
 
         async def reached() -> dict[str, ReplayedTrail]:
-            return dict(_answer(await answer))
+            return dict(await answered)
 
         # A task, so that an audit that fails before it awaits this leaves nothing unawaited.
         return asyncio.ensure_future(reached())
@@ -122,8 +125,9 @@ class ReplayProcess:
     def close(self) -> None:
         """End the replayer at once unless its answer is in: the audit failed (or was
         stopped) before it needed the replay. Before the hand-over this also reaps it; after,
-        the thread waiting for its answer sees the pipe close and reaps it."""
-        if self._reaped:
+        the thread waiting for its answer sees the pipe close and reaps it (as it does one
+        that answered, which ends by itself)."""
+        if self._reaped or self._answered:
             return
         import signal
 
@@ -139,7 +143,11 @@ class ReplayProcess:
             os.waitpid(self._pid, 0)
             self._reaped = True
 
-    def _exchange(self, message: bytes) -> bytes:
+    def _exchange(
+        self, message: bytes, loop: asyncio.AbstractEventLoop, answered: asyncio.Future[Any]
+    ) -> None:
+        """In a thread: the histories handed over, the answer read and given to `answered`
+        (or why there is none), the replayer reaped."""
         assert self._jobs is not None, "a replayer replays once"
         jobs, self._jobs = self._jobs, None
         try:
@@ -149,10 +157,79 @@ class ReplayProcess:
             except BrokenPipeError:
                 pass  # it stopped before reading them (a failed import): its answer says why
             with os.fdopen(self._results, "rb") as back:
-                return back.read()
-        finally:
+                found = _answer(back.read())
+        except BaseException as error:
+            self._reap()
+            _settle(loop, answered, error=error)
+            return
+        # (tools) The answer is whole once the replayer closes its end, which it does before
+        # it exits; the system then takes tens of milliseconds to tear that process down, so
+        # the audit has the answer first and the reaping goes on meanwhile.
+        self._answered = True
+        _settle(loop, answered, found)
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
             os.waitpid(self._pid, 0)
-            self._reaped = True
+        except ChildProcessError:
+            pass
+        self._reaped = True
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    answered: asyncio.Future[Any],
+    found: Any = None,
+    error: BaseException | None = None,
+) -> None:
+    """`answered` given `found` (or `error`), from a thread; nothing if the audit has stopped
+    waiting (its future cancelled, its loop closed)."""
+
+    def settle() -> None:
+        if answered.done():
+            return
+        if error is None:
+            answered.set_result(found)
+        else:
+            answered.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed
+        pass
+
+
+_EARLY: list[ReplayProcess] = []
+
+
+def start_early(args: list[str]) -> None:
+    """(tools) At `yuqing`'s entry point, before it imports its commands: when the command
+    line asks for `audit ... --replay`, the replayer is forked at once, so that its imports
+    (the SDK's worker, today's workflows: the longest wait before a replay can begin) run
+    while this process imports its own and reads the histories. The audit takes it with
+    `take_early`; `close_early` ends one nobody took (a command line read otherwise)."""
+    wanted = "audit" in args and "--replay" in args and not {"--help", "-h"} & set(args)
+    if wanted and not _EARLY:
+        # What both processes need (the SDK's protos, service and converters, pydantic) is
+        # imported before the fork, once; the command line's own modules after it, here.
+        import yuqing.audit.history  # noqa: F401
+        from yuqing.client import plain_data_converter
+
+        started = ReplayProcess.start(plain_data_converter)
+        if started is not None:
+            _EARLY.append(started)
+
+
+def take_early() -> ReplayProcess | None:
+    """The replayer `start_early` forked, if any, now the caller's (once)."""
+    return _EARLY.pop() if _EARLY else None
+
+
+def close_early() -> None:
+    """End the replayer `start_early` forked if no command took it."""
+    while _EARLY:
+        _EARLY.pop().close()
 
 
 def _threads() -> int:
@@ -324,10 +401,27 @@ def _replay_here(
     replayed = asyncio.run(_replay_runs(runs, converter()))
     return {
         (wf, index): RunReplayed(
-            lines=run.trail,
+            lines=_plain_lines(run.trail),
             error=run.error,
             reached=run.state is not None,
             grade=run.grade,
         )
         for (wf, index, _), run in zip(share, replayed, strict=True)
     }
+
+
+def _plain_lines(lines: list[TrailLine]) -> list[TrailLine]:
+    """(tools) The lines with their message as JSON values, as a history holds it (and
+    `TrailLine.read` reads it): a message's params keep the models' enums, and unpickling
+    those made the audit import the models to read the answer (30 ms of its 33 there). Only how
+    a line reads changes, which no comparison looks at (`TrailLine.message`)."""
+    import dataclasses
+
+    from pydantic_core import to_jsonable_python
+
+    return [
+        line
+        if line.message is None
+        else dataclasses.replace(line, message=to_jsonable_python(line.message))
+        for line in lines
+    ]

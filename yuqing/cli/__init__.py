@@ -16,34 +16,60 @@ command needs inside the command, so `yuqing --help` and every command start at 
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import TYPE_CHECKING, Any
 
-from yuqing.cli import audit, incidents, keys, plan, posts, record, tokens
-from yuqing.cli.group import YuqingGroup
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="yuqing",
-    help="Report, approve, publish, close and review public-opinion incidents through the "
-    "Yuqing HTTP API, and audit their decision trails. The token (YUQING_TOKEN or --token) "
-    "says who you are. Exit codes: 0 done, 1 refused, 2 bad input, 3 a service unreachable "
-    "(named), 4 a bug. Language: Chinese by default, YUQING_LANG=en (or LANG=en_*) for "
-    "English.",
-    cls=YuqingGroup,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-)
+    app: typer.Typer
 
-# In this order in --help.
-for group in (incidents, posts, plan, audit, record, tokens, keys):
-    app.add_typer(group.app)
+
+def _app() -> typer.Typer:
+    """The command line, built when first asked for (`app`): `main` forks first."""
+    import typer
+
+    from yuqing.cli import audit, incidents, keys, plan, posts, record, tokens
+    from yuqing.cli.group import YuqingGroup
+
+    built = typer.Typer(
+        name="yuqing",
+        help="Report, approve, publish, close and review public-opinion incidents through the "
+        "Yuqing HTTP API, and audit their decision trails. The token (YUQING_TOKEN or --token) "
+        "says who you are. Exit codes: 0 done, 1 refused, 2 bad input, 3 a service unreachable "
+        "(named), 4 a bug. Language: Chinese by default, YUQING_LANG=en (or LANG=en_*) for "
+        "English.",
+        cls=YuqingGroup,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
+    # In this order in --help.
+    for group in (incidents, posts, plan, audit, record, tokens, keys):
+        built.add_typer(group.app)
+    globals()["app"] = built
+    return built
+
+
+def __getattr__(name: str) -> Any:
+    # `from yuqing.cli import app` (the tests) builds it.
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """The `yuqing` command (and `python -m yuqing.cli`)."""
+    # (tools) `yuqing audit ID --replay` forks its replayer before anything is imported here
+    # (yuqing.audit.forked.start_early): the replayer's imports, the longest wait before the
+    # replay can begin, then overlap this process's own and its reading of the histories.
+    from yuqing.audit import forked
+
+    forked.start_early(sys.argv[1:])
     try:
-        app()
+        _app()()
     finally:
+        forked.close_early()
         # (tools) The process ends here: what it holds (histories read, every module) goes
         # back to the system whole, and need not be walked by the collector on the way out
         # (a tenth of a second after `yuqing audit` of a thousand lines, more with --replay).

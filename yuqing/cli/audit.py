@@ -160,12 +160,13 @@ def audit(
     settings = Settings.from_env()
     replayer = None
     if replay:
-        from yuqing.audit.forked import ReplayProcess
+        from yuqing.audit.forked import ReplayProcess, take_early
         from yuqing.client import plain_data_converter
 
-        # (tools) Forked now, before the Temporal connection starts the SDK's threads: it
-        # imports the replayer while the histories are read, then replays every run at once.
-        replayer = ReplayProcess.start(plain_data_converter)
+        # (tools) Forked before the Temporal connection starts the SDK's threads: it imports
+        # the replayer while the histories are read, then replays every run at once. The
+        # `yuqing` entry point forks it first thing (`start_early`); here otherwise.
+        replayer = take_early() or ReplayProcess.start(plain_data_converter)
     try:
         differences = tool.run(_audit(settings, incident_id, fmt, output, check, replay, replayer))
     finally:
