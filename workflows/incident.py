@@ -179,6 +179,9 @@ class IncidentWorkflow(Inboxed):
         self._notice_texts = False
         self._memo_at_start = False
         self._settling = Settling(False)
+        # (speed) Clocks being planned by a local activity: the run continues as new only
+        # once none is (as with a post being read), so no local activity is left behind.
+        self._planning = 0
         # hist: set in `run` (workflows/common.said reads it).
         self._unsaid = False
         self._effects: set[asyncio.Task[None]] = set()
@@ -565,6 +568,7 @@ class IncidentWorkflow(Inboxed):
                     or (
                         not projector.busy
                         and not self._reading_post
+                        and not self._planning
                         and workflow.all_handlers_finished()
                         and projector.unprojected() <= CARRIED_TRAIL_LINES
                     )
@@ -573,7 +577,12 @@ class IncidentWorkflow(Inboxed):
             if not self._carryable():
                 return
             # Tasks woken with this one may have begun a copy or a read: check again, now.
-            if not projector.busy and not self._reading_post and workflow.all_handlers_finished():
+            if (
+                not projector.busy
+                and not self._reading_post
+                and not self._planning
+                and workflow.all_handlers_finished()
+            ):
                 break
         projector.hold = True  # no copy may begin in this run any more
         state = incident.state
@@ -711,13 +720,15 @@ class IncidentWorkflow(Inboxed):
         incident = self._incident
         assert incident is not None
         settled = self._settling.begin()
+        local = self._settling.enabled
+        self._planning += local
         try:
-            deadline = await planned_clock(
-                incident.state.incident_id,
-                effect,
-                incident.policy,
-                local=self._settling.enabled,
-            )
+            try:
+                deadline = await planned_clock(
+                    incident.state.incident_id, effect, incident.policy, local=local
+                )
+            finally:
+                self._planning -= local
             self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
             self._publish_search_attributes()
         finally:

@@ -148,9 +148,9 @@ class ReplayProcess:
     ) -> None:
         """In a thread: the histories handed over, the answer read and given to `answered`
         (or why there is none), the replayer reaped."""
-        assert self._jobs is not None, "a replayer replays once"
-        jobs, self._jobs = self._jobs, None
         try:
+            assert self._jobs is not None, "a replayer replays once"
+            jobs, self._jobs = self._jobs, None
             try:
                 with os.fdopen(jobs, "wb") as out:
                     out.write(message)

@@ -65,7 +65,10 @@ def main() -> None:
     # replay can begin, then overlap this process's own and its reading of the histories.
     from yuqing.audit import forked
 
-    forked.start_early(sys.argv[1:])
+    try:
+        forked.start_early(sys.argv[1:])
+    except Exception:  # the audit then forks (or replays) by itself
+        forked.close_early()
     try:
         _app()()
     finally:
