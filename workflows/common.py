@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -546,10 +547,13 @@ class Settling:
     def __call__(self) -> bool:
         return self.count > 0
 
-    def begin(self) -> Callable[[], None]:
-        """Count one effect in; returns what counts it out (once, however often it is called)."""
+    @contextmanager
+    def first_try(self) -> Iterator[Callable[[], None]]:
+        """One effect counted in while it runs; it may count itself out sooner with what it is
+        given (a delivery whose first try failed), once however often it calls it."""
         if not self.enabled:
-            return _nothing
+            yield _nothing
+            return
         self.count += 1
         ended = False
 
@@ -559,7 +563,10 @@ class Settling:
                 ended = True
                 self.count -= 1
 
-        return end
+        try:
+            yield end
+        finally:
+            end()
 
 
 def _nothing() -> None:

@@ -719,10 +719,9 @@ class IncidentWorkflow(Inboxed):
         activity."""
         incident = self._incident
         assert incident is not None
-        settled = self._settling.begin()
         local = self._settling.enabled
-        self._planning += local
-        try:
+        with self._settling.first_try():
+            self._planning += local
             try:
                 deadline = await planned_clock(
                     incident.state.incident_id, effect, incident.policy, local=local
@@ -731,8 +730,6 @@ class IncidentWorkflow(Inboxed):
                 self._planning -= local
             self._carry_out(Outcome(effects=incident.clock_planned(deadline, workflow.now())))
             self._publish_search_attributes()
-        finally:
-            settled()
 
     def _start_publication(self, effect: Publish, channel: PublicationChannel) -> None:
         carried = None
@@ -777,40 +774,34 @@ class IncidentWorkflow(Inboxed):
             self._pending.pop(number, None)
 
     async def _notify(self, notice: Notify) -> None:
-        settled = self._settling.begin()
-        try:
-            await self._send_notice(notice, settled)
-        finally:
-            settled()
-
-    async def _send_notice(self, notice: Notify, settled: Callable[[], None]) -> None:
-        incident = self._incident
-        assert incident is not None
-        state = incident.state
-        request = SendNotification(
-            idempotency_key=f"{state.workflow_id}/{notice.key}",
-            incident_id=state.incident_id,
-            kind=notice.kind,
-            subject=notice.subject,
-            # hist (lean): a notice kept as data is rendered by the activity, body and all.
-            body="" if self._lean and notice.text is not None else notice.body,
-            recipients=recipients(incident.roster, notice, state.unit),
-            text=notice.text,
-        )
-        if state.drill is not None:
-            incident.record_notification(await drill_notice(request, notice.summary))
-            return
-        if workflow.patched(DELIVERY_PATCH):
-            incident.record_notification(await self._notify_in_rounds(notice, request, settled))
-            workflow.set_current_details(self._details())
-            return
-        sent = await NotificationActivities.send_notification.run(
-            request,
-            start_to_close_timeout=QUICK,
-            retry_policy=DELIVERY_RETRY,
-            summary=notice.summary,
-        )
-        incident.record_notification(sent)
+        with self._settling.first_try() as settled:
+            incident = self._incident
+            assert incident is not None
+            state = incident.state
+            request = SendNotification(
+                idempotency_key=f"{state.workflow_id}/{notice.key}",
+                incident_id=state.incident_id,
+                kind=notice.kind,
+                subject=notice.subject,
+                # hist (lean): a notice kept as data is rendered by the activity, body and all.
+                body="" if self._lean and notice.text is not None else notice.body,
+                recipients=recipients(incident.roster, notice, state.unit),
+                text=notice.text,
+            )
+            if state.drill is not None:
+                incident.record_notification(await drill_notice(request, notice.summary))
+                return
+            if workflow.patched(DELIVERY_PATCH):
+                incident.record_notification(await self._notify_in_rounds(notice, request, settled))
+                workflow.set_current_details(self._details())
+                return
+            sent = await NotificationActivities.send_notification.run(
+                request,
+                start_to_close_timeout=QUICK,
+                retry_policy=DELIVERY_RETRY,
+                summary=notice.summary,
+            )
+            incident.record_notification(sent)
 
     async def _notify_in_rounds(
         self, notice: Notify, request: SendNotification, settled: Callable[[], None]
@@ -842,44 +833,36 @@ class IncidentWorkflow(Inboxed):
 
     async def _publish_on(self, publish: Publish, channel: PublicationChannel) -> None:
         """Publish on one channel; each is recorded as it goes out, the first meets the 24 h."""
-        settled = self._settling.begin()
-        try:
-            await self._publish_statement(publish, channel, settled)
-        finally:
-            settled()
-
-    async def _publish_statement(
-        self, publish: Publish, channel: PublicationChannel, settled: Callable[[], None]
-    ) -> None:
-        incident = self._incident
-        assert incident is not None and incident.state.grade is not None
-        state = incident.state
-        draft = next(d for d in state.drafts if d.version == publish.draft_version)
-        request = PublishStatement(
-            idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
-            incident_id=state.incident_id,
-            channel=channel,
-            draft_version=draft.version,
-            text=draft.text,
-            grade=state.grade,
-            approvals=state.approvals,
-            **self._policy_by_digest(incident),
-        )
-        summary = f"publish statement v{draft.version} on {channel}"
-        if state.drill is not None:
-            publication = await drill_statement(request, summary)
-        elif workflow.patched(DELIVERY_PATCH):
-            publication = await self._publish_in_rounds(request, summary, settled)
-        else:
-            publication = await PublicationActivities.publish_statement.run(
-                request,
-                start_to_close_timeout=QUICK,
-                retry_policy=DELIVERY_RETRY,
-                summary=summary,
+        with self._settling.first_try() as settled:
+            incident = self._incident
+            assert incident is not None and incident.state.grade is not None
+            state = incident.state
+            draft = next(d for d in state.drafts if d.version == publish.draft_version)
+            request = PublishStatement(
+                idempotency_key=f"{state.workflow_id}/draft-{draft.version}/{channel}",
+                incident_id=state.incident_id,
+                channel=channel,
+                draft_version=draft.version,
+                text=draft.text,
+                grade=state.grade,
+                approvals=state.approvals,
+                **self._policy_by_digest(incident),
             )
-        incident.published_on(publication, workflow.now())
-        self._publish_search_attributes()
-        workflow.set_current_details(self._details())
+            summary = f"publish statement v{draft.version} on {channel}"
+            if state.drill is not None:
+                publication = await drill_statement(request, summary)
+            elif workflow.patched(DELIVERY_PATCH):
+                publication = await self._publish_in_rounds(request, summary, settled)
+            else:
+                publication = await PublicationActivities.publish_statement.run(
+                    request,
+                    start_to_close_timeout=QUICK,
+                    retry_policy=DELIVERY_RETRY,
+                    summary=summary,
+                )
+            incident.published_on(publication, workflow.now())
+            self._publish_search_attributes()
+            workflow.set_current_details(self._details())
 
     def _policy_by_digest(self, incident: Incident) -> dict[str, Any]:
         """The policy for an activity to check against: its digest, or (older runs) itself."""
@@ -1007,30 +990,24 @@ class IncidentWorkflow(Inboxed):
         return post is not None and post.open
 
     async def _fix_more_evidence(self, effect: FixMoreEvidence) -> None:
-        settled = self._settling.begin()
-        try:
-            await self._fix_evidence(effect)
-        finally:
-            settled()
-
-    async def _fix_evidence(self, effect: FixMoreEvidence) -> None:
-        incident = self._incident
-        assert incident is not None
-        request = FixEvidence(
-            incident_id=incident.state.incident_id,
-            items=[EvidenceItem.model_validate(item) for item in effect.items],
-            first_index=effect.first_index,
-        )
-        summary = f"fix {len(effect.items)} more evidence item(s)"
-        if incident.state.drill is not None:
-            fixed = await drill_evidence(request, summary)
-        else:
-            fixed = await EvidenceActivities.fix_evidence.run(
-                request,
-                start_to_close_timeout=QUICK,
-                summary=said(summary),
+        with self._settling.first_try():
+            incident = self._incident
+            assert incident is not None
+            request = FixEvidence(
+                incident_id=incident.state.incident_id,
+                items=[EvidenceItem.model_validate(item) for item in effect.items],
+                first_index=effect.first_index,
             )
-        incident.record_evidence(fixed.items, workflow.now())
+            summary = f"fix {len(effect.items)} more evidence item(s)"
+            if incident.state.drill is not None:
+                fixed = await drill_evidence(request, summary)
+            else:
+                fixed = await EvidenceActivities.fix_evidence.run(
+                    request,
+                    start_to_close_timeout=QUICK,
+                    summary=said(summary),
+                )
+            incident.record_evidence(fixed.items, workflow.now())
 
     async def _signal_posts(self, effect: SignalPosts, carried: CarriedEffect | None) -> None:
         for number, post_id in enumerate(effect.post_ids):
