@@ -28,6 +28,9 @@ from yuqing.codec import (
     FLAG_JSON,
     KEY_ID,
     PAYLOAD_FORMAT_ENV,
+    REMEMBER_AT_MOST,
+    REMEMBER_FROM,
+    REMEMBERED,
     SEALED,
     EncryptionCodec,
     KeyRing,
@@ -315,6 +318,44 @@ async def test_format_3_deflates_with_dictionary_2_and_format_2_with_dictionary_
     # The workflow's own English is in dictionary 2: a line of it shrinks further.
     assert len(third.data) - 5 < len(second.data) - 4 - 10
     assert await EncryptionCodec(ring).decode([third, second]) == [line, line]
+
+
+async def test_a_large_text_sent_again_is_deflated_once_yet_sealed_afresh_each_time() -> None:
+    ring = KeyRing.generate("k1")
+    codec = EncryptionCodec(ring)
+    text = json.dumps({"steps": [f"step {n}: notify the duty officer" for n in range(300)]})
+    configuration = Payload(metadata={"encoding": b"json/plain"}, data=text.encode())
+    assert REMEMBER_FROM <= len(configuration.data) <= REMEMBER_AT_MOST
+    first, again = await codec.encode([configuration, configuration])
+    # Each its own nonce, so its own ciphertext; both open to the same payload.
+    assert first.data[5:17] != again.data[5:17] and first.data[17:] != again.data[17:]
+    assert await codec.decode([first, again]) == [configuration, configuration]
+    assert await EncryptionCodec(ring).decode([again]) == [configuration]
+    # Deflated as a codec that holds nothing deflates it: the same length, the same flags.
+    [fresh] = await EncryptionCodec(ring).encode([configuration])
+    assert (len(fresh.data), fresh.data[0]) == (len(again.data), again.data[0])
+    assert len(codec._deflated) == 1
+
+
+async def test_the_codec_holds_at_most_32_texts_of_at_most_64_kib() -> None:
+    codec = EncryptionCodec(KeyRing.generate("k1"))
+
+    def text(n: int, size: int) -> Payload:
+        body = json.dumps({"n": n, "pad": "x" * size})
+        return Payload(metadata={"encoding": b"json/plain"}, data=body.encode())
+
+    # Too small or too large: sealed, never held.
+    small, large = text(0, REMEMBER_FROM // 2), text(0, REMEMBER_AT_MOST + 1)
+    sealed = await codec.encode([small, large])
+    assert len(codec._deflated) == 0
+    assert await codec.decode(sealed) == [small, large]
+    # Many texts: only the last REMEMBERED are held, and each still opens as itself.
+    texts = [text(n, REMEMBER_FROM) for n in range(REMEMBERED + 8)]
+    sealed = await codec.encode(texts)
+    assert len(codec._deflated) == REMEMBERED
+    assert await codec.decode(sealed) == texts
+    assert await codec.decode(await codec.encode(texts[:2])) == texts[:2]
+    assert len(codec._deflated) == REMEMBERED
 
 
 async def test_payloads_sealed_in_format_1_still_open() -> None:

@@ -25,3 +25,25 @@ def test_the_cache_size_can_be_set_and_a_bad_value_is_named() -> None:
         sticky_cache_size({"YUQING_STICKY_CACHE": "many"})
     with pytest.raises(ValueError, match="YUQING_WORKER_MEMORY_MIB"):
         sticky_cache_size({"YUQING_WORKER_MEMORY_MIB": "1G"})
+
+
+def test_malloc_is_tuned_on_glibc_and_left_alone_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import platform
+
+    import worker
+
+    assert worker.tune_malloc() is (platform.libc_ver()[0] == "glibc")
+
+    class NotGlibc:  # a C library without glibc's functions (musl, macOS)
+        def __init__(self, name: object) -> None:
+            pass
+
+    monkeypatch.setattr(ctypes, "CDLL", NotGlibc)
+    assert worker.tune_malloc() is False
+
+    def absent(name: object) -> None:
+        raise OSError("no C library to load")
+
+    monkeypatch.setattr(ctypes, "CDLL", absent)
+    assert worker.tune_malloc() is False

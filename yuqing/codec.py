@@ -28,8 +28,10 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import tomllib
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -251,6 +253,8 @@ class EncryptionCodec(PayloadCodec):
         self._active_tag = key_tag(ring.active)
         self._active_id = ring.active.encode()
         self._active_cipher = self._ciphers[ring.active]
+        # perf (issue 9): the deflated form of each recent large plain text (see `_Deflated`).
+        self._deflated = _Deflated()
         for key_id in ring.keys:
             other = self._tagged.setdefault(key_tag(key_id), key_id)
             if other != key_id:
@@ -317,14 +321,14 @@ class EncryptionCodec(PayloadCodec):
     def _seal(self, payload: Payload) -> Payload:
         """Format 2, as the release before format 3 wrote it and read it."""
         key_id = self.ring.active
-        plain, flags = _packed(payload, 1)
+        plain, flags = _packed(payload, 1, self._deflated)
         header = _header(flags, key_id)
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = self._ciphers[key_id].encrypt(nonce, plain, header)
         return Payload(metadata={"encoding": SEALED}, data=header + nonce + sealed)
 
     def _seal_3(self, payload: Payload) -> Payload:
-        plain, flags = _packed(payload, 2)
+        plain, flags = _packed(payload, 2, self._deflated)
         header = bytes((FORMAT_3 | flags,)) + self._active_tag
         # os.urandom is what secrets.token_bytes returns, without its two calls in between.
         nonce = os.urandom(NONCE_BYTES)
@@ -395,7 +399,9 @@ def _opened(cipher: AESGCM, key_id: str, nonce: bytes, sealed: bytes, bound: byt
         ) from err
 
 
-def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
+def _packed(
+    payload: Payload, dictionary_number: int, recent: _Deflated | None = None
+) -> tuple[bytes, int]:
     """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
     deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
     flags = 0
@@ -405,13 +411,62 @@ def _packed(payload: Payload, dictionary_number: int) -> tuple[bytes, int]:
         plain, flags = payload.data, FLAG_JSON
     else:
         plain = payload.SerializeToString(deterministic=True)
-    if len(plain) >= DEFLATE_FROM_2:
-        deflater = _primed(dictionary_number).copy()
-        deflated = deflater.compress(plain) + deflater.flush()
-        if len(deflated) < len(plain):
-            flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
-            plain, flags = deflated, flags | flag
-    return plain, flags
+    if len(plain) < DEFLATE_FROM_2:
+        return plain, flags
+    remembered = recent is not None and REMEMBER_FROM <= len(plain) <= REMEMBER_AT_MOST
+    if remembered:
+        assert recent is not None
+        found = recent.get((dictionary_number, plain))
+        if found is not None:
+            return found[0], flags | found[1]
+    packed, flag = plain, 0
+    deflater = _primed(dictionary_number).copy()
+    deflated = deflater.compress(plain) + deflater.flush()
+    if len(deflated) < len(plain):
+        flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
+        packed = deflated
+    if remembered:
+        assert recent is not None
+        recent.put((dictionary_number, plain), (packed, flag))
+    return packed, flags | flag
+
+
+# perf (issue 9): a large plain text sent again and again (the configuration `load_configuration`
+# returns, read back by every run; each workflow task's activity inputs that carry it) was
+# deflated afresh each time: deflating is most of the codec's cost. Its deflated form is kept
+# for the last few such texts, keyed by the plain bytes themselves (equal bytes deflate to equal
+# bytes: nothing of the outcome changes). Only deflated plain text is held, never a nonce nor
+# a key: each payload is still sealed on its own, with its own nonce.
+REMEMBER_FROM = 4 * 1024  # bytes: below this, deflating costs little more than looking up
+REMEMBER_AT_MOST = 64 * 1024  # bytes: no larger text is held (32 of them at most)
+REMEMBERED = 32
+
+
+class _Deflated:
+    """The deflated form (and its flag) of the `REMEMBERED` plain texts last sealed, the least
+    recently used let go first; one per codec, its lock for the threads that seal at once."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self.size = size
+        self._held: OrderedDict[tuple[int, bytes], tuple[bytes, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def get(self, key: tuple[int, bytes]) -> tuple[bytes, int] | None:
+        with self._lock:
+            found = self._held.get(key)
+            if found is not None:
+                self._held.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, bytes], value: tuple[bytes, int]) -> None:
+        with self._lock:
+            self._held[key] = value
+            self._held.move_to_end(key)
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
 
 
 def _unpacked_2(plain: bytes, flags: int) -> Payload:

@@ -33,7 +33,13 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 
 from yuqing import INCIDENT_WORKFLOW, NETIZEN_POST_WORKFLOW
-from yuqing.audit.archive import ArchiveHistory, Connection, archive_one, owner_of
+from yuqing.audit.archive import (
+    ArchiveHistory,
+    Connection,
+    archive_one,
+    fetch_closed_run,
+    owner_of,
+)
 from yuqing.db import session_lock
 
 log = structlog.get_logger(__name__)
@@ -117,13 +123,12 @@ async def _sweep(client: Client, conn: Connection, since: datetime, swept: Swept
     # Oldest first: an incident's runs take their places in its archive chain in order.
     for (workflow_id, run_id), closed_at in sorted(closed.items(), key=lambda item: item[1]):
         try:
-            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-            history = await handle.fetch_history()
+            history, raw = await fetch_closed_run(client, workflow_id, run_id)
             incident_id, post_id = owner_of(workflow_id, history)
             request = ArchiveHistory(
                 workflow_id=workflow_id, run_id=run_id, incident_id=incident_id, post_id=post_id
             )
-            await archive_one(conn, client.data_converter, request, run_id, history)
+            await archive_one(conn, client.data_converter, request, run_id, history, raw)
         except Exception as error:  # one bad run must not stop the others
             swept.failed.append((workflow_id, run_id, str(error) or type(error).__name__))
             assert swept.next_since is not None
