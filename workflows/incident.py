@@ -104,7 +104,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
     )
     from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
-    from yuqing.listing import MEMO_KEY, incident_memo, memo_parts
+    from yuqing.listing import MEMO_KEY, incident_memo, memo_inputs, memo_parts
     from yuqing.models import (
         SIGNAL_PAYLOADS,
         DrillMark,
@@ -193,6 +193,8 @@ class IncidentWorkflow(Inboxed):
         self._search: dict[str, object] = {}
         self._memo: dict[str, Any] | None = None
         self._memo_parts: dict[str, Any] = {}
+        # What the memo and the search attributes were last built from (listing.memo_inputs).
+        self._shown: tuple[Any, ...] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         # Posts whose workflow is known to have started (by this run or an earlier one).
         self._started_posts: set[str] = set()
@@ -1040,6 +1042,12 @@ class IncidentWorkflow(Inboxed):
     def _publish_search_attributes(self) -> None:
         assert self._incident is not None
         state = self._incident.state
+        # (replay) Both are built from these inputs alone: unchanged since the last call, both
+        # would come out the same and upsert nothing (most decisions change neither).
+        shown = memo_inputs(state, self._incident.policy)
+        if shown == self._shown:
+            return
+        self._shown = shown
         wanted: dict[str, object] = {
             search_attributes.STAGE.name: state.stage.value,
             search_attributes.SENSITIVITY.name: state.sensitivity.value,
