@@ -166,6 +166,11 @@ class IncidentWorkflow(Inboxed):
     @workflow.init
     def __init__(self, report: Any) -> None:
         self._open_inbox()
+        # (replay) The run's Info, taken once: the SDK hands the same object to every
+        # workflow.info() of a run, and its history length, size and continue-as-new
+        # suggestion are read live through it (`_continue_due` asks them at each condition
+        # check: a lookup of the runtime and the interceptors' chain for each, saved).
+        self._info = workflow.info()
         # Posts whose child said it changed, to be read from the child.
         self._stale_posts: list[str] = []
         self._reading_post = False
@@ -511,7 +516,7 @@ class IncidentWorkflow(Inboxed):
     def _continue_due(self) -> bool:
         if not self._bounded or self._ending:
             return False
-        info = workflow.info()
+        info = self._info
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > CONTINUE_AFTER_EVENTS
