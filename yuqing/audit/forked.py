@@ -285,6 +285,10 @@ def _serve(
 
     def replayed() -> dict[str, ReplayedTrail]:
         _die_with_parent(parent)
+        # (replay) pydantic looks for plugins (reading every installed package's entry points)
+        # as this process builds its first model: the replayer's imports build them all.
+        # A replay observes nothing through them; a choice of the caller's own is kept.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         from yuqing.audit.history import import_replayer
 
         import_replayer()
