@@ -12,11 +12,28 @@ from yuqing.listing import (
     ClockMemo,
     IncidentMemo,
     Light,
+    incident_memo,
+    memo_inputs,
     memo_of,
     memo_parts,
     read_memo,
 )
-from yuqing.state import DeadlineStatus
+from yuqing.models import Decision, Grade, IntakeChannel, PublicationChannel, Sensitivity
+from yuqing.policy import load_policy
+from yuqing.roles import Role
+from yuqing.settings import Settings
+from yuqing.state import (
+    ApprovalRecord,
+    Deadline,
+    DeadlineStatus,
+    Draft,
+    DraftStatus,
+    IncidentState,
+    PostState,
+    PostStatus,
+    Stage,
+    TrailEntry,
+)
 
 
 async def memo_until(
@@ -115,3 +132,166 @@ def test_the_memo_reads_the_same_whole_or_in_parts() -> None:
     parts = memo_parts(whole)
     assert parts[MEMO_KEY]["v"] == 2 and "stage" not in parts[MEMO_KEY]
     assert memo_of(parts) == memo_of({MEMO_KEY: whole}) == read_memo(whole)
+
+
+T0 = datetime(2026, 12, 7, 1, 0, 0, 250_000, tzinfo=UTC)
+
+
+def _clock(key: str, due: datetime) -> Deadline:
+    return Deadline(
+        key=key,
+        title=key,
+        clock="calendar_hours",
+        starts_at=T0,
+        due_at=due,
+        reminders_at=[due - timedelta(hours=1)],
+        remind=[Role.unit],
+        escalate_to=[Role.unit_head],
+        responsible_unit="xixiangtang-branch",
+        responsible_person="huang.wei",
+        policy_version="p",
+    )
+
+
+def _post(post_id: str) -> PostState:
+    return PostState(
+        post_id=post_id,
+        workflow_id=f"incident-x-post-{post_id}",
+        incident_id="x",
+        unit="xixiangtang-branch",
+        platform="forum",
+        author="网民",
+        content="?",
+        url=None,
+        learnt_at=T0,
+        received_by="chen.jing",
+        deadlines=[_clock("initial_response", T0 + timedelta(hours=3))],
+    )
+
+
+def _approval(signal: str, role: Role, version: int) -> ApprovalRecord:
+    return ApprovalRecord(
+        signal=signal,
+        role=role,
+        approver_id="huang.wei",
+        decision=Decision.approve,
+        draft_version=version,
+        comment="",
+        at=T0,
+    )
+
+
+def test_the_memo_changes_only_with_its_inputs() -> None:
+    """The workflow builds the memo and search attributes only when `memo_inputs` changed
+    (workflows.incident `_publish_search_attributes`): every change of the state that changes
+    the memo (or a search attribute) must change them, or the lists would show a stale memo."""
+    policy = load_policy(Settings().policy_path)
+    state = IncidentState(
+        incident_id="x",
+        workflow_id="incident-x",
+        title="网传西乡塘某超市销售过期食品",
+        channel=IntakeChannel.weibo,
+        unit="xixiangtang-branch",
+        reporter_id="li.ming",
+        summary="?",
+        source_url=None,
+        sensitivity=Sensitivity.important,
+        discovered_at=T0,
+    )
+
+    def report_clock() -> Deadline:
+        return state.deadlines[0]
+
+    def post_clock() -> Deadline:
+        return state.posts[0].deadlines[0]
+
+    def draft() -> Draft:
+        assert state.current_draft is not None
+        return state.current_draft
+
+    # Each a change of the state, in turn (each from where the one before left it).
+    changes: list[tuple[str, Callable[[], object]]] = [
+        ("a clock", lambda: state.deadlines.append(_clock("report", T0 + timedelta(hours=4)))),
+        ("a second clock", lambda: state.deadlines.append(_clock("pub", T0 + timedelta(1)))),
+        ("the stage", lambda: setattr(state, "stage", Stage.handling)),
+        ("the grade", lambda: setattr(state, "grade", Grade.general)),
+        ("the title", lambda: setattr(state, "title", "网传西乡塘某超市销售过期食品（续）")),
+        ("the unit", lambda: setattr(state, "unit", "another-branch")),
+        ("the sensitivity", lambda: setattr(state, "sensitivity", Sensitivity.especially_major)),
+        ("the discovery", lambda: setattr(state, "discovered_at", T0 - timedelta(hours=1))),
+        ("a due time", lambda: setattr(report_clock(), "due_at", T0 + timedelta(hours=5))),
+        ("a reminder", lambda: report_clock().reminders_at.insert(0, T0)),
+        ("a clock's title", lambda: setattr(report_clock(), "title", "报告")),
+        ("a clock's kind", lambda: setattr(report_clock(), "clock", "working_days")),
+        ("a clock met", lambda: setattr(report_clock(), "status", DeadlineStatus.met)),
+        ("when it was met", lambda: setattr(report_clock(), "met_at", T0)),
+        ("met late", lambda: setattr(report_clock(), "met_at", T0 + timedelta(hours=6))),
+        (
+            "a draft",
+            lambda: state.drafts.append(
+                Draft(
+                    version=1,
+                    author_id="chen.jing",
+                    text="情况通报",
+                    channels=[PublicationChannel.website],
+                    submitted_at=T0,
+                )
+            ),
+        ),
+        (
+            "an approval",
+            lambda: state.approvals.append(_approval("unit_head_approval", Role.unit_head, 1)),
+        ),
+        ("it void", lambda: setattr(state.approvals[0], "void", True)),
+        ("it not void", lambda: setattr(state.approvals[0], "void", False)),
+        ("it a rejection", lambda: setattr(state.approvals[0], "decision", Decision.reject)),
+        ("it an approval", lambda: setattr(state.approvals[0], "decision", Decision.approve)),
+        ("another version's", lambda: setattr(state.approvals[0], "draft_version", 2)),
+        ("for this one", lambda: setattr(state.approvals[0], "draft_version", 1)),
+        (
+            "another step's",
+            lambda: setattr(state.approvals[0], "signal", "publicity_lead_approval"),
+        ),
+        ("the draft returned", lambda: setattr(draft(), "status", DraftStatus.returned)),
+        ("why", lambda: setattr(draft(), "returned_reason", "请补充")),
+        ("its version", lambda: setattr(draft(), "version", 2)),
+        ("a post", lambda: state.posts.append(_post("p1"))),
+        ("its clock", lambda: setattr(post_clock(), "due_at", T0 + timedelta(hours=2))),
+        ("its clock met", lambda: setattr(post_clock(), "status", DeadlineStatus.met)),
+        ("its status", lambda: setattr(state.posts[0], "status", PostStatus.awaiting_reply)),
+        ("it closed", lambda: setattr(state.posts[0], "status", PostStatus.answered)),
+        ("a breach", lambda: setattr(state.deadlines[1], "status", DeadlineStatus.breached)),
+    ]
+    unshown: list[tuple[str, Callable[[], object]]] = [
+        (
+            "a trail line",
+            lambda: state.trail.append(TrailEntry(at=T0, kind="metrics", detail="reposts: 6")),
+        ),
+        ("the reporter", lambda: setattr(state, "reporter_id", "zhou.min")),
+        ("a submission", lambda: state.submissions.append("s-2")),
+        ("a reminder sent", lambda: report_clock().reminders_sent.append(0)),
+        ("an approval's comment", lambda: setattr(state.approvals[0], "comment", "同意")),
+    ]
+
+    def shown() -> tuple[object, ...]:
+        memos = tuple(incident_memo(state, policy, whole_seconds=w) for w in (False, True))
+        attributes = (
+            state.stage,
+            state.sensitivity,
+            state.unit,
+            state.grade,
+            any(d.status is DeadlineStatus.breached for d in state.deadlines),
+        )
+        return (*memos, attributes)
+
+    before, inputs = shown(), memo_inputs(state, policy)
+    for name, change in [*changes, *unshown]:
+        change()
+        after, now = shown(), memo_inputs(state, policy)
+        if after != before:
+            assert now != inputs, f"{name}: the memo changed, its inputs did not"
+        if (name, change) in unshown:
+            assert after == before and now == inputs, f"{name}: shown nowhere, yet built again"
+        else:
+            assert after != before, f"{name}: not a change of the memo (the test is wrong)"
+        before, inputs = after, now

@@ -326,3 +326,25 @@ def _said_by(script: str, *args: str) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_replaying_processes_keep_to_a_core_each_only_when_they_take_every_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from yuqing.audit import forked
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1})
+    # As many processes as cores: one each, in the order the processes are numbered.
+    assert forked._places(2) == [1, 3]
+    # Fewer (cores to spare: the system places them), or one alone: none.
+    assert forked._places(1) == []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert forked._places(2) == []
+    pinned: list[set[int]] = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cores: pinned.append(set(cores)))
+    forked._settle_on([5, 7], 1)
+    forked._settle_on([5, 7], 2)  # a process beyond the places: left where it is
+    forked._settle_on([], 0)
+    assert pinned == [{7}]

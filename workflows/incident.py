@@ -104,7 +104,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
     )
     from yuqing.limits import NAME_CHARS, TEXT_CHARS, UNBOUNDED
-    from yuqing.listing import MEMO_KEY, incident_memo, memo_parts
+    from yuqing.listing import MEMO_KEY, incident_memo, memo_inputs, memo_parts
     from yuqing.models import (
         SIGNAL_PAYLOADS,
         DrillMark,
@@ -166,6 +166,11 @@ class IncidentWorkflow(Inboxed):
     @workflow.init
     def __init__(self, report: Any) -> None:
         self._open_inbox()
+        # (replay) The run's Info, taken once: the SDK hands the same object to every
+        # workflow.info() of a run, and its history length, size and continue-as-new
+        # suggestion are read live through it (`_continue_due` asks them at each condition
+        # check: a lookup of the runtime and the interceptors' chain for each, saved).
+        self._info = workflow.info()
         # Posts whose child said it changed, to be read from the child.
         self._stale_posts: list[str] = []
         self._reading_post = False
@@ -193,6 +198,8 @@ class IncidentWorkflow(Inboxed):
         self._search: dict[str, object] = {}
         self._memo: dict[str, Any] | None = None
         self._memo_parts: dict[str, Any] = {}
+        # What the memo and the search attributes were last built from (listing.memo_inputs).
+        self._shown: tuple[Any, ...] | None = None
         self._posts: dict[str, ChildWorkflowHandle[NetizenPostWorkflow, PostState]] = {}
         # Posts whose workflow is known to have started (by this run or an earlier one).
         self._started_posts: set[str] = set()
@@ -509,7 +516,7 @@ class IncidentWorkflow(Inboxed):
     def _continue_due(self) -> bool:
         if not self._bounded or self._ending:
             return False
-        info = workflow.info()
+        info = self._info
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > CONTINUE_AFTER_EVENTS
@@ -1038,6 +1045,12 @@ class IncidentWorkflow(Inboxed):
     def _publish_search_attributes(self) -> None:
         assert self._incident is not None
         state = self._incident.state
+        # (replay) Both are built from these inputs alone: unchanged since the last call, both
+        # would come out the same and upsert nothing (most decisions change neither).
+        shown = memo_inputs(state, self._incident.policy)
+        if shown == self._shown:
+            return
+        self._shown = shown
         wanted: dict[str, object] = {
             search_attributes.STAGE.name: state.stage.value,
             search_attributes.SENSITIVITY.name: state.sensitivity.value,

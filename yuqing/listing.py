@@ -118,6 +118,46 @@ def _cut(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
+def _clock_inputs(deadline: Deadline) -> tuple[Any, ...]:
+    return (
+        deadline.key,
+        deadline.title,
+        deadline.clock,
+        deadline.due_at,
+        tuple(deadline.reminders_at),
+        deadline.status,
+        deadline.met_at,
+    )
+
+
+def memo_inputs(state: IncidentState, policy: Policy) -> tuple[Any, ...]:
+    """(replay) Everything `incident_memo` (and the incident's search attributes) is built from,
+    as values that stay as they are when the state changes: equal inputs, equal memo. The
+    workflow builds the memo (a dozen models, validated and dumped) only when these changed:
+    most decisions (a new reading of the figures, a refusal) change nothing the lists show,
+    and a replay of a long run paid for the memo at each of them. Kept wide rather than
+    narrow: an input missed here would leave the memo stale; one too many only builds it
+    again for nothing. The policy is kept as the object (compared by identity first: the
+    incident's never changes)."""
+    draft = state.current_draft
+    return (
+        policy,
+        state.title,
+        state.stage,
+        state.grade,
+        state.unit,
+        state.sensitivity,
+        state.discovered_at,
+        tuple(_clock_inputs(d) for d in state.deadlines),
+        None if draft is None else (draft.version, draft.status, draft.returned_reason),
+        # What `missing_steps` reads of each approval (the awaiting roles).
+        tuple((a.signal, a.draft_version, a.decision, a.void) for a in state.approvals),
+        tuple(
+            (p.post_id, p.status, tuple(_clock_inputs(d) for d in p.deadlines)) for p in state.posts
+        ),
+    )
+
+
 def incident_memo(
     state: IncidentState, policy: Policy, *, whole_seconds: bool = False
 ) -> dict[str, Any]:

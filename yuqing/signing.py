@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
@@ -213,7 +212,15 @@ class Signer:
         return public_key_text(self.private_key)
 
 
+# (replay) cryptography's serialization is imported where it is used: only the holders of
+# private keys (the API, `yuqing sign`, `yuqing keys`) need it; the workflows, and `yuqing audit
+# --replay`'s replayer, verify with public keys made from raw bytes (its SSH formats are most
+# of its import).
+
+
 def public_key_text(private_key: Ed25519PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = private_key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
@@ -227,6 +234,8 @@ def load_keyring(path: Path) -> Keyring:
 
 
 def private_key_pem(private_key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -236,6 +245,8 @@ def private_key_pem(private_key: Ed25519PrivateKey) -> bytes:
 
 def read_private_key(text: bytes, where: str) -> Ed25519PrivateKey:
     """A PEM (PKCS#8) Ed25519 private key, or the raw 32-byte seed in base64."""
+    from cryptography.hazmat.primitives import serialization
+
     stripped = text.strip()
     try:
         if stripped.startswith(b"-----BEGIN"):

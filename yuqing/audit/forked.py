@@ -285,6 +285,10 @@ def _serve(
 
     def replayed() -> dict[str, ReplayedTrail]:
         _die_with_parent(parent)
+        # (replay) pydantic looks for plugins (reading every installed package's entry points)
+        # as this process builds its first model: the replayer's imports build them all.
+        # A replay observes nothing through them; a choice of the caller's own is kept.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         from yuqing.audit.history import import_replayer
 
         import_replayer()
@@ -319,12 +323,13 @@ def _replay_all(
     import gc
 
     shares = _shares(jobs, _cores() if _threads() == 1 else 1)
+    places = _places(len(shares))
     # What was imported stays as it is: the collector need not look at it again in each
     # replaying process (each look writes to pages the processes would otherwise share).
     gc.freeze()
     forked: list[tuple[int, int]] = []
     parent = os.getpid()
-    for share in shares[1:]:
+    for number, share in enumerate(shares[1:], start=1):
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -333,13 +338,15 @@ def _replay_all(
             for other in (read, answer_to, *(back for _, back in forked)):
                 os.close(other)
 
-            def replayed(share: list[tuple[str, int, bytes]] = share) -> Any:
+            def replayed(share: list[tuple[str, int, bytes]] = share, number: int = number) -> Any:
                 _die_with_parent(parent)
+                _settle_on(places, number)
                 return _replay_here(share, converter)
 
             _hand_back(write, replayed)
         os.close(write)
         forked.append((pid, read))
+    _settle_on(places, 0)
     reached = _replay_here(shares[0], converter)
     for pid, read in forked:
         with os.fdopen(read, "rb") as back:
@@ -361,6 +368,33 @@ def _cores() -> int:
     except AttributeError:  # not on every system
         cores = os.cpu_count() or 1
     return max(1, min(cores, _quota()))
+
+
+def _places(processes: int) -> list[int]:
+    """(replay) The core each replaying process keeps to, when there are as many of them as
+    cores this process may run on (the replay takes the machine whole); else none (the system
+    places them, with cores to spare).
+
+    A replay is a ping-pong between the process's Python thread and the SDK core's threads
+    (each workflow activation goes to the core and back): kept on one core, each hand-over
+    wakes a thread on the core it left, with its data in that core's caches, and neither
+    process's threads are moved onto the other's. Measured on 2 cores, `yuqing audit --replay`
+    of a 1,000-line incident (two replaying processes), interleaved runs: CPU 2.38 -> 2.18 s
+    (median of 6; 2.41 -> 2.23 in another 8), and no slower with the machine busy besides."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not on every system
+        return []
+    return allowed if processes > 1 and processes == len(allowed) else []
+
+
+def _settle_on(places: list[int], number: int) -> None:
+    """Keep this process (and the threads it starts from now on) to its core, if it has one."""
+    if number < len(places):
+        try:
+            os.sched_setaffinity(0, {places[number]})
+        except OSError:  # a core taken away meanwhile: the system places it
+            pass
 
 
 def _quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
