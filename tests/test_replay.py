@@ -3,6 +3,9 @@
 The histories under tests/histories/ come from the scenario tests; to record them afresh run
 `YUQING_RECORD_HISTORIES=1 ./dev test` and commit the files. Re-record only for a change that
 is meant to be compatible and is guarded by `workflow.patched`: old histories must keep passing.
+One history alone is recorded by its own test, e.g. the incident started by update-with-start:
+`YUQING_RECORD_HISTORIES=1 ./dev test tests/test_general_incident.py -k intake_reports_it`
+(a run that selects other recording tests writes their histories afresh too).
 """
 
 from __future__ import annotations
@@ -122,12 +125,21 @@ def test_histories_are_saved() -> None:
         "post_closing_with_open_post-leaner.p1",
         "continued_as_new-leaner.run1",
         "continued_as_new-leaner.run2",
+        # Started as production starts an incident, by update-with-start (the `decide` update
+        # of the report's `add_evidence` sent with the start: starter.report_incident), under
+        # every patch of its day, then the general lifecycle through `decide`
+        # (tests/test_general_incident.py records it).
+        "general_reported_with_start",
     } <= names
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in HISTORIES if "-patches-first" in p.stem or "-lean" in p.stem],
+    [
+        p
+        for p in HISTORIES
+        if "-patches-first" in p.stem or "-lean" in p.stem or "_with_start" in p.stem
+    ],
     ids=lambda p: p.stem,
 )
 def test_every_patch_marker_is_in_the_first_workflow_task(path: Path) -> None:
