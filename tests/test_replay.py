@@ -214,6 +214,29 @@ async def test_the_audit_replay_still_says_when_todays_code_cannot_follow_a_hist
     assert (await replay(history)).error is not None
 
 
+async def test_a_replay_under_another_id_than_the_history_records_is_refused_naming_both() -> None:
+    # The dev server records the workflow id in the start (the time-skipping server, which
+    # recorded tests/histories, does not): under another id the incident would refuse its input
+    # and the SDK say only "Non-deprecated patch marker ... plan-audit-lines".
+    from yuqing.audit.history import OtherWorkflowId, replay
+
+    path = Path(__file__).parent / "histories" / "general_published_in_time-patches-first.json"
+    text = path.read_text()
+    own = workflow_id(json.loads(text))
+    history = WorkflowHistory.from_json(own, text)
+    history.events[0].workflow_execution_started_event_attributes.workflow_id = own
+    assert (await replay(history)).error is None
+    with pytest.raises(OtherWorkflowId) as refused:
+        await replay(WorkflowHistory("incident-someone-else", history.events))
+    said = refused.value.args[0]
+    assert str(refused.value) == (
+        f"the history's first event records workflow id {own}, but the replay was given"
+        " incident-someone-else: replay it under its own id"
+    )
+    assert own in said.in_("zh") and "incident-someone-else" in said.in_("zh")
+    assert said.in_("zh").startswith("历史记录的首个事件")
+
+
 # `yuqing audit --replay` forks its replayer before anything starts a thread: a process of its
 # own for it, so this test (whose process has the SDK's runtime) runs it in a fresh one.
 FORKED_REPLAY = """
