@@ -5,11 +5,38 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+from starter import report_incident
 from tests.driver import UPWARD_REPORT, IncidentDriver, approval, report
+from workflows.incident import IncidentWorkflow
+from yuqing import incident_workflow_id
+from yuqing.state import IncidentState
 
 
 async def test_general_incident_approved_and_published_in_time(driver: IncidentDriver) -> None:
     state = await driver.start(report(sensitivity="important"))
+    await _approved_and_published_in_time(driver, state)
+    await driver.save_history("general_published_in_time")
+
+
+async def test_general_incident_reported_as_intake_reports_it(driver: IncidentDriver) -> None:
+    """The same incident started as production starts one: update-with-start, the report's
+    `add_evidence` sent with the start (starter.report_incident). Its history (the replay
+    tests') is the one whose first task takes an update beside the start."""
+    incident = report(sensitivity="important")
+    answer = await report_incident(driver.client, incident, driver.task_queue)
+    assert answer.kind == "discovered" and not answer.refused
+    driver.handle = driver.client.get_workflow_handle_for(
+        IncidentWorkflow.run, incident_workflow_id(incident.incident_id)
+    )
+    state = await driver.until(lambda s: bool(s.deadlines))
+    # The report sent with the start is the discovery's: its evidence is kept once.
+    assert len(state.submissions) == 1 and len(state.evidence) == 2
+    await _approved_and_published_in_time(driver, state)
+    await driver.save_history("general_reported_with_start")
+
+
+async def _approved_and_published_in_time(driver: IncidentDriver, state: IncidentState) -> None:
+    """From the discovery on: assessed general, one draft approved, published, closed."""
     assert state.stage == "discovered"
     assert state.policy_version == "nanning-aic-2017-12-29/2"
     page = state.evidence[1]
@@ -64,4 +91,3 @@ async def test_general_incident_approved_and_published_in_time(driver: IncidentD
     assert summary.publications == 3
     assert summary.refused_signals == 0
     assert len(await driver.rows("publications")) == 3
-    await driver.save_history("general_published_in_time")

@@ -3,6 +3,9 @@
 The histories under tests/histories/ come from the scenario tests; to record them afresh run
 `YUQING_RECORD_HISTORIES=1 ./dev test` and commit the files. Re-record only for a change that
 is meant to be compatible and is guarded by `workflow.patched`: old histories must keep passing.
+One history alone is recorded by its own test, e.g. the incident started by update-with-start:
+`YUQING_RECORD_HISTORIES=1 ./dev test tests/test_general_incident.py -k intake_reports_it`
+(a run that selects other recording tests writes their histories afresh too).
 """
 
 from __future__ import annotations
@@ -122,12 +125,21 @@ def test_histories_are_saved() -> None:
         "post_closing_with_open_post-leaner.p1",
         "continued_as_new-leaner.run1",
         "continued_as_new-leaner.run2",
+        # Started as production starts an incident, by update-with-start (the `decide` update
+        # of the report's `add_evidence` sent with the start: starter.report_incident), under
+        # every patch of its day, then the general lifecycle through `decide`
+        # (tests/test_general_incident.py records it).
+        "general_reported_with_start",
     } <= names
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in HISTORIES if "-patches-first" in p.stem or "-lean" in p.stem],
+    [
+        p
+        for p in HISTORIES
+        if "-patches-first" in p.stem or "-lean" in p.stem or "_with_start" in p.stem
+    ],
     ids=lambda p: p.stem,
 )
 def test_every_patch_marker_is_in_the_first_workflow_task(path: Path) -> None:
@@ -200,6 +212,29 @@ async def test_the_audit_replay_still_says_when_todays_code_cannot_follow_a_hist
     )
     scheduled.activity_task_scheduled_event_attributes.activity_type.name = "not_what_runs"
     assert (await replay(history)).error is not None
+
+
+async def test_a_replay_under_another_id_than_the_history_records_is_refused_naming_both() -> None:
+    # The dev server records the workflow id in the start (the time-skipping server, which
+    # recorded tests/histories, does not): under another id the incident would refuse its input
+    # and the SDK say only "Non-deprecated patch marker ... plan-audit-lines".
+    from yuqing.audit.history import OtherWorkflowId, replay
+
+    path = Path(__file__).parent / "histories" / "general_published_in_time-patches-first.json"
+    text = path.read_text()
+    own = workflow_id(json.loads(text))
+    history = WorkflowHistory.from_json(own, text)
+    history.events[0].workflow_execution_started_event_attributes.workflow_id = own
+    assert (await replay(history)).error is None
+    with pytest.raises(OtherWorkflowId) as refused:
+        await replay(WorkflowHistory("incident-someone-else", history.events))
+    said = refused.value.args[0]
+    assert str(refused.value) == (
+        f"the history's first event records workflow id {own}, but the replay was given"
+        " incident-someone-else: replay it under its own id"
+    )
+    assert own in said.in_("zh") and "incident-someone-else" in said.in_("zh")
+    assert said.in_("zh").startswith("历史记录的首个事件")
 
 
 # `yuqing audit --replay` forks its replayer before anything starts a thread: a process of its

@@ -668,8 +668,33 @@ async def _replay_runs(
     """
     import asyncio
 
+    for run in runs:
+        _check_workflow_id(run)
     _skip_passes_that_do_nothing()
     return list(await asyncio.gather(*(_replay_run(run, converter) for run in runs)))
+
+
+class OtherWorkflowId(ValueError):
+    """A replay handed a workflow id other than the one its history records."""
+
+
+def _check_workflow_id(run: AnyRun) -> None:
+    """Refuse a run replayed under an id other than the one its start records.
+
+    The incident checks that its workflow id is the incident's, in its first task, before it
+    asks the plan's patches: under another id the SDK would say only "Non-deprecated patch
+    marker encountered for change plan-audit-lines", a non-determinism the history does not
+    have. A start that records no id (Temporal's time-skipping test server keeps none) is
+    taken as given."""
+    if not run.events:
+        return
+    recorded = run.events[0].workflow_execution_started_event_attributes.workflow_id
+    if recorded and recorded != run.workflow_id:
+        from yuqing.i18n import Said
+
+        raise OtherWorkflowId(
+            Said("audit.replay_other_workflow_id", given=run.workflow_id, recorded=recorded)
+        )
 
 
 _SKIPPING = False
