@@ -13,7 +13,6 @@ any server.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -173,34 +172,7 @@ async def run_worker(
         await pool.close()
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc() -> bool:
-    """perf (issue 9): glibc hands each allocation over its mmap threshold (128 KiB at first)
-    to the kernel and back, and gives memory back past its trim threshold: a worker that
-    serializes, deflates and seals payloads and histories of a few hundred KiB paid page faults
-    and system calls for each (encrypt, ~76 -> ~60 us a payload). Kept in the heap up to 4 MiB,
-    trimmed past 64 MiB. Elsewhere than glibc (musl, macOS) nothing is changed; whether it took
-    is said by the return."""
-    try:
-        libc = ctypes.CDLL(None)
-        if not hasattr(libc, "gnu_get_libc_version"):
-            return False
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    took = mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024) == 1
-    return mallopt(_M_TRIM_THRESHOLD, 64 * 1024 * 1024) == 1 and took
-
-
 def cli() -> None:
-    tune_malloc()
-
     async def main(stop: asyncio.Event) -> None:
         await run_worker(Settings.from_env(), stop=stop, options=process.ProcessSettings.from_env())
 

@@ -1,4 +1,5 @@
-"""The worker's sticky cache is sized from its memory (yuqing.worker_cache), or set outright."""
+"""The worker's sticky cache is sized from its memory (yuqing.worker_cache), or set outright; and
+glibc's malloc is tuned by the processes that seal payloads (yuqing.process.tune_malloc)."""
 
 from __future__ import annotations
 
@@ -31,19 +32,19 @@ def test_malloc_is_tuned_on_glibc_and_left_alone_elsewhere(monkeypatch: pytest.M
     import ctypes
     import platform
 
-    import worker
+    from yuqing.process import tune_malloc
 
-    assert worker.tune_malloc() is (platform.libc_ver()[0] == "glibc")
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
 
     class NotGlibc:  # a C library without glibc's functions (musl, macOS)
         def __init__(self, name: object) -> None:
             pass
 
     monkeypatch.setattr(ctypes, "CDLL", NotGlibc)
-    assert worker.tune_malloc() is False
+    assert tune_malloc() is False
 
     def absent(name: object) -> None:
         raise OSError("no C library to load")
 
     monkeypatch.setattr(ctypes, "CDLL", absent)
-    assert worker.tune_malloc() is False
+    assert tune_malloc() is False
