@@ -1,5 +1,5 @@
 """The worker's sticky cache is sized from its memory (yuqing.worker_cache), or set outright; and
-glibc's malloc is tuned by the processes that seal payloads (yuqing.process.tune_malloc)."""
+glibc's malloc is tuned by the processes that seal payloads (yuqing.malloc.tune_malloc)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_malloc_is_tuned_on_glibc_and_left_alone_elsewhere(monkeypatch: pytest.M
     import ctypes
     import platform
 
-    from yuqing.process import tune_malloc
+    from yuqing.malloc import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
 

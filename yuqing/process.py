@@ -16,7 +16,6 @@ Their settings, beside the service's own (`yuqing.settings`):
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ import structlog
 
 from yuqing import log as logging_setup
 from yuqing import metrics
+from yuqing.malloc import tune_malloc
 
 logger = structlog.get_logger("yuqing.process")
 
@@ -116,33 +116,6 @@ async def wait_for(what: str, attempt: Callable[[], Awaitable[T]], patience: flo
             logger.warning("waiting for " + what, error=str(err), retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc() -> bool:
-    """perf (issue 9): glibc hands each allocation over its mmap threshold (128 KiB at first)
-    to the kernel and back, and gives the heap's top back past its trim threshold (128 KiB):
-    every payload the codec seals or opens allocates and frees a deflate or inflate state of a
-    few hundred KiB, so the heap shrank and grew again, with page faults, for each one
-    (encrypt then decrypt of a small payload, 68 -> 26 us). Kept in the heap up to 4 MiB,
-    trimmed past 64 MiB. Every process `run` runs does it first (the worker, the API and the
-    SMTP intake all seal payloads); elsewhere than glibc (musl, macOS) nothing is changed,
-    and the return says whether it took."""
-    try:
-        libc = ctypes.CDLL(None)
-        if not hasattr(libc, "gnu_get_libc_version"):
-            return False
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    took = mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024) == 1
-    return mallopt(_M_TRIM_THRESHOLD, 64 * 1024 * 1024) == 1 and took
 
 
 def run(main: Callable[[asyncio.Event], Awaitable[None]], *, name: str) -> None:

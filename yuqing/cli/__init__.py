@@ -65,6 +65,10 @@ def main() -> None:
     # replay can begin, then overlap this process's own and its reading of the histories.
     from yuqing.audit import forked
 
+    if "audit" in sys.argv[1:]:
+        from yuqing.malloc import tune_malloc
+
+        tune_malloc()  # before the fork: the replayers open payloads too, and inherit it
     try:
         forked.start_early(sys.argv[1:])
     except Exception:  # the audit then forks (or replays) by itself
