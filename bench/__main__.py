@@ -34,6 +34,7 @@ from bench.shape import shape_of
 from bench.stack import BenchStack, bench_stack
 from yuqing.client import connect, payload_keys
 from yuqing.codec import EncryptionCodec
+from yuqing.malloc import tune_malloc
 from yuqing.settings import PROJECT_ROOT
 from yuqing.signing import signer_from_env
 
@@ -261,6 +262,9 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cli(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.monotonic()
+    # The drivers seal and open Yuqing's payloads as the API does (the bare's are plain): tuned
+    # as the API's process is (yuqing.process.run), so the drivers cost what the API would.
+    tune_malloc()
     compile_modules()
     runs = asyncio.run(main(args))
     settings = {
