@@ -91,6 +91,7 @@ MUTABLE_BY_DESIGN = {
     "yuqing.config_cache._DIGESTS": "activities' digests",
     "yuqing.config_cache._RECENT": "activities' calendar",
     "yuqing.codec._PLANS": "the codec's per-key plans, outside workflows",
+    "yuqing.codec._COLLECTORS": "the codec's payload collectors made from those plans, likewise",
     "yuqing.codec.dictionary": "the codec's frozen dictionaries, read once, outside workflows",
     "yuqing.codec._primed": "the codec's primed deflaters, outside workflows",
     "yuqing.audit.archive._CLOSED": "the archive sweeper's bookkeeping",

@@ -32,7 +32,7 @@ import threading
 import tomllib
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -644,27 +644,93 @@ def walk_payloads(message: Message, *, skip_search_attributes: bool = True) -> I
     Search attributes are skipped by default: they are indexed, never encoded.
     """
     # perf (issue 9): only the fields that can hold a payload are looked at, and a oneof (an
-    # event's attributes) by the one member set: see _plan.
-    for entry in _plan(message.DESCRIPTOR, skip_search_attributes):
-        if entry.oneof is not None:
-            member = entry.members.get(message.WhichOneof(entry.oneof) or "")
-            if member is None:
-                continue
-            entry = member
-        name = entry.name
-        if entry.shape == _SINGLE:
-            if not message.HasField(name):
-                continue
-            items: Iterable[Any] = (getattr(message, name),)
-        elif entry.shape == _MAP:
-            items = getattr(message, name).values()
-        else:
-            items = getattr(message, name)
-        if entry.payload:
-            yield from items
-        else:
-            for item in items:
-                yield from walk_payloads(item, skip_search_attributes=skip_search_attributes)
+    # event's attributes) by the one member set: see _plan. (replay) Through a collector made
+    # once per message type (`_collector`), not a generator per message: `yuqing audit
+    # --replay` walks every event of every run before it hands them over (`payloads_in`: 27 ->
+    # 18 ms of CPU for a 1,000-line incident's 8,951 events).
+    found: list[Payload] = []
+    _collector(message.DESCRIPTOR, skip_search_attributes)(message, found)
+    return found
+
+
+def payloads_in(messages: Iterable[Message]) -> list[Payload]:
+    """`walk_payloads` of each message (of one type: a run's events, say), in order."""
+    found: list[Payload] = []
+    collect: Collect | None = None
+    for message in messages:
+        if collect is None:
+            collect = _collector(message.DESCRIPTOR, True)
+        collect(message, found)
+    return found
+
+
+Collect = Callable[[Any, list[Payload]], None]
+_COLLECTORS: dict[tuple[str, bool], Collect] = {}
+
+
+def _collector(descriptor: Any, skip: bool) -> Collect:
+    """A function that appends every Payload inside a message of this type to a list, in
+    `walk_payloads`' order: the fields of `_plan`, each as its shape says."""
+    key = (descriptor.full_name, skip)
+    made = _COLLECTORS.get(key)
+    if made is not None:
+        return made
+    steps: list[Collect] = []
+
+    def collect(message: Any, found: list[Payload]) -> None:
+        for step in steps:
+            step(message, found)
+
+    # Registered before its fields are worked out: a type that holds itself (a failure's
+    # cause) finds this one.
+    _COLLECTORS[key] = collect
+    for entry in _plan(descriptor, skip):
+        if entry.oneof is None:
+            steps.append(_step(descriptor, entry, skip))
+            continue
+        members = {name: _step(descriptor, member, skip) for name, member in entry.members.items()}
+        steps.append(_oneof_step(entry.oneof, members))
+    return collect
+
+
+def _oneof_step(oneof: str, members: Mapping[str, Collect]) -> Collect:
+    def step(message: Any, found: list[Payload]) -> None:
+        member = members.get(message.WhichOneof(oneof) or "")
+        if member is not None:
+            member(message, found)
+
+    return step
+
+
+def _step(descriptor: Any, entry: _Entry, skip: bool) -> Collect:
+    """What one field of `_plan` adds to the list."""
+    name, shape = entry.name, entry.shape
+    if entry.payload:
+        if shape == _SINGLE:
+
+            def single_payload(message: Any, found: list[Payload]) -> None:
+                if message.HasField(name):
+                    found.append(getattr(message, name))
+
+            return single_payload
+        if shape == _MAP:
+            return lambda message, found: found.extend(getattr(message, name).values())
+        return lambda message, found: found.extend(getattr(message, name))
+    inner = _collector(_target(descriptor.fields_by_name[name]), skip)
+    if shape == _SINGLE:
+
+        def single(message: Any, found: list[Payload]) -> None:
+            if message.HasField(name):
+                inner(getattr(message, name), found)
+
+        return single
+
+    def each(message: Any, found: list[Payload]) -> None:
+        items = getattr(message, name)
+        for item in items.values() if shape == _MAP else items:
+            inner(item, found)
+
+    return each
 
 
 # -- perf (issue 9): which fields of a message type can hold a payload, worked out once ---------

@@ -21,7 +21,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from yuqing import NETIZEN_POST_WORKFLOW
-from yuqing.codec import is_encrypted, walk_payloads
+from yuqing.codec import is_encrypted, payloads_in
 
 # (tools) The models are imported where they are used: `yuqing audit` reads the trail from
 # the record_trail inputs as JSON, and the pydantic models (yuqing.effects, yuqing.state)
@@ -237,7 +237,7 @@ async def decoded(
     if codec is None:
         return history
     events = _trail_events(history.events, results) if trail_only else history.events
-    sealed = [p for event in events for p in walk_payloads(event) if is_encrypted(p)]
+    sealed = [p for p in payloads_in(events) if is_encrypted(p)]
     if sealed:
         for payload, plain in zip(sealed, await codec.decode(sealed), strict=True):
             payload.CopyFrom(plain)
