@@ -684,12 +684,19 @@ def _collector(descriptor: Any, skip: bool) -> Collect:
     # Registered before its fields are worked out: a type that holds itself (a failure's
     # cause) finds this one.
     _COLLECTORS[key] = collect
-    for entry in _plan(descriptor, skip):
-        if entry.oneof is None:
-            steps.append(_step(descriptor, entry, skip))
-            continue
-        members = {name: _step(descriptor, member, skip) for name, member in entry.members.items()}
-        steps.append(_oneof_step(entry.oneof, members))
+    try:
+        for entry in _plan(descriptor, skip):
+            if entry.oneof is None:
+                steps.append(_step(descriptor, entry, skip))
+                continue
+            members = {
+                name: _step(descriptor, member, skip) for name, member in entry.members.items()
+            }
+            steps.append(_oneof_step(entry.oneof, members))
+    except BaseException:
+        # Half made, it would skip fields and leave their payloads sealed: never kept.
+        _COLLECTORS.pop(key, None)
+        raise
     return collect
 
 

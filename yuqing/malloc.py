@@ -27,7 +27,7 @@ def tune_malloc() -> bool:
         if not hasattr(libc, "gnu_get_libc_version"):
             return False
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except Exception:  # no C library to speak of (not POSIX): nothing to tune
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

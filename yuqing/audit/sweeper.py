@@ -57,7 +57,8 @@ OVERLAP = timedelta(minutes=10)
 # closed run was listed by the sweeps of the next 70 s at the bench's 10 s interval (seven
 # times, 3 at the default minute), each listing costing Temporal ~0.4 ms of CPU per run it
 # returns (its memo and search attributes read and sent); now twice at 10 s, once or twice at a
-# minute.
+# minute. It also covers a worker's clock behind Temporal's (CloseTime is the server's, `since`
+# the worker's) by up to 15 s; a run hidden by more skew waits for the OVERLAP sweep.
 QUICK_LOOKBACK = timedelta(seconds=15)
 # One sweeper at a time across the workers (session advisory lock key).
 _LOCK = "hashtext('yuqing.history_sweeper')"

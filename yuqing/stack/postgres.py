@@ -84,8 +84,8 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> EmbeddedPostgr
     data_dir = prepare_dir(data_dir)
     pgdata = data_dir / "postgres"
     _forget_dead_handles(pgdata)
-    _ensure_system_user(ep)
     try:
+        _ensure_system_user(ep)
         server = ep.get_server(pgdata, cleanup_mode="delete" if ephemeral else "stop")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         raise StackError(
