@@ -131,13 +131,27 @@ class Lifecycle:
         await self.call(f"{base}/drafts", {"text": STATEMENT}, "chen.jing")
         await self.call(f"{base}/approvals/unit_head", APPROVE, "huang.wei")
         await self.call(f"{base}/approvals/publicity_lead", APPROVE, "zhou.min")
+        for attempt in range(3):
+            await self.until_monitoring()
+            try:
+                await self.call(f"{base}/close", {"reason": "事态平息"}, "li.ming")
+                break
+            except AssertionError as refused:
+                # A worker killed right after answering "monitoring" from a task it never
+                # completed: the next worker's task holds both the publication's result and
+                # the close, and the close is decided first (updates before activity results),
+                # so it is refused as still approving and recorded. The official, seeing
+                # "monitoring" again, closes again.
+                if attempt == 2 or '"refusal_kind":"conflict"' not in str(refused):
+                    raise
+        await self.call(f"{base}/review", REVIEW, "li.ming")
+        return self.incident_id
+
+    async def until_monitoring(self) -> None:
         deadline = time.monotonic() + 180
         while (await self.state())["stage"] != "monitoring":
             assert time.monotonic() < deadline, f"{self.incident_id} never published"
             await asyncio.sleep(1.0)
-        await self.call(f"{base}/close", {"reason": "事态平息"}, "li.ming")
-        await self.call(f"{base}/review", REVIEW, "li.ming")
-        return self.incident_id
 
 
 async def test_three_workers_two_apis_two_killed_every_incident_exactly_once(
