@@ -84,6 +84,25 @@ def clock(plan: PlanClock) -> Deadline:
     )
 
 
+def incident_state(**fields: Any) -> IncidentState:
+    """The state of a new incident (the supermarket story of demo/), `fields` set over it."""
+    return IncidentState(
+        **{
+            "incident_id": "x",
+            "workflow_id": "incident-x",
+            "title": "网传西乡塘某超市销售过期食品",
+            "channel": IntakeChannel.weibo,
+            "unit": "xixiangtang-branch",
+            "reporter_id": "chen.jing",
+            "summary": "",
+            "source_url": None,
+            "sensitivity": Sensitivity.important,
+            "discovered_at": T0,
+            **fields,
+        }
+    )
+
+
 class Story:
     """One incident, decided signal by signal at a clock the test moves."""
 
@@ -94,17 +113,7 @@ class Story:
         features: tuple[str, ...] = PLAN_FEATURES,
         **fields: Any,
     ) -> None:
-        state = IncidentState(
-            incident_id="x",
-            workflow_id="incident-x",
-            title="网传西乡塘某超市销售过期食品",
-            channel=IntakeChannel.weibo,
-            unit="xixiangtang-branch",
-            reporter_id="chen.jing",
-            summary="",
-            source_url=None,
-            sensitivity=Sensitivity.important,
-            discovered_at=T0,
+        state = incident_state(
             policy_version=policy.version,
             roster_version=roster.version,
             calendar_version="holidays-test",

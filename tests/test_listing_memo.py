@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from tests.driver import PATIENCE, UPWARD_REPORT, IncidentDriver, approval, report
+from tests.plan_support import POLICY, incident_state
 from yuqing.listing import (
     MEMO_KEY,
     ClockMemo,
@@ -18,17 +19,14 @@ from yuqing.listing import (
     memo_parts,
     read_memo,
 )
-from yuqing.models import Decision, Grade, IntakeChannel, PublicationChannel, Sensitivity
-from yuqing.policy import load_policy
+from yuqing.models import Decision, Grade, PublicationChannel, Sensitivity
 from yuqing.roles import Role
-from yuqing.settings import Settings
 from yuqing.state import (
     ApprovalRecord,
     Deadline,
     DeadlineStatus,
     Draft,
     DraftStatus,
-    IncidentState,
     PostState,
     PostStatus,
     Stage,
@@ -185,19 +183,8 @@ def test_the_memo_changes_only_with_its_inputs() -> None:
     """The workflow builds the memo and search attributes only when `memo_inputs` changed
     (workflows.incident `_publish_search_attributes`): every change of the state that changes
     the memo (or a search attribute) must change them, or the lists would show a stale memo."""
-    policy = load_policy(Settings().policy_path)
-    state = IncidentState(
-        incident_id="x",
-        workflow_id="incident-x",
-        title="网传西乡塘某超市销售过期食品",
-        channel=IntakeChannel.weibo,
-        unit="xixiangtang-branch",
-        reporter_id="li.ming",
-        summary="?",
-        source_url=None,
-        sensitivity=Sensitivity.important,
-        discovered_at=T0,
-    )
+    policy = POLICY
+    state = incident_state(reporter_id="li.ming", summary="?", discovered_at=T0)
 
     def report_clock() -> Deadline:
         return state.deadlines[0]

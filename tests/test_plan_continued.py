@@ -62,7 +62,7 @@ def test_a_step_clock_being_planned_is_carried_to_the_next_run_whole() -> None:
     and comes back the same effect (same key: the clock is planned once)."""
     from datetime import UTC, datetime
 
-    from workflows.incident import _carried, _effect
+    from workflows.incident import _effect, _UnderWay
     from yuqing.effects import CarriedEffect
     from yuqing.outcomes import PlanClock
     from yuqing.roles import Role
@@ -79,5 +79,5 @@ def test_a_step_clock_being_planned_is_carried_to_the_next_run_whole() -> None:
         responsible_person="zhou.min",
         summary="plan the clock",
     )
-    wire = CarriedEffect.model_validate_json(_carried(clock).model_dump_json())
+    wire = CarriedEffect.model_validate_json(_UnderWay(clock).carried().model_dump_json())
     assert _effect(wire) == clock

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from yuqing.audit import sweeper
-from yuqing.audit.sweeper import OVERLAP, Swept, lookback
+from yuqing.audit.sweeper import OVERLAP, QUICK_LOOKBACK, Swept
 
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=3)
@@ -58,7 +58,7 @@ async def test_each_sweep_looks_back_far_enough(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(asyncio.CancelledError):
         await sweeper.run_sweeper(None, None, every=every)  # type: ignore[arg-type]
 
-    quick = lookback(every)
+    quick = QUICK_LOOKBACK
     assert asked[0] == (START, START - RETENTION)
     # Every sweep looks back at least `quick` before the previous one began.
     for (before, _), (_, since) in itertools.pairwise(asked):

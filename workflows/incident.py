@@ -1202,11 +1202,6 @@ class _UnderWay:
         return CarriedEffect(kind=self.kind, data=data)
 
 
-def _carried(effect: Any) -> CarriedEffect:
-    """An effect as the next run's input carries it."""
-    return _UnderWay(effect).carried()
-
-
 def _effect(carried: CarriedEffect) -> Any:
     kind = _EFFECTS[carried.kind]
     fields = {f.name for f in dataclasses.fields(kind)}

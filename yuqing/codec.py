@@ -399,9 +399,7 @@ def _opened(cipher: AESGCM, key_id: str, nonce: bytes, sealed: bytes, bound: byt
         ) from err
 
 
-def _packed(
-    payload: Payload, dictionary_number: int, recent: _Deflated | None = None
-) -> tuple[bytes, int]:
+def _packed(payload: Payload, dictionary_number: int, recent: _Deflated) -> tuple[bytes, int]:
     """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
     deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
     flags = 0
@@ -413,9 +411,8 @@ def _packed(
         plain = payload.SerializeToString(deterministic=True)
     if len(plain) < DEFLATE_FROM_2:
         return plain, flags
-    remembered = recent is not None and REMEMBER_FROM <= len(plain) <= REMEMBER_AT_MOST
+    remembered = REMEMBER_FROM <= len(plain) <= REMEMBER_AT_MOST
     if remembered:
-        assert recent is not None
         found = recent.get((dictionary_number, plain))
         if found is not None:
             return found[0], flags | found[1]
@@ -426,7 +423,6 @@ def _packed(
         flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
         packed = deflated
     if remembered:
-        assert recent is not None
         recent.put((dictionary_number, plain), (packed, flag))
     return packed, flags | flag
 

@@ -80,18 +80,16 @@ class Packed:
     format: str = FORMAT
 
 
-def pack(history: WorkflowHistory, raw: bytes | None = None) -> Packed:
-    """The closed history, serialized once and gzip-compressed; the digest is of the bytes kept
-    (uncompressed), so it can be checked against the archive alone. `raw` is the history's
-    serialization when the caller has it already (`fetch_closed_run`)."""
+def pack(history: WorkflowHistory, raw: bytes) -> Packed:
+    """The closed history, gzip-compressed from `raw`, its serialization as `fetch_closed_run`
+    read it; the digest is of the bytes kept (uncompressed), so it can be checked against the
+    archive alone."""
     if not history.events:
         raise ValueError(f"the history of {history.workflow_id} is empty")
     first, last = history.events[0], history.events[-1]
     status = _CLOSED.get(last.event_type)
     if status is None:
         raise ValueError(f"{history.workflow_id} is still running: only closed runs are archived")
-    if raw is None:
-        raw = History(events=history.events).SerializeToString()
     started = first.workflow_execution_started_event_attributes
     return Packed(
         content=gzip.compress(raw, compresslevel=COMPRESS_LEVEL, mtime=0),
@@ -320,10 +318,10 @@ async def archive_one(
     request: ArchiveHistory,
     run_id: str,
     history: WorkflowHistory,
-    raw: bytes | None = None,
+    raw: bytes,
 ) -> ArchivedRun:
     """Pack one closed run (once) and store it with the trail head its history recorded; `raw`
-    is its serialization, if the caller has it (`fetch_closed_run`)."""
+    is its serialization (`fetch_closed_run`)."""
     from yuqing.audit.history import anchored_head
 
     packed = pack(history, raw)

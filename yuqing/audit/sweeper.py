@@ -179,13 +179,12 @@ async def run_sweeper(
 ) -> None:
     """Sweep now and every `every`, until cancelled; a sweep that fails is tried at the next.
 
-    The first sweep looks back over the retention; then each looks back `lookback(every)`
-    (QUICK_LOOKBACK) before the previous one began, and one every `OVERLAP` (the first such
+    The first sweep looks back over the retention; then each looks back `QUICK_LOOKBACK`
+    before the previous one began, and one every `OVERLAP` (the first such
     once `OVERLAP` has passed) looks back `OVERLAP` before the previous such one began: a run
     visibility shows up to `OVERLAP` after it closed is listed by the next of those, if no sweep
     found it before."""
     since = datetime.now(UTC) - await retention(client)
-    quick = lookback(every)
     # When the last sweep that looked back OVERLAP (or the first, over the retention) began.
     full_began: datetime | None = None
     while True:
@@ -194,7 +193,7 @@ async def run_sweeper(
             full = full_began is None or now - full_began >= OVERLAP
             if full and full_began is not None:
                 since = min(since, full_began - OVERLAP)
-            swept = await sweep(client, pool, since, lookback=quick)
+            swept = await sweep(client, pool, since, lookback=QUICK_LOOKBACK)
             since = swept.next_since or since
             if full and not swept.skipped and swept.began is not None:
                 full_began = swept.began
@@ -203,12 +202,6 @@ async def run_sweeper(
         except Exception as error:  # Temporal or PostgreSQL away: next time
             log.warning("history sweep failed", error=str(error) or type(error).__name__)
         await asyncio.sleep(every.total_seconds())
-
-
-def lookback(every: timedelta) -> timedelta:
-    """How far before the previous sweep began each sweep looks (but one every OVERLAP): as
-    far whatever the interval, since the previous sweep's start covers the interval itself."""
-    return QUICK_LOOKBACK
 
 
 @asynccontextmanager
