@@ -9,6 +9,7 @@ is one round trip too: update-with-start starts the incident or joins the open o
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,9 @@ S = TypeVar("S", bound=Tracked)
 # that takes longer than this means Temporal (or every worker) is not answering: 503 rather
 # than a long wait. A frozen Temporal is found sooner, by the client's keep-alive (~12 s).
 QUERY_TIMEOUT = timedelta(seconds=20)
+# A post's workflow starts a moment after its incident decided it (one workflow task); this is
+# how long a step sent to it meanwhile waits for it (Workflows._post_started).
+POST_START_PATIENCE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,18 @@ class Workflows:
         what = describe_workflow(workflow_id)
         try:
             # One round trip (sent again only while the workflow continues as new).
-            entry = await decide(self.client, workflow_id, signal, signed, patience=self.patience)
+            try:
+                entry = await decide(
+                    self.client, workflow_id, signal, signed, patience=self.patience
+                )
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND or not await self._post_started(
+                    workflow_id
+                ):
+                    raise
+                entry = await decide(
+                    self.client, workflow_id, signal, signed, patience=self.patience
+                )
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "WorkflowEnded":
@@ -185,6 +200,36 @@ class Workflows:
                 task_queue=self.task_queue,
             ),
         )
+
+    async def _post_started(self, workflow_id: str) -> bool:
+        """Whether `workflow_id` is a post its incident has taken but was still starting: the
+        incident answers `POST .../posts` once it has decided the post, and starts the post's
+        workflow a moment later, so a step sent at once found no workflow (404). Waits (within
+        POST_START_PATIENCE) for the post's workflow to exist; False for a post the incident
+        does not know, or an incident that does not answer."""
+        incident_id, _, post_id = workflow_id.removeprefix("incident-").partition("-post-")
+        if not post_id:
+            return False
+        from yuqing.state import IncidentState
+
+        what = what_of("incident", incident_id)
+        try:
+            state = await self.state(f"incident-{incident_id}", IncidentState, what)
+        except ApiError:
+            return False
+        if not any(post.post_id == post_id for post in state.posts):
+            return False
+        handle = self.client.get_workflow_handle(workflow_id)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + POST_START_PATIENCE.total_seconds()
+        while True:
+            try:
+                await handle.describe(rpc_timeout=self.query_timeout)
+                return True
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND or loop.time() > give_up:
+                    return False
+            await asyncio.sleep(0.05)
 
     async def _gone(self, workflow_id: str, what: str) -> ApiError:
         """404 for a workflow that never was, 409 for one that has ended."""

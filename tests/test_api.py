@@ -339,6 +339,27 @@ async def test_posts_close_and_review_over_http(api: Api) -> None:
     assert state["close_reason"] == "事态平息"
 
 
+async def test_a_post_answered_the_moment_it_is_taken(api: Api) -> None:
+    # The incident answers once it has taken the post; the post's own workflow starts a moment
+    # later. An answer sent at once waits for it instead of finding no post (it was a 404).
+    incident_id = await published(api)
+    base = f"/incidents/{incident_id}"
+    respond = {"text": "已转西乡塘分局核查。", "needs_formal_handling": False}
+    for number in range(4):
+        post = {
+            "post_id": f"q{number}",
+            "platform": "微博",
+            "author": "网民乙",
+            "content": "处理结果如何？",
+        }
+        await api.accepted(f"{base}/posts", post, "chen.jing")
+        entry = await api.accepted(f"{base}/posts/q{number}/initial-response", respond, "chen.jing")
+        assert entry["kind"] == "initial_response"
+    # A post the incident never took is still a 404 at once.
+    response = await api.post(f"{base}/posts/q9/initial-response", respond, "chen.jing")
+    assert response.status_code == 404, response.text
+
+
 async def test_monitor_webhook_and_hotline_form_join_or_start_incidents(api: Api) -> None:
     url = weibo_url()
     alert = {
