@@ -136,5 +136,6 @@ async def test_an_incident_continued_as_new_keeps_its_state_clocks_posts_and_tra
     assert compare(lines, [TrailLine(**row) for row in projected]) == []
     replayed = await replay(history)
     assert replayed.error is None
-    assert compare(lines, replayed.trail) == []
+    diffs = compare(lines, replayed.trail)
+    assert diffs == [], "\n".join(repr(d) for d in diffs)
     await driver.save_runs("continued_as_new")
