@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, Refusal, temporal_error, what_of
 from starter import decide, report_incident
+from yuqing import incident_workflow_id
 from yuqing.i18n import Said
 from yuqing.models import IncidentReport
 from yuqing.settings import Settings
@@ -52,10 +53,15 @@ class Reported:
     created: bool
 
 
+def workflow_parts(workflow_id: str) -> tuple[str, str]:
+    """The incident id and the post id ("" for an incident's own workflow) a workflow id names."""
+    incident, _, post = workflow_id.removeprefix("incident-").partition("-post-")
+    return incident, post
+
+
 def describe_workflow(workflow_id: str) -> Said:
     """How errors name a workflow: `incident t-1`, `post p1 of incident t-1`."""
-    rest = workflow_id.removeprefix("incident-")
-    incident, _, post = rest.partition("-post-")
+    incident, post = workflow_parts(workflow_id)
     return what_of("post", post, incident) if post else what_of("incident", incident)
 
 
@@ -207,14 +213,14 @@ class Workflows:
         workflow a moment later, so a step sent at once found no workflow (404). Waits (within
         POST_START_PATIENCE) for the post's workflow to exist; False for a post the incident
         does not know, or an incident that does not answer."""
-        incident_id, _, post_id = workflow_id.removeprefix("incident-").partition("-post-")
+        incident_id, post_id = workflow_parts(workflow_id)
         if not post_id:
             return False
         from yuqing.state import IncidentState
 
         what = what_of("incident", incident_id)
         try:
-            state = await self.state(f"incident-{incident_id}", IncidentState, what)
+            state = await self.state(incident_workflow_id(incident_id), IncidentState, what)
         except ApiError:
             return False
         if not any(post.post_id == post_id for post in state.posts):

@@ -304,6 +304,5 @@ async def test_a_step_sent_to_a_post_still_starting_waits_for_it(
 
     monkeypatch.setattr(workflows, "state", no_posts)
     looks["describe"] = 0
-    sent.clear()
     assert not await workflows._post_started("incident-t-1-post-q9")
     assert looks["describe"] == 0
