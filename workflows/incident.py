@@ -152,9 +152,11 @@ MEMO_AT_START_PATCH = "console-memo-at-start"
 # not copied go with it (IncidentWorkflow._yielding). Those before it copied them first, or not,
 # as their tasks happened to fall.
 PROJECTOR_YIELDS_PATCH = "tools-projector-yields"
-# (replay) Runs that begin now continue as new past CONTINUE_AFTER_EVENTS (2,000) events, those
-# before it past 4,000 (CONTINUE_AFTER_EVENTS_BEFORE): see CONTINUE_AFTER_EVENTS for why.
+# (replay) Runs that begin now continue as new past 2,000 events (CONTINUE_AFTER_EVENTS_SHORTER),
+# those before it past 4,000 (CONTINUE_AFTER_EVENTS_BEFORE): see CONTINUE_AFTER_EVENTS for why.
 SHORTER_RUNS_PATCH = "replay-shorter-runs"
+# (replay) And runs that begin now past 1,000 (CONTINUE_AFTER_EVENTS).
+RUNS_OF_1000_PATCH = "replay-runs-of-1000"
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -292,7 +294,9 @@ class IncidentWorkflow(Inboxed):
         self._settling = Settling(self._projector_yields and workflow.patched(SPEED_PATCH))
         # replay: shorter runs (CONTINUE_AFTER_EVENTS).
         if self._settling.enabled and workflow.patched(SHORTER_RUNS_PATCH):
-            self._events_bound = CONTINUE_AFTER_EVENTS
+            self._events_bound = CONTINUE_AFTER_EVENTS_SHORTER
+            if workflow.patched(RUNS_OF_1000_PATCH):
+                self._events_bound = CONTINUE_AFTER_EVENTS
         continued = _continued(report)
         if continued is not None:
             incident = self._resume(continued)
@@ -1141,14 +1145,18 @@ class IncidentWorkflow(Inboxed):
 # Continue as new past this many events or bytes of history (or when Temporal suggests it):
 # every run stays far under Temporal's limits of 51,200 events and 50 MB.
 #
-# (replay, issue 9) 2,000 events: a run's replay costs more per event the longer the run
+# (replay, issue 9) 1,000 events: a run's replay costs more per event the longer the run
 # (measured: the first 2,000 events of a 4,010-event run replayed at 0.23 ms each, its last
 # 1,000 at 0.4 ms), and every replay of a run pays it: `yuqing audit --replay`, and a worker
 # taking up an incident no longer in its cache. Shorter runs also share better among the cores
-# `yuqing audit --replay` replays them on (whole runs to each). A run costs a continue-as-new:
-# the state and configuration copied into its last event and the next run's first (33 KB for
-# an incident of figures, more as it uses signatures: 89 KB after 800 decisions).
-CONTINUE_AFTER_EVENTS = 2000
+# `yuqing audit --replay` replays them on (whole runs to each, so one core may have a whole run
+# more to replay than the other): with 2,000, the bench's 1,000-line incident was five runs and
+# a short one, three of them on one core. A run costs a continue-as-new: the state and
+# configuration copied into its last event and the next run's first (33 KB for an incident of
+# figures, more as it uses signatures: 89 KB after 800 decisions).
+CONTINUE_AFTER_EVENTS = 1000
+# Runs that began between SHORTER_RUNS_PATCH and RUNS_OF_1000_PATCH.
+CONTINUE_AFTER_EVENTS_SHORTER = 2000
 # Runs that began before SHORTER_RUNS_PATCH.
 CONTINUE_AFTER_EVENTS_BEFORE = 4000
 CONTINUE_AFTER_BYTES = 4 * 1024 * 1024
