@@ -27,7 +27,7 @@ from activities.post_deadlines import PostDeadlineActivities
 from workflows.archive import HistoryArchiveWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.post import NetizenPostWorkflow
-from yuqing import db, process
+from yuqing import db, payload_passes, process
 from yuqing.audit.sweeper import sweeping
 from yuqing.authorization import load_authorization
 from yuqing.channels import load_channels
@@ -89,6 +89,9 @@ def create_worker(
         cache = sticky_cache_size()
         max_cached_workflows = cache.size
         logger.info("sticky cache sized", incidents=cache.size, basis=cache.why)
+    # The SDK's walks over each activation and completion: the codec's alone (no external
+    # storage here), once instead of three times (yuqing.payload_passes).
+    payload_passes.install()
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

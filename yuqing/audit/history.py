@@ -20,7 +20,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
-from yuqing import NETIZEN_POST_WORKFLOW
+from yuqing import NETIZEN_POST_WORKFLOW, payload_passes
 from yuqing.codec import is_encrypted, payloads_in
 
 # (tools) The models are imported where they are used: `yuqing audit` reads the trail from
@@ -670,7 +670,9 @@ async def _replay_runs(
 
     for run in runs:
         _check_workflow_id(run)
-    _skip_passes_that_do_nothing()
+    # (tools) The replay's converter has no codec: the SDK's walks over every activation and
+    # completion, looking for payloads to decode or encode, are skipped (yuqing.payload_passes).
+    payload_passes.install()
     return list(await asyncio.gather(*(_replay_run(run, converter) for run in runs)))
 
 
@@ -695,44 +697,6 @@ def _check_workflow_id(run: AnyRun) -> None:
         raise OtherWorkflowId(
             Said("audit.replay_other_workflow_id", given=run.workflow_id, recorded=recorded)
         )
-
-
-_SKIPPING = False
-
-
-def _skip_passes_that_do_nothing() -> None:
-    """(tools) The SDK walks every activation and every completion six times over, looking for
-    payloads to decode or encode (codec, external storage), whether or not its data converter
-    has either: a seventh of a replay's CPU. The replay's converter has neither (histories are
-    decoded as they are loaded), so for it those walks change nothing; they are skipped for any
-    converter without codec and external storage (the SDK's own test of that,
-    `_decode_payload_has_effect`), and done as before for every other (a worker in the same
-    process with the codec). Installed once per process; an SDK without these functions keeps
-    its own."""
-    global _SKIPPING
-    import temporalio.bridge.worker as bridge
-    from temporalio.converter._extstore import StorageOperationMetrics
-
-    decode = getattr(bridge, "decode_activation", None)
-    encode = getattr(bridge, "encode_completion", None)
-    if _SKIPPING or decode is None or encode is None:
-        return
-    if not isinstance(getattr(DataConverter, "_decode_payload_has_effect", None), property):
-        return
-
-    async def decode_activation(activation: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
-        if data_converter._decode_payload_has_effect:
-            return await decode(activation, data_converter, *args, **kw)
-        return StorageOperationMetrics()
-
-    async def encode_completion(completion: Any, data_converter: Any, *args: Any, **kw: Any) -> Any:
-        if data_converter._decode_payload_has_effect:
-            return await encode(completion, data_converter, *args, **kw)
-        return StorageOperationMetrics()
-
-    bridge.decode_activation = decode_activation
-    bridge.encode_completion = encode_completion
-    _SKIPPING = True
 
 
 async def _replay_run(run: WorkflowHistory, converter: DataConverter | None) -> Replayed:
