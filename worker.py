@@ -89,8 +89,8 @@ def create_worker(
         cache = sticky_cache_size()
         max_cached_workflows = cache.size
         logger.info("sticky cache sized", incidents=cache.size, basis=cache.why)
-    # The SDK's walks over each activation and completion: the codec's alone (no external
-    # storage here), once instead of three times (yuqing.payload_passes).
+    # One walk over each activation and completion, for the codec, instead of the SDK's three
+    # (no external storage here: yuqing.payload_passes).
     payload_passes.install()
     return Worker(
         client,

@@ -36,6 +36,10 @@ def completion() -> WorkflowActivationCompletion:
         "Stage"
     ].CopyFrom(plain("published"))
     commands.add().complete_workflow_execution.result.CopyFrom(plain("result"))
+    # A failure's message and stack trace travel in its encoded attributes.
+    failed = commands.add().fail_workflow_execution.failure
+    failed.message = "Encoded failure"
+    failed.encoded_attributes.CopyFrom(plain("the message and stack trace"))
     return done
 
 
@@ -76,7 +80,12 @@ def payloads(message: Any) -> list[Payload]:
 
 @pytest.fixture(autouse=True)
 def installed() -> None:
-    assert payload_passes.install(), "this SDK has the functions yuqing.payload_passes relies on"
+    import temporalio
+
+    assert payload_passes.install(), (
+        f"temporalio {temporalio.__version__} is not among yuqing.payload_passes.CHECKED: read"
+        " its passes (temporalio.bridge.worker) again before adding it"
+    )
 
 
 async def test_a_completion_is_sealed_in_one_walk_and_opens_as_it_was() -> None:
@@ -157,3 +166,26 @@ async def test_a_codec_that_takes_a_context_gets_the_sdks_passes(
         completion(), data_converter(RING), encode_headers=True, storage_concurrency_limit=1
     )
     assert walked == []
+
+
+async def test_headers_stay_sealed_when_the_worker_does_not_decode_them() -> None:
+    converter = data_converter(RING)
+    sealed = activation()
+    sealed.jobs[0].initialize_workflow.headers["h"].CopyFrom(plain("header"))
+    for payload in payloads(sealed):
+        payload.CopyFrom((await converter.payload_codec.encode([payload]))[0])  # type: ignore[union-attr]
+    await bridge.decode_activation(
+        sealed, converter, decode_headers=False, storage_concurrency_limit=1
+    )
+    assert is_encrypted(sealed.jobs[0].initialize_workflow.headers["h"])
+    assert sealed.jobs[1].signal_workflow.input[0] == plain("signal")
+
+
+async def test_a_payload_in_external_storage_fails_the_task_as_the_sdk_fails_it() -> None:
+    """Not handed to the workflow (which drops a signal it cannot decode): the SDK's error."""
+    given = activation()
+    given.jobs[1].signal_workflow.input[0].metadata["encoding"] = b"json/external-storage-reference"
+    with pytest.raises(RuntimeError, match="TMPRL1105"):
+        await bridge.decode_activation(
+            given, data_converter(RING), decode_headers=True, storage_concurrency_limit=1
+        )

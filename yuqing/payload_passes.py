@@ -16,12 +16,13 @@ hands every payload sequence to the codec; where it has neither, there is nothin
 replay's converter: its histories are decoded as they are read). Any other converter (one with
 external storage, or a codec that takes a context) gets the SDK's passes as they are.
 
-A payload sent by another client that refers to external storage then reaches the payload
-converter as it is, and fails to decode there (instead of with the SDK's TMPRL1105): nothing
-of ours writes one.
+A payload that refers to external storage (another client's: nothing of ours writes one) fails
+the activation as the SDK's passes fail it (TMPRL1105, the task tried again), rather than
+reaching the workflow, where a signal that cannot be decoded is dropped.
 
-`install` puts these in the SDK's place, once per process; an SDK without the functions this
-relies on keeps its own.
+`install` puts these in the SDK's place, once per process, on the SDK versions they were
+checked against (`CHECKED`: the passes are the SDK's private functions, and a later version
+may give them more to do); any other keeps its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 from typing import Any
 
 _INSTALLED = False
+# The temporalio versions whose passes these were read against (temporalio.bridge.worker).
+CHECKED = ("1.35.",)
 
 
 def install() -> bool:
@@ -36,10 +39,18 @@ def install() -> bool:
     global _INSTALLED
     if _INSTALLED:
         return True
+    import temporalio
+
+    if not temporalio.__version__.startswith(CHECKED):
+        return False
     try:
         import temporalio.bridge.worker as bridge
         from temporalio.bridge._visitor import PayloadVisitor
         from temporalio.converter import DataConverter, WithSerializationContext
+        from temporalio.converter._data_converter import (
+            _has_reference_marker,
+            _is_reference_payload,
+        )
         from temporalio.converter._extstore import StorageOperationMetrics
     except ImportError:  # another SDK: its own passes
         return False
@@ -59,6 +70,18 @@ def install() -> bool:
             return False, None
         return True, codec
 
+    def opener(codec: Any) -> Any:
+        async def open_all(payloads: Any) -> Any:
+            for payload in payloads:
+                if _has_reference_marker(payload) or _is_reference_payload(payload):
+                    raise RuntimeError(
+                        "[TMPRL1105] Detected externally stored payload(s) but external storage"
+                        " is not configured."
+                    )
+            return await codec.decode(payloads)
+
+        return open_all
+
     async def decode_activation(
         activation: Any, data_converter: Any, decode_headers: bool, *args: Any, **kw: Any
     ) -> Any:
@@ -67,7 +90,7 @@ def install() -> bool:
             return await sdk_decode(activation, data_converter, decode_headers, *args, **kw)
         if codec is not None:
             visitor = PayloadVisitor(skip_search_attributes=True, skip_headers=not decode_headers)
-            await visitor.visit(visitor_functions(codec.decode), activation)
+            await visitor.visit(visitor_functions(opener(codec)), activation)
         return StorageOperationMetrics()
 
     async def encode_completion(
