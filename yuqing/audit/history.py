@@ -82,9 +82,10 @@ async def _latest_run_id(client: Client | Reader, workflow_id: str) -> str:
 
 
 async def _page(
-    client: Client | Reader, workflow_id: str, run_id: str, token: bytes
+    client: Client | Reader, workflow_id: str, run_id: str, token: bytes, size: int = 0
 ) -> tuple[list[Any], bytes]:
-    """One page of a run's events, and the token of the next (empty: none)."""
+    """One page of a run's events (at most `size`, if given, else as many as Temporal
+    sends), and the token of the next (empty: none)."""
     from temporalio.api.common.v1 import WorkflowExecution
     from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
@@ -92,6 +93,7 @@ async def _page(
         namespace=client.namespace,
         execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
         next_page_token=token,
+        maximum_page_size=size,
     )
     page = await client.workflow_service.get_workflow_execution_history(request, retry=True)
     return list(page.history.events), page.next_page_token
@@ -366,14 +368,19 @@ async def load_runs(
     import asyncio
 
     latest = await _latest_run_id(client, workflow_id)
-    # Each run's first page names the run before it: that one is asked for at once, while the
-    # rest of this one's pages are read (the runs' round trips overlap).
+    # Each run's first event names the run before it: that one is asked for at once, while the
+    # rest of this one's pages are read (the runs' round trips overlap). The first page is
+    # asked for with one event (Temporal answers with the first batch of them): with a whole
+    # first page, the walk waited for each run's first page to be read and parsed, run after
+    # run (ten of them at 1,000 lines).
     reading: list[asyncio.Future[AnyRun]] = []
     run_id = latest
     try:
         while True:
             try:
-                events, token = await _page(client, workflow_id, run_id, b"")
+                events, token = await _page(client, workflow_id, run_id, b"", size=1)
+                while not events and token:
+                    events, token = await _page(client, workflow_id, run_id, token, size=1)
             except RPCError as error:
                 kept = None
                 if run_id != latest and error.status == RPCStatusCode.NOT_FOUND and earlier:
