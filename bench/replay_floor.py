@@ -1,0 +1,233 @@
+"""`python -m bench.replay_floor`: what replaying a 1,000-line incident costs beside replaying a
+bare workflow of as many decisions, on a stack of the bench's own.
+
+`yuqing audit ID --replay` is held to a wall time (issue 9: ≤ 1.5 s at 1,000 lines); this says
+how much of that the SDK itself needs. The incident is the tools section's (`long_trail`: the
+figures updated one by one, each a signed `decide` update, runs of 1,000 events). The bare
+workflow takes as many `decide` updates, each running one do-nothing activity, and continues
+as new every `--per-run` of them (100: about the incident's decisions per run). Both are
+replayed run by run in this one process, with the settings `yuqing audit --replay` gives its
+replayers (unsandboxed, no deadlock timer, a named build id, the payload passes that change
+nothing skipped), after one untimed replay of each, in interleaved rounds; CPU is this
+process's own (the SDK's core threads included).
+
+    .venv/bin/python -m bench.replay_floor                 # 1,000 lines, 3 rounds
+    .venv/bin/python -m bench.replay_floor --lines 300 --rounds 5
+
+(`.venv` is the one `./dev bench` or `./dev test` makes.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
+
+from bench import sections
+from bench.drive import Drivers
+from bench.stack import bench_stack
+from yuqing import payload_passes
+from yuqing.audit import history
+from yuqing.client import connect
+from yuqing.settings import PROJECT_ROOT
+from yuqing.signing import signer_from_env
+
+BARE_TRAIL = "BareTrail"
+QUEUE = "bench-bare-trail"
+
+
+@activity.defn(name="bare_trail_step")
+async def bare_trail_step(n: int) -> None:
+    """Nothing: Temporal's cost of an activity."""
+
+
+@workflow.defn(name=BARE_TRAIL)
+class BareTrail:
+    """`decide` updates, one activity each, continuing as new every `per_run` of them."""
+
+    def __init__(self) -> None:
+        self._decided = 0
+        self._first = 0
+        self._per_run = 0
+        self._busy = 0
+
+    @workflow.run
+    async def run(self, start: dict[str, int]) -> None:
+        self._decided = self._first = start["decided"]
+        self._per_run = start["per_run"]
+        await workflow.wait_condition(lambda: self._busy == 0 and self._full())
+        workflow.continue_as_new({"decided": self._decided, "per_run": self._per_run})
+
+    def _full(self) -> bool:
+        return self._per_run > 0 and self._decided - self._first >= self._per_run
+
+    @workflow.update(name="decide")
+    async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._busy += 1
+        try:
+            await workflow.execute_activity(
+                bare_trail_step, self._decided, start_to_close_timeout=timedelta(seconds=30)
+            )
+            self._decided += 1
+            return {"kind": "accepted", "seq": self._decided}
+        finally:
+            self._busy -= 1
+
+    @decide.validator
+    def _taken(self, request: dict[str, Any]) -> None:
+        # Turned away (nothing enters the history) while the run readies to continue: the
+        # sender sends it again, to the next run.
+        if self._busy or self._full():
+            raise ValueError("continuing as new")
+
+
+async def _bare_trail(client: Client, workflow_id: str, decisions: int, per_run: int) -> None:
+    await client.start_workflow(
+        BARE_TRAIL, {"decided": 0, "per_run": per_run}, id=workflow_id, task_queue=QUEUE
+    )
+    handle = client.get_workflow_handle(workflow_id)
+    sent = 0
+    while sent < decisions:
+        try:
+            await handle.execute_update("decide", {"reading": sent})
+            sent += 1
+        except WorkflowUpdateFailedError:
+            await asyncio.sleep(0.02)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _replay_bare(runs: list[Any], workflow_id: str) -> None:
+    replayer = Replayer(
+        workflows=[BareTrail],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        debug_mode=True,
+        build_id="bench-bare-trail-replay",
+    )
+    for run in runs:
+        await replayer.replay_workflow(WorkflowHistory(workflow_id, list(run.events)))
+
+
+async def _replay_yuqing(runs: list[Any], workflow_id: str) -> None:
+    for run in runs:
+        replayed = await history.replay(WorkflowHistory(workflow_id, list(run.events)))
+        if replayed.error is not None:
+            raise RuntimeError(f"{workflow_id}: the replay failed: {replayed.error}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with bench_stack(args.data_dir) as stack:
+        await stack.start_worker()
+        settings = stack.settings
+        signer = signer_from_env(
+            {
+                "YUQING_SIGNING_KEY": str(settings.signing_key_path),
+                "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
+            }
+        )
+        assert signer is not None
+        bare = await Client.connect(stack.address, namespace=settings.temporal_namespace)
+        drivers = Drivers(
+            yuqing=await connect(settings),
+            bare=bare,
+            yuqing_queue=stack.yuqing_queue,
+            bare_queue=stack.bare_queue,
+            signer=signer,
+        )
+        tag = sections.new_tag()
+        say(f"bench: an incident of {args.lines} lines")
+        incident = await sections.long_trail(drivers, f"{tag}-floor", args.lines)
+        say(f"bench: a bare workflow of {args.lines} decisions")
+        bare_id = f"{tag}-bare-trail"
+        worker = Worker(
+            bare,
+            task_queue=QUEUE,
+            workflows=[BareTrail],
+            activities=[bare_trail_step],
+            # Defined in this module, which the sandbox would import afresh: it isolates
+            # nothing measured here (only the replays are timed).
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+        async with worker:
+            await _bare_trail(bare, bare_id, args.lines, args.per_run)
+        yuqing_runs = await history.load_runs(drivers.yuqing, incident)
+        bare_runs = await history.load_runs(bare, bare_id)
+        history.import_replayer()
+        payload_passes.install()
+        # One untimed replay of each first: the first of a process builds what it then keeps
+        # (pydantic's validators, the SDK's lazy imports), a cost `yuqing audit` pays in its
+        # imports, not per decision.
+        await _replay_yuqing(yuqing_runs, incident)
+        await _replay_bare(bare_runs, bare_id)
+        sides: dict[str, list[float]] = {"yuqing": [], "bare": []}
+        for number in range(args.rounds):
+            # ABBA: neither side always goes first.
+            order = ["yuqing", "bare"] if number % 2 == 0 else ["bare", "yuqing"]
+            for side in order:
+                began = _cpu()
+                if side == "yuqing":
+                    await _replay_yuqing(yuqing_runs, incident)
+                else:
+                    await _replay_bare(bare_runs, bare_id)
+                sides[side].append(_cpu() - began)
+            say(
+                f"bench: round {number + 1}: Yuqing {sides['yuqing'][-1]:.2f} s, "
+                f"bare {sides['bare'][-1]:.2f} s of CPU"
+            )
+    events = {
+        "yuqing": sum(len(run.events) for run in yuqing_runs),
+        "bare": sum(len(run.events) for run in bare_runs),
+    }
+    runs = {"yuqing": len(yuqing_runs), "bare": len(bare_runs)}
+    yuqing, plain = statistics.median(sides["yuqing"]), statistics.median(sides["bare"])
+    lines = [
+        f"replay of {args.lines} decisions, run by run in one process, median of {args.rounds}",
+        "| | Yuqing | bare | ratio |",
+        "|---|---|---|---|",
+        f"| runs | {runs['yuqing']} | {runs['bare']} | |",
+        f"| events | {events['yuqing']} | {events['bare']} | |",
+        f"| CPU, s | {yuqing:.2f} ({min(sides['yuqing']):.2f}–{max(sides['yuqing']):.2f}) "
+        f"| {plain:.2f} ({min(sides['bare']):.2f}–{max(sides['bare']):.2f}) "
+        f"| {yuqing / plain:.2f} |",
+        f"| CPU per decision, ms | {yuqing / args.lines * 1e3:.2f} "
+        f"| {plain / args.lines * 1e3:.2f} | |",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # noqa: T201
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.replay_floor",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    parser.add_argument("--lines", type=int, default=1000, help="decisions of each side")
+    parser.add_argument("--per-run", type=int, default=100, help="bare decisions per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved replays of each")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=PROJECT_ROOT / ".data" / "bench-replay",
+        help="the stack's own (wiped at start, removed at the end)",
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))
