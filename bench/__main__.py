@@ -23,7 +23,6 @@ from typing import Any
 
 import aiohttp
 from google.protobuf import json_format
-from temporalio.client import Client
 
 from bench import sections
 from bench.anatomy import anatomy
@@ -32,11 +31,10 @@ from bench.proc import load_average
 from bench.report import table
 from bench.shape import shape_of
 from bench.stack import BenchStack, bench_stack
-from yuqing.client import connect, payload_keys
+from yuqing.client import payload_keys
 from yuqing.codec import EncryptionCodec
 from yuqing.malloc import tune_malloc
 from yuqing.settings import PROJECT_ROOT
-from yuqing.signing import signer_from_env
 
 SECTIONS = ("lifecycle", "approvals", "intake", "tools", "parked")
 
@@ -156,21 +154,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         stack.profile = frozenset(filter(None, args.profile.split(",")))
         await stack.start_worker()
         await stack.start_api()
-        settings = stack.settings
-        signer = signer_from_env(
-            {
-                "YUQING_SIGNING_KEY": str(settings.signing_key_path),
-                "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
-            }
-        )
-        assert signer is not None
-        drivers = Drivers(
-            yuqing=await connect(settings),
-            bare=await Client.connect(stack.address, namespace=settings.temporal_namespace),
-            yuqing_queue=stack.yuqing_queue,
-            bare_queue=stack.bare_queue,
-            signer=signer,
-        )
+        drivers = await Drivers.of(stack)
         shape_file = await calibrate(stack, drivers, tag)
         await stack.start_bare_worker(shape_file)
         await drivers.bare_lifecycle(f"{tag}-shape")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -35,6 +35,9 @@ from yuqing import incident_workflow_id
 from yuqing.models import AdditionalReport, IncidentReport
 from yuqing.settings import PROJECT_ROOT
 from yuqing.signing import Signer
+
+if TYPE_CHECKING:
+    from bench.stack import BenchStack
 
 DEMO = PROJECT_ROOT / "demo"
 STAGE = SearchAttributeKey.for_keyword("IncidentStage")
@@ -99,6 +102,28 @@ class Drivers:
     yuqing_queue: str
     bare_queue: str
     signer: Signer
+
+    @classmethod
+    async def of(cls, stack: BenchStack) -> Drivers:
+        """Drivers of the bench stack's two task queues, signing with its own key."""
+        from yuqing.client import connect
+        from yuqing.signing import signer_from_env
+
+        settings = stack.settings
+        signer = signer_from_env(
+            {
+                "YUQING_SIGNING_KEY": str(settings.signing_key_path),
+                "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
+            }
+        )
+        assert signer is not None
+        return cls(
+            yuqing=await connect(settings),
+            bare=await Client.connect(stack.address, namespace=settings.temporal_namespace),
+            yuqing_queue=stack.yuqing_queue,
+            bare_queue=stack.bare_queue,
+            signer=signer,
+        )
 
     # -- Yuqing --------------------------------------------------------------------------------
 

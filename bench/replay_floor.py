@@ -37,9 +37,7 @@ from bench.drive import Drivers
 from bench.stack import bench_stack
 from yuqing import payload_passes
 from yuqing.audit import history
-from yuqing.client import connect
 from yuqing.settings import PROJECT_ROOT
-from yuqing.signing import signer_from_env
 
 BARE_TRAIL = "BareTrail"
 QUEUE = "bench-bare-trail"
@@ -130,22 +128,8 @@ async def _replay_yuqing(runs: list[Any], workflow_id: str) -> None:
 async def main(args: argparse.Namespace) -> None:
     async with bench_stack(args.data_dir) as stack:
         await stack.start_worker()
-        settings = stack.settings
-        signer = signer_from_env(
-            {
-                "YUQING_SIGNING_KEY": str(settings.signing_key_path),
-                "YUQING_SIGNING_KEY_ID": str(settings.signing_key_id),
-            }
-        )
-        assert signer is not None
-        bare = await Client.connect(stack.address, namespace=settings.temporal_namespace)
-        drivers = Drivers(
-            yuqing=await connect(settings),
-            bare=bare,
-            yuqing_queue=stack.yuqing_queue,
-            bare_queue=stack.bare_queue,
-            signer=signer,
-        )
+        drivers = await Drivers.of(stack)
+        bare = drivers.bare
         tag = sections.new_tag()
         say(f"bench: an incident of {args.lines} lines")
         incident = await sections.long_trail(drivers, f"{tag}-floor", args.lines)
