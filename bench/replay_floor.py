@@ -6,10 +6,12 @@ how much of that the SDK itself needs. The incident is the tools section's (`lon
 figures updated one by one, each a signed `decide` update, runs of 1,000 events). The bare
 workflow takes as many `decide` updates, each running one do-nothing activity, and continues
 as new every `--per-run` of them (100: about the incident's decisions per run). Both are
-replayed run by run in this one process, with the settings `yuqing audit --replay` gives its
-replayers (unsandboxed, no deadlock timer, a named build id, the payload passes that change
-nothing skipped), after one untimed replay of each, in interleaved rounds; CPU is this
-process's own (the SDK's core threads included).
+replayed run by run in this one process, with what `yuqing audit --replay` gives its
+replayers (its converter, unsandboxed, no deadlock timer, a named build id, the payload passes
+that change nothing skipped, the imports frozen for the collector), once the stack is quiet,
+after one untimed replay of each, in interleaved rounds; CPU is this process's own (the SDK's
+core threads included). `--replay` replays the runs at once on every core: its replay's wall
+time is about this CPU over the cores, beside the imports and the read of the histories.
 
     .venv/bin/python -m bench.replay_floor                 # 1,000 lines, 3 rounds
     .venv/bin/python -m bench.replay_floor --lines 300 --rounds 5
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import statistics
 import sys
@@ -30,6 +33,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from bench import sections
@@ -37,6 +41,7 @@ from bench.drive import Drivers
 from bench.stack import bench_stack
 from yuqing import payload_passes
 from yuqing.audit import history
+from yuqing.client import plain_data_converter
 from yuqing.settings import PROJECT_ROOT
 
 BARE_TRAIL = "BareTrail"
@@ -98,7 +103,7 @@ async def _bare_trail(client: Client, workflow_id: str, decisions: int, per_run:
         try:
             await handle.execute_update("decide", {"reading": sent})
             sent += 1
-        except WorkflowUpdateFailedError:
+        except (WorkflowUpdateFailedError, RPCError):  # turned away while it continues
             await asyncio.sleep(0.02)
 
 
@@ -119,8 +124,9 @@ async def _replay_bare(runs: list[Any], workflow_id: str) -> None:
 
 
 async def _replay_yuqing(runs: list[Any], workflow_id: str) -> None:
+    converter = plain_data_converter()  # `yuqing audit --replay`'s
     for run in runs:
-        replayed = await history.replay(WorkflowHistory(workflow_id, list(run.events)))
+        replayed = await history.replay(WorkflowHistory(workflow_id, list(run.events)), converter)
         if replayed.error is not None:
             raise RuntimeError(f"{workflow_id}: the replay failed: {replayed.error}")
 
@@ -150,6 +156,10 @@ async def main(args: argparse.Namespace) -> None:
         bare_runs = await history.load_runs(bare, bare_id)
         history.import_replayer()
         payload_passes.install()
+        # As `yuqing audit --replay` replays: what is imported left out of the collector's
+        # looks (yuqing.audit.forked), the stack quiet (its last projections, archiving).
+        gc.freeze()
+        await sections.quiesce(stack.pids(), patience=120.0)
         # One untimed replay of each first: the first of a process builds what it then keeps
         # (pydantic's validators, the SDK's lazy imports), a cost `yuqing audit` pays in its
         # imports, not per decision.

@@ -1,13 +1,15 @@
 """`yuqing audit` reads a continued incident's runs, newest to oldest, asking each run's first
-page with one event and the rest at once: against a stub of Temporal's history service that
-pages as Temporal does (by a token, a page at most as large as asked), every run comes back
-whole and in order, an empty first page is read past, and no run is asked for twice."""
+page for one event and the rest at once: against a stub of Temporal's history service that
+pages as Temporal does (by a token; a first batch of two events when asked for one), every
+run comes back whole and in order, an empty first page is read past, no page is asked for
+twice, and a run Temporal lets go of between its pages is read from the archive."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.api.workflowservice.v1 import (
@@ -17,8 +19,9 @@ from temporalio.api.workflowservice.v1 import (
     GetWorkflowExecutionHistoryResponse,
 )
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 
-from yuqing.audit.history import load_runs
+from yuqing.audit.history import RunHistory, load_runs
 
 WORKFLOW_ID = "incident-walk"
 DEFAULT_PAGE = 4  # Temporal's own is far larger; small here, so that runs take several pages
@@ -51,6 +54,7 @@ class _Service:
     runs: dict[str, list[HistoryEvent]]
     latest: str
     empty_first_page: set[str] = field(default_factory=set)
+    gone_after_first_page: set[str] = field(default_factory=set)  # its retention passed
     asked: list[tuple[str, int, int]] = field(default_factory=list)  # run, from, size
 
     async def describe_workflow_execution(
@@ -68,7 +72,11 @@ class _Service:
         token = request.next_page_token
         start = 0 if token in (b"", b"again") else int(token)
         size = request.maximum_page_size or DEFAULT_PAGE
+        if size == 1:
+            size = 2  # Temporal answers by batch: a run's first is its start and first task
         self.asked.append((run_id, start, request.maximum_page_size))
+        if token and run_id in self.gone_after_first_page:
+            raise RPCError("workflow execution not found", RPCStatusCode.NOT_FOUND, b"")
         if not token and run_id in self.empty_first_page:
             # An answer Temporal may give: no events, a token to go on from.
             return GetWorkflowExecutionHistoryResponse(next_page_token=b"again")
@@ -104,3 +112,29 @@ async def test_each_run_is_read_whole_oldest_first_from_one_event_first_pages() 
     assert firsts == [("run-c", 1), ("run-b", 1), ("run-b", 1), ("run-a", 1)]
     rest = [ask for ask in service.asked if ask[1] > 0]
     assert len(set(rest)) == len(rest) and all(size == 0 for _, _, size in rest)
+    # The walk went on to the run before while the rest of each run was still to be read.
+    assert service.asked.index(("run-a", 0, 1)) < service.asked.index(("run-c", 2, 0))
+
+
+async def test_a_run_temporal_lets_go_of_between_its_pages_is_read_from_the_archive() -> None:
+    runs = {
+        "run-a": _run("run-a", None, 10, continued=True),
+        "run-b": _run("run-b", "run-a", 6, continued=False),
+    }
+    service = _Service(runs, latest="run-b", gone_after_first_page={"run-a"})
+    archived = RunHistory(WORKFLOW_ID, _run("run-a", None, 10, continued=True))
+    asked: list[str] = []
+
+    async def archive(run_id: str) -> RunHistory | None:
+        asked.append(run_id)
+        return archived if run_id == "run-a" else None
+
+    read = await load_runs(_Client(service), WORKFLOW_ID, earlier=archive)  # type: ignore[arg-type]
+    assert asked == ["run-a"]
+    assert [run.run_id for run in read] == ["run-a", "run-b"]
+    assert len(read[0].events) == 10
+    # The latest run is Temporal's alone: gone between its pages, the audit says so.
+    service = _Service(runs, latest="run-b", gone_after_first_page={"run-b"})
+    with pytest.raises(RPCError) as raised:
+        await load_runs(_Client(service), WORKFLOW_ID, earlier=archive)  # type: ignore[arg-type]
+    assert raised.value.status == RPCStatusCode.NOT_FOUND

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from temporalio.converter import DataConverter
 
-    from yuqing.audit.history import AnyRun, TrailLine
+    from yuqing.audit.history import AnyRun, Replayed, TrailLine
 
 
 @dataclass(frozen=True)
@@ -432,16 +432,17 @@ def _replay_here(
     from yuqing.audit.history import _replay_runs
 
     runs = [WorkflowHistory(wf, list(History.FromString(data).events)) for wf, _, data in share]
-    # (tools) Not asyncio.run: as it ends it asks whether its SIGINT handler is still in place,
-    # and Python 3.11's signal.getsignal then formats that handler for an error it discards:
-    # the replay's task with it, and every state the replay reached (17 ms of each share at
-    # 1,000 lines). An interrupt reaches this process as KeyboardInterrupt all the same.
-    loop = asyncio.new_event_loop()
-    try:
-        replayed = loop.run_until_complete(_replay_runs(runs, converter()))
-        loop.run_until_complete(loop.shutdown_asyncgens())  # the SDK's replay iterators
-    finally:
-        loop.close()
+    # (tools) The replay's task returns nothing, its answer kept aside: as asyncio.run ends it
+    # asks whether its SIGINT handler is still in place, and Python 3.11's signal.getsignal
+    # then formats that handler for an error it discards, the task with it, and with the task
+    # its result: every state the replay reached (17 ms of each share at 1,000 lines).
+    found: list[list[Replayed]] = []
+
+    async def replay() -> None:
+        found.append(await _replay_runs(runs, converter()))
+
+    asyncio.run(replay())
+    (replayed,) = found
     return {
         (wf, index): RunReplayed(
             lines=_plain_lines(run.trail),

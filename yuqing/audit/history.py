@@ -100,13 +100,27 @@ async def _page(
 
 
 async def _rest_of_run(
-    client: Client | Reader, workflow_id: str, run_id: str, events: list[Any], token: bytes
-) -> RunHistory:
+    client: Client | Reader,
+    workflow_id: str,
+    run_id: str,
+    events: list[Any],
+    token: bytes,
+    earlier: Callable[[str], Awaitable[AnyRun | None]] | None = None,
+) -> AnyRun:
     """The run whose first page is `events`, every page after it read (as
-    `WorkflowHandle.fetch_history` reads them)."""
-    while token:
-        more, token = await _page(client, workflow_id, run_id, token)
-        events.extend(more)
+    `WorkflowHandle.fetch_history` reads them); from `earlier` (the archive) if Temporal let
+    the run go meanwhile (its retention passed between its first page and the rest)."""
+    try:
+        while token:
+            more, token = await _page(client, workflow_id, run_id, token)
+            events.extend(more)
+    except RPCError as error:
+        kept = None
+        if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
+            kept = await earlier(run_id)
+        if kept is None:
+            raise
+        return kept
     return RunHistory(workflow_id, events)
 
 
@@ -370,7 +384,7 @@ async def load_runs(
     latest = await _latest_run_id(client, workflow_id)
     # Each run's first event names the run before it: that one is asked for at once, while the
     # rest of this one's pages are read (the runs' round trips overlap). The first page is
-    # asked for with one event (Temporal answers with the first batch of them): with a whole
+    # asked for one event (Temporal answers with the first batch of them): with a whole
     # first page, the walk waited for each run's first page to be read and parsed, run after
     # run (ten of them at 1,000 lines).
     reading: list[asyncio.Future[AnyRun]] = []
@@ -392,7 +406,14 @@ async def load_runs(
                 reading.insert(0, done)
                 events = list(kept.events)
             else:
-                rest = _rest_of_run(client, workflow_id, run_id, events, token)
+                rest = _rest_of_run(
+                    client,
+                    workflow_id,
+                    run_id,
+                    events,
+                    token,
+                    earlier if run_id != latest else None,
+                )
                 reading.insert(0, asyncio.ensure_future(rest))
             started = events[0].workflow_execution_started_event_attributes
             if not started.continued_execution_run_id:
