@@ -115,13 +115,20 @@ async def _rest_of_run(
             more, token = await _page(client, workflow_id, run_id, token)
             events.extend(more)
     except RPCError as error:
-        kept = None
-        if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
-            kept = await earlier(run_id)
-        if kept is None:
-            raise
-        return kept
+        return await _kept_instead(error, run_id, earlier)
     return RunHistory(workflow_id, events)
+
+
+async def _kept_instead(
+    error: RPCError, run_id: str, earlier: Callable[[str], Awaitable[AnyRun | None]] | None
+) -> AnyRun:
+    """The run from `earlier` (the archive) when Temporal no longer has it; else `error`."""
+    kept = None
+    if error.status == RPCStatusCode.NOT_FOUND and earlier is not None:
+        kept = await earlier(run_id)
+    if kept is None:
+        raise error
+    return kept
 
 
 class IncompleteHistory(Exception):
@@ -391,29 +398,20 @@ async def load_runs(
     run_id = latest
     try:
         while True:
+            # The latest run is Temporal's alone: only an earlier one may be in the archive.
+            archive = earlier if run_id != latest else None
             try:
                 events, token = await _page(client, workflow_id, run_id, b"", size=1)
                 while not events and token:
                     events, token = await _page(client, workflow_id, run_id, token, size=1)
             except RPCError as error:
-                kept = None
-                if run_id != latest and error.status == RPCStatusCode.NOT_FOUND and earlier:
-                    kept = await earlier(run_id)
-                if kept is None:
-                    raise
+                kept = await _kept_instead(error, run_id, archive)
                 done: asyncio.Future[AnyRun] = asyncio.get_running_loop().create_future()
                 done.set_result(kept)
                 reading.insert(0, done)
                 events = list(kept.events)
             else:
-                rest = _rest_of_run(
-                    client,
-                    workflow_id,
-                    run_id,
-                    events,
-                    token,
-                    earlier if run_id != latest else None,
-                )
+                rest = _rest_of_run(client, workflow_id, run_id, events, token, archive)
                 reading.insert(0, asyncio.ensure_future(rest))
             started = events[0].workflow_execution_started_event_attributes
             if not started.continued_execution_run_id:
