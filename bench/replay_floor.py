@@ -27,84 +27,20 @@ import gc
 import resource
 import statistics
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.service import RPCError
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from bench import sections
+from bench import bare_trail, sections
+from bench.bare_trail import BareTrail
 from bench.drive import Drivers
 from bench.stack import bench_stack
 from yuqing import payload_passes
 from yuqing.audit import history
 from yuqing.client import plain_data_converter
 from yuqing.settings import PROJECT_ROOT
-
-BARE_TRAIL = "BareTrail"
-QUEUE = "bench-bare-trail"
-
-
-@activity.defn(name="bare_trail_step")
-async def bare_trail_step(n: int) -> None:
-    """Nothing: Temporal's cost of an activity."""
-
-
-@workflow.defn(name=BARE_TRAIL)
-class BareTrail:
-    """`decide` updates, one activity each, continuing as new every `per_run` of them."""
-
-    def __init__(self) -> None:
-        self._decided = 0
-        self._first = 0
-        self._per_run = 0
-        self._busy = 0
-
-    @workflow.run
-    async def run(self, start: dict[str, int]) -> None:
-        self._decided = self._first = start["decided"]
-        self._per_run = start["per_run"]
-        await workflow.wait_condition(lambda: self._busy == 0 and self._full())
-        workflow.continue_as_new({"decided": self._decided, "per_run": self._per_run})
-
-    def _full(self) -> bool:
-        return self._per_run > 0 and self._decided - self._first >= self._per_run
-
-    @workflow.update(name="decide")
-    async def decide(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._busy += 1
-        try:
-            await workflow.execute_activity(
-                bare_trail_step, self._decided, start_to_close_timeout=timedelta(seconds=30)
-            )
-            self._decided += 1
-            return {"kind": "accepted", "seq": self._decided}
-        finally:
-            self._busy -= 1
-
-    @decide.validator
-    def _taken(self, request: dict[str, Any]) -> None:
-        # Turned away (nothing enters the history) while the run readies to continue: the
-        # sender sends it again, to the next run.
-        if self._busy or self._full():
-            raise ValueError("continuing as new")
-
-
-async def _bare_trail(client: Client, workflow_id: str, decisions: int, per_run: int) -> None:
-    await client.start_workflow(
-        BARE_TRAIL, {"decided": 0, "per_run": per_run}, id=workflow_id, task_queue=QUEUE
-    )
-    handle = client.get_workflow_handle(workflow_id)
-    sent = 0
-    while sent < decisions:
-        try:
-            await handle.execute_update("decide", {"reading": sent})
-            sent += 1
-        except (WorkflowUpdateFailedError, RPCError):  # turned away while it continues
-            await asyncio.sleep(0.02)
 
 
 def _cpu() -> float:
@@ -141,17 +77,7 @@ async def main(args: argparse.Namespace) -> None:
         incident = await sections.long_trail(drivers, f"{tag}-floor", args.lines)
         say(f"bench: a bare workflow of {args.lines} decisions")
         bare_id = f"{tag}-bare-trail"
-        worker = Worker(
-            bare,
-            task_queue=QUEUE,
-            workflows=[BareTrail],
-            activities=[bare_trail_step],
-            # Defined in this module, which the sandbox would import afresh: it isolates
-            # nothing measured here (only the replays are timed).
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        )
-        async with worker:
-            await _bare_trail(bare, bare_id, args.lines, args.per_run)
+        await bare_trail.drive(bare, bare_id, args.lines, args.per_run)
         yuqing_runs = await history.load_runs(drivers.yuqing, incident)
         bare_runs = await history.load_runs(bare, bare_id)
         history.import_replayer()
@@ -212,7 +138,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--lines", type=int, default=1000, help="decisions of each side")
-    parser.add_argument("--per-run", type=int, default=100, help="bare decisions per run")
+    parser.add_argument(
+        "--per-run", type=int, default=bare_trail.PER_RUN, help="bare decisions per run"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved replays of each")
     parser.add_argument(
         "--data-dir",

@@ -211,15 +211,29 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             absolute=True,
         ),
         *_tool_rows("audit", f"`yuqing audit`, {settings.get('lines')} lines", 1.0),
-        *_tool_rows("replay", "`yuqing audit --replay`", 1.5),
+        *_tool_rows(
+            "replay", "`yuqing audit --replay` vs `bench.bare_replay`", 1.5, bare="bare_replay"
+        ),
     ]
 
 
-def _tool_rows(name: str, label: str, target: float) -> list[Row]:
-    """A command's wall time (the target), its CPU, and how busy the stack was meanwhile."""
+def _tool_rows(name: str, label: str, target: float, *, bare: str | None = None) -> list[Row]:
+    """A command's wall time (the target), its CPU, and how busy the stack was meanwhile;
+    beside the bare command's, if it has one."""
+
+    def of_bare(figure: str) -> Callable[[Run], float | None] | None:
+        return None if bare is None else _get("tools", bare, figure)
+
     return [
-        Row(f"{label}, wall", _get("tools", name, "wall_s"), None, "s", target, absolute=True),
-        Row("  CPU of the command", _get("tools", name, "cpu_s"), None, "s"),
+        Row(
+            f"{label}, wall",
+            _get("tools", name, "wall_s"),
+            of_bare("wall_s"),
+            "s",
+            target,
+            absolute=True,
+        ),
+        Row("  CPU of the command", _get("tools", name, "cpu_s"), of_bare("cpu_s"), "s"),
         Row(
             "  the stack's own CPU meanwhile, in cores (2 = the machine busy)",
             _get("tools", name, "stack_cores"),

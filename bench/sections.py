@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import bare_trail
 from bench.drive import (
     AFTER_PUBLICATION,
     BEFORE_PUBLICATION,
@@ -32,6 +33,7 @@ from bench.drive import (
 )
 from bench.proc import CpuMeter, rss, tree_cpu
 from bench.stack import BenchStack
+from yuqing.settings import PROJECT_ROOT
 
 KINDS = ("yuqing", "bare")
 
@@ -420,7 +422,9 @@ def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the child, the tail of its output)."""
     usage_before = os.times()
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - started
     usage = os.times()
     cpu = (usage.children_user - usage_before.children_user) + (
@@ -436,39 +440,48 @@ async def tools(
 ) -> dict[str, Any]:
     incident_id = f"{tag}-trail"
     await long_trail(drivers, incident_id, lines)
+    # The bare `--replay`'s: as many decisions, each an update with one activity.
+    bare_id = f"{tag}-bare-trail"
+    await bare_trail.drive(drivers.bare, bare_id, lines)
     # Longer than the other sections wait: the commands are timed alone, not beside the
     # earlier sections' leftovers.
     await quiesce(stack.pids(), patience=120.0)
-    yuqing = os.path.join(os.path.dirname(sys.executable), "yuqing")
+    bin_dir = os.path.dirname(sys.executable)
+    yuqing = os.path.join(bin_dir, "yuqing")
     env = stack.env()
     commands = {
         "help": [yuqing, "--help"],
         "audit": [yuqing, "audit", incident_id],
         "replay": [yuqing, "audit", incident_id, "--replay"],
+        "bare_replay": [sys.executable, "-m", "bench.bare_replay", bare_id],
     }
     result: dict[str, Any] = {"lines": lines}
     meter = CpuMeter(stack.pids())
-    for name, command in commands.items():
-        walls, cpus, beside = [], [], []
-        try:
-            for _ in range(repeat):
-                # What the stack itself does meanwhile (timers of the earlier sections' open
-                # incidents, the sweeper): a command timed on a busy machine is slower for it.
-                meter.start()
+    measured: dict[str, dict[str, list[float]]] = {
+        name: {"wall_s": [], "cpu_s": [], "stack_cores": []} for name in commands
+    }
+    # Round by round, each command once a round: `--replay` and the bare one interleaved.
+    for _ in range(repeat):
+        for name, command in commands.items():
+            if name in result:  # it failed in an earlier round
+                continue
+            # What the stack itself does meanwhile (timers of the earlier sections' open
+            # incidents, the sweeper): a command timed on a busy machine is slower for it.
+            meter.start()
+            try:
                 wall, cpu, _ = await asyncio.to_thread(_timed, command, env)
-                walls.append(wall)
-                cpus.append(cpu)
-                beside.append(sum(meter.stop().values()) / wall)
-        except RuntimeError as failed:
-            # A tool that fails is a finding, not the end of the bench: said, and left out.
-            print(f"bench: {failed}", file=sys.stderr, flush=True)  # noqa: T201
-            result[name] = {"failed": str(failed)[:500]}
-            continue
-        result[name] = {
-            "wall_s": statistics.median(walls),
-            "cpu_s": statistics.median(cpus),
-            "stack_cores": statistics.median(beside),
-        }
+            except RuntimeError as failed:
+                meter.stop()
+                # A tool that fails is a finding, not the end of the bench: said, left out.
+                print(f"bench: {failed}", file=sys.stderr, flush=True)  # noqa: T201
+                result[name] = {"failed": str(failed)[:500]}
+                continue
+            measured[name]["wall_s"].append(wall)
+            measured[name]["cpu_s"].append(cpu)
+            measured[name]["stack_cores"].append(sum(meter.stop().values()) / wall)
+    for name, figures in measured.items():
+        if name not in result:
+            result[name] = {key: statistics.median(values) for key, values in figures.items()}
     return result
 
 
