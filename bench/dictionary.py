@@ -69,9 +69,11 @@ def _values(history: History) -> list[tuple[bool, Any]]:
     """(is it an input people sent, its JSON) of every JSON payload of a history."""
     found = []
     for event in history.events:
-        sent = event.HasField("workflow_execution_started_event_attributes") or event.HasField(
-            "workflow_execution_update_accepted_event_attributes"
-        ) or event.HasField("workflow_execution_signaled_event_attributes")
+        sent = (
+            event.HasField("workflow_execution_started_event_attributes")
+            or event.HasField("workflow_execution_update_accepted_event_attributes")
+            or event.HasField("workflow_execution_signaled_event_attributes")
+        )
         for payload in walk_payloads(event):
             if payload.metadata.get("encoding") != b"json/plain":
                 continue
