@@ -18,9 +18,8 @@ import sys
 
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from bench.bare_trail import BareTrail
+from bench import bare_trail
 
 
 async def _runs(client: Client, workflow_id: str) -> list[bytes]:
@@ -37,12 +36,7 @@ async def _runs(client: Client, workflow_id: str) -> list[bytes]:
 
 
 async def _replay(workflow_id: str, share: list[bytes]) -> None:
-    replayer = Replayer(
-        workflows=[BareTrail],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        debug_mode=True,
-        build_id="bench-bare-trail-replay",
-    )
+    replayer = bare_trail.replayer()
     for data in share:
         events = list(History.FromString(data).events)
         await replayer.replay_workflow(WorkflowHistory(workflow_id, events))
@@ -58,7 +52,10 @@ def main(workflow_id: str) -> int:
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(write_end)
+            # Only this process's own pipe: an earlier one's write end kept open here would
+            # keep that process waiting for ever if the parent died before handing it its share.
+            for other in (write_end, *(end for _, end in children)):
+                os.close(other)
             os._exit(_serve(workflow_id, core, read_end))
         os.close(read_end)
         children.append((pid, write_end))

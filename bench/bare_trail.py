@@ -12,7 +12,7 @@ from typing import Any
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 BARE_TRAIL = "BareTrail"
 QUEUE = "bench-bare-trail"
@@ -87,3 +87,14 @@ async def drive(client: Client, workflow_id: str, decisions: int, per_run: int =
                 sent += 1
             except (WorkflowUpdateFailedError, RPCError):  # turned away while it continues
                 await asyncio.sleep(0.02)
+
+
+def replayer() -> Replayer:
+    """A replayer of bare trails, set as `yuqing audit --replay` sets its own (unsandboxed, no
+    deadlock timer, a named build id)."""
+    return Replayer(
+        workflows=[BareTrail],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        debug_mode=True,
+        build_id="bench-bare-trail-replay",
+    )

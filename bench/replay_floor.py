@@ -31,10 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from bench import bare_trail, sections
-from bench.bare_trail import BareTrail
 from bench.drive import Drivers
 from bench.stack import bench_stack
 from yuqing import payload_passes
@@ -49,12 +47,7 @@ def _cpu() -> float:
 
 
 async def _replay_bare(runs: list[Any], workflow_id: str) -> None:
-    replayer = Replayer(
-        workflows=[BareTrail],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        debug_mode=True,
-        build_id="bench-bare-trail-replay",
-    )
+    replayer = bare_trail.replayer()
     for run in runs:
         await replayer.replay_workflow(WorkflowHistory(workflow_id, list(run.events)))
 

@@ -446,8 +446,7 @@ async def tools(
     # Longer than the other sections wait: the commands are timed alone, not beside the
     # earlier sections' leftovers.
     await quiesce(stack.pids(), patience=120.0)
-    bin_dir = os.path.dirname(sys.executable)
-    yuqing = os.path.join(bin_dir, "yuqing")
+    yuqing = os.path.join(os.path.dirname(sys.executable), "yuqing")
     env = stack.env()
     commands = {
         "help": [yuqing, "--help"],
