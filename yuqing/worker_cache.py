@@ -8,7 +8,7 @@ every incident the worker has open, as far as its memory allows.
 - `YUQING_STICKY_CACHE` (a number) sets it outright;
 - otherwise half the worker's memory limit (the cgroup's, in a container; else the machine's,
   or `YUQING_WORKER_MEMORY_MIB`) divided by what one cached incident costs (`PER_INCIDENT_MIB`,
-  measured by `bench/`'s parked section with headroom), between `SMALLEST` and `LARGEST`.
+  measured by `bench/`'s parked section), between `SMALLEST` and `LARGEST`.
 
 `bench/RESULTS.md` has the measured cost per incident; deploy/README.md "Sizing" says what to
 give a worker for a given number of open incidents. An evicted incident is not lost: it is
@@ -26,9 +26,10 @@ from pathlib import Path
 
 CACHE_ENV = "YUQING_STICKY_CACHE"
 MEMORY_ENV = "YUQING_WORKER_MEMORY_MIB"
-# What one parked, cached incident adds to the worker's RSS, rounded up: ~0.26 MiB since the
-# workflow modules are passed through and the configuration shared (0.47–0.52 MiB before;
-# bench/RESULTS.md). About 0.15 MiB of it is the SDK's own (sdk-core's state of the run).
+# What one parked, cached incident adds to the worker's RSS: 0.26–0.30 MiB since the workflow
+# modules are passed through and the configuration shared (0.47–0.52 MiB before); 302 KiB with
+# 10,000 cached on 4 December, the bare Temporal worker's 285 KiB (bench/RESULTS.md): no
+# headroom left above it. About 0.15 MiB of it is the SDK's own (sdk-core's state of the run).
 PER_INCIDENT_MIB = 0.3
 SHARE = 0.5  # of the memory limit, for the cache; the rest is the process and its bursts
 SMALLEST = 500
