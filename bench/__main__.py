@@ -255,6 +255,7 @@ def cli(argv: list[str] | None = None) -> None:
         "count": args.count,
         "concurrency": args.concurrency,
         "parked": args.parked,
+        "parked_cache": args.parked_cache,
         "lines": args.lines,
     }
     loads = [run["load_before"][0] for run in runs] + [run["load_after"][0] for run in runs]

@@ -60,6 +60,10 @@ def _mib(*path: str) -> Callable[[Run], float | None]:
 def rows(settings: dict[str, Any]) -> list[Row]:
     n, c = settings.get("count"), settings.get("concurrency")
     parked = settings.get("parked")
+    cache = settings.get("parked_cache")
+    # A cache smaller than the count evicts by design: then the misses are the target, not
+    # the evictions.
+    holds_all = not cache or parked is None or cache >= parked
     return [
         Row(
             f"full general lifecycle, N={n} at C={c}, incidents/s",
@@ -179,11 +183,13 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "",
         ),
         Row(
-            "  forced evictions while parking (0 if the cache holds all)",
+            "  forced evictions while parking (0 if the cache holds all)"
+            if holds_all
+            else f"  forced evictions while parking (expected: the cache holds {cache})",
             _get("parked", "yuqing", "evictions"),
             _get("parked", "bare", "evictions"),
             "",
-            0,
+            0 if holds_all else None,
             absolute=True,
         ),
         # An incident evicted before its intake was done is replayed at its next task, while
@@ -195,6 +201,38 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "",
             0,
             absolute=True,
+        ),
+        # With a cache smaller than the count: one decision to an incident parked first
+        # (evicted: replayed, then decided) beside one to an incident parked last (cached).
+        Row(
+            "  a decision to an evicted parked incident: worker CPU",
+            _get("parked", "yuqing", "decision_evicted", "worker_cpu_ms"),
+            _get("parked", "bare", "decision_evicted", "worker_cpu_ms"),
+            "ms",
+        ),
+        Row(
+            "    the same to a cached one",
+            _get("parked", "yuqing", "decision_cached", "worker_cpu_ms"),
+            _get("parked", "bare", "decision_cached", "worker_cpu_ms"),
+            "ms",
+        ),
+        Row(
+            "  a decision to an evicted parked incident: p50",
+            _get("parked", "yuqing", "decision_evicted", "p50_ms"),
+            _get("parked", "bare", "decision_evicted", "p50_ms"),
+            "ms",
+        ),
+        Row(
+            "    the same to a cached one",
+            _get("parked", "yuqing", "decision_cached", "p50_ms"),
+            _get("parked", "bare", "decision_cached", "p50_ms"),
+            "ms",
+        ),
+        Row(
+            "    cache misses among the evicted ones' decisions (all, if evicted)",
+            _get("parked", "yuqing", "decision_evicted", "cache_misses"),
+            _get("parked", "bare", "decision_evicted", "cache_misses"),
+            "",
         ),
         Row(
             "  intake while parking, per second",
