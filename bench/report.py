@@ -171,7 +171,9 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             absolute=True,
         ),
         Row(
-            "  RSS per cached parked incident",
+            "  RSS per cached parked incident"
+            if holds_all
+            else f"  RSS per parked incident ({cache} of them cached)",
             _per_kib("parked", "yuqing", "rss_per_incident"),
             _per_kib("parked", "bare", "rss_per_incident"),
             "KiB",
