@@ -204,3 +204,43 @@ def test_serve_stops_in_order_on_sigterm(
         "stack stopped",
     ]
     assert [e for e in events if e in order] == order
+
+
+async def test_a_chosen_port_taken_before_the_server_binds_it_is_chosen_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The race seen in the suite: a port free when chosen, then another process's socket on it
+    # before the dev server binds it. The server's own bind fails; the start tries new ports.
+    from yuqing.stack import temporal
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    chosen: list[int] = []
+
+    def racing_free_port(host: str = "127.0.0.1") -> int:
+        # gRPC, HTTP API, metrics (headless: no UI port): the first attempt's metrics port.
+        port = taken_port if len(chosen) == 2 else free_port(host)
+        chosen.append(port)
+        return port
+
+    free_port = temporal.free_port
+    monkeypatch.setattr(temporal, "free_port", racing_free_port)
+    # Free when checked: the socket comes between the check and the bind.
+    monkeypatch.setattr(temporal, "check_port_free", lambda *args: None)
+    try:
+        server = await temporal.start_temporal(tmp_path, port=0, headless=True, persist=False)
+        try:
+            assert server.metrics_url is not None
+            assert address(server.metrics_url)[1] != taken_port
+            assert len(chosen) == 6, chosen  # three ports, twice
+            client = await Client.connect(server.address)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace="default")
+            )
+            assert "already in use" in (tmp_path / "temporal.log.1").read_text()
+        finally:
+            await server.stop()
+    finally:
+        taken.close()

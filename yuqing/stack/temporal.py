@@ -157,12 +157,46 @@ async def start_temporal(
     `--search-attribute` only takes effect when it creates the database), and sets the
     namespace's retention when `retention` is given.
     """
-    host = "127.0.0.1"
     data_dir = prepare_dir(data_dir)
-    port = port or free_port(host)
-    ui_port = ui_port or free_port(host)
-    http_port = http_port or free_port(host)
-    metrics_port = metrics_port or free_port(host)
+    ports = (port, ui_port, http_port, metrics_port)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return await _start_once(
+                data_dir,
+                ports=ports,
+                namespace=namespace,
+                headless=headless,
+                persist=persist,
+                retention=retention,
+                ui_codec_endpoint=ui_codec_endpoint,
+            )
+        except StackError as err:
+            # A port chosen here is free when chosen, not when the server binds it: any
+            # process's outgoing connection may take it as its own port meanwhile (seen in the
+            # suite, four stacks side by side). Fresh choices are then as good as the first.
+            if 0 not in ports or attempt == PORT_ATTEMPTS or ADDRESS_IN_USE not in str(err):
+                raise
+            log.warning("temporal port taken while starting, choosing others", attempt=attempt)
+    raise AssertionError("unreachable")
+
+
+# How often a start on ports chosen here is tried, when one of them is taken meanwhile.
+PORT_ATTEMPTS = 3
+ADDRESS_IN_USE = "already in use"
+
+
+async def _start_once(
+    data_dir: Path,
+    *,
+    ports: tuple[int, int, int, int],
+    namespace: str,
+    headless: bool,
+    persist: bool,
+    retention: timedelta | None,
+    ui_codec_endpoint: str | None,
+) -> TemporalDevServer:
+    host = "127.0.0.1"
+    port, ui_port, http_port, metrics_port = (given or free_port(host) for given in ports)
     check_port_free(host, port, "Temporal gRPC")
     check_port_free(host, http_port, "Temporal HTTP API")
     check_port_free(host, metrics_port, "Temporal metrics")
