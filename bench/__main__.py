@@ -46,7 +46,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=1000, help="lifecycles of each kind (N)")
     parser.add_argument("--concurrency", type=int, default=50, help="lifecycles at once (C)")
     parser.add_argument("--runs", type=int, default=2, help="interleaved runs (medians over them)")
-    parser.add_argument("--chunks", type=int, default=4, help="ABBA parts of each lifecycle run")
+    # Ten, not four: with ~100 lifecycles a part, a slow minute of the machine weighs on both
+    # kinds alike (bench/README.md, "Reading it on a noisy machine").
+    parser.add_argument(
+        "--chunks", type=int, default=10, help="ABBA parts of each lifecycle run (default 10)"
+    )
     parser.add_argument("--parked", type=int, default=10_000, help="parked incidents of each kind")
     parser.add_argument(
         "--parked-cache",
