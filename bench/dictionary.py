@@ -1,4 +1,4 @@
-"""How the payload codec's dictionaries were made (`yuqing/payload_dictionaries/`): 1, 2 and 3.
+"""How the payload codec's deflate dictionary 1 (`yuqing/payload_dictionaries/1.txt`) was made.
 
     python -m bench.dictionary tests/histories/*-lean*.json tests/histories/*plan*.json \
         tests/histories/console_*.json tests/histories/delivery_*.json > dictionary.txt
@@ -7,9 +7,7 @@
 delivery's scenarios, as they were on 2026-12-01.) Dictionary 2 (`2.txt`, format 3's) is the
 same made with `--with-phrases` first, from the same globs on 2026-12-01 22:00 UTC (the
 `-leaner` histories among them): the skeletons, then the English phrases the workflow writes
-itself (see `phrases`). Dictionary 3 (`3.zstd`, format 3's since zstd) is a zstd dictionary
-trained with `--zstd` on the skeletons and phrases of the same globs, on 2026-12-06 (see
-`build_3`).
+itself (see `phrases`).
 
 A preset dictionary lets deflate shrink even a small payload (a trail line, a memo, a notice's
 input) by referring to the JSON it is made of: field names, enum values, `null`s, the shape
@@ -24,7 +22,6 @@ would be dictionary 2, with its own flag in the envelope (yuqing/codec.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -93,8 +90,12 @@ def build(paths: list[str]) -> bytes:
 
 
 def _skeletons(histories: list[History]) -> bytes:
-    # (a configuration's skeleton, over 4000 characters, would crowd out the rest)
-    seen: Counter[str] = Counter(_skeleton_samples(histories))
+    seen: Counter[str] = Counter()
+    for history in histories:
+        for _, value in _values(history):
+            text = json.dumps(skeleton(value), ensure_ascii=False, separators=(",", ":"))
+            if len(text) <= 4000:  # a configuration's skeleton would crowd out the rest
+                seen[text] += 1
     # The commonest last: deflate finds what is nearer more cheaply.
     ordered = sorted(seen, key=lambda text: (seen[text], text))
     return "".join(ordered).encode()
@@ -156,60 +157,13 @@ def build_2(paths: list[str], roster: str) -> bytes:
     return (_skeletons(histories) + tail)[-SIZE:]
 
 
-# Dictionary 3 (format 3's zstd, FLAG_ZSTD_3) is a zstd dictionary *trained* on the same two
-# sources as dictionary 2: every skeleton (one sample each), and the phrases (one sample). zstd's
-# trainer keeps the parts the samples share most (field names, fixed values, the workflow's
-# English) and adds entropy tables fitted to them, which is what lets a payload of a few hundred
-# bytes compress well without deflate's costly priming (bench/RESULTS.md, 6 December, night).
-# Its size and level are the codec's (ZSTD_DICTIONARY_BYTES, ZSTD_LEVEL); on one thread, with its
-# samples in a fixed order, the training is deterministic: the same histories give the same bytes.
-def build_3(paths: list[str], roster: str) -> bytes:
-    """Dictionary 3: a zstd dictionary trained on the skeletons and the phrases."""
-    import zstandard
-
-    from yuqing.codec import ZSTD_DICTIONARY_BYTES, ZSTD_LEVEL
-
-    histories = _histories(paths)
-    # In the order of their digests: the order payloads are found in is not always the same,
-    # and the trainer's result depends on it. Every sample trains it (split_point=1.0): holding
-    # a quarter back to test its choices on gave a dictionary a third the size, and payloads
-    # 2 % larger.
-    found = (text.encode() for text in _skeleton_samples(histories))
-    samples: list[bytes | bytearray | memoryview] = sorted(
-        found, key=lambda sample: hashlib.sha256(sample).digest()
-    )
-    samples.append(phrases(histories, roster))
-    trained = zstandard.train_dictionary(
-        ZSTD_DICTIONARY_BYTES,
-        samples,
-        split_point=1.0,
-        level=ZSTD_LEVEL,
-        threads=1,
-        notifications=0,
-    )
-    return trained.as_bytes()
-
-
-def _skeleton_samples(histories: list[History]) -> list[str]:
-    """The skeleton of every JSON payload of the histories (a configuration's left out, as in
-    `_skeletons`), once for each payload it stands for."""
-    found = []
-    for history in histories:
-        for _, value in _values(history):
-            text = json.dumps(skeleton(value), ensure_ascii=False, separators=(",", ":"))
-            if len(text) <= 4000:
-                found.append(text)
-    return found
-
-
 def main() -> None:
     args = sys.argv[1:]
-    if args and args[0] in ("--with-phrases", "--zstd"):  # dictionary 2, dictionary 3
+    if args and args[0] == "--with-phrases":  # dictionary 2
         from yuqing.settings import PROJECT_ROOT
 
         roster = (PROJECT_ROOT / "config" / "roster.toml").read_text(encoding="utf-8").lower()
-        build_with = build_2 if args[0] == "--with-phrases" else build_3
-        sys.stdout.buffer.write(build_with(args[1:], roster))
+        sys.stdout.buffer.write(build_2(args[1:], roster))
         return
     sys.stdout.buffer.write(build(args))
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import zlib
 from pathlib import Path
 
 import pytest
-import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
@@ -20,7 +18,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import TLSConfig
 
 from tests.driver import HISTORIES
-from yuqing import codec as codec_module
 from yuqing.client import ConnectionSettingsError, data_converter, tls_options
 from yuqing.codec import (
     CIPHER_DEFLATED,
@@ -29,8 +26,6 @@ from yuqing.codec import (
     FLAG_DEFLATED_1,
     FLAG_DEFLATED_2,
     FLAG_JSON,
-    FLAG_ZSTD_3,
-    INFLATE_AT_MOST,
     KEY_ID,
     PAYLOAD_FORMAT_ENV,
     REMEMBER_AT_MOST,
@@ -140,7 +135,7 @@ async def test_payloads_sealed_in_format_2_still_open() -> None:
     # As the release before format 3 sealed it: one metadata entry, the key id in the header.
     assert dict(format_2.metadata) == {"encoding": SEALED}
     assert format_2.data[0] >> 4 == 2 and key_id_of(format_2) == "k1"
-    [format_3] = await EncryptionCodec(ring, writes=3).encode([inner])
+    [format_3] = await EncryptionCodec(ring).encode([inner])
     assert format_3.ByteSize() <= format_2.ByteSize() - 26  # the metadata entry, at least
     assert await EncryptionCodec(ring).decode([format_2, format_3]) == [inner, inner]
     assert (await EncryptionCodec(ring).encode([format_2]))[0] is format_2  # never sealed twice
@@ -303,55 +298,12 @@ async def test_payloads_are_deflated_with_the_dictionary_and_open_again() -> Non
     assert await codec.decode(sealed) == [large, short, tiny, other]
 
 
-def test_the_payload_dictionaries_never_change() -> None:
-    # Payloads compressed with dictionary 1, 2 or 3 open only with these exact bytes.
+def test_the_deflate_dictionaries_never_change() -> None:
+    # Payloads deflated with dictionary 1 or 2 inflate only with these exact bytes.
     digest = hashlib.sha256(dictionary(1)).hexdigest()
     assert digest == "ace792a3389e4c96027fa0fef48965077187df2f32d9b9d59a4178e126ee5b5c"
     digest = hashlib.sha256(dictionary(2)).hexdigest()
     assert digest == "9398c62f110e3424887ddcacfb53618ca7254f9fb87346b2e03a4a51dd730279"
-    zstd = Path(codec_module.__file__).parent / "payload_dictionaries" / "3.zstd"
-    digest = hashlib.sha256(zstd.read_bytes()).hexdigest()
-    assert digest == "5d0eba8454fd27a1b31c3f95351af08e4475654f114a7ee8ecbcd5868c397d84"
-
-
-async def test_format_4_compresses_with_zstd_and_every_earlier_format_still_opens() -> None:
-    ring = KeyRing.generate("k1")
-    detail = "draft v1 waiting at “unit head signs”: due 2026-12-01T23:41+00:00 (recorded for 1"
-    line = Payload(
-        metadata={"encoding": b"json/plain"}, data=json.dumps({"detail": detail}).encode()
-    )
-    [fourth] = await EncryptionCodec(ring).encode([line])
-    # Format 3's envelope (byte 0 says 3), the flag saying zstd with dictionary 3.
-    assert fourth.data[0] == 0x30 | FLAG_JSON | FLAG_ZSTD_3
-    assert not fourth.metadata
-    # Smaller than the line itself, and than deflate without a dictionary makes it.
-    assert len(fourth.data) - 5 - 12 - 16 < len(zlib.compress(line.data, 9))
-    older = [(await EncryptionCodec(ring, writes=n).encode([line]))[0] for n in (1, 2, 3)]
-    assert [p.data[0] & 0xF0 for p in older[1:]] == [0x20, 0x30]
-    for codec in (EncryptionCodec(ring), EncryptionCodec(ring, writes=3)):
-        assert await codec.decode([fourth, *older]) == [line] * 4
-
-
-async def test_a_zstd_payload_that_would_open_past_16_mib_is_refused_unopened() -> None:
-    ring = KeyRing.generate("k1")
-    codec = EncryptionCodec(ring)
-    # A frame that says it holds more than any payload may (only a holder of the key could
-    # seal one): refused on what its header says, before anything is allocated.
-    frame = zstandard.ZstdCompressor(
-        compression_params=zstandard.ZstdCompressionParameters.from_level(
-            1, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=True
-        )
-    ).compress(bytes(INFLATE_AT_MOST + 1))
-    header = bytes((0x30 | FLAG_ZSTD_3,)) + key_tag("k1")
-    nonce = os.urandom(12)
-    sealed = AESGCM(ring.keys["k1"]).encrypt(nonce, frame, header + b"k1")
-    with pytest.raises(PayloadKeyError, match="16 MiB"):
-        await codec.decode([Payload(data=header + nonce + sealed)])
-    # Nor can one flag two ways of compressing.
-    both = bytes((0x30 | FLAG_ZSTD_3 | FLAG_DEFLATED_2,)) + key_tag("k1")
-    sealed = AESGCM(ring.keys["k1"]).encrypt(nonce, frame, both + b"k1")
-    with pytest.raises(PayloadKeyError, match="two dictionaries"):
-        await codec.decode([Payload(data=both + nonce + sealed)])
 
 
 async def test_format_3_deflates_with_dictionary_2_and_format_2_with_dictionary_1() -> None:
@@ -359,7 +311,7 @@ async def test_format_3_deflates_with_dictionary_2_and_format_2_with_dictionary_
     detail = "draft v1 waiting at “unit head signs”: due 2026-12-01T23:41+00:00 (recorded for 1"
     data = json.dumps({"detail": detail}).encode()
     line = Payload(metadata={"encoding": b"json/plain"}, data=data)
-    [third] = await EncryptionCodec(ring, writes=3).encode([line])
+    [third] = await EncryptionCodec(ring).encode([line])
     [second] = await EncryptionCodec(ring, writes=2).encode([line])
     assert third.data[0] == 0x30 | FLAG_JSON | FLAG_DEFLATED_2
     assert second.data[0] == 0x20 | FLAG_JSON | FLAG_DEFLATED_1
@@ -449,15 +401,13 @@ async def test_during_an_upgrade_from_format_1_processes_write_format_1_and_read
     data = old_style.data
     plain = AESGCM(ring.keys["k1"]).decrypt(data[:12], data[12:], b"k1\0" + cipher)
     assert Payload.FromString(zlib.decompress(plain)) == inner
-    # This release opens every format, and writes format 4 unless told otherwise.
+    # This release opens every format, and writes format 3 unless told otherwise.
     [new_style] = await EncryptionCodec(ring, writes=payload_format({})).encode([inner])
     assert not new_style.metadata
-    assert new_style.data[0] & FLAG_ZSTD_3
     assert await EncryptionCodec(ring).decode([old_style, new_style]) == [inner, inner]
     assert payload_format({PAYLOAD_FORMAT_ENV: "2"}) == 2
-    assert payload_format({PAYLOAD_FORMAT_ENV: "3"}) == 3
-    with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='5'"):
-        payload_format({PAYLOAD_FORMAT_ENV: "5"})
+    with pytest.raises(ValueError, match="YUQING_PAYLOAD_FORMAT='4'"):
+        payload_format({PAYLOAD_FORMAT_ENV: "4"})
 
 
 async def test_every_data_converter_shares_one_payload_converter_and_reads_models() -> None:

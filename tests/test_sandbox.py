@@ -94,8 +94,6 @@ MUTABLE_BY_DESIGN = {
     "yuqing.codec._COLLECTORS": "the codec's payload collectors made from those plans, likewise",
     "yuqing.codec.dictionary": "the codec's frozen dictionaries, read once, outside workflows",
     "yuqing.codec._primed": "the codec's primed deflaters, outside workflows",
-    "yuqing.codec._zstd_dictionary": "the codec's zstd dictionary, read once, outside workflows",
-    "yuqing.codec._zstd": "the codec's zstd contexts (one per thread), outside workflows",
     "yuqing.audit.archive._CLOSED": "the archive sweeper's bookkeeping",
     "yuqing.log._SHARED": "structlog's processors, set up once",
     "yuqing.metrics.*": "Prometheus metrics, written by interceptors and the API",

@@ -3,10 +3,9 @@
 Every payload a client of ours sends (workflow inputs, signals, updates, activity inputs and
 results, queries' answers, memos, summaries, failures' messages and stack traces) is replaced by
 one without metadata whose `data` is a small header (the format, and a tag naming the key), then
-the original payload, compressed by zstd and encrypted (format 4: format 3's envelope, below).
-Payloads sealed in format 3 (deflated instead), format 2 (`encoding: binary/sealed`, the key id
-in the header) and format 1 (`encoding: binary/encrypted`, the key's id and cipher in metadata)
-open as before.
+the original payload, deflated and encrypted (format 3, below). Payloads sealed in format 2
+(`encoding: binary/sealed`, the key id in the header) and format 1 (`encoding:
+binary/encrypted`, the key's id and cipher in metadata) open as before.
 Search attributes are not payloads: Temporal indexes them, so they stay readable (and hold no
 personal data; see `yuqing.search_attributes`).
 
@@ -37,10 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import Message
@@ -241,16 +238,14 @@ def _decode_key(encoded: str, source: str, key_id: str) -> bytes:
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over each whole payload (metadata included), its key id as associated data."""
 
-    def __init__(self, ring: KeyRing, *, writes: int = 4) -> None:
+    def __init__(self, ring: KeyRing, *, writes: int = 3) -> None:
         super().__init__()
         if writes not in WRITABLE_FORMATS:
-            raise ValueError(f"payload format {writes}: this code writes format 1, 2, 3 or 4")
+            raise ValueError(f"payload format {writes}: this code writes format 1, 2 or 3")
         self.ring = ring
-        # Every format is read; one is written: 1, 2 or 3 while processes that read only those
-        # may still run (a rolling upgrade from a release before format 2, 3 or 4), then 4.
+        # Every format is read; one is written: 1 or 2 while processes that read only those
+        # may still run (a rolling upgrade from a release before format 2 or 3), then 3.
         self.writes = writes
-        # Format 4 is format 3's envelope with its payloads compressed by zstd (dictionary 3).
-        self._dictionary_number = 3 if writes == 4 else 2
         self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys.items()}
         self._tagged: dict[bytes, str] = {}
         # perf (issue 9): what format 3 seals every payload with, worked out once (the tag is a
@@ -279,7 +274,7 @@ class EncryptionCodec(PayloadCodec):
         # payload without metadata too short to be sealed is somebody else's: sealed.)
         if is_encrypted(payload) and (payload.metadata or len(payload.data) >= _LEAST_3):
             return payload
-        if self.writes >= 3:
+        if self.writes == 3:
             return self._seal_3(payload)
         return self._seal(payload) if self.writes == 2 else self._seal_1(payload)
 
@@ -333,7 +328,7 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata={"encoding": SEALED}, data=header + nonce + sealed)
 
     def _seal_3(self, payload: Payload) -> Payload:
-        plain, flags = _packed(payload, self._dictionary_number, self._deflated)
+        plain, flags = _packed(payload, 2, self._deflated)
         header = bytes((FORMAT_3 | flags,)) + self._active_tag
         # os.urandom is what secrets.token_bytes returns, without its two calls in between.
         nonce = os.urandom(NONCE_BYTES)
@@ -405,9 +400,8 @@ def _opened(cipher: AESGCM, key_id: str, nonce: bytes, sealed: bytes, bound: byt
 
 
 def _packed(payload: Payload, dictionary_number: int, recent: _Deflated) -> tuple[bytes, int]:
-    """What formats 2, 3 and 4 seal of a payload, and the flags that say how to unpack it:
-    deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3), or
-    compressed by zstd with dictionary 3 (format 4)."""
+    """What formats 2 and 3 seal of a payload, and the flags that say how to unpack it:
+    deflated with dictionary 1 (format 2, what its readers know) or 2 (format 3)."""
     flags = 0
     metadata = payload.metadata
     # (the metadata's only entry is `encoding: json/plain`; said without building a key set)
@@ -423,14 +417,11 @@ def _packed(payload: Payload, dictionary_number: int, recent: _Deflated) -> tupl
         if found is not None:
             return found[0], flags | found[1]
     packed, flag = plain, 0
-    if dictionary_number == 3:
-        compressed = _zstd().compressor.compress(plain)
-    else:
-        deflater = _primed(dictionary_number).copy()
-        compressed = deflater.compress(plain) + deflater.flush()
-    if len(compressed) < len(plain):
-        flag = _COMPRESSED_WITH[dictionary_number]
-        packed = compressed
+    deflater = _primed(dictionary_number).copy()
+    deflated = deflater.compress(plain) + deflater.flush()
+    if len(deflated) < len(plain):
+        flag = FLAG_DEFLATED_1 if dictionary_number == 1 else FLAG_DEFLATED_2
+        packed = deflated
     if remembered:
         recent.put((dictionary_number, plain), (packed, flag))
     return packed, flags | flag
@@ -475,15 +466,12 @@ class _Deflated:
 
 
 def _unpacked_2(plain: bytes, flags: int) -> Payload:
-    compressed = flags & (FLAG_DEFLATED_1 | FLAG_DEFLATED_2 | FLAG_ZSTD_3)
-    if compressed & (compressed - 1):
-        raise PayloadKeyError("a sealed payload says it was compressed with two dictionaries")
+    if flags & FLAG_DEFLATED_1 and flags & FLAG_DEFLATED_2:
+        raise PayloadKeyError("a sealed payload says it was deflated with two dictionaries")
     if flags & FLAG_DEFLATED_1:
         plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(1)), plain)
     elif flags & FLAG_DEFLATED_2:
         plain = _inflated(zlib.decompressobj(-15, zdict=dictionary(2)), plain)
-    elif flags & FLAG_ZSTD_3:
-        plain = _unzstd(plain)
     if flags & FLAG_JSON:
         return Payload(metadata={"encoding": JSON_PLAIN}, data=plain)
     return Payload.FromString(plain)
@@ -553,17 +541,17 @@ def _inflated(inflater: Any, plain: bytes) -> bytes:
 SEALED = b"binary/sealed"
 JSON_PLAIN = b"json/plain"
 FORMAT_2 = 0x20
-WRITABLE_FORMATS = (1, 2, 3, 4)
+WRITABLE_FORMATS = (1, 2, 3)
 PAYLOAD_FORMAT_ENV = "YUQING_PAYLOAD_FORMAT"
 
 
 def payload_format(env: Mapping[str, str]) -> int:
-    """The format this process writes: YUQING_PAYLOAD_FORMAT, 4 unless it says 1, 2 or 3."""
-    given = env.get(PAYLOAD_FORMAT_ENV, "").strip() or "4"
-    if given not in ("1", "2", "3", "4"):
+    """The format this process writes: YUQING_PAYLOAD_FORMAT, 3 unless it says 1 or 2."""
+    given = env.get(PAYLOAD_FORMAT_ENV, "").strip() or "3"
+    if given not in ("1", "2", "3"):
         raise ValueError(
-            f"{PAYLOAD_FORMAT_ENV}={given!r}: give 1, 2 or 3 (while processes of a release"
-            " before format 2, 3 or 4 still run) or 4"
+            f"{PAYLOAD_FORMAT_ENV}={given!r}: give 1 or 2 (while processes of a release before"
+            " format 2 or 3 still run) or 3"
         )
     return int(given)
 
@@ -575,10 +563,7 @@ FLAG_DEFLATED_1 = 0x02
 # policy's deadline and step titles), none of what people sent, no id of the roster (bench/
 # dictionary.py --with-phrases). Never changes either.
 FLAG_DEFLATED_2 = 0x04
-# (format 4) compressed by zstd with dictionary 3: see the zstd section below.
-FLAG_ZSTD_3 = 0x08
-_FLAGS = FLAG_JSON | FLAG_DEFLATED_1 | FLAG_DEFLATED_2 | FLAG_ZSTD_3
-_COMPRESSED_WITH = MappingProxyType({1: FLAG_DEFLATED_1, 2: FLAG_DEFLATED_2, 3: FLAG_ZSTD_3})
+_FLAGS = FLAG_JSON | FLAG_DEFLATED_1 | FLAG_DEFLATED_2
 DEFLATE_FROM_2 = 24  # bytes: below this, deflate's own end-of-block bits outweigh the gain
 _DICTIONARIES = Path(__file__).parent / "payload_dictionaries"
 
@@ -593,67 +578,6 @@ def _primed(number: int) -> Any:
     """A deflater that has read dictionary `number`, never used itself: each payload gets a
     copy (reading 32 KiB of dictionary afresh for each one cost three times the deflating)."""
     return zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, zdict=dictionary(number))
-
-
-# -- perf (issue 9): format 4, format 3's envelope compressed by zstd (FLAG_ZSTD_3) ---------------
-# Deflating was most of what sealing cost the worker (4.0 of its codec's 6.6 ms per incident):
-# zlib must copy a deflater primed with dictionary 2 (some 256 KiB of state) for every payload.
-# zstd, with a dictionary trained on the same skeletons and phrases (dictionary 3,
-# yuqing/payload_dictionaries/3.zstd, made by bench/dictionary.py --zstd; no incident's text),
-# seals the payloads of three recorded histories in 60 % of deflate's time and opens them in
-# 80 %, for 3 % more bytes (bench/RESULTS.md, 6 December, night). The frame is zstd's without
-# its magic number, checksum or dictionary id (the flag says which it is; GCM's tag guards the
-# bytes), with the content's size, which is checked against INFLATE_AT_MOST before anything is
-# allocated. Nothing else of format 3 changes: byte 0 still says format 3, and a payload zstd
-# does not shrink stays as it was. Releases before format 4 refuse the flag, hence
-# YUQING_PAYLOAD_FORMAT=3 while any of them runs. Dictionary 3, once used, never changes either.
-ZSTD_LEVEL = 8
-ZSTD_DICTIONARY_BYTES = 64 * 1024
-_ZSTD_FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
-
-
-@functools.cache
-def _zstd_dictionary() -> zstandard.ZstdCompressionDict:
-    trained = zstandard.ZstdCompressionDict((_DICTIONARIES / "3.zstd").read_bytes())
-    trained.precompute_compress(level=ZSTD_LEVEL)
-    return trained
-
-
-class _ZstdContexts(threading.local):
-    """A compressor and a decompressor for each thread that seals or opens payloads (neither
-    may be used by two threads at once), made on its first use there and kept."""
-
-    def __init__(self) -> None:
-        trained = _zstd_dictionary()
-        parameters = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL,
-            format=_ZSTD_FORMAT,
-            write_checksum=False,
-            write_content_size=True,
-            write_dict_id=False,
-        )
-        self.compressor = zstandard.ZstdCompressor(dict_data=trained, compression_params=parameters)
-        self.decompressor = zstandard.ZstdDecompressor(dict_data=trained, format=_ZSTD_FORMAT)
-
-
-@functools.cache
-def _zstd() -> _ZstdContexts:
-    """The one `_ZstdContexts` (made on first use: a process that never seals in format 4
-    never reads dictionary 3); each thread finds its own contexts in it."""
-    return _ZstdContexts()
-
-
-def _unzstd(plain: bytes) -> bytes:
-    try:
-        size = zstandard.get_frame_parameters(plain, format=_ZSTD_FORMAT).content_size
-        if size > INFLATE_AT_MOST:  # (CONTENTSIZE_UNKNOWN is larger still)
-            raise PayloadKeyError("a compressed payload does not inflate within 16 MiB")
-        opened: bytes = _zstd().decompressor.decompress(plain)
-    except zstandard.ZstdError as err:
-        raise PayloadKeyError(f"a compressed payload does not decompress: {err}") from err
-    if len(opened) != size:
-        raise PayloadKeyError("a compressed payload does not decompress to the size it says")
-    return opened
 
 
 def _header(flags: int, key_id: str) -> bytes:
