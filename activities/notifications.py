@@ -13,9 +13,10 @@ anything is recorded: in the notices' language (a setting, Chinese by default) f
 and the chat robots, and in each recipient's own language (the roster's) for their e-mail;
 its body ends with the link to the incident's page in the console.
 
-Each copy keeps to its channel's deadline; the activity heartbeats after each one and starts
-no copy that could not end before its own timeout, so a long notice goes on in the next
-attempt instead of being cut off mid-copy.
+Each copy keeps to its channel's deadline; after each one, the activity heartbeats if the
+attempt has run for a while (`yuqing.channels.pulse`). It starts no copy that could not end
+before its own timeout, so a long notice goes on in the next attempt instead of being cut off
+mid-copy.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from temporalio.exceptions import ApplicationError
 
 from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, NoticeChannel, notice_channels
 from yuqing.channels.ledger import OVERRUN_SECONDS, Delivery, Ledger, hold_back
+from yuqing.channels.pulse import Pulse
 from yuqing.db import fetch_one
 from yuqing.effects import SendNotification
 from yuqing.i18n import DEFAULT, LANGUAGES, language
@@ -120,6 +122,7 @@ class NotificationActivities:
         )
         settled = {(d.channel, d.target) for d in await ledger.deliveries() if d.settled}
         budget = Budget.of_this_attempt()
+        pulse = Pulse()
         # Channels are independent: one robot that times out must not hold up the e-mail.
         outcomes = await asyncio.gather(
             *(
@@ -129,6 +132,7 @@ class NotificationActivities:
                     request,
                     [t for t in ts if (channel.name, t) not in settled],
                     budget,
+                    pulse,
                 )
                 for channel, ts in routes
             )
@@ -269,6 +273,7 @@ async def _deliver(
     request: SendNotification,
     targets: list[str],
     budget: Budget,
+    pulse: Pulse,
 ) -> list[DeliveryStatus]:
     """Each target's outcome; targets left when the attempt's time ran out have none."""
     if not targets:
@@ -282,8 +287,9 @@ async def _deliver(
                 channel.name, target, partial(send, target), deadline=channel.deadline
             )
             statuses.append(outcome.status)
-            # A notice to many mailboxes takes a while: say that this attempt is alive.
-            activity.heartbeat(len(statuses))
+            # A notice to many mailboxes takes a while: say that this attempt is alive (once
+            # it has run a while: yuqing.channels.pulse).
+            pulse.beat(len(statuses))
     return statuses
 
 

@@ -26,6 +26,7 @@ from activities.configuration import ConfigurationSnapshots
 from yuqing.chain import chain_complete, missing_steps
 from yuqing.channels import NO_CHANNELS, Channels, DeliveryStatus, statement_channel
 from yuqing.channels.ledger import Ledger, hold_back
+from yuqing.channels.pulse import Pulse
 from yuqing.db import fetch_one
 from yuqing.effects import PublishStatement
 from yuqing.models import PublicationChannel
@@ -165,13 +166,14 @@ class PublicationActivities:
             incident_id=request.incident_id,
             purpose="statement",
         )
+        pulse = Pulse()
         outcome = await ledger.attempt(
             request.channel.value,
             gateway.target,
             lambda: gateway.publish(request, website),
             deadline=gateway.deadline,
         )
-        activity.heartbeat()
+        pulse.beat()
         if outcome.status is not DeliveryStatus.delivered:
             log.warning(
                 "statement not published yet",

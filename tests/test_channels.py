@@ -294,7 +294,11 @@ async def test_statement_goes_through_its_gateway_exactly_once(
         assert (
             await pool.fetch("SELECT 1 FROM publications WHERE incident_id = $1", incident_id) == []
         )
-        published = await delivery_env().run(publish, weibo)
+        env = delivery_env()
+        beats: list[tuple[object, ...]] = []
+        env.on_heartbeat = lambda *details: beats.append(details)
+        published = await env.run(publish, weibo)
+        assert beats == []  # taken at once: no heartbeat (yuqing.channels.pulse)
         again = await delivery_env().run(publish, weibo)
         website = await delivery_env().run(
             publish, statement(PublicationChannel.website, incident_id, settings)

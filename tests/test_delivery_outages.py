@@ -38,7 +38,7 @@ from tests.receivers import (
 )
 from worker import create_worker
 from yuqing.audit.projection import projected_trail
-from yuqing.channels import load_channels
+from yuqing.channels import load_channels, pulse
 from yuqing.effects import SendNotification
 from yuqing.roles import Role
 from yuqing.roster import Recipient
@@ -423,9 +423,11 @@ async def test_a_mail_server_that_trickles_is_cut_off_at_the_deadline(
     ]
 
 
-async def test_a_notice_to_many_mailboxes_heartbeats_after_each_copy(
+async def _notice_to_six(
     pool: asyncpg.Pool, tmp_path: Path
-) -> None:
+) -> tuple[str, list[tuple[object, ...]], int]:
+    """A notice to six mailboxes, sent in one attempt: its result, the heartbeats the attempt
+    sent, and the messages the mail server took."""
     async with MailCollector() as mail:
         channels = load_channels(
             write_channels(
@@ -435,12 +437,30 @@ async def test_a_notice_to_many_mailboxes_heartbeats_after_each_copy(
             )
         )
         env = delivery_env()
-        beats: list[object] = []
+        beats: list[tuple[object, ...]] = []
         env.on_heartbeat = lambda *details: beats.append(details)
-        names = [f"leader{i}" for i in range(6)]
         sent = await env.run(
             NotificationActivities(pool, channels).send_notification,
-            notice([leader(n) for n in names]),
+            notice([leader(f"leader{i}") for i in range(6)]),
         )
-    assert sent.result == "delivered to 6 of 6"
-    assert len(beats) == 6 and len(mail.messages) == 6
+    return sent.result, beats, len(mail.messages)
+
+
+async def test_a_notice_sent_at_once_costs_temporal_no_heartbeat(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    result, beats, messages = await _notice_to_six(pool, tmp_path)
+    assert (result, messages) == ("delivered to 6 of 6", 6)
+    assert beats == []
+
+
+async def test_a_long_notice_heartbeats_every_five_seconds_of_its_thirty(
+    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each copy takes 3 s on the attempt's clock (the attempt begins at 0 s).
+    readings = iter(range(0, 300, 3))
+    monkeypatch.setattr(pulse, "monotonic", lambda: float(next(readings)))
+    result, beats, messages = await _notice_to_six(pool, tmp_path)
+    assert (result, messages) == ("delivered to 6 of 6", 6)
+    # After the copies ending at 6, 12 and 18 s: each at least 5 s after the one before.
+    assert beats == [(2,), (4,), (6,)]
