@@ -106,6 +106,12 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             1.5,
         ),
         Row(
+            "  one closed history read whole (the archive's, once per incident), Temporal CPU",
+            _get("lifecycle", "yuqing", "history_read_server_ms"),
+            _get("lifecycle", "bare", "history_read_server_ms"),
+            "ms",
+        ),
+        Row(
             "one lifecycle, p50 (driver's view)",
             _get("lifecycle", "yuqing", "lifecycle_p50_ms"),
             _get("lifecycle", "bare", "lifecycle_p50_ms"),

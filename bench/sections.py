@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.client import Client
 
 from bench import bare_trail
 from bench.drive import (
@@ -141,15 +144,45 @@ async def lifecycles(
             await history_of(client, drivers.workflow_id(kind, incident_id))
             for incident_id in done[kind][-samples:]
         ]
+        read_ms = await _history_read_ms(
+            stack, client, [drivers.workflow_id(kind, i) for i in done[kind][-samples:]]
+        )
         result[kind] = {
             "count": tally.count,
             "throughput": tally.count / tally.wall,
+            "history_read_server_ms": read_ms,
             "cpu_ms": {name: 1000 * tally.per(name) for name in measured},
             "lifecycle_p50_ms": 1000 * percentile(tally.latencies, 0.5),
             "history_events": statistics.mean(len(h.events) for h in histories),
             "history_bytes": statistics.mean(h.ByteSize() for h in histories),
         }
     return result
+
+
+# Each sampled history is read this many times for the figure below: a read costs Temporal ~10 ms
+# and /proc counts in 10 ms ticks.
+HISTORY_READS = 5
+
+
+async def _history_read_ms(stack: BenchStack, client: Client, workflow_ids: list[str]) -> float:
+    """Temporal's CPU for reading one closed history whole, as the archive's sweeper does once
+    for each closed incident (`yuqing.audit.archive.fetch_closed_run`), here one read at a time
+    on a quiet stack: what the archive costs Temporal itself, for a Yuqing history and for a bare
+    one of the same shape."""
+    server = {"temporal": stack.pids()["temporal"]}
+    await quiesce(stack.pids())
+    meter = CpuMeter(server)
+    meter.start()
+    for _ in range(HISTORY_READS):
+        for workflow_id in workflow_ids:
+            await client.workflow_service.get_workflow_execution_history(
+                GetWorkflowExecutionHistoryRequest(
+                    namespace=client.namespace,
+                    execution=WorkflowExecution(workflow_id=workflow_id),
+                )
+            )
+    used = meter.stop()["temporal"]
+    return 1000 * used / (HISTORY_READS * max(1, len(workflow_ids)))
 
 
 async def archived(stack: BenchStack, workflow_ids: list[str], patience: float = 300.0) -> None:
