@@ -13,8 +13,8 @@ anything is recorded: in the notices' language (a setting, Chinese by default) f
 and the chat robots, and in each recipient's own language (the roster's) for their e-mail;
 its body ends with the link to the incident's page in the console.
 
-Each copy keeps to its channel's deadline; after each one, the activity heartbeats if the
-attempt has run for a while (`yuqing.channels.pulse`). It starts no copy that could not end
+Each copy keeps to its channel's deadline; after each one, the activity heartbeats once the
+attempt has run 3 s (`yuqing.channels.pulse`). It starts no copy that could not end
 before its own timeout, so a long notice goes on in the next attempt instead of being cut off
 mid-copy.
 """
@@ -103,6 +103,7 @@ class NotificationActivities:
 
     @activity.defn
     async def send_notification(self, request: SendNotification) -> Notification:
+        pulse = Pulse()
         request = self._rendered(request)
         routes = [(c, c.targets(request)) for c in self._channels]
         routes = [(c, targets) for c, targets in routes if targets]
@@ -122,7 +123,6 @@ class NotificationActivities:
         )
         settled = {(d.channel, d.target) for d in await ledger.deliveries() if d.settled}
         budget = Budget.of_this_attempt()
-        pulse = Pulse()
         # Channels are independent: one robot that times out must not hold up the e-mail.
         outcomes = await asyncio.gather(
             *(
@@ -287,8 +287,8 @@ async def _deliver(
                 channel.name, target, partial(send, target), deadline=channel.deadline
             )
             statuses.append(outcome.status)
-            # A notice to many mailboxes takes a while: say that this attempt is alive (once
-            # it has run a while: yuqing.channels.pulse).
+            # A notice to many mailboxes takes a while: say that this attempt is alive (from
+            # the first copy that ends 3 s into the attempt on: yuqing.channels.pulse).
             pulse.beat(len(statuses))
     return statuses
 

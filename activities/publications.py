@@ -75,6 +75,7 @@ class PublicationActivities:
 
     @activity.defn
     async def publish_statement(self, request: PublishStatement) -> Publication:
+        pulse = Pulse()
         version = request.draft_version
         policy = await self._policy(request)
         if not chain_complete(policy, request.grade, request.approvals, version):
@@ -91,11 +92,11 @@ class PublicationActivities:
             async with self._pool.acquire() as conn:
                 row = await conn.fetchrow(_PUBLISHED, request.idempotency_key)
             if row is None:
-                row = await self._publish(request)
+                row = await self._publish(request, pulse)
         else:
             # perf (issue 9): the row is the publication, and writing it is idempotent (a row
             # there already is kept and read): written first, one round trip in the usual case.
-            row = await self._publish(request, retried_quietly=True)
+            row = await self._publish(request, pulse, retried_quietly=True)
         return Publication(
             channel=row["channel"],
             draft_version=row["draft_version"],
@@ -113,13 +114,13 @@ class PublicationActivities:
         )
 
     async def _publish(
-        self, request: PublishStatement, *, retried_quietly: bool = False
+        self, request: PublishStatement, pulse: Pulse, *, retried_quietly: bool = False
     ) -> asyncpg.Record:
         """The publication's row, written now or (another attempt's) found; `retried_quietly`:
         a row found is not logged as published now (it was, by the attempt that wrote it)."""
         version = request.draft_version
         website = f"{self._base_url}/{request.incident_id}-v{version}"
-        address, how = await self._hand_over(request, website)
+        address, how = await self._hand_over(request, website, pulse)
         approvals = [
             a.model_dump(mode="json")
             for a in request.approvals
@@ -151,7 +152,9 @@ class PublicationActivities:
         )
         return row
 
-    async def _hand_over(self, request: PublishStatement, website: str) -> tuple[str, str]:
+    async def _hand_over(
+        self, request: PublishStatement, website: str, pulse: Pulse
+    ) -> tuple[str, str]:
         """The statement's address on its channel, and how it got there."""
         if request.channel is PublicationChannel.website:
             return website, "served by the website from the publications table"
@@ -166,7 +169,6 @@ class PublicationActivities:
             incident_id=request.incident_id,
             purpose="statement",
         )
-        pulse = Pulse()
         outcome = await ledger.attempt(
             request.channel.value,
             gateway.target,

@@ -36,7 +36,7 @@ Sent = TypeVar("Sent", Notification, Publication)
 # Workflows that began before delivery rounds retry one activity without end (DELIVERY_RETRY).
 DELIVERY_PATCH = "delivery-bounded-rounds"
 # One attempt: each copy keeps to its channel's deadline (at most 20 s, see
-# yuqing.channels.config) and the activity heartbeats after each once it has run 5 s
+# yuqing.channels.config) and the activity heartbeats after each from 3 s into the attempt on
 # (yuqing.channels.pulse), so an attempt whose worker died is taken up again within the
 # heartbeat timeout, and a long notice within two minutes.
 DELIVERY_TIMEOUT = timedelta(minutes=2)

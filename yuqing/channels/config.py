@@ -28,9 +28,9 @@ NoticeKind = Literal["report", "draft_returned", "major_notice", "reminder", "es
 
 
 # The most one copy may take: one HTTP request, or one e-mail with the SMTP session opened for
-# it. A delivery activity has a 30 s heartbeat timeout, heartbeats after a copy once 5 s have
-# passed since its last heartbeat (yuqing.channels.pulse), and runs for at most 2 minutes
-# (workflows/delivery.py), so a copy must end well inside both.
+# it. A delivery activity has a 30 s heartbeat timeout, heartbeats after each copy from 3 s into
+# the attempt on (yuqing.channels.pulse), and runs for at most 2 minutes (workflows/delivery.py):
+# 3 s, then a copy and its overrun (OVERRUN_SECONDS), must leave 5 s of the 30 for the database.
 MAX_DEADLINE_SECONDS = 20.0
 
 
