@@ -140,13 +140,9 @@ async def lifecycles(
     for kind in KINDS:
         tally = tallies[kind]
         client = drivers.client(kind)
-        histories = [
-            await history_of(client, drivers.workflow_id(kind, incident_id))
-            for incident_id in done[kind][-samples:]
-        ]
-        read_ms = await _history_read_ms(
-            stack, client, [drivers.workflow_id(kind, i) for i in done[kind][-samples:]]
-        )
+        sampled = [drivers.workflow_id(kind, i) for i in done[kind][-samples:]]
+        histories = [await history_of(client, workflow_id) for workflow_id in sampled]
+        read_ms = await _history_read_ms(stack, client, sampled)
         result[kind] = {
             "count": tally.count,
             "throughput": tally.count / tally.wall,
